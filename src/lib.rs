@@ -1,1 +1,25 @@
-pub fn x(){}
+//! rginx: nginx's event-driven architecture ported to Rust, as a teaching reverse proxy.
+//!
+//! The crate mirrors nginx's `src/` tree; each module says which nginx file it teaches.
+//!
+//! | module | what it is | nginx |
+//! | --- | --- | --- |
+//! | [`core`] | buffers, connections, ids, the per-worker cycle, clock, error log | src/core/ |
+//! | [`os`] | socket I/O at the edge, process model, signals | src/os/unix/ |
+//! | [`event`] | the reactor: mio poll, hashed timer wheel, posted queues, accept, connect | src/event/ |
+//! | [`conf`] | nginx.conf parser, directive tables, create/merge | src/core/ngx_conf_file.c |
+//! | [`http`] | the HTTP server: requests, phases, filters, variables, request bodies | src/http/ |
+//! | [`upstream`] | talking to other servers without blocking: the upstream framework | src/http/ngx_http_upstream.c |
+//! | [`modules`] | modules on top: return, stub_status, access log, proxy, ... | src/http/modules/ |
+//!
+//! Start with `docs/README.md` for the guided tour.
+
+#![deny(missing_docs)]
+
+pub mod conf;
+pub mod core;
+pub mod event;
+pub mod http;
+pub mod modules;
+pub mod os;
+pub mod upstream;

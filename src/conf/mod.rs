@@ -1,0 +1,399 @@
+//! Configuration: reading nginx.conf into a directive tree, directive tables, create/merge.
+//!
+//! nginx: src/core/ngx_conf_file.{c,h} (`ngx_command_t`, `ngx_conf_parse`, the `NGX_CONF_TAKE*`
+//! flags, `ngx_conf_set_*_slot`), src/core/nginx.c (`ngx_core_commands`),
+//! src/event/ngx_event.c (`events {}`).
+//!
+//! How it fits together:
+//! 1. `parse::parse_file` turns the text (with `include`s expanded) into a `Directive` tree.
+//! 2. `load` walks the main context with `CORE_COMMANDS`; `http {}` is handed to the HTTP core
+//!    (`http::core_module::http_block`), which creates every module's main/srv/loc confs, runs
+//!    each directive's setter from the module tables (`Command`), and merges
+//!    http → server → location (`merge_loc_conf`), as `ngx_http_block()` does.
+//!
+//! Differs from nginx:
+//! - nginx parses and dispatches in one streaming pass; rginx builds the tree first (it is also
+//!   what `-T` dumps), then dispatches. Errors still carry the file and line of the directive.
+
+pub mod parse;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+
+pub use parse::{ConfError, Directive, ParsedConf};
+
+use crate::core::log::Level;
+
+/// Contexts a directive may appear in. nginx: `NGX_MAIN_CONF`, `NGX_EVENT_CONF`,
+/// `NGX_HTTP_MAIN_CONF`, `NGX_HTTP_SRV_CONF`, `NGX_HTTP_LOC_CONF`, `NGX_HTTP_UPS_CONF`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ctx(pub u8);
+impl Ctx {
+    /// The main context.
+    pub const MAIN: Ctx = Ctx(1);
+    /// `events {}`.
+    pub const EVENT: Ctx = Ctx(2);
+    /// `http {}`.
+    pub const HTTP_MAIN: Ctx = Ctx(4);
+    /// `server {}`.
+    pub const HTTP_SRV: Ctx = Ctx(8);
+    /// `location {}`.
+    pub const HTTP_LOC: Ctx = Ctx(16);
+    /// `upstream {}`.
+    pub const HTTP_UPS: Ctx = Ctx(32);
+    /// http, server and location: the usual place of a loc-level directive.
+    pub const HTTP_ANY: Ctx = Ctx(4 | 8 | 16);
+    /// Whether `self` allows `level`.
+    pub fn allows(self, level: Ctx) -> bool {
+        self.0 & level.0 != 0
+    }
+}
+impl std::ops::BitOr for Ctx {
+    type Output = Ctx;
+    fn bitor(self, o: Ctx) -> Ctx {
+        Ctx(self.0 | o.0)
+    }
+}
+
+/// Argument counts a directive takes. nginx: `NGX_CONF_NOARGS`, `NGX_CONF_TAKE1..7`,
+/// `NGX_CONF_FLAG`, `NGX_CONF_1MORE`, `NGX_CONF_2MORE`, `NGX_CONF_BLOCK`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Args(pub u16);
+impl Args {
+    /// No arguments.
+    pub const NOARGS: Args = Args(1);
+    /// One argument.
+    pub const TAKE1: Args = Args(1 << 1);
+    /// Two arguments.
+    pub const TAKE2: Args = Args(1 << 2);
+    /// Three arguments.
+    pub const TAKE3: Args = Args(1 << 3);
+    /// Four arguments.
+    pub const TAKE4: Args = Args(1 << 4);
+    /// One or two.
+    pub const TAKE12: Args = Args(Self::TAKE1.0 | Self::TAKE2.0);
+    /// One to three.
+    pub const TAKE123: Args = Args(Self::TAKE1.0 | Self::TAKE2.0 | Self::TAKE3.0);
+    /// Two or three.
+    pub const TAKE23: Args = Args(Self::TAKE2.0 | Self::TAKE3.0);
+    /// `on` or `off`.
+    pub const FLAG: Args = Args(1 << 8);
+    /// One or more.
+    pub const ONE_MORE: Args = Args(1 << 9);
+    /// Two or more.
+    pub const TWO_MORE: Args = Args(1 << 10);
+    /// Takes a `{ }` block (combined with a count).
+    pub const BLOCK: Args = Args(1 << 11);
+    /// Any number.
+    pub const ANY: Args = Args(1 << 12);
+
+    /// Checks `n` arguments against the flags. nginx: the `argument_number[]` check of
+    /// `ngx_conf_handler()`.
+    pub fn accepts(self, n: usize) -> bool {
+        let a = self.0;
+        if a & Self::ANY.0 != 0 {
+            return true;
+        }
+        if a & Self::FLAG.0 != 0 {
+            return n == 1;
+        }
+        if a & Self::ONE_MORE.0 != 0 {
+            return n >= 1;
+        }
+        if a & Self::TWO_MORE.0 != 0 {
+            return n >= 2;
+        }
+        n <= 7 && a & (1 << n) != 0
+    }
+    /// Whether the directive must carry a block.
+    pub fn block(self) -> bool {
+        self.0 & Self::BLOCK.0 != 0
+    }
+}
+impl std::ops::BitOr for Args {
+    type Output = Args;
+    fn bitor(self, o: Args) -> Args {
+        Args(self.0 | o.0)
+    }
+}
+
+/// Checks context, argument count and block shape of `d` against a command's flags, with
+/// nginx's messages. nginx: the checks of `ngx_conf_handler()`.
+pub fn check_directive(d: &Directive, ctx: Ctx, args: Args, level: Ctx) -> Result<(), ConfError> {
+    if !ctx.allows(level) {
+        return Err(ConfError::at(
+            format!("\"{}\" directive is not allowed here", d.name),
+            d,
+        ));
+    }
+    if args.block() && d.block.is_none() {
+        return Err(ConfError::at(
+            format!("directive \"{}\" has no opening \"{{\"", d.name),
+            d,
+        ));
+    }
+    if !args.block() && d.block.is_some() {
+        return Err(ConfError::at(
+            format!("directive \"{}\" is not terminated by \";\"", d.name),
+            d,
+        ));
+    }
+    if !args.accepts(d.args.len()) {
+        return Err(ConfError::at(
+            format!("invalid number of arguments in \"{}\" directive", d.name),
+            d,
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `on`/`off`. nginx: `ngx_conf_set_flag_slot()`.
+pub fn flag(d: &Directive) -> Result<bool, String> {
+    match d.args.first().map(String::as_str) {
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(v) => Err(format!(
+            "invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"",
+            d.name
+        )),
+        None => Err(format!("invalid number of arguments in \"{}\" directive", d.name)),
+    }
+}
+
+/// Parses a size argument. nginx: `ngx_conf_set_size_slot()` ("invalid value").
+pub fn size(d: &Directive, i: usize) -> Result<usize, String> {
+    let v = d.args.get(i).map(String::as_str).unwrap_or("");
+    units::parse_size(v).ok_or_else(|| "invalid value".to_string())
+}
+
+/// Parses an offset argument (`g` allowed). nginx: `ngx_conf_set_off_slot()`.
+pub fn offset(d: &Directive, i: usize) -> Result<u64, String> {
+    let v = d.args.get(i).map(String::as_str).unwrap_or("");
+    units::parse_offset(v).ok_or_else(|| "invalid value".to_string())
+}
+
+/// Parses a time argument into milliseconds. nginx: `ngx_conf_set_msec_slot()`.
+pub fn msec(d: &Directive, i: usize) -> Result<u64, String> {
+    let v = d.args.get(i).map(String::as_str).unwrap_or("");
+    units::parse_msec(v).ok_or_else(|| "invalid value".to_string())
+}
+
+/// Parses a positive number. nginx: `ngx_conf_set_num_slot()`.
+pub fn num(d: &Directive, i: usize) -> Result<usize, String> {
+    let v = d.args.get(i).map(String::as_str).unwrap_or("");
+    v.parse::<usize>().map_err(|_| "invalid number".to_string())
+}
+
+/// Sets an unset (`None`) slot, or reports nginx's duplicate error.
+pub fn set_once<T>(slot: &mut Option<T>, v: T) -> Result<(), String> {
+    if slot.is_some() {
+        return Err("is duplicate".into());
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+/// nginx's merge: the child's value if set, else the parent's, else the default.
+/// nginx: `ngx_conf_merge_value()` and friends; `None` plays `NGX_CONF_UNSET`.
+pub fn merge<T: Clone>(conf: &mut Option<T>, prev: &Option<T>, default: T) {
+    if conf.is_none() {
+        *conf = Some(prev.clone().unwrap_or(default));
+    }
+}
+
+/// The main context. nginx: `ngx_core_conf_t` + `ngx_event_conf_t`.
+#[derive(Debug, Clone)]
+pub struct MainConf {
+    /// `worker_processes N|auto`.
+    pub worker_processes: usize,
+    /// `daemon on|off` (accepted; rginx stays in the foreground).
+    pub daemon: bool,
+    /// `master_process on|off` (accepted; the master is rginx's main thread either way).
+    pub master_process: bool,
+    /// `error_log FILE [LEVEL]`: resolved path (or "stderr") and level.
+    pub error_log: Option<(String, Level)>,
+    /// `pid FILE`, resolved against the prefix.
+    pub pid: PathBuf,
+    /// `events { worker_connections N; }`.
+    pub worker_connections: usize,
+    /// `worker_shutdown_timeout T` (ms), if set.
+    pub worker_shutdown_timeout: Option<u64>,
+    /// `user` (accepted; rginx never changes user).
+    pub user: Option<String>,
+}
+
+/// The whole configuration. nginx: `cycle->conf_ctx` + paths.
+pub struct Conf {
+    /// Main context.
+    pub main: MainConf,
+    /// `http {}` if present.
+    pub http: Option<crate::http::HttpConf>,
+    /// Every file read, for `-T`.
+    pub files: Vec<(PathBuf, String)>,
+    /// `-p` prefix.
+    pub prefix: PathBuf,
+    /// The `-c` file as given (for messages).
+    pub file: PathBuf,
+}
+
+/// What `load` needs from the command line.
+#[derive(Clone)]
+pub struct LoadOpts {
+    /// `-p PREFIX` (default: current directory).
+    pub prefix: PathBuf,
+    /// `-c FILE` (default `conf/rginx.conf`).
+    pub conf_file: PathBuf,
+    /// `-g "DIRECTIVES"`.
+    pub globals: Option<String>,
+    /// The HTTP modules compiled in (nginx's `ngx_modules[]`).
+    pub modules: &'static [&'static dyn crate::http::HttpModule],
+}
+
+/// Resolves a path from the config against the prefix. nginx: `ngx_conf_full_name()`.
+pub fn full_name(prefix: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        prefix.join(p)
+    }
+}
+
+/// A main-context directive. nginx: `ngx_core_commands[]`, `ngx_events_commands[]`.
+struct MainCommand {
+    name: &'static str,
+    ctx: Ctx,
+    args: Args,
+    set: fn(&mut MainConf, &Directive, &Path) -> Result<(), String>,
+}
+
+const CORE_COMMANDS: &[MainCommand] = &[
+    MainCommand { name: "worker_processes", ctx: Ctx::MAIN, args: Args::TAKE1, set: set_worker_processes },
+    MainCommand { name: "daemon", ctx: Ctx::MAIN, args: Args::FLAG, set: |m, d, _| { m.daemon = flag(d)?; Ok(()) } },
+    MainCommand { name: "master_process", ctx: Ctx::MAIN, args: Args::FLAG, set: |m, d, _| { m.master_process = flag(d)?; Ok(()) } },
+    MainCommand { name: "error_log", ctx: Ctx::MAIN, args: Args::TAKE12, set: set_error_log },
+    MainCommand { name: "pid", ctx: Ctx::MAIN, args: Args::TAKE1, set: |m, d, p| { m.pid = full_name(p, &d.args[0]); Ok(()) } },
+    MainCommand { name: "user", ctx: Ctx::MAIN, args: Args::TAKE12, set: |m, d, _| { m.user = Some(d.args[0].clone()); Ok(()) } },
+    MainCommand { name: "worker_shutdown_timeout", ctx: Ctx::MAIN, args: Args::TAKE1, set: |m, d, _| { m.worker_shutdown_timeout = Some(msec(d, 0)?); Ok(()) } },
+    MainCommand { name: "worker_connections", ctx: Ctx::EVENT, args: Args::TAKE1, set: |m, d, _| { m.worker_connections = num(d, 0)?; Ok(()) } },
+    MainCommand { name: "use", ctx: Ctx::EVENT, args: Args::TAKE1, set: |_, d, _| if d.args[0] == "epoll" { Ok(()) } else { Err(format!("invalid event type \"{}\"", d.args[0])) } },
+    MainCommand { name: "multi_accept", ctx: Ctx::EVENT, args: Args::FLAG, set: |_, d, _| flag(d).map(|_| ()) },
+    MainCommand { name: "accept_mutex", ctx: Ctx::EVENT, args: Args::FLAG, set: |_, d, _| flag(d).map(|_| ()) },
+];
+
+fn set_worker_processes(m: &mut MainConf, d: &Directive, _: &Path) -> Result<(), String> {
+    m.worker_processes = if d.args[0] == "auto" {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        match d.args[0].parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("invalid value \"{}\" in \"worker_processes\" directive", d.args[0])),
+        }
+    };
+    Ok(())
+}
+
+fn set_error_log(m: &mut MainConf, d: &Directive, prefix: &Path) -> Result<(), String> {
+    let level = match d.args.get(1) {
+        Some(l) => Level::parse(l).ok_or_else(|| format!("invalid log level \"{l}\""))?,
+        None => Level::Error,
+    };
+    let path = if d.args[0] == "stderr" {
+        "stderr".to_string()
+    } else {
+        full_name(prefix, &d.args[0]).to_string_lossy().into_owned()
+    };
+    m.error_log = Some((path, level));
+    Ok(())
+}
+
+/// Reads and checks the whole configuration. nginx: `ngx_init_cycle()` up to opening sockets.
+///
+/// # Returns
+/// The configuration, or the first error with nginx's message and `file:line`.
+pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
+    let conf_path = full_name(&opts.prefix, &opts.conf_file.to_string_lossy());
+    let conf_prefix = conf_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let parsed = parse::parse_file(&conf_path, &conf_prefix)?;
+    // nginx applies -g before the file (`ngx_conf_param()` runs first).
+    let mut directives = match &opts.globals {
+        Some(g) => parse::parse_str(g, "command line", &conf_prefix)?,
+        None => Vec::new(),
+    };
+    directives.extend(parsed.directives);
+    let mut main = MainConf {
+        worker_processes: 1,
+        daemon: true,
+        master_process: true,
+        error_log: None,
+        pid: full_name(&opts.prefix, "logs/rginx.pid"),
+        worker_connections: 512,
+        worker_shutdown_timeout: None,
+        user: None,
+    };
+    let mut http = None;
+    let mut seen_events = false;
+    for d in &directives {
+        match d.name.as_str() {
+            "events" => {
+                check_directive(d, Ctx::MAIN, Args::NOARGS | Args::BLOCK, Ctx::MAIN)?;
+                if seen_events {
+                    return Err(ConfError::at("\"events\" directive is duplicate", d));
+                }
+                seen_events = true;
+                for e in d.block.as_deref().unwrap_or(&[]) {
+                    main_directive(&mut main, e, Ctx::EVENT, &opts.prefix)?;
+                }
+            }
+            "http" => {
+                check_directive(d, Ctx::MAIN, Args::NOARGS | Args::BLOCK, Ctx::MAIN)?;
+                if http.is_some() {
+                    return Err(ConfError::at("\"http\" directive is duplicate", d));
+                }
+                http = Some(crate::http::core_module::http_block(d, opts)?);
+            }
+            _ => main_directive(&mut main, d, Ctx::MAIN, &opts.prefix)?,
+        }
+    }
+    if !seen_events {
+        return Err(ConfError {
+            msg: "no \"events\" section in configuration".into(),
+            file: None,
+            line: 0,
+        });
+    }
+    Ok(Conf {
+        main,
+        http,
+        files: parsed.files,
+        prefix: opts.prefix.clone(),
+        file: conf_path,
+    })
+}
+
+fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, prefix: &Path) -> Result<(), ConfError> {
+    let Some(cmd) = CORE_COMMANDS.iter().find(|c| c.name == d.name) else {
+        return Err(ConfError::at(format!("unknown directive \"{}\"", d.name), d));
+    };
+    check_directive(d, cmd.ctx, cmd.args, level)?;
+    (cmd.set)(m, d, prefix).map_err(|msg| setter_error(d, msg))
+}
+
+/// Turns a setter's message into nginx's error: slot-style messages ("invalid value", "is
+/// duplicate") are prefixed with the directive name, as `ngx_conf_handler()` does with the
+/// string a handler returns; other messages are complete already.
+pub fn setter_error(d: &Directive, msg: String) -> ConfError {
+    match msg.as_str() {
+        "invalid value" | "invalid number" | "is duplicate" => {
+            ConfError::at(format!("\"{}\" directive {}", d.name, msg), d)
+        }
+        _ => ConfError::at(msg, d),
+    }
+}
+
+impl Conf {
+    /// Every distinct listen address with its options. nginx: `cycle->listening`.
+    pub fn listens(&self) -> Vec<crate::http::ListenOpt> {
+        self.http.as_ref().map(|h| h.addrs.iter().map(|a| a.opt.clone()).collect()).unwrap_or_default()
+    }
+}

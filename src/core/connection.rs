@@ -1,0 +1,217 @@
+//! Connections: a socket, its two events, and who owns it.
+//!
+//! nginx: `ngx_connection_t` and `ngx_event_t` (src/core/ngx_connection.{c,h},
+//! src/event/ngx_event.h); `ngx_get_connection()`, `ngx_close_connection()`.
+//!
+//! Differs from nginx:
+//! - connections live in a generational slab (`GenSlab`), whose key is the `mio::Token`; the
+//!   generation replaces the `instance` bit.
+//! - `c->data` (a `void *`) becomes `Owner`, an enum naming what the connection belongs to.
+//! - the event handler is a plain `fn(&mut Cycle, Ev)` pointer installed by the owning layer, just
+//!   as `ev->handler` is in C: the reactor never names requests or upstreams.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use super::cycle::Cycle;
+use super::id::Id;
+use crate::event::timer::TimerId;
+
+/// A connection's id (slab key + generation). nginx: `ngx_connection_t *`.
+pub type ConnId = Id<Connection>;
+/// A request's id. nginx: `ngx_http_request_t *`.
+pub type RequestId = Id<crate::http::request::Request>;
+
+/// Names one of a connection's two events. nginx: `ngx_event_t *` (`c->read` or `c->write`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ev {
+    /// The connection the event belongs to.
+    pub c: ConnId,
+    /// `ev->write`: the write event, else the read event.
+    pub write: bool,
+}
+
+/// The handler an event runs when it fires, is posted, or times out. nginx: `ev->handler`.
+pub type EventHandler = fn(&mut Cycle, Ev);
+
+/// A do-nothing handler. nginx: `ngx_http_empty_handler`.
+pub fn empty_handler(_: &mut Cycle, _: Ev) {}
+
+/// Readiness and timer state of one direction. nginx: `ngx_event_t`.
+///
+/// mio is edge-triggered (as nginx's `EPOLLET`), so `ready` is kept here: it is set by the
+/// poller and cleared only when a read or write returns `WouldBlock`.
+#[derive(Debug)]
+pub struct Event {
+    /// The socket can be read (written) without blocking. nginx: `ev->ready`.
+    pub ready: bool,
+    /// Set by the timer wheel before calling the handler. nginx: `ev->timedout`.
+    pub timedout: bool,
+    /// The pending timer, if any (`ev->timer_set` is `timer.is_some()`).
+    pub timer: Option<TimerId>,
+    /// The event is in the posted queue. nginx: `ev->posted`.
+    pub posted: bool,
+    /// The peer closed its side (read) — nginx: `ev->eof` / `pending_eof`.
+    pub eof: bool,
+    /// A socket error was reported. nginx: `ev->error`.
+    pub error: bool,
+    /// Whether the owner wants to hear about this direction (nginx: `ev->active`); rginx always
+    /// registers both directions once, so this is informational.
+    pub active: bool,
+    /// What to run. nginx: `ev->handler`.
+    pub handler: EventHandler,
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Event {
+            ready: false,
+            timedout: false,
+            timer: None,
+            posted: false,
+            eof: false,
+            error: false,
+            active: false,
+            handler: empty_handler,
+        }
+    }
+}
+
+/// The socket behind a connection.
+#[derive(Debug)]
+pub enum Stream {
+    /// A listening socket; its read event accepts.
+    Listener(mio::net::TcpListener),
+    /// A TCP connection (client or upstream).
+    Tcp(mio::net::TcpStream),
+    /// A UNIX-domain connection (upstream `unix:` peers).
+    Unix(mio::net::UnixStream),
+    /// Closed; kept only until the slot is freed.
+    Closed,
+}
+
+impl Stream {
+    /// As `mio::event::Source`, for (de)registration.
+    pub fn source(&mut self) -> Option<&mut dyn mio::event::Source> {
+        match self {
+            Stream::Listener(l) => Some(l),
+            Stream::Tcp(s) => Some(s),
+            Stream::Unix(s) => Some(s),
+            Stream::Closed => None,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Who a connection belongs to. nginx: `c->data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A listening socket: index into the worker's listening table.
+    Listening(usize),
+    /// A client connection, with the request being served if any (`ngx_http_connection_t`
+    /// while idle, `r` while a request runs).
+    Client(Option<RequestId>),
+    /// An upstream connection serving the request (`u->peer.connection->data = r`).
+    Upstream(RequestId),
+    /// An idle cached upstream connection (`ngx_http_upstream_keepalive_module`'s cache item).
+    Cached,
+}
+
+/// One connection. nginx: `ngx_connection_t`.
+#[derive(Debug)]
+pub struct Connection {
+    /// The socket.
+    pub stream: Stream,
+    /// Read side. nginx: `c->read`.
+    pub read: Event,
+    /// Write side. nginx: `c->write`.
+    pub write: Event,
+    /// nginx: `c->data`.
+    pub owner: Owner,
+    /// Serial number shown as `*N` in log lines. nginx: `c->number`.
+    pub number: u64,
+    /// The peer's address. nginx: `c->sockaddr`.
+    pub peer: Option<SocketAddr>,
+    /// Our local address. nginx: `c->local_sockaddr`.
+    pub local: Option<SocketAddr>,
+    /// Index of the listening socket this connection was accepted on.
+    pub listening: usize,
+    /// Bytes written so far. nginx: `c->sent`.
+    pub sent: u64,
+    /// Requests served on this connection. nginx: `c->requests`.
+    pub requests: u32,
+    /// What the connection is doing, appended to error lines as "while ...". nginx: `log->action`.
+    pub action: &'static str,
+    /// Bytes read but not yet consumed by a request (the next pipelined request).
+    /// nginx: `c->buffer` / `hc->busy`.
+    pub buffer: Option<super::buf::Buf>,
+    /// A fatal socket error happened. nginx: `c->error`.
+    pub error: bool,
+    /// The connection should close instead of keepalive. nginx: `c->close`.
+    pub close: bool,
+    /// Idle (keepalive) connection, closable on graceful shutdown. nginx: `c->idle`.
+    pub idle: bool,
+    /// Timestamp (ms) when the connection started; `keepalive_time` counts from it.
+    pub start_msec: u64,
+}
+
+impl Connection {
+    /// A fresh connection around `stream`. Handlers are installed by the owning layer.
+    pub fn new(stream: Stream, owner: Owner) -> Connection {
+        Connection {
+            stream,
+            read: Event::default(),
+            write: Event::default(),
+            owner,
+            number: 0,
+            peer: None,
+            local: None,
+            listening: 0,
+            sent: 0,
+            requests: 0,
+            action: "",
+            buffer: None,
+            error: false,
+            close: false,
+            idle: false,
+            start_msec: 0,
+        }
+    }
+    /// The event named by `write`.
+    pub fn event(&mut self, write: bool) -> &mut Event {
+        if write {
+            &mut self.write
+        } else {
+            &mut self.read
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Non-blocking connect to a peer.
+//!
+//! nginx: `ngx_event_connect_peer()` (src/event/ngx_event_connect.c) and the `SO_ERROR` check of
+//! `ngx_http_upstream_test_connect()`.
+//!
+//! A connect that cannot complete at once returns `Again`; the connection is registered for both
+//! directions, and writability later says it finished (or failed: `test_connect`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::epoll;
+use crate::core::connection::{ConnId, Connection, Owner, Stream};
+use crate::core::cycle::Cycle;
+
+/// Where a peer lives. nginx: `pc->sockaddr` (`AF_INET`/`AF_INET6`/`AF_UNIX`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerAddr {
+    /// A TCP address.
+    Inet(SocketAddr),
+    /// A UNIX-domain socket path (`unix:/path`).
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddr::Inet(a) => write!(f, "{a}"),
+            PeerAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Starts connecting to `addr`; the new connection is registered and owned by `owner`.
+///
+/// # Returns
+/// The connection id, or the error of a connect that failed at once (e.g. `ECONNREFUSED` on
+/// loopback), which the caller treats as nginx's `NGX_DECLINED` (try the next peer).
+///
+/// nginx: `ngx_event_connect_peer()`.
+pub fn connect_peer(cy: &mut Cycle, addr: &PeerAddr, owner: Owner) -> io::Result<ConnId> {
+    let stream = match addr {
+        PeerAddr::Inet(a) => Stream::Tcp(mio::net::TcpStream::connect(*a)?),
+        PeerAddr::Unix(p) => Stream::Unix(mio::net::UnixStream::connect(p)?),
+    };
+    let mut c = Connection::new(stream, owner);
+    cy.connection_counter += 1;
+    c.number = cy.connection_counter;
+    c.peer = match addr {
+        PeerAddr::Inet(a) => Some(*a),
+        PeerAddr::Unix(_) => None,
+    };
+    c.start_msec = cy.times.msec;
+    let id = cy.conns.insert(c);
+    if let Err(e) = epoll::add_connection(cy, id) {
+        cy.conns.remove(id);
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// Whether a pending connect has finished: `Ok(true)` connected, `Ok(false)` still in
+/// progress (a spurious wakeup), `Err` failed (`SO_ERROR`).
+///
+/// nginx: `ngx_http_upstream_test_connect()`; mio's recipe: `take_error()`, then `peer_addr()`.
+pub fn test_connect(c: &mut Connection) -> io::Result<bool> {
+    let (err, peer) = match &c.stream {
+        Stream::Tcp(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
+        Stream::Unix(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
+        _ => return Err(io::ErrorKind::NotConnected.into()),
+    };
+    if let Some(e) = err {
+        return Err(e);
+    }
+    match peer {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+            if c.write.error || c.read.eof {
+                return Err(io::ErrorKind::ConnectionRefused.into());
+            }
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Closes a connection: timers, posted events, registration, socket, slab slot — every one.
+/// nginx: `ngx_close_connection()`.
+pub fn close_connection(cy: &mut Cycle, id: ConnId) {
+    super::del_timer(cy, crate::core::connection::Ev { c: id, write: false });
+    super::del_timer(cy, crate::core::connection::Ev { c: id, write: true });
+    epoll::del_connection(cy, id);
+    if let Some(mut c) = cy.conns.remove(id) {
+        if let Some(b) = c.buffer.take() {
+            cy.bufs.put(b);
+        }
+        // Dropping the stream closes the descriptor; queued posted entries are now stale.
+        c.stream = Stream::Closed;
+    }
+}

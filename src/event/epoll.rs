@@ -1,0 +1,142 @@
+//! The poller: mio in edge-triggered mode, one registration per connection.
+//!
+//! nginx: src/event/modules/ngx_epoll_module.c — `ngx_epoll_add_connection()` registers
+//! `EPOLLIN|EPOLLOUT|EPOLLET|EPOLLRDHUP` once; `ngx_epoll_process_events()` sets `ev->ready`
+//! and calls `ev->handler`, dropping stale events by the `instance` bit.
+//!
+//! Differs from nginx:
+//! - the stale check compares the generation packed in the token (see `core::id`).
+//! - events of one `poll()` are copied out first, because handlers need `&mut Cycle` while mio's
+//!   `Events` buffer would still be borrowed.
+
+use std::io;
+use std::time::Duration;
+
+use mio::{Interest, Token};
+
+use crate::core::connection::{ConnId, Ev, Stream};
+use crate::core::cycle::Cycle;
+
+/// Registers a connection for both directions, once. nginx: `ngx_epoll_add_connection()`.
+pub fn add_connection(cy: &mut Cycle, id: ConnId) -> io::Result<()> {
+    let Some(c) = cy.conns.get_mut(id) else {
+        return Ok(());
+    };
+    let interest = match c.stream {
+        Stream::Listener(_) => Interest::READABLE,
+        _ => Interest::READABLE | Interest::WRITABLE,
+    };
+    let token = Token(id.to_token());
+    match c.stream.source() {
+        Some(s) => {
+            c.read.active = true;
+            c.write.active = !matches!(interest, Interest::READABLE);
+            cy.poll.registry().register(s, token, interest)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Deregisters before close. nginx: `ngx_epoll_del_connection()`.
+pub fn del_connection(cy: &mut Cycle, id: ConnId) {
+    if let Some(c) = cy.conns.get_mut(id) {
+        if let Some(s) = c.stream.source() {
+            let _ = cy.poll.registry().deregister(s);
+        }
+        c.read.active = false;
+        c.write.active = false;
+    }
+}
+
+const READ: u8 = 1;
+const WRITE: u8 = 2;
+const EOF: u8 = 4;
+const ERROR: u8 = 8;
+
+/// Readiness bits copied out of a mio event.
+#[derive(Clone, Copy)]
+struct Ready {
+    token: usize,
+    read: bool,
+    write: bool,
+    eof: bool,
+    error: bool,
+}
+
+/// Waits up to `timeout`, then runs the handler of every ready event.
+/// nginx: `ngx_epoll_process_events()`.
+pub fn process_events(cy: &mut Cycle, timeout: Option<Duration>) -> io::Result<()> {
+    let mut events = cy
+        .events
+        .take()
+        .unwrap_or_else(|| mio::Events::with_capacity(512));
+    let r = cy.poll.poll(&mut events, timeout);
+    cy.times.update(); // nginx: ngx_time_update() right after epoll_wait
+    if let Err(e) = r {
+        cy.events = Some(events);
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    let mut ready = std::mem::take(&mut cy.ready);
+    ready.clear();
+    for e in events.iter() {
+        let mut bits = 0;
+        if e.is_readable() || e.is_read_closed() || e.is_error() {
+            bits |= READ;
+        }
+        if e.is_writable() || e.is_write_closed() || e.is_error() {
+            bits |= WRITE;
+        }
+        if e.is_read_closed() {
+            bits |= EOF;
+        }
+        if e.is_error() {
+            bits |= ERROR;
+        }
+        ready.push((e.token().0, bits));
+    }
+    cy.events = Some(events);
+    for &(token, bits) in &ready {
+        dispatch(
+            cy,
+            Ready {
+                token,
+                read: bits & READ != 0,
+                write: bits & WRITE != 0,
+                eof: bits & EOF != 0,
+                error: bits & ERROR != 0,
+            },
+        );
+    }
+    cy.ready = ready;
+    Ok(())
+}
+
+fn dispatch(cy: &mut Cycle, r: Ready) {
+    let id = ConnId::from_token(r.token);
+    if r.read {
+        // A stale event (connection closed earlier in this batch) finds no connection.
+        let Some(c) = cy.conns.get_mut(id) else {
+            return;
+        };
+        c.read.ready = true;
+        c.read.eof |= r.eof;
+        c.read.error |= r.error;
+        let h = c.read.handler;
+        h(cy, Ev { c: id, write: false });
+    }
+    if r.write {
+        let Some(c) = cy.conns.get_mut(id) else {
+            return; // the read handler closed it
+        };
+        if !c.write.active {
+            return;
+        }
+        c.write.ready = true;
+        c.write.error |= r.error;
+        let h = c.write.handler;
+        h(cy, Ev { c: id, write: true });
+    }
+}

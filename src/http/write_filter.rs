@@ -1,0 +1,65 @@
+//! The last body filter: queue on the request's output chain and write to the socket.
+//!
+//! nginx: src/http/ngx_http_write_filter_module.c (`ngx_http_write_filter`).
+//!
+//! Small output waits (nginx's `postpone_output 1460`) unless it is the last buffer or a flush,
+//! so header and body usually leave in one `writev`.
+
+use super::{Error, FilterRc, Next};
+use crate::core::buf::{chain_len, Chain};
+use crate::core::connection::{Ev, RequestId};
+use crate::core::cycle::Cycle;
+use crate::core::step::Step;
+use crate::event;
+use crate::os::io;
+
+/// nginx: `postpone_output` default.
+const POSTPONE_OUTPUT: u64 = 1460;
+
+/// nginx: `ngx_http_write_filter()`.
+pub fn write_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, _next: Next) -> FilterRc {
+    let Some(r) = cy.requests.get(rid) else { return Err(Error) };
+    let main = r.main;
+    let Cycle { requests, conns, bufs, .. } = cy;
+    let Some(mr) = requests.get_mut(main) else { return Err(Error) };
+    let cid = mr.connection;
+    let Some(c) = conns.get_mut(cid) else { return Err(Error) };
+    if c.error {
+        bufs.put_chain(input);
+        return Err(Error);
+    }
+    let new_data = !input.is_empty();
+    mr.out.append(input);
+    let flush = mr.out.iter().any(|b| b.last_buf || b.flush);
+    // Postpone only when new data arrived; a call with no input (the writer) always sends.
+    if new_data && !flush && chain_len(&mr.out) < POSTPONE_OUTPUT {
+        return Ok(Step::Done(()));
+    }
+    match io::send_chain(c, &mut mr.out, bufs) {
+        Ok(Step::Done(())) => {
+            // Drop the flags-only buffers left behind.
+            bufs.put_chain(&mut mr.out);
+            event::del_timer(cy, Ev { c: cid, write: true });
+            Ok(Step::Done(()))
+        }
+        Ok(Step::Again) => Ok(Step::Again),
+        Err(e) => {
+            log::info!("*{} writev() failed ({e}) while sending to client", c.number);
+            c.error = true;
+            Err(Error)
+        }
+    }
+}
+
+/// The module. nginx: `ngx_http_write_filter_module`.
+pub struct WriteFilterModule;
+
+impl super::HttpModule for WriteFilterModule {
+    fn name(&self) -> &'static str {
+        "ngx_http_write_filter_module"
+    }
+    fn postconfiguration(&self, http: &mut super::HttpConf) -> Result<(), crate::conf::ConfError> {
+        http.filters.body.insert(0, write_filter);
+        Ok(())
+    }
+}

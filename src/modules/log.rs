@@ -1,0 +1,201 @@
+//! `access_log` and `log_format`: one line per request, written in the log phase.
+//!
+//! nginx: src/http/modules/ngx_http_log_module.c (`ngx_http_log_handler`,
+//! `ngx_http_log_set_log`, `ngx_http_log_set_format`, the predefined `combined` format,
+//! `ngx_http_log_escape`).
+//!
+//! Differs from nginx:
+//! - no `buffer=`, `gzip=`, `flush=`, `if=`, `escape=` parameters (an `[emerg]` if used).
+//! - files are opened per worker on first use and reopened on USR1; nginx opens them in the
+//!   master and shares the descriptors.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::conf::{self, Args, Ctx};
+use crate::core::connection::RequestId;
+use crate::core::cycle::Cycle;
+use crate::http::variables::ComplexValue;
+use crate::http::{AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError};
+
+/// nginx's predefined format.
+const COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
+
+/// `log_format`s. nginx: `ngx_http_log_main_conf_t`.
+#[derive(Default)]
+pub struct LogMainConf {
+    formats: Vec<(String, Arc<ComplexValue>)>,
+}
+
+/// One `access_log` target.
+#[derive(Clone)]
+pub struct AccessLog {
+    path: PathBuf,
+    format: Arc<ComplexValue>,
+}
+
+/// `access_log`s of a level; `Some(vec![])` is `access_log off`. nginx: `ngx_http_log_loc_conf_t`.
+#[derive(Default)]
+pub struct LogLocConf {
+    logs: Option<Vec<AccessLog>>,
+}
+
+/// Per-worker open log files.
+#[derive(Default)]
+struct LogFiles {
+    files: Vec<(PathBuf, File)>,
+    default: Option<AccessLog>,
+}
+
+/// The module. nginx: `ngx_http_log_module`.
+pub struct LogModule;
+
+static COMMANDS: &[Command] = &[
+    Command { name: "log_format", ctx: Ctx::HTTP_MAIN, args: Args::TWO_MORE, set: set_format },
+    Command { name: "access_log", ctx: Ctx::HTTP_ANY, args: Args(Args::TAKE12.0 | Args::TAKE3.0 | Args::TAKE4.0), set: set_log },
+];
+
+fn combined(cx: &Cx<'_>) -> Result<Arc<ComplexValue>, SetError> {
+    Ok(Arc::new(ComplexValue::compile(COMBINED, cx.opts.modules)?))
+}
+
+fn set_format(cx: &mut Cx<'_>) -> Result<(), SetError> {
+    let name = cx.arg(0).to_string();
+    let mut args = &cx.d.args[1..];
+    if args.first().is_some_and(|a| a.starts_with("escape=")) {
+        if args[0] != "escape=default" {
+            return Err(format!("unknown log format escaping \"{}\"", &args[0][7..]).into());
+        }
+        args = &args[1..];
+    }
+    let text: String = args.concat();
+    let cv = Arc::new(ComplexValue::compile(&text, cx.opts.modules)?);
+    let m = cx.main_conf::<LogMainConf>()?;
+    if name == "combined" || m.formats.iter().any(|(n, _)| *n == name) {
+        return Err(format!("duplicate \"log_format\" name \"{name}\"").into());
+    }
+    m.formats.push((name, cv));
+    Ok(())
+}
+
+fn set_log(cx: &mut Cx<'_>) -> Result<(), SetError> {
+    if cx.arg(0) == "off" {
+        if cx.d.args.len() > 1 {
+            return Err(format!("invalid parameter \"{}\"", cx.arg(1)).into());
+        }
+        cx.loc_conf::<LogLocConf>()?.logs = Some(Vec::new());
+        return Ok(());
+    }
+    if cx.arg(0) == "syslog:" || cx.arg(0).starts_with("syslog:") {
+        return Err("syslog is not supported by rginx".into());
+    }
+    let path = conf::full_name(&cx.opts.prefix, cx.arg(0));
+    let format = match cx.d.args.get(1).map(String::as_str) {
+        None | Some("combined") => combined(cx)?,
+        Some(n) => {
+            let n = n.to_string();
+            let m = cx.main_conf::<LogMainConf>()?;
+            match m.formats.iter().find(|(f, _)| *f == n) {
+                Some((_, f)) => f.clone(),
+                None => return Err(format!("unknown log format \"{n}\"").into()),
+            }
+        }
+    };
+    if let Some(p) = cx.d.args.get(2) {
+        return Err(format!("invalid parameter \"{p}\"").into());
+    }
+    let lc = cx.loc_conf::<LogLocConf>()?;
+    lc.logs.get_or_insert_with(Vec::new).push(AccessLog { path, format });
+    Ok(())
+}
+
+/// Writes the request's line to each log. nginx: `ngx_http_log_handler()`.
+fn log_handler(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get(rid) else { return };
+    let logs = match r.loc.confs.get::<LogLocConf>().and_then(|l| l.logs.clone()) {
+        Some(l) => l,
+        None => match default_log(cy) {
+            Some(l) => vec![l],
+            None => return,
+        },
+    };
+    for l in &logs {
+        let mut line = Vec::with_capacity(256);
+        l.format.eval_log(cy, rid, &mut line);
+        line.push(b'\n');
+        write_line(cy, &l.path, &line);
+    }
+}
+
+fn write_line(cy: &mut Cycle, path: &PathBuf, line: &[u8]) {
+    if cy.http.get::<LogFiles>().is_none() {
+        cy.http.insert(LogFiles::default());
+    }
+    let Some(files) = cy.http.get::<LogFiles>() else { return };
+    let pos = match files.files.iter().position(|(p, _)| p == path) {
+        Some(i) => i,
+        None => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => {
+                files.files.push((path.clone(), f));
+                files.files.len() - 1
+            }
+            Err(e) => {
+                log::error!("open() \"{}\" failed ({e})", path.display());
+                return;
+            }
+        },
+    };
+    let _ = files.files[pos].1.write_all(line);
+}
+
+/// nginx's default when no `access_log` is configured: `logs/access.log combined`.
+fn default_log(cy: &mut Cycle) -> Option<AccessLog> {
+    if cy.http.get::<LogFiles>().is_none() {
+        cy.http.insert(LogFiles::default());
+    }
+    let modules = cy.conf.http.as_ref()?.modules;
+    let path = cy.conf.prefix.join("logs/access.log");
+    let files = cy.http.get::<LogFiles>()?;
+    if files.default.is_none() {
+        let format = Arc::new(ComplexValue::compile(COMBINED, modules).ok()?);
+        files.default = Some(AccessLog { path, format });
+    }
+    files.default.clone()
+}
+
+/// Drops the worker's open log files so the next line reopens them (USR1).
+pub fn reopen(cy: &mut Cycle) {
+    if let Some(f) = cy.http.get::<LogFiles>() {
+        f.files.clear();
+    }
+}
+
+impl HttpModule for LogModule {
+    fn name(&self) -> &'static str {
+        "ngx_http_log_module"
+    }
+    fn commands(&self) -> &'static [Command] {
+        COMMANDS
+    }
+    fn create_main_conf(&self) -> Option<AnyConf> {
+        Some(Box::new(LogMainConf::default()))
+    }
+    fn create_loc_conf(&self) -> Option<AnyConf> {
+        Some(Box::new(LogLocConf::default()))
+    }
+    fn merge_loc_conf(&self, prev: &Confs, conf: &mut Confs) -> Result<(), String> {
+        let p = prev.get::<LogLocConf>().and_then(|p| p.logs.clone());
+        if let Some(c) = conf.get_mut::<LogLocConf>() {
+            if c.logs.is_none() {
+                c.logs = p;
+            }
+        }
+        Ok(())
+    }
+    fn postconfiguration(&self, http: &mut HttpConf) -> Result<(), crate::conf::ConfError> {
+        http.phases.log.push(log_handler);
+        Ok(())
+    }
+}

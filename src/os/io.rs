@@ -1,0 +1,169 @@
+//! Socket I/O at the edge: `WouldBlock` becomes `Again` here, once, and clears `ready`.
+//!
+//! nginx: `ngx_unix_recv()` (src/os/unix/ngx_recv.c), `ngx_unix_send()` (ngx_send.c),
+//! `ngx_writev_chain()` / `ngx_linux_sendfile_chain()` (ngx_writev_chain.c,
+//! ngx_linux_sendfile_chain.c).
+//!
+//! Differs from nginx:
+//! - file buffers are not sent with `sendfile(2)`: a bounded piece of the file is read into a
+//!   memory buffer just before it is sent (see `send_chain`).
+
+use std::io::{self, IoSlice, Read, Write};
+
+use crate::core::buf::{BufPool, Chain};
+use crate::core::connection::Connection;
+use crate::core::step::Step;
+
+/// Result of one `recv`. nginx: the `ssize_t` of `ngx_unix_recv` (n, 0, NGX_AGAIN, NGX_ERROR).
+#[derive(Debug)]
+pub enum Recv {
+    /// `n > 0` bytes were read.
+    Data(usize),
+    /// Nothing to read now (`EAGAIN`); `read.ready` is now false.
+    Again,
+    /// The peer closed its side; `read.eof` is set.
+    Eof,
+    /// A socket error; `read.error` is set.
+    Error(io::Error),
+}
+
+/// Reads into `buf`. nginx: `ngx_unix_recv()`.
+pub fn recv(c: &mut Connection, buf: &mut [u8]) -> Recv {
+    loop {
+        match c.stream.read(buf) {
+            Ok(0) if !buf.is_empty() => {
+                c.read.ready = false;
+                c.read.eof = true;
+                return Recv::Eof;
+            }
+            Ok(n) => return Recv::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.read.ready = false;
+                return Recv::Again;
+            }
+            Err(e) => {
+                c.read.ready = false;
+                c.read.error = true;
+                c.error = true;
+                return Recv::Error(e);
+            }
+        }
+    }
+}
+
+/// Writes from `buf`; `Done(n)` with `n > 0`, or `Again` with `write.ready` cleared.
+/// nginx: `ngx_unix_send()`.
+pub fn send(c: &mut Connection, buf: &[u8]) -> io::Result<Step<usize>> {
+    loop {
+        match c.stream.write(buf) {
+            Ok(0) if !buf.is_empty() => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                c.sent += n as u64;
+                return Ok(Step::Done(n));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.write.ready = false;
+                return Ok(Step::Again);
+            }
+            Err(e) => {
+                c.write.error = true;
+                c.error = true;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Most iovecs gathered into one `writev`. nginx: `NGX_IOVS_PREALLOCATE` (64).
+const IOVS: usize = 64;
+/// Bytes of a file buffer read into memory at a time before sending.
+const FILE_CHUNK: usize = 32 * 1024;
+
+/// Sends as much of `chain` as the socket takes, with `writev`, dropping (recycling) finished
+/// buffers. `Done` when the chain is empty, `Again` when the socket is full.
+///
+/// nginx: `ngx_writev_chain()` / `c->send_chain`.
+pub fn send_chain(c: &mut Connection, chain: &mut Chain, pool: &mut BufPool) -> io::Result<Step> {
+    loop {
+        drop_empty(chain, pool);
+        if chain.is_empty() {
+            return Ok(Step::Done(()));
+        }
+        if chain.front().is_some_and(|b| b.file.is_some()) {
+            load_file_piece(chain, pool)?;
+            continue;
+        }
+        let mut iov: [IoSlice<'_>; IOVS] = [IoSlice::new(&[]); IOVS];
+        let mut n = 0;
+        for b in chain.iter() {
+            if b.file.is_some() || n == IOVS {
+                break;
+            }
+            if b.pos < b.last {
+                iov[n] = IoSlice::new(b.data());
+                n += 1;
+            }
+        }
+        let written = loop {
+            match c.stream.write_vectored(&iov[..n]) {
+                Ok(w) => break w,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.write.ready = false;
+                    return Ok(Step::Again);
+                }
+                Err(e) => {
+                    c.write.error = true;
+                    c.error = true;
+                    return Err(e);
+                }
+            }
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        c.sent += written as u64;
+        consume_chain(chain, written as u64);
+    }
+}
+
+/// Marks `n` bytes of the chain's front buffers as sent. nginx: `ngx_chain_update_sent()`.
+pub fn consume_chain(chain: &mut Chain, mut n: u64) {
+    for b in chain.iter_mut() {
+        if n == 0 {
+            break;
+        }
+        let take = b.len().min(n);
+        b.consume(take as usize);
+        n -= take;
+    }
+}
+
+fn drop_empty(chain: &mut Chain, pool: &mut BufPool) {
+    while chain.front().is_some_and(|b| b.is_empty()) {
+        if let Some(b) = chain.pop_front() {
+            pool.put(b);
+        }
+    }
+}
+
+/// Replaces the front file buffer's first piece with a memory buffer holding those bytes.
+fn load_file_piece(chain: &mut Chain, pool: &mut BufPool) -> io::Result<()> {
+    let Some(fb) = chain.front_mut() else {
+        return Ok(());
+    };
+    let mut mb = pool.get(FILE_CHUNK);
+    let n = fb.read_file(&mut mb.mem)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "temp file shorter than expected",
+        ));
+    }
+    fb.consume(n);
+    mb.last = n;
+    chain.push_front(mb);
+    Ok(())
+}
