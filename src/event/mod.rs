@@ -9,6 +9,7 @@
 pub mod accept;
 pub mod connect;
 pub mod epoll;
+pub mod pipe;
 pub mod posted;
 pub mod timer;
 

@@ -190,8 +190,10 @@ pub struct Request {
     pub request_length: u64,
     /// An internal redirect or subrequest. nginx: `r->internal`.
     pub internal: bool,
-    /// Cleanups. nginx: `r->cleanup`.
+    /// Cleanups, run when the request ends or is terminated. nginx: `r->cleanup`.
     pub cleanup: Vec<Cleanup>,
+    /// Cleanups run after the access log line (state the log reads). nginx: pool cleanups.
+    pub pool_cleanup: Vec<Cleanup>,
     /// Per-module request contexts. nginx: `r->ctx[]`.
     pub ctx: Vec<Box<dyn std::any::Any>>,
     /// While reading the head (for `stub_status` "Reading").
@@ -370,6 +372,7 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         request_length: 0,
         internal: false,
         cleanup: Vec::new(),
+        pool_cleanup: Vec::new(),
         ctx: Vec::new(),
         reading: true,
         sent_start: 0,
@@ -1006,6 +1009,10 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
         for h in conf.http.iter().flat_map(|h| h.phases.log.iter()) {
             h(cy, rid);
         }
+    }
+    let pool = cy.requests.get_mut(rid).map(|r| std::mem::take(&mut r.pool_cleanup)).unwrap_or_default();
+    for f in pool {
+        f(cy, rid);
     }
     if let Some(mut r) = cy.requests.remove(rid) {
         cy.bufs.put_chain(&mut r.out);

@@ -1,12 +1,513 @@
 //! The upstream framework: a request talks to another server without blocking the loop.
 //!
-//! nginx: src/http/ngx_http_upstream.{c,h}.
+//! nginx: src/http/ngx_http_upstream.{c,h} — `ngx_http_upstream_t`,
+//! `ngx_http_upstream_create()`, `ngx_http_upstream_init()`, `ngx_http_upstream_handler()`,
+//! `ngx_http_upstream_next()`, `ngx_http_upstream_finalize_request()`,
+//! `ngx_http_upstream_cleanup()`.
+//!
+//! The lifecycle (see docs/upstream.md for the diagram):
+//! `create` → `init` (after the client body, as `proxy_request_buffering on` wants) →
+//! `connect` → `send_request` → `process_header` (module says `Again` until the header is
+//! complete) → `send_response` → body in one of three modes (`response.rs`) → `finalize`.
+//! Failures before the response starts go through `next(Ft)`: another peer, or an error page.
+//!
+//! Differs from nginx:
+//! - the context lives in `cy.upstreams` (id in `r.upstream`), the module's callbacks are a
+//!   trait object beside it (`UpstreamCtx::module`), and the handler pointers
+//!   `u->read_event_handler`/`u->write_event_handler` are the enums `ReadHandler`/`WriteHandler`.
+//! - nginx's flag bits (`request_sent`, `header_sent`, ...) are kept as bools where they name a
+//!   fact, and the handler enums say where the state machine stands.
 
+pub mod conf;
+pub mod connect;
+pub mod handler;
+pub mod header;
+pub mod request;
+pub mod response;
+pub mod round_robin;
+pub mod variables;
+
+use std::sync::Arc;
+
+pub use conf::{Ft, UpstreamConf};
+pub use handler::{Rewrite, UpstreamError, UpstreamHandler};
+
+use crate::core::buf::{Buf, Chain};
+use crate::core::connection::{ConnId, Ev, Owner, RequestId};
+use crate::core::cycle::Cycle;
 use crate::core::id::Id;
-
-/// An upstream context: the per-request state plus the module that drives it.
-/// nginx: `ngx_http_upstream_t` with its callback pointers.
-pub struct UpstreamCtx {}
+use crate::core::step::HandlerRc;
+use crate::event::pipe::Pipe;
+use crate::http::request::{self as http_request, Request};
+use round_robin::PeerPick;
 
 /// Id of an upstream context. nginx: `r->upstream`.
 pub type UpstreamId = Id<UpstreamCtx>;
+
+/// Where the upstream's read side stands. nginx: `u->read_event_handler`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadHandler {
+    /// Waiting for / reading the response header. nginx: `ngx_http_upstream_process_header`.
+    ProcessHeader,
+    /// Reading the body (all three body modes). nginx:
+    /// `ngx_http_upstream_process_non_buffered_upstream`, `ngx_http_upstream_process_upstream`,
+    /// `ngx_http_upstream_process_body_in_memory`.
+    ProcessBody,
+    /// Nothing to do. nginx: `ngx_http_upstream_dummy_handler`.
+    Dummy,
+}
+
+/// Where the upstream's write side stands. nginx: `u->write_event_handler`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteHandler {
+    /// Connecting / sending the request. nginx: `ngx_http_upstream_send_request_handler`.
+    SendRequest,
+    /// Nothing to do. nginx: `ngx_http_upstream_dummy_handler`.
+    Dummy,
+}
+
+/// How the response body is handled (the three ways of the seed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyMode {
+    /// The module's `input_filter` consumes the body; nothing goes to the client.
+    /// nginx: `r->subrequest_in_memory`.
+    InMemory,
+    /// One buffer, back-pressure from the client. nginx: `u->buffering = 0`.
+    NonBuffered,
+    /// `bufs` in memory plus a temp file; the upstream is released as soon as the body is read.
+    /// nginx: `u->buffering = 1` with `ngx_event_pipe`.
+    Buffered,
+}
+
+/// The upstream response header as parsed by the module. nginx: `ngx_http_upstream_headers_in_t`.
+#[derive(Clone, Debug, Default)]
+pub struct HeadersIn {
+    /// Status code. nginx: `status_n`.
+    pub status_n: u16,
+    /// Status line after the version ("200 OK"). nginx: `u->headers_in.status_line`.
+    pub status_line: String,
+    /// `Content-Length`. nginx: `content_length_n`.
+    pub content_length_n: Option<u64>,
+    /// `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// `Connection: close`. nginx: `connection_close`.
+    pub connection_close: bool,
+    /// Every header line, in order (name as sent, value).
+    pub headers: Vec<(String, String)>,
+}
+
+impl HeadersIn {
+    /// The first header named `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Per-try accounting for `$upstream_*` variables. nginx: `ngx_http_upstream_state_t`.
+#[derive(Clone, Debug, Default)]
+pub struct UpstreamState {
+    /// Peer name ("127.0.0.1:8081"). nginx: `state->peer`.
+    pub peer: String,
+    /// Status received (0 if none). nginx: `state->status`.
+    pub status: u16,
+    /// ms from start of try to connected (None: never). nginx: `connect_time`.
+    pub connect_time: Option<u64>,
+    /// ms to the end of the header. nginx: `header_time`.
+    pub header_time: Option<u64>,
+    /// ms to the end of the try. nginx: `response_time`.
+    pub response_time: u64,
+    /// Bytes received. nginx: `bytes_received`.
+    pub bytes_received: u64,
+    /// Bytes sent. nginx: `bytes_sent`.
+    pub bytes_sent: u64,
+    /// Body bytes received. nginx: `response_length`.
+    pub response_length: u64,
+    /// Start of the try (ms).
+    pub start: u64,
+}
+
+/// Which peers to use. nginx: `ngx_http_upstream_resolved_t` / `u->upstream`.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    /// Index of the upstream group in `UpstreamMainConf::upstreams`.
+    pub group: usize,
+    /// `$proxy_host`: the host (and port if not 80) as written in `proxy_pass`.
+    pub host: String,
+}
+
+/// The peer connection of the current try. nginx: `ngx_peer_connection_t`.
+#[derive(Debug, Default)]
+pub struct PeerConnection {
+    /// The socket. nginx: `pc->connection`.
+    pub connection: Option<ConnId>,
+    /// The chosen peer. nginx: `pc->sockaddr`, `pc->name`.
+    pub pick: Option<PeerPick>,
+    /// Peers tried so far (backup flag, index). nginx: `rrp->tried` bitmap.
+    pub tried: Vec<(bool, usize)>,
+    /// Tries left. nginx: `pc->tries`.
+    pub tries: usize,
+    /// The connection came from the keepalive cache. nginx: `pc->cached`.
+    pub cached: bool,
+}
+
+/// The per-request upstream state. nginx: `ngx_http_upstream_t`.
+pub struct Upstream {
+    /// The request it serves.
+    pub request: RequestId,
+    /// Settings from the module's location conf. nginx: `u->conf`.
+    pub conf: Arc<UpstreamConf>,
+    /// What to send; never consumed, so a retry can resend it. nginx: `u->request_bufs`.
+    pub request_bufs: Chain,
+    /// Send position in `request_bufs`: (buffer index, offset). nginx keeps it in the bufs.
+    pub send_pos: (usize, u64),
+    /// Peers to use. nginx: `u->resolved` / `u->upstream`.
+    pub resolved: Resolved,
+    /// The current peer. nginx: `u->peer`.
+    pub peer: PeerConnection,
+    /// Receive buffer (`buffer_size`): the header, then body bytes. nginx: `u->buffer`.
+    pub buffer: Buf,
+    /// Parsed response header. nginx: `u->headers_in`.
+    pub headers_in: HeadersIn,
+    /// Accounting of the current try. nginx: `u->state`.
+    pub state: UpstreamState,
+    /// Earlier tries. nginx: `r->upstream_states`.
+    pub states: Vec<UpstreamState>,
+    /// Body mode, chosen in `send_response` from `in_memory` and `conf.buffering`.
+    pub mode: BodyMode,
+    /// Keep the body for the module (nginx: `r->subrequest_in_memory`).
+    pub in_memory: bool,
+    /// The request bytes went out completely. nginx: `u->request_sent`.
+    pub request_sent: bool,
+    /// The response header went to the client. nginx: `u->header_sent`.
+    pub header_sent: bool,
+    /// nginx: `u->read_event_handler`.
+    pub read_handler: ReadHandler,
+    /// nginx: `u->write_event_handler`.
+    pub write_handler: WriteHandler,
+    /// Body bytes still expected (`None`: until the upstream closes). nginx: `u->length`.
+    pub length: Option<u64>,
+    /// The upstream connection may be reused (framing intact, no `close`). nginx: `u->keepalive`.
+    pub keepalive: bool,
+    /// Decoded body waiting for the client. nginx: `u->out_bufs` / the pipe's `out`.
+    pub out: Chain,
+    /// Temp file state of the buffered mode. nginx: `u->pipe`.
+    pub pipe: Pipe,
+    /// The upstream side is over: callback called, peer released. nginx: `u->cleanup == NULL`.
+    pub finalized: bool,
+    /// The whole body has been read.
+    pub upstream_done: bool,
+    /// When the first try started (for `next_upstream_timeout`).
+    pub start_msec: u64,
+}
+
+/// The context in `cy.upstreams`: the state plus the module driving it.
+pub struct UpstreamCtx {
+    /// The state.
+    pub u: Upstream,
+    /// The module's callbacks; `None` while one of them runs.
+    pub module: Option<Box<dyn UpstreamHandler>>,
+}
+
+/// The upstream of a request.
+pub fn u_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut Upstream> {
+    let uid = cy.requests.get(rid)?.upstream?;
+    cy.upstreams.get_mut(uid).map(|c| &mut c.u)
+}
+
+/// The upstream of a request, read-only.
+pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
+    let uid = cy.requests.get(rid)?.upstream?;
+    cy.upstreams.get(uid).map(|c| &c.u)
+}
+
+/// The request and its upstream at once (disjoint borrows of the cycle).
+pub fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut crate::core::buf::BufPool)> {
+    let Cycle { requests, upstreams, bufs, .. } = cy;
+    let r = requests.get_mut(rid)?;
+    let uid = r.upstream?;
+    let u = &mut upstreams.get_mut(uid)?.u;
+    Some((r, u, bufs))
+}
+
+/// Runs a module callback with the module taken out of the context, so it can use the whole
+/// cycle. `None` if the upstream is gone (or re-entered).
+pub fn with_module<T>(cy: &mut Cycle, rid: RequestId, f: impl FnOnce(&mut dyn UpstreamHandler, &mut Cycle) -> T) -> Option<T> {
+    let uid = cy.requests.get(rid)?.upstream?;
+    let mut m = cy.upstreams.get_mut(uid)?.module.take()?;
+    let t = f(m.as_mut(), cy);
+    if let Some(ctx) = cy.upstreams.get_mut(uid) {
+        ctx.module = Some(m);
+    }
+    Some(t)
+}
+
+/// Attaches an upstream to a request. nginx: `ngx_http_upstream_create()`.
+pub fn create(cy: &mut Cycle, rid: RequestId, module: Box<dyn UpstreamHandler>, conf: Arc<UpstreamConf>, resolved: Resolved) -> Option<UpstreamId> {
+    let size = conf.buffer_size;
+    let buffer = cy.bufs.get(size);
+    let now = cy.times.msec;
+    let u = Upstream {
+        request: rid,
+        conf,
+        request_bufs: Chain::new(),
+        send_pos: (0, 0),
+        resolved,
+        peer: PeerConnection::default(),
+        buffer,
+        headers_in: HeadersIn::default(),
+        state: UpstreamState::default(),
+        states: Vec::new(),
+        mode: BodyMode::NonBuffered,
+        in_memory: false,
+        request_sent: false,
+        header_sent: false,
+        read_handler: ReadHandler::Dummy,
+        write_handler: WriteHandler::Dummy,
+        length: None,
+        keepalive: false,
+        out: Chain::new(),
+        pipe: Pipe::default(),
+        finalized: false,
+        upstream_done: false,
+        start_msec: now,
+    };
+    let uid = cy.upstreams.insert(UpstreamCtx { u, module: Some(module) });
+    let r = cy.requests.get_mut(rid)?;
+    r.upstream = Some(uid);
+    r.pool_cleanup.push(free_upstream);
+    Some(uid)
+}
+
+/// Starts the upstream once the client body is in (the post handler of
+/// `read_client_request_body`). nginx: `ngx_http_upstream_init()` /
+/// `ngx_http_upstream_init_request()`.
+pub fn init(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    r.cleanup.push(cleanup);
+    r.read_event_handler = rd_check_broken_connection;
+    r.write_event_handler = http_request::empty_handler;
+    if let Some(c) = cy.conns.get_mut(r.connection) {
+        c.action = "connecting to upstream";
+    }
+    match with_module(cy, rid, |m, cy| m.create_request(cy, rid)) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            log::error!("upstream create_request failed: {e:?}");
+            return finalize(cy, rid, HandlerRc::Status(500));
+        }
+        None => return,
+    }
+    let group = u_ref(cy, rid).map_or(0, |u| u.resolved.group);
+    let tries = round_robin::tries(cy, group);
+    let now = cy.times.msec;
+    let Some(u) = u_mut(cy, rid) else { return };
+    let max = u.conf.next_upstream_tries;
+    u.peer.tries = if max > 0 { tries.min(max) } else { tries }.max(1);
+    u.start_msec = now;
+    connect::connect(cy, rid);
+}
+
+/// The event handler of every upstream connection. nginx: `ngx_http_upstream_handler()`.
+pub fn handler(cy: &mut Cycle, ev: Ev) {
+    let Some(Owner::Upstream(rid)) = cy.conns.get(ev.c).map(|c| c.owner) else { return };
+    let Some(u) = u_ref(cy, rid) else { return };
+    if u.peer.connection != Some(ev.c) {
+        return; // an event of a previous try's connection
+    }
+    if ev.write {
+        match u.write_handler {
+            WriteHandler::SendRequest => request::send_request_handler(cy, rid),
+            WriteHandler::Dummy => {}
+        }
+    } else {
+        match u.read_handler {
+            ReadHandler::ProcessHeader => header::process_header(cy, rid),
+            ReadHandler::ProcessBody => response::process_upstream(cy, rid),
+            ReadHandler::Dummy => {}
+        }
+    }
+    http_request::run_posted_requests(cy);
+}
+
+fn is_idempotent(r: &Request) -> bool {
+    !matches!(r.method_name(), b"POST" | b"LOCK" | b"PATCH")
+}
+
+/// Gives up on the current peer: tries the next one, or ends the request with an error.
+/// nginx: `ngx_http_upstream_next()`.
+pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
+    let now = cy.times.msec;
+    if ft == Ft::Timeout {
+        log_error(cy, rid, "upstream timed out (110: Connection timed out)");
+    }
+    let failed = !matches!(ft, Ft::Http403 | Ft::Http404);
+    close_peer(cy, rid, failed);
+    let Some(r) = cy.requests.get(rid) else { return };
+    let idempotent = is_idempotent(r);
+    let Some(u) = u_mut(cy, rid) else { return };
+    let status = if ft == Ft::NoLive { 502 } else { ft.status() };
+    u.peer.tries = u.peer.tries.saturating_sub(1);
+    let c = &u.conf;
+    let timed_out = c.next_upstream_timeout > 0 && now.saturating_sub(u.start_msec) >= c.next_upstream_timeout;
+    let give_up = u.peer.tries == 0
+        || ft == Ft::NoLive
+        || c.next_upstream & FT_OFF_BIT != 0
+        || c.next_upstream & ft.bit() == 0
+        || (u.request_sent && !idempotent && c.next_upstream & conf::FT_NON_IDEMPOTENT == 0)
+        || timed_out
+        || u.header_sent;
+    if give_up {
+        return finalize(cy, rid, HandlerRc::Status(status));
+    }
+    connect::connect(cy, rid);
+}
+
+const FT_OFF_BIT: u32 = conf::FT_OFF;
+
+/// Logs an error with nginx's request context ("while ..., client: ..., server: ...,
+/// request: "...", upstream: "...", host: "...").
+pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
+    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(c) = cy.conns.get(r.connection) else { return };
+    let action = u_ref(cy, rid)
+        .and_then(|u| u.peer.connection)
+        .and_then(|uc| cy.conns.get(uc))
+        .map_or(c.action, |uc| uc.action);
+    let upstream = u_ref(cy, rid).map(|u| u.state.peer.clone()).unwrap_or_default();
+    let client = c.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let server = r.srv.core.server_names.first().map(String::as_str).unwrap_or("");
+    log::error!(
+        "*{} {} while {}, client: {}, server: {}, request: \"{}\", upstream: \"http://{}{}\", host: \"{}\"",
+        c.number,
+        msg,
+        action,
+        client,
+        server,
+        String::from_utf8_lossy(r.request_line()),
+        upstream,
+        String::from_utf8_lossy(r.unparsed_uri()),
+        String::from_utf8_lossy(&r.headers_in.host)
+    );
+}
+
+/// Closes the current peer connection and tells the balancer how it went.
+/// nginx: `u->peer.free()` + `ngx_close_connection(u->peer.connection)`.
+fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
+    let now = cy.times.msec;
+    let Some(u) = u_mut(cy, rid) else { return };
+    let conn = u.peer.connection.take();
+    let pick = u.peer.pick.take();
+    if !u.state.peer.is_empty() || u.state.start > 0 {
+        u.state.response_time = now.saturating_sub(u.state.start);
+        let st = std::mem::take(&mut u.state);
+        u.states.push(st);
+    }
+    if let Some(p) = pick {
+        round_robin::free_peer(cy, &p, failed);
+    }
+    if let Some(c) = conn {
+        crate::event::connect::close_connection(cy, c);
+    }
+}
+
+/// Ends the upstream side exactly once: the module's `finalize_request`, the peer released.
+/// Returns false if it had already ended.
+fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
+    let Some(u) = u_mut(cy, rid) else { return false };
+    if u.finalized {
+        return false;
+    }
+    u.finalized = true;
+    u.read_handler = ReadHandler::Dummy;
+    u.write_handler = WriteHandler::Dummy;
+    let failed = matches!(rc, HandlerRc::Status(502 | 504));
+    close_peer(cy, rid, failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent));
+    with_module(cy, rid, |m, cy| m.finalize_request(cy, rid, rc));
+    true
+}
+
+/// Releases the upstream side early (buffered mode, body fully read, client still receiving).
+pub fn release(cy: &mut Cycle, rid: RequestId) {
+    finalize_upstream(cy, rid, HandlerRc::Ok);
+}
+
+/// Ends the request's upstream and the request itself. nginx:
+/// `ngx_http_upstream_finalize_request()`.
+pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
+    finalize_upstream(cy, rid, rc);
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    r.read_event_handler = http_request::block_reading;
+    let Some(u) = u_ref(cy, rid) else { return };
+    let header_sent = u.header_sent;
+    let in_memory = u.mode == BodyMode::InMemory && header_sent;
+    if !header_sent || matches!(rc, HandlerRc::Status(408 | 499)) || in_memory {
+        return http_request::finalize_request(cy, rid, rc);
+    }
+    let rc = match rc {
+        HandlerRc::Status(s) if s >= 300 => {
+            // The response already started: it can only be cut short.
+            if let Some(r) = cy.requests.get_mut(rid) {
+                r.keepalive = false;
+            }
+            HandlerRc::Error
+        }
+        HandlerRc::Error => HandlerRc::Error,
+        _ => response::send_last(cy, rid),
+    };
+    http_request::finalize_request(cy, rid, rc);
+}
+
+/// The request ends (or is terminated) while the upstream runs. nginx:
+/// `ngx_http_upstream_cleanup()`.
+fn cleanup(cy: &mut Cycle, rid: RequestId) {
+    if let Some(u) = u_ref(cy, rid) {
+        if !u.finalized && !u.header_sent {
+            with_module(cy, rid, |m, cy| m.abort_request(cy, rid));
+        }
+    }
+    finalize_upstream(cy, rid, HandlerRc::Done);
+}
+
+/// Frees the context after the access log line was written (it reads `$upstream_*`).
+/// nginx: the request pool's destruction.
+fn free_upstream(cy: &mut Cycle, rid: RequestId) {
+    finalize_upstream(cy, rid, HandlerRc::Done);
+    let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else { return };
+    if let Some(mut ctx) = cy.upstreams.remove(uid) {
+        let u = &mut ctx.u;
+        cy.bufs.put(std::mem::take(&mut u.buffer));
+        cy.bufs.put_chain(&mut u.request_bufs);
+        cy.bufs.put_chain(&mut u.out);
+    }
+}
+
+/// The client's read handler while the upstream works: notices a client that went away.
+/// nginx: `ngx_http_upstream_rd_check_broken_connection()`.
+pub fn rd_check_broken_connection(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get(rid) else { return };
+    let cid = r.connection;
+    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let mut b = [0u8; 1];
+    let gone = match &c.stream {
+        crate::core::connection::Stream::Tcp(s) => match s.peek(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                c.read.ready = false;
+                false
+            }
+            Err(_) => true,
+        },
+        _ => false,
+    };
+    if !gone {
+        return;
+    }
+    c.read.eof = true;
+    c.error = true;
+    let n = c.number;
+    if u_ref(cy, rid).is_some_and(|u| !u.finalized) {
+        log::info!("*{n} client prematurely closed connection while sending request to upstream");
+        finalize(cy, rid, HandlerRc::Status(499));
+    }
+}

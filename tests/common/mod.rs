@@ -912,3 +912,35 @@ pub fn digest(bytes: &[u8]) -> u64 {
     let fnv = |h: u64, &b: &u8| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, fnv)
 }
+
+// --- what the binary under test calls itself ---------------------------------------------------
+
+/// True when the suite runs against nginx itself (`RGINX_BIN=/usr/sbin/nginx`), to check that
+/// a test records nginx's real behaviour. Tests use it only where rginx deliberately differs
+/// (its name in `Server` and in error pages).
+pub fn is_nginx() -> bool {
+    let b = bin();
+    let name = Path::new(&b).file_name().map(|n| n.to_string_lossy().into_owned());
+    name.is_some_and(|n| n.starts_with("nginx"))
+}
+
+/// The token of `Server:` and of the error page tail: `rginx/0.1.0`, or nginx's own
+/// (`nginx/1.22.1`, read from `nginx -v`) under `RGINX_BIN=nginx`.
+pub fn server_token() -> String {
+    if !is_nginx() {
+        return format!("rginx/{}", env!("CARGO_PKG_VERSION"));
+    }
+    let (_, _, err) = run_cli(&["-v"], &std::env::temp_dir());
+    let v = err.trim().rsplit(' ').next().unwrap_or("nginx");
+    v.to_string()
+}
+
+/// The exact bytes of the built-in error page whose title is `title` (e.g. "404 Not Found"):
+/// nginx's `ngx_http_error_*_page` followed by the tail with [`server_token`].
+pub fn error_page(title: &str) -> String {
+    format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n\
+         <center><h1>{title}</h1></center>\r\n<hr><center>{}</center>\r\n</body>\r\n</html>\r\n",
+        server_token()
+    )
+}

@@ -1,0 +1,77 @@
+//! Choosing a peer and connecting to it, and re-initialising the request for a retry.
+//!
+//! nginx: `ngx_http_upstream_connect()`, `ngx_http_upstream_reinit()`,
+//! `ngx_http_upstream_test_connect()` (src/http/ngx_http_upstream.c).
+
+use super::{next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState, WriteHandler};
+use crate::core::connection::{Ev, Owner, RequestId};
+use crate::core::cycle::Cycle;
+use crate::core::step::HandlerRc;
+use crate::event::{self, connect::connect_peer};
+
+/// Picks a peer and starts a non-blocking connect; the write event says when it is done.
+/// nginx: `ngx_http_upstream_connect()`.
+pub fn connect(cy: &mut Cycle, rid: RequestId) {
+    let now = cy.times.msec;
+    let Some(u) = u_mut(cy, rid) else { return };
+    let retry = u.request_sent || u.state.start > 0 || !u.states.is_empty();
+    u.state = UpstreamState { start: now, ..Default::default() };
+    let group = u.resolved.group;
+    let tried = u.peer.tried.clone();
+    let Some(pick) = round_robin::get_peer(cy, group, &tried) else {
+        let name = cy
+            .conf
+            .http
+            .as_ref()
+            .and_then(|h| h.main.get::<super::conf::UpstreamMainConf>())
+            .and_then(|m| m.upstreams.get(group))
+            .map(|g| g.name.clone())
+            .unwrap_or_default();
+        super::log_error(cy, rid, &format!("no live upstreams while connecting to upstream \"{name}\""));
+        return next(cy, rid, Ft::NoLive);
+    };
+    if retry && reinit(cy, rid).is_err() {
+        return super::finalize(cy, rid, HandlerRc::Status(500));
+    }
+    let Some(u) = u_mut(cy, rid) else { return };
+    u.peer.tried.push((pick.backup, pick.index));
+    u.state.peer = pick.name.clone();
+    let addr = pick.addr.clone();
+    u.peer.pick = Some(pick);
+    let timeout = u.conf.connect_timeout;
+    match connect_peer(cy, &addr, Owner::Upstream(rid)) {
+        Ok(cid) => {
+            if let Some(c) = cy.conns.get_mut(cid) {
+                c.read.handler = super::handler;
+                c.write.handler = super::handler;
+                c.action = "connecting to upstream";
+            }
+            let Some(u) = u_mut(cy, rid) else { return };
+            u.peer.connection = Some(cid);
+            u.write_handler = WriteHandler::SendRequest;
+            u.read_handler = ReadHandler::ProcessHeader;
+            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
+        }
+        Err(e) => {
+            super::log_error(cy, rid, &format!("connect() to {addr} failed ({})", crate::os::process::os_err(&e)));
+            next(cy, rid, Ft::Error);
+        }
+    }
+}
+
+/// Rewinds everything a try changed, so the request can go to another peer.
+/// nginx: `ngx_http_upstream_reinit()` (and the module's `reinit_request`).
+fn reinit(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
+    match with_module(cy, rid, |m, cy| m.reinit_request(cy, rid)) {
+        Some(Ok(())) => {}
+        _ => return Err(()),
+    }
+    let Some(u) = u_mut(cy, rid) else { return Err(()) };
+    u.send_pos = (0, 0);
+    u.request_sent = false;
+    u.headers_in = Default::default();
+    u.buffer.reset();
+    u.length = None;
+    u.keepalive = false;
+    Ok(())
+}

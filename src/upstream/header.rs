@@ -1,0 +1,174 @@
+//! Reading the upstream response header until the module says it is complete, then turning
+//! it into the client's response header.
+//!
+//! nginx: `ngx_http_upstream_process_header()`, `ngx_http_upstream_test_next()`,
+//! `ngx_http_upstream_process_headers()`, the `ngx_http_upstream_headers_in[]` copy/hide rules
+//! (src/http/ngx_http_upstream.c).
+
+use super::{finalize, next, response, u_mut, with_module, Ft, Rewrite, UpstreamError};
+use crate::core::connection::{Ev, RequestId};
+use crate::core::cycle::Cycle;
+use crate::core::step::{HandlerRc, Step};
+use crate::event;
+use crate::os::io::{self, Recv};
+
+/// Reads into `u.buffer` and asks the module to parse, until it stops saying `Again`.
+/// nginx: `ngx_http_upstream_process_header()`.
+pub fn process_header(cy: &mut Cycle, rid: RequestId) {
+    let now = cy.times.msec;
+    let Some(u) = u_mut(cy, rid) else { return };
+    let Some(cid) = u.peer.connection else { return };
+    let request_sent = u.request_sent;
+    if cy.conns.get(cid).is_some_and(|c| c.read.timedout) {
+        return next(cy, rid, Ft::Timeout);
+    }
+    if !request_sent {
+        // The response arrived before we finished sending (or the connect failed): nginx
+        // checks the connection here too.
+        if let Some(c) = cy.conns.get_mut(cid) {
+            if let Err(e) = crate::event::connect::test_connect(c) {
+                super::log_error(cy, rid, &format!("connect() failed ({})", crate::os::process::os_err(&e)));
+                return next(cy, rid, Ft::Error);
+            }
+        }
+    }
+    loop {
+        let Cycle { requests, upstreams, conns, .. } = &mut *cy;
+        let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else { return };
+        let Some(ctx) = upstreams.get_mut(uid) else { return };
+        let u = &mut ctx.u;
+        let Some(c) = conns.get_mut(cid) else { return };
+        if u.buffer.is_full() {
+            u.buffer.compact();
+        }
+        if u.buffer.is_full() {
+            super::log_error(cy, rid, "upstream sent too big header");
+            return next(cy, rid, Ft::InvalidHeader);
+        }
+        match io::recv(c, u.buffer.free_space()) {
+            Recv::Data(n) => {
+                u.buffer.last += n;
+                u.state.bytes_received += n as u64;
+            }
+            Recv::Again => {
+                let timeout = u.conf.read_timeout;
+                if !event::timer_set(cy, Ev { c: cid, write: false }) {
+                    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+                }
+                return;
+            }
+            Recv::Eof => {
+                super::log_error(cy, rid, "upstream prematurely closed connection");
+                return next(cy, rid, Ft::Error);
+            }
+            Recv::Error(e) => {
+                super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
+                return next(cy, rid, Ft::Error);
+            }
+        }
+        match with_module(cy, rid, |m, cy| m.process_header(cy, rid)) {
+            Some(Ok(Step::Again)) => continue, // read more
+            Some(Ok(Step::Done(()))) => break, // here: header complete
+            Some(Err(UpstreamError::InvalidHeader)) => {
+                super::log_error(cy, rid, "upstream sent invalid header");
+                return next(cy, rid, Ft::InvalidHeader);
+            }
+            Some(Err(e)) => {
+                log::error!("upstream process_header failed: {e:?}");
+                return finalize(cy, rid, HandlerRc::Status(500));
+            }
+            None => return,
+        }
+    }
+    let Some(u) = u_mut(cy, rid) else { return };
+    u.state.header_time = Some(now.saturating_sub(u.state.start));
+    u.state.status = u.headers_in.status_n;
+    if let Some(ft) = test_next(u) {
+        return next(cy, rid, ft);
+    }
+    if let Err(rc) = process_headers(cy, rid) {
+        return finalize(cy, rid, rc);
+    }
+    response::send_response(cy, rid);
+}
+
+/// Whether the status asks for another peer (`proxy_next_upstream http_502 ...`), only when
+/// one is left. nginx: `ngx_http_upstream_test_next()`.
+fn test_next(u: &super::Upstream) -> Option<Ft> {
+    let ft = match u.headers_in.status_n {
+        500 => Ft::Http500,
+        502 => Ft::Http502,
+        503 => Ft::Http503,
+        504 => Ft::Http504,
+        403 => Ft::Http403,
+        404 => Ft::Http404,
+        429 => Ft::Http429,
+        _ => return None,
+    };
+    (u.peer.tries > 1 && u.conf.next_upstream & ft.bit() != 0).then_some(ft)
+}
+
+/// Headers the framework itself never passes (hop-by-hop or recomputed).
+/// nginx: the `ngx_http_upstream_headers_in[]` entries with `copy_header` = ignore.
+fn framework_hidden(name: &str) -> bool {
+    ["connection", "transfer-encoding", "keep-alive", "content-length", "content-type", "location", "refresh", "last-modified"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Copies the upstream header into `r.headers_out`, applying `hide_headers` and the module's
+/// `rewrite_redirect`/`rewrite_cookie`. nginx: `ngx_http_upstream_process_headers()`.
+pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> {
+    let Some(u) = u_mut(cy, rid) else { return Err(HandlerRc::Error) };
+    let hi = u.headers_in.clone();
+    let hide = u.conf.hide_headers.clone();
+    let mut out = crate::http::request::HeadersOut {
+        status: hi.status_n,
+        status_line: (!hi.status_line.is_empty()).then(|| hi.status_line.clone()),
+        content_length_n: hi.content_length_n,
+        ..Default::default()
+    };
+    for (name, value) in &hi.headers {
+        let lname = name.to_ascii_lowercase();
+        if hide.iter().any(|h| *h == lname) {
+            continue;
+        }
+        match lname.as_str() {
+            "content-type" => out.content_type = Some(value.clone()),
+            "last-modified" => out.last_modified = Some(value.clone()),
+            "location" | "refresh" => {
+                let mut v = value.clone();
+                let _ = with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut v));
+                if lname == "location" {
+                    out.location = Some(v);
+                } else {
+                    out.headers.push((name.clone(), v));
+                }
+            }
+            "set-cookie" => {
+                let mut v = value.clone();
+                let _: Option<Rewrite> = with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
+                out.headers.push((name.clone(), v));
+            }
+            "server" => {
+                out.no_server = true;
+                out.headers.push((name.clone(), value.clone()));
+            }
+            "date" => {
+                out.no_date = true;
+                out.headers.push((name.clone(), value.clone()));
+            }
+            _ if framework_hidden(&lname) => {}
+            _ => out.headers.push((name.clone(), value.clone())),
+        }
+    }
+    let Some(r) = cy.requests.get_mut(rid) else { return Err(HandlerRc::Error) };
+    if hi.chunked || r.method == crate::http::request::Method::Head {
+        // The client framing is decided by our own filters.
+        if hi.chunked {
+            out.content_length_n = None;
+        }
+    }
+    r.headers_out = out;
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! Sending the upstream response on: the header through the filters, then the body in one of
+//! the seed's three ways — kept for the module (`input_filter`), forwarded through one buffer
+//! (buffering off), or through `bufs` plus a temp file (buffering on).
+//!
+//! nginx: `ngx_http_upstream_send_response()`, `ngx_http_upstream_process_non_buffered_request()`,
+//! `ngx_http_upstream_non_buffered_filter_init()` / `_filter()`,
+//! `ngx_http_upstream_process_body_in_memory()`, `ngx_http_upstream_process_upstream()`,
+//! `ngx_http_upstream_process_downstream()` and `ngx_event_pipe()`.
+//!
+//! Differs from nginx: one loop (`process_body`) serves the two forwarding modes; they differ
+//! only in how much memory may wait for the client (one `buffer_size`, or `bufs`), whether the
+//! overflow may go to a temp file, and how much is handed to the client at once
+//! (`busy_buffers_size`). The body is copied out of `u.buffer` into the chain (nginx shadows it).
+
+use super::{finalize, u_mut, u_ref, with_module, BodyMode, ReadHandler, UpstreamError};
+use crate::core::buf::{Buf, BufPool, Chain};
+use crate::core::connection::{Ev, RequestId};
+use crate::core::cycle::Cycle;
+use crate::core::step::{HandlerRc, Step};
+use crate::event;
+use crate::http::{self, request::Method};
+use crate::os::io::{self, Recv};
+
+/// Sends the header and starts the body. nginx: `ngx_http_upstream_send_response()`.
+pub fn send_response(cy: &mut Cycle, rid: RequestId) {
+    let Some(u) = u_mut(cy, rid) else { return };
+    u.mode = if u.in_memory {
+        BodyMode::InMemory
+    } else if u.conf.buffering {
+        BodyMode::Buffered
+    } else {
+        BodyMode::NonBuffered
+    };
+    if u.mode != BodyMode::InMemory {
+        if http::send_header(cy, rid).is_err() {
+            return finalize(cy, rid, HandlerRc::Error);
+        }
+        let Some(u) = u_mut(cy, rid) else { return };
+        u.header_sent = true;
+        if cy.requests.get(rid).is_some_and(|r| r.header_only) {
+            return finalize(cy, rid, HandlerRc::Ok);
+        }
+    }
+    match with_module(cy, rid, |m, cy| m.input_filter_init(cy, rid)) {
+        Some(Ok(())) => {}
+        Some(Err(_)) => return finalize(cy, rid, HandlerRc::Error),
+        None => return,
+    }
+    if let Some(r) = cy.requests.get_mut(rid) {
+        r.write_event_handler = process_downstream;
+    }
+    let Some(u) = u_mut(cy, rid) else { return };
+    u.read_handler = ReadHandler::ProcessBody;
+    if let Some(c) = u.peer.connection.and_then(|c| cy.conns.get_mut(c)) {
+        c.action = "reading upstream";
+    }
+    let Some(u) = u_mut(cy, rid) else { return };
+    let preread = u.buffer.last - u.buffer.pos;
+    if preread > 0 {
+        u.state.response_length += preread as u64;
+        if !input(cy, rid, preread) {
+            return;
+        }
+    }
+    process_body(cy, rid);
+}
+
+/// Runs the module's `input_filter` on `bytes` new bytes; false if the request was finalized.
+fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
+    match with_module(cy, rid, |m, cy| m.input_filter(cy, rid, bytes)) {
+        Some(Ok(())) => {
+            if let Some(u) = u_mut(cy, rid) {
+                if u.length == Some(0) {
+                    u.upstream_done = true;
+                }
+            }
+            true
+        }
+        Some(Err(e)) => {
+            let msg = match e {
+                UpstreamError::InvalidBody => "upstream sent invalid body".to_string(),
+                e => format!("upstream input filter failed: {e:?}"),
+            };
+            super::log_error(cy, rid, &msg);
+            finalize(cy, rid, HandlerRc::Error);
+            false
+        }
+        None => false,
+    }
+}
+
+/// nginx: `ngx_http_upstream_non_buffered_filter_init()` — the body length is the upstream's
+/// `Content-Length`, or unknown (until close); none for HEAD, 204, 304.
+pub fn non_buffered_filter_init(cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
+    let head = cy.requests.get(rid).is_some_and(|r| r.method == Method::Head);
+    let Some(u) = u_mut(cy, rid) else { return Ok(()) };
+    let s = u.headers_in.status_n;
+    u.length = if head || s == 204 || s == 304 || (100..200).contains(&s) { Some(0) } else { u.headers_in.content_length_n };
+    Ok(())
+}
+
+/// nginx: `ngx_http_upstream_non_buffered_filter()` — passes the new bytes on, up to
+/// `u.length`.
+pub fn non_buffered_filter(cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
+    let Some((_, u, pool)) = super::parts(cy, rid) else { return Ok(()) };
+    let start = u.buffer.last - bytes;
+    let take = match u.length {
+        Some(len) => (bytes as u64).min(len) as usize,
+        None => bytes,
+    };
+    if take < bytes {
+        log::warn!("upstream sent more data than specified in \"Content-Length\" header");
+        u.keepalive = false;
+    }
+    emit(u, pool, start, start + take);
+    if let Some(len) = u.length.as_mut() {
+        *len -= take as u64;
+    }
+    u.buffer.pos = u.buffer.last;
+    Ok(())
+}
+
+/// Copies `u.buffer[start..end]` into the chain waiting for the client (helper for input
+/// filters).
+pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usize) {
+    let size = match u.mode {
+        BodyMode::Buffered => u.conf.bufs.1,
+        _ => u.conf.buffer_size,
+    };
+    let mut pos = start;
+    while pos < end {
+        let need_new = u.out.back().is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
+        if need_new {
+            u.out.push_back(pool.get(size.max(1)));
+        }
+        let Some(b) = u.out.back_mut() else { return };
+        let n = b.append(&u.buffer.mem[pos..end]);
+        pos += n;
+    }
+}
+
+/// Memory bytes of a chain (file regions cost no memory).
+fn mem_len(chain: &Chain) -> usize {
+    chain.iter().filter(|b| b.file.is_none()).map(|b| b.last - b.pos).sum()
+}
+
+/// The upstream's read handler during the body. nginx:
+/// `ngx_http_upstream_process_non_buffered_upstream()` / `ngx_http_upstream_process_upstream()`.
+pub fn process_upstream(cy: &mut Cycle, rid: RequestId) {
+    let Some(cid) = u_ref(cy, rid).and_then(|u| u.peer.connection) else { return };
+    if let Some(c) = cy.conns.get_mut(cid) {
+        if c.read.timedout {
+            c.read.timedout = false;
+            super::log_error(cy, rid, "upstream timed out (110: Connection timed out)");
+            return finalize(cy, rid, HandlerRc::Status(504));
+        }
+    }
+    process_body(cy, rid);
+}
+
+/// The client's write handler while the body flows. nginx:
+/// `ngx_http_upstream_process_non_buffered_downstream()` /
+/// `ngx_http_upstream_process_downstream()`.
+pub fn process_downstream(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get(rid) else { return };
+    if let Some(c) = cy.conns.get_mut(r.connection) {
+        if c.write.timedout {
+            c.write.timedout = false;
+            c.error = true;
+            log::info!("*{} client timed out while sending to client", c.number);
+            return finalize(cy, rid, HandlerRc::Status(408));
+        }
+    }
+    process_body(cy, rid);
+}
+
+/// Hands waiting body buffers to the output filters, at most `busy_buffers_size` in flight
+/// when buffering. Returns false if the request was finalized.
+fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
+    let Some(r) = cy.requests.get(rid) else { return false };
+    let main = r.main;
+    let in_flight = cy.requests.get(main).map_or(0, |m| crate::core::buf::chain_len(&m.out));
+    let Some(u) = u_mut(cy, rid) else { return false };
+    let mut out = Chain::new();
+    if u.mode == BodyMode::Buffered {
+        let mut budget = (u.conf.busy_buffers_size as u64).saturating_sub(in_flight);
+        while budget > 0 {
+            let Some(b) = u.out.pop_front() else { break };
+            budget = budget.saturating_sub(b.len());
+            out.push_back(b);
+        }
+    } else {
+        out = std::mem::take(&mut u.out);
+    }
+    if let Some(b) = out.back_mut() {
+        b.flush = true;
+    }
+    let rc = http::output_filter(cy, rid, &mut out);
+    cy.bufs.put_chain(&mut out);
+    if rc.is_err() {
+        finalize(cy, rid, HandlerRc::Error);
+        return false;
+    }
+    true
+}
+
+/// The body loop of all three modes. nginx: `ngx_http_upstream_process_non_buffered_request()`,
+/// `ngx_event_pipe()`, `ngx_http_upstream_process_body_in_memory()`.
+pub fn process_body(cy: &mut Cycle, rid: RequestId) {
+    loop {
+        let Some(u) = u_ref(cy, rid) else { return };
+        let mode = u.mode;
+        if mode != BodyMode::InMemory && !u.out.is_empty() && !pass_downstream(cy, rid) {
+            return;
+        }
+        let Some(u) = u_ref(cy, rid) else { return };
+        if u.upstream_done {
+            return body_done(cy, rid);
+        }
+        let Some(cid) = u.peer.connection else { return };
+        if !may_read(cy, rid) {
+            let Some(u) = u_mut(cy, rid) else { return };
+            if u.mode == BodyMode::Buffered && spill(cy, rid) {
+                continue;
+            }
+            // Back-pressure: the client is slow; stop reading the upstream.
+            event::del_timer(cy, Ev { c: cid, write: false });
+            arm_client_timer(cy, rid);
+            return;
+        }
+        match read_upstream(cy, rid, cid) {
+            Some(true) => continue,
+            Some(false) => {
+                arm_client_timer(cy, rid);
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Whether memory allows another read from the upstream.
+fn may_read(cy: &Cycle, rid: RequestId) -> bool {
+    let Some(u) = u_ref(cy, rid) else { return false };
+    let main = cy.requests.get(rid).map(|r| r.main);
+    let client = main.and_then(|m| cy.requests.get(m)).map_or(0, |m| mem_len(&m.out));
+    let limit = match u.mode {
+        BodyMode::InMemory => return true,
+        BodyMode::NonBuffered => u.conf.buffer_size,
+        BodyMode::Buffered => u.conf.bufs.0 * u.conf.bufs.1,
+    };
+    mem_len(&u.out) + client < limit.max(1)
+}
+
+/// Buffered mode: moves waiting memory to the temp file. False if nothing could move.
+fn spill(cy: &mut Cycle, rid: RequestId) -> bool {
+    let dir = {
+        let Some(u) = u_ref(cy, rid) else { return false };
+        crate::conf::full_name(&cy.conf.prefix, &u.conf.temp_path.to_string_lossy())
+    };
+    let Some((_, u, pool)) = super::parts(cy, rid) else { return false };
+    let (ws, max) = (u.conf.temp_file_write_size, u.conf.max_temp_file_size);
+    match u.pipe.spill(&mut u.out, pool, &dir, ws, max) {
+        Ok(n) => n > 0,
+        Err(e) => {
+            log::error!("write to temp file in \"{}\" failed ({e})", dir.display());
+            false
+        }
+    }
+}
+
+/// One read from the upstream into `u.buffer`, through the input filter.
+/// `Some(true)`: read something, go on; `Some(false)`: wait for an event; `None`: finalized.
+fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::ConnId) -> Option<bool> {
+    let Cycle { requests, upstreams, conns, .. } = &mut *cy;
+    let uid = requests.get(rid)?.upstream?;
+    let u = &mut upstreams.get_mut(uid)?.u;
+    let c = conns.get_mut(cid)?;
+    if u.buffer.pos == u.buffer.last {
+        u.buffer.reset();
+    }
+    if u.buffer.is_full() {
+        // Only the in-memory mode leaves data in the buffer.
+        super::log_error(cy, rid, "upstream buffer is too small to read response");
+        finalize(cy, rid, HandlerRc::Error);
+        return None;
+    }
+    match io::recv(c, u.buffer.free_space()) {
+        Recv::Data(n) => {
+            u.buffer.last += n;
+            u.state.bytes_received += n as u64;
+            u.state.response_length += n as u64;
+            input(cy, rid, n).then_some(true)
+        }
+        Recv::Again => {
+            let timeout = u.conf.read_timeout;
+            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+            Some(false)
+        }
+        Recv::Eof => {
+            if u.length.is_none() {
+                u.upstream_done = true;
+                return Some(true);
+            }
+            super::log_error(cy, rid, "upstream prematurely closed connection");
+            finalize(cy, rid, HandlerRc::Error);
+            None
+        }
+        Recv::Error(e) => {
+            super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
+            finalize(cy, rid, HandlerRc::Error);
+            None
+        }
+    }
+}
+
+fn arm_client_timer(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(m) = cy.requests.get(r.main) else { return };
+    let (cid, pending, t) = (m.connection, !m.out.is_empty(), m.loc.core.send_timeout());
+    if pending && !event::timer_set(cy, Ev { c: cid, write: true }) {
+        event::add_timer(cy, Ev { c: cid, write: true }, t);
+    }
+}
+
+/// The upstream body is complete: release the upstream at once (even if the client is still
+/// receiving, as buffering promises), then finish when everything is handed to the client.
+fn body_done(cy: &mut Cycle, rid: RequestId) {
+    let Some(u) = u_ref(cy, rid) else { return };
+    if u.mode == BodyMode::InMemory || u.out.is_empty() {
+        return finalize(cy, rid, HandlerRc::Ok);
+    }
+    super::release(cy, rid);
+    arm_client_timer(cy, rid);
+}
+
+/// Sends the final (empty, `last_buf`) buffer; the rc for `finalize_request`.
+/// nginx: `ngx_http_send_special(r, NGX_HTTP_LAST)`.
+pub fn send_last(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
+    let mut out = Chain::new();
+    out.push_back(Buf::last_buf());
+    match http::output_filter(cy, rid, &mut out) {
+        Ok(Step::Done(())) | Ok(Step::Again) => HandlerRc::Ok,
+        Err(_) => HandlerRc::Error,
+    }
+}

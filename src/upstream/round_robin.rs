@@ -1,0 +1,215 @@
+//! Choosing a peer: nginx's smooth weighted round robin with `max_fails`/`fail_timeout`
+//! health, backups, and tries.
+//!
+//! nginx: src/http/ngx_http_upstream_round_robin.c (`ngx_http_upstream_init_round_robin`,
+//! `ngx_http_upstream_get_round_robin_peer`, `ngx_http_upstream_get_peer`,
+//! `ngx_http_upstream_free_round_robin_peer`).
+//!
+//! Differs from nginx: peer state (weights, failures) is per worker, never shared — nginx
+//! shares it only when a `zone` is configured.
+
+use super::conf::UpstreamMainConf;
+use crate::core::cycle::Cycle;
+use crate::event::connect::PeerAddr;
+
+/// Runtime state of one peer. nginx: `ngx_http_upstream_rr_peer_t` (its mutable fields).
+#[derive(Clone, Debug, Default)]
+pub struct PeerState {
+    /// The address.
+    pub addr: Option<PeerAddr>,
+    /// `host:port` as written, for `$upstream_addr`-style logs.
+    pub name: String,
+    /// `weight`.
+    pub weight: i64,
+    /// nginx: `effective_weight` (lowered on failure, recovers on success).
+    pub effective_weight: i64,
+    /// nginx: `current_weight` of the smooth algorithm.
+    pub current_weight: i64,
+    /// Failures counted within `fail_timeout`. nginx: `fails`.
+    pub fails: usize,
+    /// `max_fails`.
+    pub max_fails: usize,
+    /// `fail_timeout` ms.
+    pub fail_timeout: u64,
+    /// Last failure time (ms). nginx: `accessed`.
+    pub accessed: u64,
+    /// Last time the peer was chosen after a failure. nginx: `checked`.
+    pub checked: u64,
+    /// `down`.
+    pub down: bool,
+    /// Open connections to this peer. nginx: `conns`.
+    pub conns: usize,
+    /// Requests sent (for the status page).
+    pub requests: u64,
+    /// Failures seen (for the status page).
+    pub failures: u64,
+}
+
+/// A group's peers in this worker. nginx: `ngx_http_upstream_rr_peers_t` (+ `next` = backups).
+#[derive(Clone, Debug, Default)]
+pub struct PeerGroup {
+    /// Primary peers.
+    pub primary: Vec<PeerState>,
+    /// `backup` peers.
+    pub backup: Vec<PeerState>,
+}
+
+/// Every group's peers in this worker.
+#[derive(Default)]
+pub struct RoundRobin {
+    /// Indexed like `UpstreamMainConf::upstreams`.
+    pub groups: Vec<PeerGroup>,
+}
+
+/// The peer chosen for one try. nginx: the fields `get` fills in `ngx_peer_connection_t`.
+#[derive(Clone, Debug)]
+pub struct PeerPick {
+    /// Group index.
+    pub group: usize,
+    /// From the backup list.
+    pub backup: bool,
+    /// Index in its list.
+    pub index: usize,
+    /// Where to connect.
+    pub addr: PeerAddr,
+    /// Its name for logs.
+    pub name: String,
+}
+
+/// Builds the worker's peer lists. nginx: `ngx_http_upstream_init_round_robin()`.
+pub fn init_worker(cy: &mut Cycle) {
+    let Some(m) = cy.conf.http.as_ref().and_then(|h| h.main.get::<UpstreamMainConf>()) else { return };
+    let mut rr = RoundRobin::default();
+    for us in &m.upstreams {
+        let mut g = PeerGroup::default();
+        for s in &us.servers {
+            for a in &s.addrs {
+                let p = PeerState {
+                    addr: Some(a.clone()),
+                    name: a.to_string(),
+                    weight: s.weight as i64,
+                    effective_weight: s.weight as i64,
+                    max_fails: s.max_fails,
+                    fail_timeout: s.fail_timeout,
+                    down: s.down,
+                    ..Default::default()
+                };
+                if s.backup { g.backup.push(p) } else { g.primary.push(p) }
+            }
+        }
+        rr.groups.push(g);
+    }
+    cy.http.insert(rr);
+}
+
+/// How many tries a request gets: every peer once. nginx: `rrp->peers->tries`.
+pub fn tries(cy: &mut Cycle, group: usize) -> usize {
+    cy.http.get::<RoundRobin>().and_then(|rr| rr.groups.get(group)).map_or(0, |g| g.primary.len() + g.backup.len())
+}
+
+/// Picks the next peer not yet `tried`. `None` means "no live upstreams".
+/// nginx: `ngx_http_upstream_get_round_robin_peer()`.
+pub fn get_peer(cy: &mut Cycle, group: usize, tried: &[(bool, usize)]) -> Option<PeerPick> {
+    let now = cy.times.msec;
+    let rr = cy.http.get::<RoundRobin>()?;
+    let g = rr.groups.get_mut(group)?;
+    let single = g.primary.len() == 1 && g.backup.is_empty();
+    for backup in [false, true] {
+        let list = if backup { &mut g.backup } else { &mut g.primary };
+        if let Some(i) = pick(list, backup, tried, now, single) {
+            let p = &mut list[i];
+            p.conns += 1;
+            p.requests += 1;
+            let addr = p.addr.clone()?;
+            return Some(PeerPick { group, backup, index: i, addr, name: p.name.clone() });
+        }
+    }
+    // All peers failed: mark them live again for a quick recovery, as nginx does.
+    for p in g.primary.iter_mut().chain(g.backup.iter_mut()) {
+        p.fails = 0;
+    }
+    None
+}
+
+/// The smooth weighted choice over one list. nginx: `ngx_http_upstream_get_peer()`.
+fn pick(list: &mut [PeerState], backup: bool, tried: &[(bool, usize)], now: u64, single: bool) -> Option<usize> {
+    if single {
+        // nginx skips health accounting for a single peer... except `down`.
+        let p = list.first()?;
+        if p.down || tried.contains(&(backup, 0)) {
+            return None;
+        }
+        return Some(0);
+    }
+    let mut best: Option<usize> = None;
+    let mut total = 0i64;
+    for i in 0..list.len() {
+        if !eligible(&list[i], backup, i, tried, now) {
+            continue;
+        }
+        let p = &mut list[i];
+        p.current_weight += p.effective_weight;
+        total += p.effective_weight;
+        if p.effective_weight < p.weight {
+            p.effective_weight += 1;
+        }
+        if best.is_none_or(|b| list[i].current_weight > list[b].current_weight) {
+            best = Some(i);
+        }
+    }
+    let bi = best?;
+    let p = &mut list[bi];
+    p.current_weight -= total;
+    if now.saturating_sub(p.checked) > p.fail_timeout {
+        p.checked = now;
+    }
+    Some(bi)
+}
+
+fn eligible(p: &PeerState, backup: bool, i: usize, tried: &[(bool, usize)], now: u64) -> bool {
+    !p.down && !tried.contains(&(backup, i)) && !(p.max_fails > 0 && p.fails >= p.max_fails && now.saturating_sub(p.checked) <= p.fail_timeout)
+}
+
+/// Returns a peer after a try, counting a failure or clearing them.
+/// nginx: `ngx_http_upstream_free_round_robin_peer()`.
+pub fn free_peer(cy: &mut Cycle, pick: &PeerPick, failed: bool) {
+    let now = cy.times.msec;
+    let Some(rr) = cy.http.get::<RoundRobin>() else { return };
+    let Some(g) = rr.groups.get_mut(pick.group) else { return };
+    let list = if pick.backup { &mut g.backup } else { &mut g.primary };
+    let Some(p) = list.get_mut(pick.index) else { return };
+    p.conns = p.conns.saturating_sub(1);
+    if failed {
+        p.fails += 1;
+        p.failures += 1;
+        p.accessed = now;
+        p.checked = now;
+        if p.max_fails > 0 {
+            p.effective_weight -= p.weight / p.max_fails as i64;
+            if p.fails >= p.max_fails {
+                log::warn!("upstream server temporarily disabled while connecting to upstream, upstream: \"{}\"", p.name);
+            }
+        }
+        if p.effective_weight < 0 {
+            p.effective_weight = 0;
+        }
+    } else if p.accessed < p.checked {
+        p.fails = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(w: i64) -> PeerState {
+        PeerState { weight: w, effective_weight: w, max_fails: 1, fail_timeout: 10_000, ..Default::default() }
+    }
+
+    #[test]
+    fn smooth_weighted_sequence_matches_nginx() {
+        let mut l = vec![peer(5), peer(1), peer(1)];
+        let seq: String = (0..7).map(|_| [b'a', b'b', b'c'][pick(&mut l, false, &[], 0, false).unwrap_or(0)] as char).collect();
+        assert_eq!(seq, "aabacaa");
+    }
+}
