@@ -46,6 +46,8 @@ pub struct RequestBody {
     pub post_handler: RequestHandler,
     /// Streamed to a consumer that drains `bufs` (nginx: `r->request_body_no_buffering`).
     pub unbuffered: bool,
+    /// The post handler has run (unbuffered mode calls it before the body is complete).
+    pub started: bool,
     /// Called when new data arrives in unbuffered mode (the upstream's send handler).
     pub data_handler: Option<RequestHandler>,
 }
@@ -104,6 +106,7 @@ pub fn read_client_request_body(cy: &mut Cycle, rid: RequestId, post_handler: Re
         temp_file: None,
         post_handler,
         unbuffered,
+        started: false,
         data_handler: None,
     });
     if !rb.done {
@@ -121,9 +124,31 @@ pub fn read_client_request_body(cy: &mut Cycle, rid: RequestId, post_handler: Re
     if test_expect(cy, rid).is_err() {
         return HandlerRc::Status(500);
     }
-    match do_read(cy, rid) {
-        Ok(()) => HandlerRc::Ok,
-        Err(s) => HandlerRc::Status(s),
+    if let Err(s) = do_read(cy, rid) {
+        return HandlerRc::Status(s);
+    }
+    // Unbuffered: the consumer starts now, with whatever has arrived; it is told about more
+    // through `data_handler`. nginx: `rb->post_handler(r)` for `request_body_no_buffering`.
+    let start = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()).filter(|rb| rb.unbuffered && !rb.started).map(|rb| {
+        rb.started = true;
+        rb.post_handler
+    });
+    if let Some(h) = start {
+        flush_unbuffered(cy, rid);
+        h(cy, rid);
+    }
+    HandlerRc::Ok
+}
+
+/// Unbuffered: moves a partly filled buffer to `bufs` so the consumer can send it now.
+fn flush_unbuffered(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    let Some(rb) = r.request_body.as_mut() else { return };
+    if rb.buf.as_ref().is_some_and(|b| !b.is_empty()) {
+        let size = rb.buf.as_ref().map_or(1, |b| b.mem.len());
+        if let Some(b) = rb.buf.replace(cy.bufs.get(size)) {
+            rb.bufs.push_back(b);
+        }
     }
 }
 
@@ -336,7 +361,12 @@ fn body_done(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
             rb.bufs.push_back(b);
         }
     }
-    let h = if rb.unbuffered { rb.data_handler } else { Some(rb.post_handler) };
+    let h = if rb.unbuffered && rb.started {
+        rb.data_handler
+    } else {
+        rb.started = true;
+        Some(rb.post_handler)
+    };
     event::del_timer(cy, Ev { c: cid, write: false });
     if let Some(h) = h {
         h(cy, rid);
@@ -373,6 +403,7 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         temp_file: None,
         post_handler: request::empty_handler,
         unbuffered: false,
+        started: false,
         data_handler: None,
     }));
     match read_discarded_request_body(cy, rid)? {

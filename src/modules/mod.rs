@@ -5,6 +5,7 @@
 //! front of their chain, so a filter listed later runs earlier.
 
 pub mod log;
+pub mod proxy;
 pub mod return_;
 pub mod stub_status;
 
@@ -20,6 +21,8 @@ pub static HTTP_MODULES: &[&dyn HttpModule] = &[
     &log::LogModule,
     &return_::ReturnModule,
     &stub_status::StubStatusModule,
+    &crate::upstream::conf::UpstreamModule,
+    &proxy::ProxyModule,
     &WriteFilterModule,
     &HeaderFilterModule,
     &ChunkedFilterModule,

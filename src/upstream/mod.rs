@@ -386,7 +386,7 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
         String::from_utf8_lossy(r.request_line()),
         upstream,
         String::from_utf8_lossy(r.unparsed_uri()),
-        String::from_utf8_lossy(&r.headers_in.host)
+        String::from_utf8_lossy(r.header("host").unwrap_or(&r.headers_in.host))
     );
 }
 

@@ -65,7 +65,14 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
             return next(cy, rid, Ft::Error);
         }
     }
-    // here: the whole request is out
+    // here: everything queued is out; a streamed body may still be arriving
+    if body_pending(cy, rid) {
+        drop_sent(cy, rid);
+        if let Err(status) = crate::http::body::read_unbuffered_request_body(cy, rid) {
+            return finalize(cy, rid, HandlerRc::Status(status));
+        }
+        return;
+    }
     let Some(u) = u_mut(cy, rid) else { return };
     u.request_sent = true;
     u.write_handler = WriteHandler::Dummy;
@@ -82,6 +89,24 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
         header::process_header(cy, rid);
     }
     let _ = posted::Queue::Events;
+}
+
+/// A streamed (`proxy_request_buffering off`) body is not complete yet.
+fn body_pending(cy: &Cycle, rid: RequestId) -> bool {
+    cy.requests.get(rid).and_then(|r| r.request_body.as_ref()).is_some_and(|rb| rb.unbuffered && (!rb.done || !rb.bufs.is_empty()))
+}
+
+/// Frees the buffers already sent of a streamed body (it cannot be retried anyway), so memory
+/// stays bounded by the body buffer.
+fn drop_sent(cy: &mut Cycle, rid: RequestId) {
+    let Some((_, u, pool)) = super::parts(cy, rid) else { return };
+    while u.send_pos.0 > 0 {
+        if let Some(b) = u.request_bufs.pop_front() {
+            pool.put(b);
+        }
+        u.send_pos.0 -= 1;
+    }
+    u.peer.tries = u.peer.tries.min(1);
 }
 
 /// Writes from `u.send_pos` until done or the socket is full.
@@ -170,6 +195,20 @@ fn advance(bufs: &Chain, pos: &mut (usize, u64), mut n: u64) {
 /// Appends a copy of memory bytes to the request buffers (helper for `create_request`).
 pub fn push_bytes(u: &mut super::Upstream, bytes: Vec<u8>) {
     u.request_bufs.push_back(Buf::from_vec(bytes));
+}
+
+/// New client body bytes arrived (`proxy_request_buffering off`): queue them and send.
+/// nginx: `ngx_http_upstream_read_request_handler()` → `ngx_http_upstream_send_request()`.
+pub fn body_data(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    let Some(rb) = r.request_body.as_mut() else { return };
+    let more: Vec<Buf> = rb.bufs.drain(..).collect();
+    let Some(u) = u_mut(cy, rid) else { return };
+    u.request_bufs.extend(more);
+    let connected = u.state.connect_time.is_some() && !u.request_sent;
+    if connected {
+        send_request(cy, rid);
+    }
 }
 
 /// Ends the request when it cannot even be sent.

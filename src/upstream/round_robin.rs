@@ -176,12 +176,18 @@ pub fn free_peer(cy: &mut Cycle, pick: &PeerPick, failed: bool) {
     let now = cy.times.msec;
     let Some(rr) = cy.http.get::<RoundRobin>() else { return };
     let Some(g) = rr.groups.get_mut(pick.group) else { return };
+    let single = g.primary.len() == 1 && g.backup.is_empty();
     let list = if pick.backup { &mut g.backup } else { &mut g.primary };
     let Some(p) = list.get_mut(pick.index) else { return };
     p.conns = p.conns.saturating_sub(1);
     if failed {
-        p.fails += 1;
         p.failures += 1;
+    }
+    if single {
+        return; // nginx: a single peer is never marked down (`rrp->peers->single`)
+    }
+    if failed {
+        p.fails += 1;
         p.accessed = now;
         p.checked = now;
         if p.max_fails > 0 {
