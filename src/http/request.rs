@@ -220,22 +220,19 @@ impl Request {
     }
     /// Bytes of the request target as sent. nginx: `r->unparsed_uri`.
     pub fn unparsed_uri(&self) -> &[u8] {
-        &self.header_in.mem[self.head.target.clone()]
+        self.header_in.mem.get(self.head.target.clone()).unwrap_or(b"")
     }
     /// The method as sent. nginx: `r->method_name`.
     pub fn method_name(&self) -> &[u8] {
-        &self.header_in.mem[self.head.method.clone()]
+        self.header_in.mem.get(self.head.method.clone()).unwrap_or(b"")
     }
     /// The whole request line. nginx: `r->request_line`.
     pub fn request_line(&self) -> &[u8] {
         let b = &self.header_in.mem;
         let start = self.head.method.start;
-        let end = b[start..self.head.len.max(start)]
-            .iter()
-            .position(|&c| c == b'\r' || c == b'\n')
-            .map(|p| start + p)
-            .unwrap_or(start);
-        &b[start..end]
+        let line = b.get(start..self.head.len.max(start)).unwrap_or(b"");
+        let end = line.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(0);
+        &line[..end]
     }
 }
 
@@ -1033,11 +1030,15 @@ fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let cid = r.connection;
     let timeout = r.loc.core.keepalive_timeout();
-    // Bytes after this request are the next pipelined request: keep them in the buffer.
+    // Bytes after this request are the next pipelined request: copy them to a fresh buffer
+    // (the head stays in `header_in` for the access log).
     let leftover = if r.header_in.is_empty() {
         None
     } else {
-        Some(std::mem::take(&mut r.header_in))
+        let size = r.srv.core.client_header_buffer_size().max(r.header_in.data().len());
+        let mut nb = cy.bufs.get(size);
+        nb.append(r.header_in.data());
+        Some(nb)
     };
     free_request(cy, rid, 0);
     let Some(c) = cy.conns.get_mut(cid) else { return };

@@ -13,9 +13,8 @@
 //! - rginx never forks into the background (`daemon on` is accepted and ignored), so the pid
 //!   in the pid file is the process that was started.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -387,26 +386,22 @@ fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
         }
     };
     let mut conf = Arc::new(conf);
-    let (mut sig_rx, sig_tx) = match UnixStream::pair() {
-        Ok(p) => p,
+    // The master waits for signals; signal-hook's handler only records them (async-signal-safe)
+    // and `pending()` hands them over here. nginx: `ngx_signal_handler` setting flags that
+    // `ngx_master_process_cycle` reads after `sigsuspend()`.
+    let mut signals = match signal_hook::iterator::Signals::new([
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+    ]) {
+        Ok(s) => s,
         Err(e) => {
-            rlog::stderr(Level::Emerg, &format!("socketpair() failed ({e})"));
-            return 1;
-        }
-    };
-    for s in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH] {
-        let tx = match sig_tx.try_clone() {
-            Ok(t) => t,
-            Err(e) => {
-                rlog::stderr(Level::Emerg, &format!("signal setup failed ({e})"));
-                return 1;
-            }
-        };
-        if let Err(e) = signal_hook::low_level::pipe::register(s, tx) {
             rlog::stderr(Level::Emerg, &format!("sigaction() failed ({e})"));
             return 1;
         }
-    }
+    };
     // SIGPIPE: writes to closed sockets must return EPIPE, not kill us (Rust ignores it already).
     let mut gen = 0;
     let mut workers = match start_workers(&conf, &ls, gen) {
@@ -426,15 +421,18 @@ fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
         return 1;
     }
     crate::ngx_log!(Notice, "{VERSION} started, {} worker(s)", workers.len());
-    let _ = sig_rx.set_read_timeout(Some(Duration::from_millis(200)));
     let mut old: Vec<Worker> = Vec::new();
     let mut stopping = false;
+    let mut queue: Vec<i32> = Vec::new();
     loop {
-        let mut b = [0u8; 1];
-        let sig = match sig_rx.read(&mut b) {
-            Ok(1) => Some(b[0] as i32),
-            _ => None,
-        };
+        if queue.is_empty() {
+            queue.extend(signals.pending());
+            queue.reverse();
+        }
+        let sig = queue.pop();
+        if sig.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         old.retain_mut(|w| {
             if w.finished() {
                 w.join();

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# benches/callgrind.sh: instructions per request under `valgrind --tool=callgrind`, rginx vs
+# nginx, and the top functions of each profile. Instruction counts do not drift with a noisy
+# machine: the same binary, config and request sequence give the same count.
+#
+# Scenarios (the server under test runs under callgrind, one worker, same nginx.conf text):
+#   return200  `location / { return 200 "<100 bytes>"; }`
+#   proxy      the small keep-alive proxy scenario of ../shared/bench/proxy-bench: `/small`
+#              (100 bytes) through `upstream b { server ...; keepalive 64; }` with
+#              `proxy_http_version 1.1; proxy_set_header Connection "";` to a backend nginx
+#              that runs natively (not under valgrind).
+# The client (python3, standard library) sends WARMUP requests, then callgrind's counters
+# are zeroed (callgrind_control -z), then N requests, one at a time on a keep-alive
+# connection (reopened when the server closes it, e.g. after keepalive_requests 1000),
+# then the counters are dumped (callgrind_control -d). Ir/request = dumped total / N.
+#
+# Usage: benches/callgrind.sh [-n N] [-s return200,proxy] [-p rginx,nginx] [-b RGINX_BIN] [-o OUTDIR]
+# OUTDIR (default /tmp/rginx-callgrind) keeps callgrind.out.* and the annotate reports.
+# Every process the script starts is stopped on exit (trap EXIT, by pid).
+set -euo pipefail
+
+N=20000
+WARMUP=500
+SCENARIOS=return200,proxy
+PROXIES=rginx,nginx
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+RGINX_BIN=$ROOT/target/release/rginx
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+OUT=/tmp/rginx-callgrind
+TOP=${TOP:-25}
+
+while getopts "n:s:p:b:o:h" o; do
+    case $o in
+        n) N=$OPTARG ;;
+        s) SCENARIOS=$OPTARG ;;
+        p) PROXIES=$OPTARG ;;
+        b) RGINX_BIN=$OPTARG ;;
+        o) OUT=$OPTARG ;;
+        *) sed -n '2,20p' "$0"; exit 2 ;;
+    esac
+done
+command -v valgrind > /dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
+[[ -x $RGINX_BIN ]] || { echo "no $RGINX_BIN: run 'cargo build --release' first" >&2; exit 1; }
+mkdir -p "$OUT"
+
+WORK=$(mktemp -d /tmp/rginx-cg.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+X99=$(printf 'x%.0s' $(seq 99))
+
+wait_port() { # wait_port PORT PID SECONDS
+    local i
+    for i in $(seq $(( $3 * 10 ))); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# The backend for the proxy scenario: native nginx, like proxy-bench's.
+BPORT=$(free_port)
+mkdir -p "$WORK/backend/logs"
+cat > "$WORK/backend/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+error_log $WORK/backend/logs/error.log;
+pid $WORK/backend/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$BPORT;
+        location / { return 200 "$X99\n"; }
+    }
+}
+EOF
+"$NGINX_BIN" -p "$WORK/backend/" -e "$WORK/backend/logs/error.log" -c "$WORK/backend/nginx.conf" &
+PIDS+=("$!")
+wait_port "$BPORT" "$!" 10 || { echo "backend did not start" >&2; exit 1; }
+
+write_conf() { # write_conf DIR PORT SCENARIO
+    local d=$1 loc
+    if [[ $3 == return200 ]]; then
+        loc="location / { return 200 \"$X99\\n\"; }"
+    else
+        loc="location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+    fi
+    cat > "$d/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+error_log $d/logs/error.log;
+pid $d/logs/server.pid;
+
+events {
+    worker_connections 16384;
+}
+
+http {
+    access_log off;
+
+    upstream b {
+        server 127.0.0.1:$BPORT;
+        keepalive 64;
+    }
+
+    server {
+        listen 127.0.0.1:$2;
+        $loc
+    }
+}
+EOF
+}
+
+CLIENT=$WORK/client.py
+cat > "$CLIENT" <<'PYEOF'
+import http.client, sys
+port, n, path, expect = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4].encode() + b"\n"
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+bad = 0
+for i in range(n):
+    for attempt in range(3):
+        try:
+            conn.request("GET", path, headers={"User-Agent": "callgrind.sh"})
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 200 or body != expect:
+                bad += 1
+            if r.will_close:
+                conn.close()
+            break
+        except (http.client.HTTPException, OSError):
+            conn.close()
+    else:
+        bad += 1
+print(bad)
+PYEOF
+
+SUMMARY=$WORK/summary.tsv
+: > "$SUMMARY"
+IFS=, read -r -a SCN <<< "$SCENARIOS"
+IFS=, read -r -a PRX <<< "$PROXIES"
+for scn in "${SCN[@]}"; do
+    for name in "${PRX[@]}"; do
+        d=$WORK/$scn-$name
+        mkdir -p "$d/logs"
+        port=$(free_port)
+        write_conf "$d" "$port" "$scn"
+        case $name in rginx) bin=$RGINX_BIN ;; nginx) bin=$NGINX_BIN ;; esac
+        cgout=$OUT/callgrind.out.$scn-$name
+        rm -f "$cgout"*
+        valgrind --tool=callgrind --callgrind-out-file="$cgout" --dump-instr=no \
+            "$bin" -p "$d/" -e "$d/logs/error.log" -c "$d/nginx.conf" > "$d/logs/valgrind.log" 2>&1 &
+        vpid=$!
+        PIDS+=("$vpid")
+        wait_port "$port" "$vpid" 60 || { echo "$name did not start under valgrind" >&2; tail "$d/logs/valgrind.log" "$d/logs/error.log" >&2; exit 1; }
+        python3 "$CLIENT" "$port" "$WARMUP" / "$X99" > /dev/null
+        callgrind_control -z "$vpid" > /dev/null
+        bad=$(python3 "$CLIENT" "$port" "$N" / "$X99")
+        callgrind_control -d "$vpid" > /dev/null
+        # the dump is written asynchronously: wait for it
+        dump=""
+        for i in $(seq 100); do
+            dump=$(ls -t "$cgout".* 2>/dev/null | head -1 || true)
+            [[ -n $dump && -s $dump ]] && grep -q '^totals:\|^summary:' "$dump" && break
+            sleep 0.2
+        done
+        kill -TERM "$vpid" 2>/dev/null || true
+        sleep 1
+        kill -KILL "$vpid" 2>/dev/null || true
+        wait "$vpid" 2>/dev/null || true
+        total=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
+        callgrind_annotate --inclusive=no "$dump" > "$OUT/annotate.$scn-$name.txt" 2>/dev/null || true
+        callgrind_annotate --inclusive=yes "$dump" > "$OUT/annotate-incl.$scn-$name.txt" 2>/dev/null || true
+        printf '%s\t%s\t%s\t%s\t%s\n' "$scn" "$name" "$total" "$N" "$bad" >> "$SUMMARY"
+        echo "$scn $name: $total Ir for $N requests = $(( total / N )) Ir/request, bad responses: $bad" >&2
+    done
+done
+
+echo
+echo "### callgrind: instructions per request ($N requests after $WARMUP warm-up, c=1 keep-alive)"
+echo
+echo "| scenario | server | Ir total | Ir / request | rginx/nginx | bad responses |"
+echo "|---|---|---:|---:|---:|---:|"
+awk -F'\t' '{ ir[$1","$2] = $3 / $4; row[NR] = $0 }
+    END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t");
+        ratio = (f[2] == "rginx" && ((f[1]",nginx") in ir)) ? sprintf("%.2f", ir[f[1]",rginx"] / ir[f[1]",nginx"]) : "";
+        printf "| %s | %s | %'"'"'d | %'"'"'d | %s | %s |\n", f[1], f[2], f[3], f[3] / f[4], ratio, f[5] } }' "$SUMMARY"
+echo
+for scn in "${SCN[@]}"; do
+    for name in "${PRX[@]}"; do
+        echo "#### top functions (self Ir): $scn, $name (full report: $OUT/annotate.$scn-$name.txt)"
+        echo '```'
+        sed -n '/^Ir/,$p' "$OUT/annotate.$scn-$name.txt" | sed -n "1,$((TOP + 2))p" || true
+        echo '```'
+    done
+done
