@@ -333,6 +333,7 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
     };
     let mut http = None;
     let mut seen_events = false;
+    let mut seen: Vec<&str> = Vec::new();
     for d in &directives {
         match d.name.as_str() {
             "events" => {
@@ -352,7 +353,15 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
                 }
                 http = Some(crate::http::core_module::http_block(d, opts)?);
             }
-            _ => main_directive(&mut main, d, Ctx::MAIN, &opts.prefix)?,
+            name => {
+                // nginx's slot setters refuse a second value; error_log and user may repeat
+                // in nginx only as error_log, which rginx keeps singular too.
+                if name != "error_log" && seen.contains(&name) {
+                    return Err(ConfError::at(format!("\"{name}\" directive is duplicate"), d));
+                }
+                seen.push(name);
+                main_directive(&mut main, d, Ctx::MAIN, &opts.prefix)?
+            }
         }
     }
     if !seen_events {

@@ -160,6 +160,11 @@ const POOL_KEEP: usize = 256;
 impl BufPool {
     /// A zero-filled buffer of exactly `size` bytes, recycled when possible.
     pub fn get(&mut self, size: usize) -> Buf {
+        // A size asked for becomes a class (up to 16); only classes are recycled, so odd
+        // one-off buffers (chunk trailers, error pages) never crowd out the real sizes.
+        if self.classes.len() < 16 && !self.classes.iter().any(|(s, _)| *s == size) {
+            self.classes.push((size, Vec::new()));
+        }
         let v = self
             .classes
             .iter_mut()
@@ -180,13 +185,11 @@ impl BufPool {
         if size == 0 {
             return;
         }
-        v.resize(size, 0);
-        let n = self.classes.len();
-        match self.classes.iter_mut().find(|(s, _)| *s == size) {
-            Some((_, l)) if l.len() < POOL_KEEP => l.push(v),
-            Some(_) => {}
-            None if n < 16 => self.classes.push((size, vec![v])),
-            None => {}
+        if let Some((_, l)) = self.classes.iter_mut().find(|(s, _)| *s == size) {
+            if l.len() < POOL_KEEP {
+                v.resize(size, 0);
+                l.push(v);
+            }
         }
     }
     /// Returns every buffer of a chain.

@@ -51,12 +51,6 @@ pub struct Stats {
     pub handled: u64,
     /// Client requests.
     pub requests: u64,
-    /// Connections reading a request header.
-    pub reading: u64,
-    /// Connections with a request in progress.
-    pub writing: u64,
-    /// Idle keepalive connections.
-    pub waiting: u64,
     /// Client connections open now.
     pub active: u64,
 }

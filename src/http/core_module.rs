@@ -68,6 +68,8 @@ pub struct CoreLocConf {
     pub handler: Option<ContentHandler>,
     /// `keepalive_timeout` ms (default 75s); 0 disables keepalive.
     pub keepalive_timeout: Option<u64>,
+    /// `keepalive_timeout`'s second argument: the `Keep-Alive: timeout=N` header (seconds).
+    pub keepalive_header: Option<u64>,
     /// `keepalive_requests` (default 1000).
     pub keepalive_requests: Option<u64>,
     /// `keepalive_time` ms (default 1h).
@@ -139,7 +141,7 @@ impl CoreLocConf {
         macro_rules! m {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = prev.$f.clone(); } )* };
         }
-        m!(keepalive_timeout, keepalive_requests, keepalive_time, client_max_body_size,
+        m!(keepalive_timeout, keepalive_header, keepalive_requests, keepalive_time, client_max_body_size,
            client_body_buffer_size, client_body_timeout, send_timeout, default_type,
            server_tokens, tcp_nodelay, types, lingering);
     }
@@ -171,7 +173,7 @@ static CORE_COMMANDS: &[Command] = &[
     Command { name: "client_header_buffer_size", ctx: SRV, args: Args::TAKE1, set: |cx| { let v = conf::size(cx.d, 0)?; srv(cx)?.client_header_buffer_size = Some(v); Ok(()) } },
     Command { name: "large_client_header_buffers", ctx: SRV, args: Args::TAKE2, set: |cx| { let n = conf::num(cx.d, 0)?; let s = conf::size(cx.d, 1)?; if n == 0 || s == 0 { return Err("invalid value".into()) } srv(cx)?.large_client_header_buffers = Some((n, s)); Ok(()) } },
     Command { name: "client_header_timeout", ctx: SRV, args: Args::TAKE1, set: |cx| { let v = conf::msec(cx.d, 0)?; srv(cx)?.client_header_timeout = Some(v); Ok(()) } },
-    Command { name: "keepalive_timeout", ctx: Ctx::HTTP_ANY, args: Args::TAKE12, set: |cx| { cx.loc.core.keepalive_timeout = Some(conf::msec(cx.d, 0)?); Ok(()) } },
+    Command { name: "keepalive_timeout", ctx: Ctx::HTTP_ANY, args: Args::TAKE12, set: set_keepalive_timeout },
     Command { name: "keepalive_requests", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.keepalive_requests = Some(conf::num(cx.d, 0)? as u64); Ok(()) } },
     Command { name: "keepalive_time", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.keepalive_time = Some(conf::msec(cx.d, 0)?); Ok(()) } },
     Command { name: "client_max_body_size", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.client_max_body_size = Some(conf::offset(cx.d, 0)?); Ok(()) } },
@@ -186,6 +188,16 @@ static CORE_COMMANDS: &[Command] = &[
     Command { name: "lingering_close", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| match cx.arg(0) { "on" | "off" | "always" => Ok(()), _ => Err("invalid value".into()) } },
     Command { name: "types", ctx: Ctx::HTTP_ANY, args: Args(Args::BLOCK.0 | Args::NOARGS.0), set: types },
 ];
+
+/// nginx: `ngx_http_core_keepalive()`.
+fn set_keepalive_timeout(cx: &mut Cx<'_>) -> Result<(), SetError> {
+    cx.loc.core.keepalive_timeout = Some(conf::msec(cx.d, 0)?);
+    if let Some(h) = cx.d.args.get(1) {
+        let secs = crate::conf::units::parse_sec(h).ok_or_else(|| format!("invalid value \"{h}\""))?;
+        cx.loc.core.keepalive_header = Some(secs);
+    }
+    Ok(())
+}
 
 fn srv<'a>(cx: &'a mut Cx<'_>) -> Result<&'a mut CoreSrvConf, String> {
     match cx.srv.as_deref_mut() {

@@ -25,7 +25,9 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
         return Ok(Step::Done(()));
     }
     r.header_sent = true;
-    if r.main != rid {
+    if r.main != rid || r.http_version < 1000 {
+        // nginx sends no header to an HTTP/0.9 response (the proxy's 0.9 fallback).
+        r.keepalive = false;
         return Ok(Step::Done(()));
     }
     let status = r.headers_out.status;
@@ -78,6 +80,29 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     }
     if let Some(loc) = &ho.location {
         head.extend_from_slice(b"Location: ");
+        if loc.starts_with('/') {
+            // A relative redirect is made absolute from the Host the client used (nginx's
+            // defaults `absolute_redirect on`, `server_name_in_redirect off`,
+            // `port_in_redirect on`), else from the local address.
+            let local = cy.conns.get(r.connection).and_then(|c| c.local);
+            head.extend_from_slice(b"http://");
+            match local {
+                _ if !r.headers_in.host.is_empty() => head.extend_from_slice(&r.headers_in.host),
+                Some(std::net::SocketAddr::V6(a)) => {
+                    let _ = write!(head, "[{}]", a.ip());
+                }
+                Some(a) => {
+                    let _ = write!(head, "{}", a.ip());
+                }
+                None => {}
+            }
+            match local.map(|a| a.port()) {
+                Some(80) | None => {}
+                Some(port) => {
+                    let _ = write!(head, ":{port}");
+                }
+            }
+        }
         head.extend_from_slice(loc.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
@@ -85,6 +110,9 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
     head.extend_from_slice(if r.keepalive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" });
+    if let (true, Some(t)) = (r.keepalive, r.loc.core.keepalive_header) {
+        let _ = write!(head, "Keep-Alive: timeout={t}\r\n");
+    }
     for (n, v) in &ho.headers {
         head.extend_from_slice(n.as_bytes());
         head.extend_from_slice(b": ");

@@ -264,6 +264,8 @@ pub trait HttpModule: Sync {
     }
     /// Per-worker state. nginx: `init_process`.
     fn init_worker(&self, _cy: &mut Cycle) {}
+    /// Reopen files on USR1. nginx: `ngx_reopen_files()` over `cycle->open_files`.
+    fn reopen_files(&self, _cy: &mut Cycle) {}
 }
 
 /// A `listen` directive's options. nginx: `ngx_http_listen_opt_t`.

@@ -198,4 +198,7 @@ impl HttpModule for LogModule {
         http.phases.log.push(log_handler);
         Ok(())
     }
+    fn reopen_files(&self, cy: &mut Cycle) {
+        reopen(cy);
+    }
 }

@@ -356,9 +356,9 @@ fn start_workers(conf: &Arc<Conf>, ls: &Listeners, gen: usize) -> io::Result<Vec
     Ok(workers)
 }
 
-fn apply_error_log(conf: &Conf, cli: bool) {
+fn apply_error_log(conf: &Conf, cli: bool) -> bool {
     if cli && conf.main.error_log.is_none() {
-        return;
+        return true;
     }
     let (path, level) = conf
         .main
@@ -366,8 +366,10 @@ fn apply_error_log(conf: &Conf, cli: bool) {
         .clone()
         .unwrap_or_else(|| (conf.prefix.join("logs/error.log").to_string_lossy().into_owned(), Level::Error));
     if let Err(e) = rlog::set_error_log(&path, level) {
-        rlog::stderr(Level::Alert, &format!("could not open error log file: open() \"{path}\" failed ({})", os_err(&e)));
+        rlog::stderr(Level::Emerg, &format!("open() \"{path}\" failed ({})", os_err(&e)));
+        return false;
     }
+    true
 }
 
 fn write_pid(path: &Path) -> io::Result<()> {
@@ -377,7 +379,9 @@ fn write_pid(path: &Path) -> io::Result<()> {
 /// The master: bind, write the pid file, start workers, then handle signals until exit.
 /// nginx: `ngx_master_process_cycle()`.
 fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
-    apply_error_log(&conf, cli_log);
+    if !apply_error_log(&conf, cli_log) {
+        return 1;
+    }
     let ls = match Listeners::open(&conf, None) {
         Ok(l) => l,
         Err(e) => {
@@ -476,7 +480,7 @@ fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
                         conf = nconf;
                         ls = Some(nls);
                         gen += 1;
-                        apply_error_log(&conf, cli_log);
+                        let _ = apply_error_log(&conf, cli_log);
                     }
                     (Err(e), back) => {
                         ngx_log_emerg(&e);
@@ -583,7 +587,9 @@ fn worker_process_cycle(conf: Arc<Conf>, poll: mio::Poll, socks: Vec<(usize, std
             break;
         }
         if Signals::take(&cy.signals.reopen) {
-            crate::modules::log::reopen(&mut cy);
+            for m in conf.http.iter().flat_map(|h| h.modules.iter()) {
+                m.reopen_files(&mut cy);
+            }
         }
         if Signals::take(&cy.signals.quit) && !cy.exiting {
             cy.exiting = true;

@@ -289,7 +289,7 @@ fn upstream_block(cx: &mut Cx<'_>) -> Result<(), SetError> {
         upstream_directive(&mut us, d)?;
     }
     if us.servers.is_empty() {
-        return Err(format!("no servers are inside upstream in {}:{}", cx.d.file, cx.d.line).into());
+        return Err("no servers are inside upstream".into());
     }
     let m = cx.main_conf::<UpstreamMainConf>()?;
     if m.upstreams.iter().any(|u| u.explicit && u.name == name) {
@@ -350,7 +350,7 @@ fn parse_server(d: &Directive) -> Result<ServerConf, String> {
         }
     }
     let (host, port) = split_host_port(&d.args[0], 80)?;
-    s.addrs = resolve(&host, port).map_err(|m| format!("{m} in {}:{}", d.file, d.line))?;
+    s.addrs = resolve(&host, port)?;
     Ok(s)
 }
 
