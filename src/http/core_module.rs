@@ -64,6 +64,8 @@ pub struct CoreLocConf {
     pub noregex: bool,
     /// `location @name`. nginx: `clcf->named`.
     pub named: bool,
+    /// Where the block was written (file, line), for errors found while merging.
+    pub pos: Option<(String, usize)>,
     /// The content handler set by `return`, `proxy_pass`, ... nginx: `clcf->handler`.
     pub handler: Option<ContentHandler>,
     /// `keepalive_timeout` ms (default 75s); 0 disables keepalive.
@@ -219,7 +221,7 @@ pub fn http_block(d: &Directive, opts: &LoadOpts) -> Result<HttpConf, ConfError>
     run_block(block, Ctx::HTTP_MAIN, &mut lv, opts)?;
     let mut built = Vec::new();
     for mut s in servers {
-        merge_srv(&mut s, &http, modules).map_err(|e| ConfError { msg: e, file: None, line: 0 })?;
+        merge_srv(&mut s, &http, modules).map_err(|e| pos_error(e, &s.loc))?;
         merge_locations(&mut s.loc, modules)?;
         built.push(Arc::new(SrvConf { core: s.core, confs: s.confs, loc: Arc::new(s.loc) }));
     }
@@ -301,6 +303,7 @@ fn run_block(block: &[Directive], level: Ctx, lv: &mut Level<'_>, opts: &LoadOpt
 fn server(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let modules = cx.opts.modules;
     let mut s = new_srv(modules);
+    s.loc.core.pos = Some((cx.d.file.to_string(), cx.d.line));
     {
         let SrvBuild { core, confs, loc } = &mut s;
         let mut lv = Level { main: cx.main, srv: Some(core), srv_confs: Some(confs), servers: None, loc };
@@ -340,6 +343,7 @@ fn location(cx: &mut Cx<'_>) -> Result<(), SetError> {
         return Err(format!("location \"{name}\" is outside location \"{}\"", cx.loc.core.name).into());
     }
     l.core.name = name;
+    l.core.pos = Some((cx.d.file.to_string(), cx.d.line));
     let mut lv = Level { main: cx.main, srv: None, srv_confs: None, servers: None, loc: &mut l };
     run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_LOC, &mut lv, cx.opts)?;
     if cx.loc.locations.iter().any(|o| o.core.name == l.core.name && o.core.exact == l.core.exact) {
@@ -426,6 +430,14 @@ fn merge_srv(s: &mut SrvBuild, http: &SrvBuild, modules: &[&'static dyn HttpModu
     Ok(())
 }
 
+/// An error found while merging, reported at the block it concerns.
+fn pos_error(msg: String, l: &LocConf) -> ConfError {
+    match &l.core.pos {
+        Some((f, line)) => ConfError::new(msg, f, *line),
+        None => ConfError { msg, file: None, line: 0 },
+    }
+}
+
 /// Merges every nested location with its parent. nginx: `ngx_http_merge_locations()`.
 fn merge_locations(parent: &mut LocConf, modules: &[&'static dyn HttpModule]) -> Result<(), ConfError> {
     let mut locs = std::mem::take(&mut parent.locations);
@@ -433,7 +445,7 @@ fn merge_locations(parent: &mut LocConf, modules: &[&'static dyn HttpModule]) ->
         let Some(l) = Arc::get_mut(l) else { continue };
         l.core.merge(&parent.core);
         for m in modules {
-            m.merge_loc_conf(&parent.confs, &mut l.confs).map_err(|e| ConfError { msg: e, file: None, line: 0 })?;
+            m.merge_loc_conf(&parent.confs, &mut l.confs).map_err(|e| pos_error(e, l))?;
         }
         merge_locations(l, modules)?;
     }
