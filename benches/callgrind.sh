@@ -42,6 +42,16 @@ while getopts "n:s:p:b:o:h" o; do
 done
 command -v valgrind > /dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
 [[ -x $RGINX_BIN ]] || { echo "no $RGINX_BIN: run 'cargo build --release' first" >&2; exit 1; }
+# Which code the numbers are from: the commit, "+ uncommitted changes" if src/ differs.
+code_rev() {
+    (cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | tr -d '\n' || printf '?'
+     if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+         printf ' with uncommitted changes'
+     fi)
+}
+if [[ -n $(find "$ROOT/src" -name '*.rs' -newer "$RGINX_BIN" 2>/dev/null | head -1) ]]; then
+    echo "warning: $RGINX_BIN is older than src/: run 'cargo build --release' first" >&2
+fi
 mkdir -p "$OUT"
 
 WORK=$(mktemp -d /tmp/rginx-cg.XXXXXX)
@@ -153,6 +163,94 @@ for i in range(n):
 print(bad)
 PYEOF
 
+CGSUM=$WORK/cgsum.py
+cat > "$CGSUM" <<'PYEOF'
+import sys, re, collections
+path, nreq, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+names = {}
+def name(kind, rest):
+    m = re.match(r"\((\d+)\)(?:\s+(.*))?", rest)
+    if not m:
+        return rest
+    key = (kind, m.group(1))
+    if m.group(2) is not None:
+        names[key] = m.group(2)
+    return names.get(key, "?")
+self_ir = collections.Counter()
+calls = collections.Counter()
+fn = None; cfn = None; pending_call = 0
+for line in open(path):
+    line = line.rstrip("\n")
+    if not line: continue
+    if line.startswith("fn="):
+        fn = name("fn", line[3:]); continue
+    if line.startswith("cfn="):
+        cfn = name("fn", line[4:]); continue
+    if line.startswith("calls="):
+        pending_call = 1
+        calls[cfn] += int(line[6:].split()[0]); continue
+    if line[0].isdigit() or line[0] in "+-*":
+        parts = line.split()
+        if len(parts) >= 2 and fn is not None:
+            if pending_call:
+                pending_call = 0
+            else:
+                self_ir[fn] += int(parts[1])
+        continue
+    # fl= fi= fe= ob= cob= cfi= etc: just record names
+    m = re.match(r"(c?fn|fl|fi|fe|cfi|cfl|ob|cob)=(.*)", line)
+    if m:
+        k = m.group(1)
+        if k in ("fl", "fi", "fe", "cfi", "cfl"): name("fl", m.group(2))
+        elif k in ("ob", "cob"): name("ob", m.group(2))
+total = sum(self_ir.values())
+print(f"total Ir {total:,}  = {total/nreq:,.0f} Ir/request")
+alloc_fns = [f for f in self_ir if re.fullmatch(r"(malloc|free|cfree|realloc|calloc|_int_malloc|_int_free|_int_realloc|malloc_consolidate|unlink_chunk.*|tcache.*|__libc_malloc|__libc_free|__libc_realloc|__rust_alloc|__rust_dealloc|__rust_realloc|__rdl_.*|alloc::alloc::.*|free_perturb.*|_int_free_merge_chunk|_int_free_create_chunk|_int_free_maybe_consolidate)", f)]
+alloc_ir = sum(self_ir[f] for f in alloc_fns)
+mallocs = sum(calls[f] for f in ("malloc", "__libc_malloc"))
+reallocs = sum(calls[f] for f in ("realloc", "__libc_realloc"))
+frees = sum(calls[f] for f in ("free", "cfree", "__libc_free"))
+print(f"allocator self Ir {alloc_ir:,} ({100*alloc_ir/total:.1f}%) = {alloc_ir/nreq:,.0f} Ir/request; malloc calls/request {mallocs/nreq:.1f}, realloc {reallocs/nreq:.1f}, free {frees/nreq:.1f}")
+print(f"| self Ir/request | % | function |")
+print(f"|---:|---:|---|")
+for f, v in self_ir.most_common(top):
+    print(f"| {v/nreq:,.0f} | {100*v/total:.1f}% | `{f}` |")
+
+# Who allocates: malloc/realloc calls attributed to the first non-library caller
+# (allocation wrappers such as RawVec::finish_grow, Vec::clone, String::from are walked up,
+# splitting their counts by how often each caller called them).
+edges = collections.defaultdict(collections.Counter)  # callee -> caller -> calls
+fn = None; cfn = None
+for line in open(path):
+    if line.startswith("fn="):
+        fn = name("fn", line[3:].rstrip("\n"))
+    elif line.startswith("cfn="):
+        cfn = name("fn", line[4:].rstrip("\n"))
+    elif line.startswith("calls="):
+        edges[cfn][fn] += int(line[6:].split()[0])
+WRAP = re.compile(r"^(__rustc::.*|malloc|realloc|__libc_malloc|__libc_realloc|__rust_alloc|__rust_realloc|__rdl_.*|alloc::.*|<alloc::.*|core::ptr::.*|<core::.*|core::.*|std::.*|<std::.*|hashbrown::.*|<T as alloc::.*|<\[T\] as .*|<str as .*)$")
+owners = collections.Counter()
+def attribute(node, count, depth=0):
+    callers = edges.get(node)
+    if depth > 0 and (not WRAP.match(node) or not callers or depth > 12):
+        owners[node] += count; return
+    if not callers:
+        owners[node] += count; return
+    tot = sum(callers.values())
+    for c, n in callers.items():
+        if c == node: continue
+        attribute(c, count * n / tot, depth + 1)
+for m in ("malloc", "realloc"):
+    if m in edges:
+        attribute(m, sum(edges[m].values()))
+print()
+print("| malloc+realloc calls/request | allocating function (first caller outside alloc/core/std) |")
+print("|---:|---|")
+for f, v in owners.most_common(20):
+    if v / nreq >= 0.05:
+        print(f"| {v/nreq:.2f} | `{f}` |")
+PYEOF
+
 SUMMARY=$WORK/summary.tsv
 : > "$SUMMARY"
 IFS=, read -r -a SCN <<< "$SCENARIOS"
@@ -189,13 +287,14 @@ for scn in "${SCN[@]}"; do
         total=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
         callgrind_annotate --inclusive=no "$dump" > "$OUT/annotate.$scn-$name.txt" 2>/dev/null || true
         callgrind_annotate --inclusive=yes "$dump" > "$OUT/annotate-incl.$scn-$name.txt" 2>/dev/null || true
+        python3 "$CGSUM" "$dump" "$N" "$TOP" > "$OUT/top.$scn-$name.md"
         printf '%s\t%s\t%s\t%s\t%s\n' "$scn" "$name" "$total" "$N" "$bad" >> "$SUMMARY"
         echo "$scn $name: $total Ir for $N requests = $(( total / N )) Ir/request, bad responses: $bad" >&2
     done
 done
 
 echo
-echo "### callgrind: instructions per request ($N requests after $WARMUP warm-up, c=1 keep-alive)"
+echo "### callgrind: instructions per request ($N requests after $WARMUP warm-up, c=1 keep-alive; rginx $(code_rev))"
 echo
 echo "| scenario | server | Ir total | Ir / request | rginx/nginx | bad responses |"
 echo "|---|---|---:|---:|---:|---:|"
@@ -206,9 +305,10 @@ awk -F'\t' '{ ir[$1","$2] = $3 / $4; row[NR] = $0 }
 echo
 for scn in "${SCN[@]}"; do
     for name in "${PRX[@]}"; do
-        echo "#### top functions (self Ir): $scn, $name (full report: $OUT/annotate.$scn-$name.txt)"
-        echo '```'
-        sed -n '/^Ir/,$p' "$OUT/annotate.$scn-$name.txt" | sed -n "1,$((TOP + 2))p" || true
-        echo '```'
+        echo "#### $scn, $name: top functions by self instructions, and who calls malloc"
+        echo "(callgrind_annotate reports: $OUT/annotate.$scn-$name.txt, $OUT/annotate-incl.$scn-$name.txt)"
+        echo
+        cat "$OUT/top.$scn-$name.md"
+        echo
     done
 done

@@ -43,6 +43,16 @@ done
 [[ -x $RGINX_BIN ]] || { echo "no $RGINX_BIN: run 'cargo build --release' first" >&2; exit 1; }
 [[ -x $NGINX_BIN ]] || { echo "no $NGINX_BIN: apt-get install -y nginx-light" >&2; exit 1; }
 
+# Which code the numbers are from: the commit, "+ uncommitted changes" if src/ differs.
+code_rev() {
+    (cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | tr -d '\n' || printf '?'
+     if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+         printf ' with uncommitted changes'
+     fi)
+}
+if [[ -n $(find "$ROOT/src" -name '*.rs' -newer "$RGINX_BIN" 2>/dev/null | head -1) ]]; then
+    echo "warning: $RGINX_BIN is older than src/: run 'cargo build --release' first" >&2
+fi
 hard=$(ulimit -Hn)
 if [[ $hard != unlimited && $hard -lt $((CONNS + 100)) ]]; then
     echo "ulimit -Hn is $hard: too low for $CONNS connections (need $((CONNS + 100)))" >&2
@@ -226,7 +236,7 @@ PYEOF
 RESULTS=$WORK/results.jsonl
 IFS=, read -r -a LIST <<< "$SERVERS"
 echo "# idle connections: $CONNS per server, server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
-echo "# rginx: $RGINX_BIN ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')); nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //')"
+echo "# rginx: $RGINX_BIN ($(code_rev)); nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //')"
 for round in $(seq "$ROUNDS"); do
     for name in "${LIST[@]}"; do
         port=$(free_port)

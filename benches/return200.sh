@@ -41,6 +41,16 @@ done
 [[ -x $NGINX_BIN ]] || { echo "no $NGINX_BIN: apt-get install -y nginx-light" >&2; exit 1; }
 command -v "$WRK_BIN" > /dev/null || { echo "no wrk: apt-get install -y wrk" >&2; exit 1; }
 
+# Which code the numbers are from: the commit, "+ uncommitted changes" if src/ differs.
+code_rev() {
+    (cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | tr -d '\n' || printf '?'
+     if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+         printf ' with uncommitted changes'
+     fi)
+}
+if [[ -n $(find "$ROOT/src" -name '*.rs' -newer "$RGINX_BIN" 2>/dev/null | head -1) ]]; then
+    echo "warning: $RGINX_BIN is older than src/: run 'cargo build --release' first" >&2
+fi
 WORK=$(mktemp -d /tmp/rginx-r200.XXXXXX)
 PIDS=()
 cleanup() {
@@ -158,7 +168,7 @@ for round in $(seq "$ROUNDS"); do
     for name in $order; do run "$round" "$name"; done
 done
 
-python3 - "$TSV" "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')" "$CONNS" "$DURATION" "$ROUNDS" <<'PYEOF'
+python3 - "$TSV" "$(code_rev)" "$CONNS" "$DURATION" "$ROUNDS" <<'PYEOF'
 import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 commit, conns, dur, rounds = sys.argv[2:6]

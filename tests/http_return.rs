@@ -239,3 +239,27 @@ http {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_str(), "server /any/where?q");
 }
+
+/// `server_tokens off`: the name without the version, in `Server` and in error pages.
+#[test]
+fn server_tokens_off() {
+    let r = Rginx::start(
+        "
+%%TEST_GLOBALS%%
+events {}
+http {
+    server_tokens off;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { return 404; }
+    }
+}
+",
+        &[],
+    );
+    let resp = get(r.port, "/");
+    let name = if common::is_nginx() { "nginx" } else { "rginx" };
+    assert_eq!(resp.header("Server"), Some(name));
+    let page = error_page("404 Not Found").replace(&server_token(), name);
+    assert_eq!(resp.body_str(), page);
+}

@@ -343,7 +343,7 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
                 }
                 seen_events = true;
                 for e in d.block.as_deref().unwrap_or(&[]) {
-                    main_directive(&mut main, e, Ctx::EVENT, &opts.prefix)?;
+                    main_directive(&mut main, e, Ctx::EVENT, opts)?;
                 }
             }
             "http" => {
@@ -360,7 +360,7 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
                     return Err(ConfError::at(format!("\"{name}\" directive is duplicate"), d));
                 }
                 seen.push(name);
-                main_directive(&mut main, d, Ctx::MAIN, &opts.prefix)?
+                main_directive(&mut main, d, Ctx::MAIN, opts)?
             }
         }
     }
@@ -380,12 +380,25 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
     })
 }
 
-fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, prefix: &Path) -> Result<(), ConfError> {
+fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, opts: &LoadOpts) -> Result<(), ConfError> {
     let Some(cmd) = CORE_COMMANDS.iter().find(|c| c.name == d.name) else {
-        return Err(ConfError::at(format!("unknown directive \"{}\"", d.name), d));
+        // nginx knows every module's directives in every context: a known one in the wrong
+        // place is "not allowed here", not "unknown".
+        let known = is_main_directive(&d.name) || opts.modules.iter().flat_map(|m| m.commands()).any(|c| c.name == d.name);
+        let msg = match known {
+            true => format!("\"{}\" directive is not allowed here", d.name),
+            false => format!("unknown directive \"{}\"", d.name),
+        };
+        return Err(ConfError::at(msg, d));
     };
     check_directive(d, cmd.ctx, cmd.args, level)?;
-    (cmd.set)(m, d, prefix).map_err(|msg| setter_error(d, msg))
+    (cmd.set)(m, d, &opts.prefix).map_err(|msg| setter_error(d, msg))
+}
+
+/// Whether `name` is a directive of the main or events context (`http`, `events` included),
+/// for the "is not allowed here" message when one turns up inside `http {}`.
+pub fn is_main_directive(name: &str) -> bool {
+    matches!(name, "http" | "events") || CORE_COMMANDS.iter().any(|c| c.name == name)
 }
 
 /// Turns a setter's message into nginx's error: slot-style messages ("invalid value", "is

@@ -79,11 +79,8 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
                 return;
             }
         };
-        if cy.conns.len() >= cy.conf.main.worker_connections {
-            log::error!(
-                "{} worker_connections are not enough",
-                cy.conf.main.worker_connections
-            );
+        if cy.conns.len() >= cy.conf.main.worker_connections && !drain_connections(cy) {
+            crate::ngx_log!(Alert, "{} worker_connections are not enough", cy.conf.main.worker_connections);
             drop(stream);
             continue;
         }
@@ -107,4 +104,27 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
         let h = cy.listening[li].handler;
         h(cy, id);
     }
+}
+
+/// Makes room for a new connection by closing idle keepalive connections: an eighth of them,
+/// at least one and at most 32. Each is closed by its owner: `close` is set and its read
+/// handler runs, as nginx does. Returns whether a slot is free now.
+///
+/// nginx: `ngx_drain_connections()`. Differs: nginx takes the least recently used reusable
+/// connections (also fresh ones that have sent nothing yet); rginx takes idle keepalive
+/// connections in slab order.
+fn drain_connections(cy: &mut Cycle) -> bool {
+    let ids = cy.conns.ids();
+    let idle: Vec<ConnId> = ids.into_iter().filter(|&id| cy.conns.get(id).is_some_and(|c| c.idle)).collect();
+    if idle.is_empty() {
+        return false;
+    }
+    log::warn!("{} worker_connections are not enough, reusing connections", cy.conf.main.worker_connections);
+    for id in idle.iter().take((idle.len() / 8).clamp(1, 32)) {
+        let Some(c) = cy.conns.get_mut(*id) else { continue };
+        c.close = true;
+        let h = c.read.handler;
+        h(cy, Ev { c: *id, write: false });
+    }
+    cy.conns.len() < cy.conf.main.worker_connections
 }

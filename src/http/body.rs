@@ -407,7 +407,14 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         data_handler: None,
     }));
     match read_discarded_request_body(cy, rid)? {
-        true => Ok(()),
+        true => {
+            // All of it came with the head: nothing is left to drain, the connection can
+            // be kept (an error page must not linger for a body that is gone).
+            if let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) {
+                rb.done = true;
+            }
+            Ok(())
+        }
         false => {
             let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
             r.discard_body = true;
@@ -450,7 +457,10 @@ fn read_discarded_request_body(cy: &mut Cycle, rid: RequestId) -> Result<bool, u
                     Ok(Chunked::Done) => return Ok(true),
                     Ok(Chunked::Data(_)) => continue,
                     Ok(Chunked::Again) => break,
-                    Err(_) => return Err(400),
+                    Err(_) => {
+                        log::error!("client sent invalid chunked body");
+                        return Err(400);
+                    }
                 }
             },
         }
@@ -501,6 +511,9 @@ pub fn discarded_request_body_handler(cy: &mut Cycle, rid: RequestId) {
         Ok(true) => {
             event::del_timer(cy, Ev { c: cid, write: false });
             if let Some(r) = cy.requests.get_mut(rid) {
+                if let Some(rb) = r.request_body.as_mut() {
+                    rb.done = true;
+                }
                 r.discard_body = false;
                 r.lingering_close = false;
                 r.read_event_handler = request::block_reading;

@@ -92,8 +92,10 @@ pub struct CoreLocConf {
     pub tcp_nodelay: Option<bool>,
     /// `types { }`: (extension, MIME type).
     pub types: Option<Arc<Vec<(String, String)>>>,
-    /// `lingering_close` timeout values: (lingering_time, lingering_timeout) ms.
-    pub lingering: Option<(u64, u64)>,
+    /// `lingering_time` ms: how long at most to drain a client after the response.
+    pub lingering_time: Option<u64>,
+    /// `lingering_timeout` ms: how long to wait for more client data while draining.
+    pub lingering_timeout: Option<u64>,
 }
 
 impl CoreLocConf {
@@ -135,7 +137,7 @@ impl CoreLocConf {
     }
     /// nginx defaults: lingering_time 30s, lingering_timeout 5s.
     pub fn lingering(&self) -> (u64, u64) {
-        self.lingering.unwrap_or((30_000, 5_000))
+        (self.lingering_time.unwrap_or(30_000), self.lingering_timeout.unwrap_or(5_000))
     }
 
     /// nginx: `ngx_http_core_merge_loc_conf()` for the fields above.
@@ -145,7 +147,7 @@ impl CoreLocConf {
         }
         m!(keepalive_timeout, keepalive_header, keepalive_requests, keepalive_time, client_max_body_size,
            client_body_buffer_size, client_body_timeout, send_timeout, default_type,
-           server_tokens, tcp_nodelay, types, lingering);
+           server_tokens, tcp_nodelay, types, lingering_time, lingering_timeout);
     }
 }
 
@@ -188,6 +190,8 @@ static CORE_COMMANDS: &[Command] = &[
     Command { name: "sendfile", ctx: Ctx::HTTP_ANY, args: Args::FLAG, set: |cx| Ok(conf::flag(cx.d).map(|_| ())?) },
     Command { name: "tcp_nopush", ctx: Ctx::HTTP_ANY, args: Args::FLAG, set: |cx| Ok(conf::flag(cx.d).map(|_| ())?) },
     Command { name: "lingering_close", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| match cx.arg(0) { "on" | "off" | "always" => Ok(()), _ => Err("invalid value".into()) } },
+    Command { name: "lingering_time", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.lingering_time = Some(conf::msec(cx.d, 0)?); Ok(()) } },
+    Command { name: "lingering_timeout", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.lingering_timeout = Some(conf::msec(cx.d, 0)?); Ok(()) } },
     Command { name: "types", ctx: Ctx::HTTP_ANY, args: Args(Args::BLOCK.0 | Args::NOARGS.0), set: types },
 ];
 
@@ -279,7 +283,10 @@ fn run_block(block: &[Directive], level: Ctx, lv: &mut Level<'_>, opts: &LoadOpt
             .iter()
             .flat_map(|m| m.commands().iter())
             .find(|c| c.name == d.name)
-            .ok_or_else(|| ConfError::at(format!("unknown directive \"{}\"", d.name), d))?;
+            .ok_or_else(|| match conf::is_main_directive(&d.name) {
+                true => ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d),
+                false => ConfError::at(format!("unknown directive \"{}\"", d.name), d),
+            })?;
         check_directive(d, cmd.ctx, cmd.args, level)?;
         let mut cx = Cx {
             d,
@@ -483,36 +490,48 @@ fn optimize_servers(servers: &[Arc<SrvConf>]) -> Result<Vec<ListenAddr>, ConfErr
     Ok(addrs)
 }
 
-/// Picks the server for a `Host` on a listening address: exact name, then `*.suffix`, then
-/// `prefix.*`, else the default server. nginx: `ngx_http_find_virtual_server()`.
+/// Picks the server for a `Host` on a listening address: an exact name, then the longest
+/// `*.suffix` (or `.suffix`) wildcard, then the longest `prefix.*` wildcard, else the default
+/// server. Ties go to the server listed first. `host` is already lowercased.
+/// nginx: `ngx_http_find_virtual_server()` (exact hash, then `dns_wc_head`, then `dns_wc_tail`).
 pub fn find_virtual_server(addr: &ListenAddr, host: &[u8]) -> Arc<SrvConf> {
-    if !host.is_empty() {
-        let host = std::str::from_utf8(host).unwrap_or("");
-        for s in &addr.servers {
-            if s.core.server_names.iter().any(|n| n.eq_ignore_ascii_case(host)) {
+    if host.is_empty() {
+        return addr.servers[addr.default].clone();
+    }
+    let ends_with = |suf: &[u8]| host.len() >= suf.len() && host[host.len() - suf.len()..].eq_ignore_ascii_case(suf);
+    let starts_with = |pre: &[u8]| host.len() > pre.len() && host[..pre.len()].eq_ignore_ascii_case(pre);
+    // (length of the matched part, server) of the best head and tail wildcards so far
+    let mut head: Option<(usize, &Arc<SrvConf>)> = None;
+    let mut tail: Option<(usize, &Arc<SrvConf>)> = None;
+    for s in &addr.servers {
+        for n in s.core.server_names.iter().map(String::as_bytes) {
+            let head_len = match n {
+                [b'*', suf @ ..] if host.len() > suf.len() && ends_with(suf) => Some(suf.len()),
+                // ".example.com" is "example.com" and "*.example.com" in one
+                [b'.', name @ ..] if host.eq_ignore_ascii_case(name) || ends_with(n) => Some(name.len()),
+                _ => None,
+            };
+            if let Some(len) = head_len {
+                if head.is_none_or(|(best, _)| len > best) {
+                    head = Some((len, s));
+                }
+                continue;
+            }
+            if let Some(pre) = n.strip_suffix(b"*") {
+                if starts_with(pre) && tail.is_none_or(|(best, _)| pre.len() > best) {
+                    tail = Some((pre.len(), s));
+                }
+                continue;
+            }
+            if host.eq_ignore_ascii_case(n) {
                 return s.clone();
             }
         }
-        for s in &addr.servers {
-            for n in &s.core.server_names {
-                if let Some(suf) = n.strip_prefix('*') {
-                    if host.len() > suf.len() && host.to_ascii_lowercase().ends_with(suf) {
-                        return s.clone();
-                    }
-                } else if let Some(suf) = n.strip_prefix('.') {
-                    let h = host.to_ascii_lowercase();
-                    if h == suf || h.ends_with(n.as_str()) {
-                        return s.clone();
-                    }
-                } else if let Some(pre) = n.strip_suffix('*') {
-                    if host.len() > pre.len() && host.to_ascii_lowercase().starts_with(pre) {
-                        return s.clone();
-                    }
-                }
-            }
-        }
     }
-    addr.servers[addr.default].clone()
+    match head.or(tail) {
+        Some((_, s)) => s.clone(),
+        None => addr.servers[addr.default].clone(),
+    }
 }
 
 /// Finds the location for `uri` among `locs`: an exact match wins, else the longest prefix,

@@ -136,6 +136,9 @@ pub struct Request {
     /// The buffer holding the request head (and maybe body bytes / the next pipelined request
     /// after `head.len`). nginx: `r->header_in`.
     pub header_in: Buf,
+    /// Large header buffers taken so far (at most `large_client_header_buffers` N).
+    /// nginx: `hc->nbusy`.
+    pub large_header_bufs: usize,
     /// Parsed head: ranges into `header_in`.
     pub head: RequestHead,
     /// The head has been parsed completely.
@@ -227,8 +230,19 @@ impl Request {
         self.header_in.mem.get(self.head.method.clone()).unwrap_or(b"")
     }
     /// The whole request line. nginx: `r->request_line`.
+    ///
+    /// For a head that did not parse (a bad request, a timeout mid-head), nginx's
+    /// `$request` is the line as far as it came: from the first byte of the request to CR, LF
+    /// or the end of the data. nginx: `ngx_http_variable_request_line()`.
     pub fn request_line(&self) -> &[u8] {
         let b = &self.header_in.mem;
+        if self.head.len == 0 {
+            let data = b.get(self.header_in.pos..self.header_in.last).unwrap_or(b"");
+            let start = data.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(data.len());
+            let line = &data[start..];
+            let end = line.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(line.len());
+            return &line[..end];
+        }
         let start = self.head.method.start;
         let line = b.get(start..self.head.len.max(start)).unwrap_or(b"");
         let end = line.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(0);
@@ -274,7 +288,8 @@ pub fn wait_request_handler(cy: &mut Cycle, ev: Ev) {
         log::info!("*{} client timed out while {}", c.number, c.action);
         return close_client(cy, cid);
     }
-    if cy.exiting && c.buffer.is_none() {
+    if cy.exiting && c.idle || c.close {
+        // a keepalive wait during a graceful stop, or a slot wanted for a new connection
         return close_client(cy, cid);
     }
     let size = default_server(cy, cid).map(|s| s.core.client_header_buffer_size()).unwrap_or(1024);
@@ -341,6 +356,7 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         srv,
         addr,
         header_in,
+        large_header_bufs: 0,
         head: RequestHead::default(),
         head_done: false,
         method: Method::Get,
@@ -458,31 +474,42 @@ fn read_request_header(cy: &mut Cycle, rid: RequestId) -> ReadHead {
     }
 }
 
-/// Grows the head buffer to a large one: the request line may not exceed one large buffer
-/// (414), a header line neither (494 → "Request Header Or Cookie Too Large"), and the whole head
-/// not `number * size`. nginx: `ngx_http_alloc_large_header_buffer()`.
+/// Moves the line being read into a new large buffer, as nginx does when the head buffer is
+/// full: the request line may not reach a large buffer's size (414), nor may a header line
+/// (494 → "Request Header Or Cookie Too Large"), and a request takes at most N large buffers.
+///
+/// rginx keeps the head in one contiguous buffer, so "a new large buffer" is the same memory
+/// grown to end `size` bytes after the start of the current line: the line in progress then
+/// has exactly the room nginx's copy would have, and the limits fall where nginx's do.
+///
+/// nginx: `ngx_http_alloc_large_header_buffer()`.
 fn alloc_large_header_buffer(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
     let Some(r) = cy.requests.get_mut(rid) else { return Err(400) };
     let (num, size) = r.srv.core.large_client_header_buffers();
     let data = r.header_in.data();
-    let line_done = data.iter().position(|&b| b == b'\n');
-    let cur = r.header_in.mem.len();
-    match line_done {
-        None if data.len() >= size => return Err(414),
-        None => {}
-        Some(_) => {
-            let last_line = data.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
-            if data.len() - last_line >= size {
-                return Err(494);
-            }
-            if cur >= num * size {
-                return Err(494);
+    // The current line starts after the last LF; while the request line is still incomplete,
+    // at the request (leading empty lines are skipped, as nginx does).
+    let request_line = !data.iter().skip_while(|&&b| b == b'\r' || b == b'\n').any(|&b| b == b'\n');
+    let line_start = if request_line {
+        data.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(data.len())
+    } else {
+        data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+    };
+    let status = if request_line { 414 } else { 494 };
+    if data.len() - line_start >= size || r.large_header_bufs >= num {
+        if status == 494 {
+            if let Some(c) = cy.conns.get(r.connection) {
+                // nginx logs the start of the offending line.
+                let line = &data[line_start..data.len().min(line_start + 1748)];
+                log::info!("*{} client sent too long header line: \"{}...\" while reading client request headers", c.number, String::from_utf8_lossy(line));
             }
         }
+        return Err(status);
     }
-    let new_size = if cur < size { size } else { (cur + size).min(num * size) };
-    let mut nb = cy.bufs.get(new_size);
-    nb.append(r.header_in.data());
+    r.large_header_bufs += 1;
+    // Not from the pool: these sizes vary with every request, and each would become a class.
+    let mut nb = Buf { mem: vec![0; line_start + size], ..Buf::default() };
+    nb.append(data);
     let old = std::mem::replace(&mut r.header_in, nb);
     cy.bufs.put(old);
     Ok(())
@@ -506,10 +533,9 @@ fn finalize_bad_head(cy: &mut Cycle, rid: RequestId, status: u16) {
         r.reading = false;
         r.head_done = true;
         r.head.len = 0;
-        if status == 414 || status == 494 {
+        if status == 414 {
             if let Some(c) = cy.conns.get(r.connection) {
-                let what = if status == 414 { "client sent too long URI" } else { "client sent too large request" };
-                log::info!("*{} {} while {}", c.number, what, c.action);
+                log::info!("*{} client sent too long URI while {}", c.number, c.action);
             }
         }
     }
@@ -712,12 +738,13 @@ pub fn find_config(cy: &mut Cycle, rid: RequestId) {
 
 /// Re-derives per-location request state. nginx: `ngx_http_update_location_config()`.
 pub fn update_location_config(cy: &mut Cycle, rid: RequestId) {
-    let now = cy.times.msec;
+    let (now, exiting) = (cy.times.msec, cy.exiting);
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let Some(c) = cy.conns.get(r.connection) else { return };
     let lc = &r.loc.core;
     if r.keepalive {
-        if lc.keepalive_timeout() == 0 || u64::from(c.requests) >= lc.keepalive_requests() || now.saturating_sub(c.start_msec) > lc.keepalive_time() {
+        // A worker that is shutting down closes after this request: say so in the header.
+        if exiting || lc.keepalive_timeout() == 0 || u64::from(c.requests) >= lc.keepalive_requests() || now.saturating_sub(c.start_msec) > lc.keepalive_time() {
             r.keepalive = false;
         }
     }
@@ -732,8 +759,9 @@ pub fn core_run_phases(cy: &mut Cycle, rid: RequestId) {
         let Some(http) = cy.conf.http.as_ref() else { return };
         let ph = &http.phases;
         let (nr, na, np) = (ph.rewrite.len(), ph.access.len(), ph.precontent.len());
-        if i == nr {
-            // NGX_HTTP_POST_REWRITE / the find-config check of the body size.
+        if i == 0 {
+            // The find-config phase refuses a too large Content-Length before the rewrite
+            // phase runs, so a location's `return` cannot bypass `client_max_body_size`.
             if let Err(status) = check_body_size(cy, rid) {
                 return finalize_request(cy, rid, HandlerRc::Status(status));
             }
@@ -1000,13 +1028,7 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     if status != 0 && r.headers_out.status == 0 {
         r.headers_out.status = status;
     }
-    if !r.logged && r.head_done {
-        r.logged = true;
-        let conf = cy.conf.clone();
-        for h in conf.http.iter().flat_map(|h| h.phases.log.iter()) {
-            h(cy, rid);
-        }
-    }
+    log_request(cy, rid);
     let pool = cy.requests.get_mut(rid).map(|r| std::mem::take(&mut r.pool_cleanup)).unwrap_or_default();
     for f in pool {
         f(cy, rid);
@@ -1025,8 +1047,23 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     }
 }
 
+/// Runs the log phase once. nginx: `ngx_http_log_request()`.
+fn log_request(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    // Every request is logged, also one whose head never completed (400, 408), as nginx does.
+    if !r.logged && r.main == rid {
+        r.logged = true;
+        let conf = cy.conf.clone();
+        for h in conf.http.iter().flat_map(|h| h.phases.log.iter()) {
+            h(cy, rid);
+        }
+    }
+}
+
 /// Keeps the connection for the next request. nginx: `ngx_http_set_keepalive()`.
 fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
+    // The log line reads `$request` out of `header_in`, which a pipelined request takes below.
+    log_request(cy, rid);
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let cid = r.connection;
     let timeout = r.loc.core.keepalive_timeout();
@@ -1047,11 +1084,11 @@ fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
     c.action = "keepalive";
     let pipelined = leftover.is_some();
     c.buffer = leftover;
+    // Idle unless the next request is already buffered: a graceful stop closes idle ones.
+    c.idle = !pipelined;
     if pipelined || c.read.ready {
         // Data is already here (no new edge will announce it): handle it in this turn.
         posted::post_event(cy, Ev { c: cid, write: false }, posted::Queue::Events);
-    } else {
-        c.idle = true;
     }
     event::del_timer(cy, Ev { c: cid, write: true });
     event::add_timer(cy, Ev { c: cid, write: false }, timeout);

@@ -165,10 +165,16 @@ fn default_log(cy: &mut Cycle) -> Option<AccessLog> {
     files.default.clone()
 }
 
-/// Drops the worker's open log files so the next line reopens them (USR1).
+/// Reopens the worker's log files (USR1) by name, so that a file renamed away (logrotate) is
+/// created anew at once, as nginx's `ngx_reopen_files()` does; a file that cannot be opened
+/// keeps its old descriptor.
 pub fn reopen(cy: &mut Cycle) {
-    if let Some(f) = cy.http.get::<LogFiles>() {
-        f.files.clear();
+    let Some(f) = cy.http.get::<LogFiles>() else { return };
+    for (path, file) in f.files.iter_mut() {
+        match OpenOptions::new().create(true).append(true).open(&*path) {
+            Ok(nf) => *file = nf,
+            Err(e) => log::error!("open() \"{}\" failed ({e})", path.display()),
+        }
     }
 }
 

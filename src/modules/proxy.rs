@@ -459,20 +459,33 @@ impl ProxyCtx {
             }
             Err(_) => {
                 // nginx: "upstream sent no valid HTTP/1.0 header" — the whole response is an
-                // HTTP/0.9 body, sent to the client without a header.
-                log::error!("upstream sent no valid HTTP/1.0 header while reading response header from upstream");
+                // HTTP/0.9 body, sent to the client without a header (`u.buffer.pos` stays
+                // at its first byte).
                 r.http_version = 9;
                 u.headers_in.status_n = 200;
                 u.headers_in.connection_close = true;
                 u.state.status = 200;
+                upstream::log_error(cy, rid, "upstream sent no valid HTTP/1.0 header");
                 Ok(Step::Done(()))
             }
         }
     }
 
-    /// nginx: `ngx_http_proxy_process_header()`.
+    /// nginx: `ngx_http_proxy_process_header()`; an invalid header is logged here, with the
+    /// request context, as nginx's module does (the framework only tries the next peer).
     fn process_header_lines(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
-        let Some((_, u, _)) = upstream::parts(cy, rid) else { return Err(UpstreamError::Internal("gone".into())) };
+        match Self::parse_header_lines(cy, rid) {
+            Ok(step) => Ok(step),
+            Err(msg) => {
+                upstream::log_error(cy, rid, &msg);
+                Err(UpstreamError::InvalidHeader)
+            }
+        }
+    }
+
+    /// Parses header lines until the blank line; `Err` is the message for the error log.
+    fn parse_header_lines(cy: &mut Cycle, rid: RequestId) -> Result<Step, String> {
+        let Some((_, u, _)) = upstream::parts(cy, rid) else { return Ok(Step::Again) };
         loop {
             let mut pos = u.buffer.pos;
             match parse::parse_header_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
@@ -486,17 +499,13 @@ impl ProxyCtx {
                         let len = v.parse::<u64>().ok().filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
                         match len {
                             Some(l) if hi.content_length_n.is_none_or(|o| o == l) => hi.content_length_n = Some(l),
-                            _ => {
-                                log::error!("upstream sent invalid \"Content-Length\" header: \"{n}: {v}\"");
-                                return Err(UpstreamError::InvalidHeader);
-                            }
+                            _ => return Err(format!("upstream sent invalid \"Content-Length\" header: \"{n}: {v}\"")),
                         }
                     } else if n.eq_ignore_ascii_case("transfer-encoding") {
                         if v.eq_ignore_ascii_case("chunked") {
                             hi.chunked = true;
                         } else {
-                            log::error!("upstream sent unknown \"Transfer-Encoding\": \"{v}\"");
-                            return Err(UpstreamError::InvalidHeader);
+                            return Err(format!("upstream sent unknown \"Transfer-Encoding\": \"{v}\""));
                         }
                     } else if n.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close") {
                         hi.connection_close = true;
@@ -507,16 +516,40 @@ impl ProxyCtx {
                     u.buffer.pos = pos;
                     let hi = &mut u.headers_in;
                     if hi.chunked && hi.content_length_n.is_some() {
-                        log::error!("upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
-                        return Err(UpstreamError::InvalidHeader);
+                        return Err("upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time".into());
                     }
                     u.keepalive = !hi.connection_close;
                     return Ok(Step::Done(()));
                 }
-                Err(_) => return Err(UpstreamError::InvalidHeader),
+                Err(_) => return Err(invalid_header_message(&u.buffer.mem[..u.buffer.last], u.buffer.pos)),
             }
         }
     }
+}
+
+/// nginx's "upstream sent invalid header: \"NAME...\xNN...\"": the line up to the byte that
+/// broke it, then that byte in hex. The parser only says "invalid", and it never goes back on
+/// a verdict, so the shortest prefix of the line it rejects ends at that byte.
+fn invalid_header_message(buf: &[u8], start: usize) -> String {
+    let rejects = |end: usize| {
+        let mut pos = start;
+        parse::parse_header_line(&buf[..end], &mut pos).is_err()
+    };
+    let (mut lo, mut hi) = (start + 1, buf.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if rejects(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let mut bad = lo.saturating_sub(1).max(start);
+    if bad > start && buf[bad - 1] == b'\r' {
+        bad -= 1; // "CR not followed by LF": nginx points at the CR
+    }
+    let shown = String::from_utf8_lossy(&buf[start..bad]);
+    format!("upstream sent invalid header: \"{shown}\\x{:02x}...\"", buf.get(bad).copied().unwrap_or(0))
 }
 
 impl UpstreamHandler for ProxyCtx {
@@ -526,7 +559,9 @@ impl UpstreamHandler for ProxyCtx {
         let mut head = Vec::with_capacity(512);
         head.extend_from_slice(r.method_name());
         head.push(b' ');
+        let uri_start = head.len();
         self.upstream_uri(r, &mut head);
+        let uri = String::from_utf8_lossy(&head[uri_start..]).into_owned();
         head.extend_from_slice(if self.http_version == 1001 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
         let body_len: Option<u64> = r.request_body.as_ref().map(|b| if b.unbuffered { r.headers_in.content_length_n.unwrap_or(0) } else { b.received });
         let mut val = Vec::new();
@@ -578,6 +613,7 @@ impl UpstreamHandler for ProxyCtx {
             }
         }
         let Some(u) = upstream::u_mut(cy, rid) else { return Err(UpstreamError::Internal("gone".into())) };
+        u.uri = uri;
         u.request_bufs.push_back(Buf::from_vec(head));
         u.request_bufs.extend(body);
         Ok(())
@@ -646,6 +682,7 @@ impl UpstreamHandler for ProxyCtx {
                 }
                 Err(_) => {
                     u.keepalive = false;
+                    upstream::log_error(cy, rid, "upstream sent invalid chunked response");
                     return Err(UpstreamError::InvalidBody);
                 }
             }

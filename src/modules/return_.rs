@@ -98,8 +98,10 @@ fn run_return(cy: &mut Cycle, rid: RequestId, code: u16, text: Option<&ComplexVa
 }
 
 fn send_text(cy: &mut Cycle, rid: RequestId, code: u16, body: Vec<u8>) -> HandlerRc {
-    if body::discard_request_body(cy, rid).is_err() {
-        return HandlerRc::Status(500);
+    // A body that cannot be discarded (bad chunked framing) is answered with its own status
+    // (400), as nginx does.
+    if let Err(status) = body::discard_request_body(cy, rid) {
+        return HandlerRc::Status(status);
     }
     let Some(r) = cy.requests.get_mut(rid) else { return HandlerRc::Error };
     r.headers_out.status = code;

@@ -11,6 +11,7 @@ use crate::conf::{Args, Ctx};
 use crate::core::connection::{Owner, RequestId};
 use crate::core::cycle::Cycle;
 use crate::core::step::HandlerRc;
+use crate::http::request::Method;
 use crate::http::special_response::send_response;
 use crate::http::{body, Command, Cx, HttpModule, SetError};
 
@@ -45,8 +46,12 @@ fn connection_states(cy: &Cycle) -> (u64, u64, u64, u64) {
 
 /// nginx: `ngx_http_stub_status_handler()`.
 fn stub_status_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    if body::discard_request_body(cy, rid).is_err() {
-        return HandlerRc::Status(500);
+    let method = cy.requests.get(rid).map(|r| r.method);
+    if !matches!(method, Some(Method::Get | Method::Head)) {
+        return HandlerRc::Status(405);
+    }
+    if let Err(status) = body::discard_request_body(cy, rid) {
+        return HandlerRc::Status(status);
     }
     let (active, reading, writing, waiting) = connection_states(cy);
     let s = cy.stats;

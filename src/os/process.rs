@@ -124,8 +124,7 @@ fn arg_name(ch: char) -> &'static str {
     match ch {
         'p' => "directory name",
         'c' | 'e' => "file name",
-        'g' => "directives",
-        _ => "signal number",
+        _ => "parameter",
     }
 }
 
@@ -152,7 +151,8 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
     let o = match parse_options(args) {
         Ok(o) => o,
         Err(e) => {
-            rlog::stderr(Level::Emerg, &e);
+            // nginx: `ngx_log_stderr(0, ...)` — a usage error has no level.
+            eprintln!("rginx: {e}");
             return 1;
         }
     };
@@ -614,11 +614,13 @@ fn worker_process_cycle(conf: Arc<Conf>, poll: mio::Poll, socks: Vec<(usize, std
     close_all(&mut cy);
 }
 
-/// Closes keepalive and not-yet-started connections during a graceful stop.
-/// nginx: `ngx_close_idle_connections()`.
+/// Closes idle keepalive connections during a graceful stop. A connection accepted but not
+/// yet read from is not idle: its first request is served (with `Connection: close`), else a
+/// client connecting during a reload would see its connection dropped.
+/// nginx: `ngx_close_idle_connections()` (only `c->idle` ones).
 fn close_idle_connections(cy: &mut Cycle) {
     for id in cy.conns.ids() {
-        let idle = cy.conns.get(id).is_some_and(|c| c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none());
+        let idle = cy.conns.get(id).is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none());
         if idle {
             cy.stats.active = cy.stats.active.saturating_sub(1);
             event::connect::close_connection(cy, id);

@@ -20,9 +20,11 @@ use crate::core::step::{HandlerRc, Step};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamError {
     /// The upstream sent something that is not a valid response (502, try the next peer).
-    /// nginx: `NGX_HTTP_UPSTREAM_INVALID_HEADER`.
+    /// The module logs what was wrong; the framework does not. nginx:
+    /// `NGX_HTTP_UPSTREAM_INVALID_HEADER`.
     InvalidHeader,
-    /// The upstream broke the body framing (truncate the client response).
+    /// The upstream broke the body framing (truncate the client response). The module logs
+    /// what was wrong (nginx: "upstream sent invalid chunked response"); the framework does not.
     InvalidBody,
     /// An internal failure (500). nginx: `NGX_ERROR`.
     Internal(String),

@@ -69,10 +69,8 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
         match with_module(cy, rid, |m, cy| m.process_header(cy, rid)) {
             Some(Ok(Step::Again)) => continue, // read more
             Some(Ok(Step::Done(()))) => break, // here: header complete
-            Some(Err(UpstreamError::InvalidHeader)) => {
-                super::log_error(cy, rid, "upstream sent invalid header");
-                return next(cy, rid, Ft::InvalidHeader);
-            }
+            // The module logged what was wrong (nginx's framework does not log this either).
+            Some(Err(UpstreamError::InvalidHeader)) => return next(cy, rid, Ft::InvalidHeader),
             Some(Err(e)) => {
                 log::error!("upstream process_header failed: {e:?}");
                 return finalize(cy, rid, HandlerRc::Status(500));

@@ -158,6 +158,9 @@ pub struct Upstream {
     pub conf: Arc<UpstreamConf>,
     /// What to send; never consumed, so a retry can resend it. nginx: `u->request_bufs`.
     pub request_bufs: Chain,
+    /// The URI as sent upstream (with arguments), for the "upstream: ..." part of error-log
+    /// lines; the module sets it in `create_request` (empty: the client's URI). nginx: `u->uri`.
+    pub uri: String,
     /// Send position in `request_bufs`: (buffer index, offset). nginx keeps it in the bufs.
     pub send_pos: (usize, u64),
     /// Peers to use. nginx: `u->resolved` / `u->upstream`.
@@ -250,6 +253,7 @@ pub fn create(cy: &mut Cycle, rid: RequestId, module: Box<dyn UpstreamHandler>, 
         request: rid,
         conf,
         request_bufs: Chain::new(),
+        uri: String::new(),
         send_pos: (0, 0),
         resolved,
         peer: PeerConnection::default(),
@@ -341,11 +345,16 @@ pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
         log_error(cy, rid, "upstream timed out (110: Connection timed out)");
     }
     let failed = !matches!(ft, Ft::Http403 | Ft::Http404);
+    let status = if ft == Ft::NoLive { 502 } else { ft.status() };
+    if let Some(u) = u_mut(cy, rid) {
+        // `$upstream_status` of a failed try is the status it would give ("502, 200").
+        // nginx: `u->state->status = status` in `ngx_http_upstream_next()`.
+        u.state.status = status;
+    }
     close_peer(cy, rid, failed);
     let Some(r) = cy.requests.get(rid) else { return };
     let idempotent = is_idempotent(r);
     let Some(u) = u_mut(cy, rid) else { return };
-    let status = if ft == Ft::NoLive { 502 } else { ft.status() };
     u.peer.tries = u.peer.tries.saturating_sub(1);
     let c = &u.conf;
     let timed_out = c.next_upstream_timeout > 0 && now.saturating_sub(u.start_msec) >= c.next_upstream_timeout;
@@ -373,7 +382,8 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
         .and_then(|u| u.peer.connection)
         .and_then(|uc| cy.conns.get(uc))
         .map_or(c.action, |uc| uc.action);
-    let upstream = u_ref(cy, rid).map(|u| u.state.peer.clone()).unwrap_or_default();
+    let (upstream, uri) = u_ref(cy, rid).map(|u| (u.state.peer.clone(), u.uri.clone())).unwrap_or_default();
+    let uri = if uri.is_empty() { String::from_utf8_lossy(r.unparsed_uri()).into_owned() } else { uri };
     let client = c.peer.map(|p| p.ip().to_string()).unwrap_or_default();
     let server = r.srv.core.server_names.first().map(String::as_str).unwrap_or("");
     log::error!(
@@ -385,7 +395,7 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
         server,
         String::from_utf8_lossy(r.request_line()),
         upstream,
-        String::from_utf8_lossy(r.unparsed_uri()),
+        uri,
         String::from_utf8_lossy(r.header("host").unwrap_or(&r.headers_in.host))
     );
 }

@@ -46,6 +46,14 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
         Some(Err(_)) => return finalize(cy, rid, HandlerRc::Error),
         None => return,
     }
+    if let Some(u) = u_mut(cy, rid) {
+        // `Content-Length: 0`, HEAD, 204, 304: no body to wait for (the upstream may keep the
+        // connection open or close it; either is fine). nginx: `if (u->length == 0)` in
+        // `ngx_http_upstream_send_response()`.
+        if u.length == Some(0) {
+            u.upstream_done = true;
+        }
+    }
     if let Some(r) = cy.requests.get_mut(rid) {
         r.write_event_handler = process_downstream;
     }
@@ -77,11 +85,10 @@ fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
             true
         }
         Some(Err(e)) => {
-            let msg = match e {
-                UpstreamError::InvalidBody => "upstream sent invalid body".to_string(),
-                e => format!("upstream input filter failed: {e:?}"),
-            };
-            super::log_error(cy, rid, &msg);
+            // InvalidBody: the module logged what was wrong, in its own words.
+            if e != UpstreamError::InvalidBody {
+                super::log_error(cy, rid, &format!("upstream input filter failed: {e:?}"));
+            }
             finalize(cy, rid, HandlerRc::Error);
             false
         }
@@ -174,34 +181,48 @@ pub fn process_downstream(cy: &mut Cycle, rid: RequestId) {
     process_body(cy, rid);
 }
 
-/// Hands waiting body buffers to the output filters, at most `busy_buffers_size` in flight
-/// when buffering. Returns false if the request was finalized.
+/// Hands waiting body buffers to the output filters until the client socket is full or
+/// nothing is left, at most `busy_buffers_size` in flight when buffering; with nothing new it
+/// still flushes what the client connection holds. Returns false if the request was finalized.
+///
+/// It must not stop while the socket is still writable and buffers wait: with edge-triggered
+/// events no write event would come to resume it (the body would stall at its end).
+/// nginx: `ngx_event_pipe_write_to_downstream()` / the output part of
+/// `ngx_http_upstream_process_non_buffered_request()`.
 fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
-    let Some(r) = cy.requests.get(rid) else { return false };
-    let main = r.main;
-    let in_flight = cy.requests.get(main).map_or(0, |m| crate::core::buf::chain_len(&m.out));
-    let Some(u) = u_mut(cy, rid) else { return false };
-    let mut out = Chain::new();
-    if u.mode == BodyMode::Buffered {
-        let mut budget = (u.conf.busy_buffers_size as u64).saturating_sub(in_flight);
-        while budget > 0 {
-            let Some(b) = u.out.pop_front() else { break };
-            budget = budget.saturating_sub(b.len());
-            out.push_back(b);
+    loop {
+        let Some(r) = cy.requests.get(rid) else { return false };
+        let main = r.main;
+        let in_flight = cy.requests.get(main).map_or(0, |m| crate::core::buf::chain_len(&m.out));
+        let Some(u) = u_mut(cy, rid) else { return false };
+        if u.out.is_empty() && in_flight == 0 {
+            return true;
         }
-    } else {
-        out = std::mem::take(&mut u.out);
+        let mut out = Chain::new();
+        if u.mode == BodyMode::Buffered {
+            let mut budget = (u.conf.busy_buffers_size as u64).saturating_sub(in_flight);
+            while budget > 0 {
+                let Some(b) = u.out.pop_front() else { break };
+                budget = budget.saturating_sub(b.len());
+                out.push_back(b);
+            }
+        } else {
+            out = std::mem::take(&mut u.out);
+        }
+        if let Some(b) = out.back_mut() {
+            b.flush = true;
+        }
+        let rc = http::output_filter(cy, rid, &mut out);
+        cy.bufs.put_chain(&mut out);
+        match rc {
+            Err(_) => {
+                finalize(cy, rid, HandlerRc::Error);
+                return false;
+            }
+            Ok(Step::Again) => return true, // the client's write event resumes the loop
+            Ok(Step::Done(())) => {}         // all went out (nothing in flight): pass more
+        }
     }
-    if let Some(b) = out.back_mut() {
-        b.flush = true;
-    }
-    let rc = http::output_filter(cy, rid, &mut out);
-    cy.bufs.put_chain(&mut out);
-    if rc.is_err() {
-        finalize(cy, rid, HandlerRc::Error);
-        return false;
-    }
-    true
 }
 
 /// The body loop of all three modes. nginx: `ngx_http_upstream_process_non_buffered_request()`,
@@ -209,8 +230,7 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
 pub fn process_body(cy: &mut Cycle, rid: RequestId) {
     loop {
         let Some(u) = u_ref(cy, rid) else { return };
-        let mode = u.mode;
-        if mode != BodyMode::InMemory && !u.out.is_empty() && !pass_downstream(cy, rid) {
+        if u.mode != BodyMode::InMemory && !pass_downstream(cy, rid) {
             return;
         }
         let Some(u) = u_ref(cy, rid) else { return };
@@ -240,16 +260,22 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
 }
 
 /// Whether memory allows another read from the upstream.
+///
+/// Non-buffered: one `buffer_size` for everything not yet written to the client. Buffered:
+/// `bufs` for what waits in `u.out`; what is in flight to the client is bounded apart, by
+/// `busy_buffers_size` in `pass_downstream` (plus the one piece of the temp file the write
+/// side reads at a time, nginx's `output_buffers`), so a stalled client cannot stop the spill.
 fn may_read(cy: &Cycle, rid: RequestId) -> bool {
     let Some(u) = u_ref(cy, rid) else { return false };
-    let main = cy.requests.get(rid).map(|r| r.main);
-    let client = main.and_then(|m| cy.requests.get(m)).map_or(0, |m| mem_len(&m.out));
-    let limit = match u.mode {
-        BodyMode::InMemory => return true,
-        BodyMode::NonBuffered => u.conf.buffer_size,
-        BodyMode::Buffered => u.conf.bufs.0 * u.conf.bufs.1,
-    };
-    mem_len(&u.out) + client < limit.max(1)
+    match u.mode {
+        BodyMode::InMemory => true,
+        BodyMode::NonBuffered => {
+            let main = cy.requests.get(rid).map(|r| r.main);
+            let client = main.and_then(|m| cy.requests.get(m)).map_or(0, |m| mem_len(&m.out));
+            mem_len(&u.out) + client < u.conf.buffer_size.max(1)
+        }
+        BodyMode::Buffered => mem_len(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1),
+    }
 }
 
 /// Buffered mode: moves waiting memory to the temp file. False if nothing could move.
@@ -314,12 +340,19 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::C
     }
 }
 
+/// `send_timeout` runs while output waits for the client, and is re-armed as the body moves
+/// (so it bounds a stall, not the whole transfer); it is removed once nothing waits.
+/// nginx: the `ngx_add_timer(downstream->write, send_timeout)` / `ngx_del_timer()` pair at
+/// the end of `ngx_http_upstream_process_non_buffered_request()` and `ngx_event_pipe()`.
 fn arm_client_timer(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get(rid) else { return };
     let Some(m) = cy.requests.get(r.main) else { return };
     let (cid, pending, t) = (m.connection, !m.out.is_empty(), m.loc.core.send_timeout());
-    if pending && !event::timer_set(cy, Ev { c: cid, write: true }) {
-        event::add_timer(cy, Ev { c: cid, write: true }, t);
+    let ev = Ev { c: cid, write: true };
+    if pending {
+        event::add_timer(cy, ev, t);
+    } else {
+        event::del_timer(cy, ev);
     }
 }
 

@@ -895,7 +895,7 @@ fn wants_close(req: &[u8], resp: &[u8]) -> bool {
 }
 
 /// SO_LINGER {on, 0 s}: closing the socket then sends RST instead of FIN.
-fn set_linger_zero(s: &TcpStream) {
+pub fn set_linger_zero(s: &TcpStream) {
     use std::os::fd::AsRawFd;
     unsafe extern "C" {
         fn setsockopt(fd: i32, level: i32, name: i32, val: *const [i32; 2], len: u32) -> i32;
