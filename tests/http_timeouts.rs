@@ -119,7 +119,11 @@ fn client_body_timeout() {
     }
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
-    assert!(resp.body_str().ends_with("\r\n\r\nabcd"), "{}", resp.body_str());
+    assert!(
+        resp.body_str().ends_with("\r\n\r\nabcd"),
+        "{}",
+        resp.body_str()
+    );
 }
 
 /// A client that asks for a lot and reads nothing: once the socket buffers are full, nothing
@@ -147,13 +151,23 @@ fn send_timeout() {
             Ok(0) => break,
             Ok(k) => total += k,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("still open after {:?} and {total} bytes: {e}", start.elapsed()),
+            Err(e) => panic!(
+                "still open after {:?} and {total} bytes: {e}",
+                start.elapsed()
+            ),
         }
     }
     let _ = writer.join();
     let full = n * 3000;
-    assert!(total < full, "all {total} bytes arrived: the socket never blocked");
-    assert!(r.wait_log("error.log", "client timed out", TIMEOUT), "{}", r.error_log());
+    assert!(
+        total < full,
+        "all {total} bytes arrived: the socket never blocked"
+    );
+    assert!(
+        r.wait_log("error.log", "client timed out", TIMEOUT),
+        "{}",
+        r.error_log()
+    );
     // The server is fine afterwards.
     let mut c = Conn::new(r.port);
     c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");

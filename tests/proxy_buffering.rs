@@ -89,7 +89,11 @@ impl BigBackend {
                 thread::spawn(move || serve_big(stream, &body, framing, &s, &r));
             }
         });
-        BigBackend { addr, sent, released }
+        BigBackend {
+            addr,
+            sent,
+            released,
+        }
     }
 
     fn sent(&self) -> u64 {
@@ -108,7 +112,13 @@ impl BigBackend {
     }
 }
 
-fn serve_big(mut s: TcpStream, body: &[u8], framing: Framing, sent: &AtomicU64, released: &AtomicBool) {
+fn serve_big(
+    mut s: TcpStream,
+    body: &[u8],
+    framing: Framing,
+    sent: &AtomicU64,
+    released: &AtomicBool,
+) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(30)));
     let mut head = Vec::new();
@@ -132,7 +142,9 @@ fn serve_big(mut s: TcpStream, body: &[u8], framing: Framing, sent: &AtomicU64, 
         let ok = match framing {
             Framing::Chunked => {
                 let size = format!("{:x}\r\n", piece.len());
-                s.write_all(size.as_bytes()).and_then(|_| s.write_all(piece)).and_then(|_| s.write_all(b"\r\n"))
+                s.write_all(size.as_bytes())
+                    .and_then(|_| s.write_all(piece))
+                    .and_then(|_| s.write_all(b"\r\n"))
             }
             _ => s.write_all(piece),
         };
@@ -169,14 +181,25 @@ fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
             return (head, buf[i + 4..].to_vec());
         }
         let n = s.read(&mut tmp).expect("reading the response head");
-        assert!(n > 0, "closed before the head: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "closed before the head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&tmp[..n]);
     }
 }
 
 /// Reads the rest of a body until `len` bytes or EOF, sleeping `pause` after every `step`
 /// bytes; calls `sample` between steps (for RSS).
-fn read_body(s: &mut TcpStream, mut got: Vec<u8>, len: usize, step: usize, pause: Duration, mut sample: impl FnMut()) -> Vec<u8> {
+fn read_body(
+    s: &mut TcpStream,
+    mut got: Vec<u8>,
+    len: usize,
+    step: usize,
+    pause: Duration,
+    mut sample: impl FnMut(),
+) -> Vec<u8> {
     let mut tmp = vec![0u8; 65536];
     let mut since = 0;
     while got.len() < len {
@@ -233,18 +256,30 @@ fn baseline(r: &Rginx) -> u64 {
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(i) = raw.windows(2).position(|w| w == b"\r\n") else { panic!("chunk size line missing after {} bytes", out.len()) };
+        let Some(i) = raw.windows(2).position(|w| w == b"\r\n") else {
+            panic!("chunk size line missing after {} bytes", out.len())
+        };
         let line = String::from_utf8_lossy(&raw[..i]).into_owned();
         let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16);
-        let size = size.unwrap_or_else(|_| panic!("bad chunk size line {line:?} after {} bytes", out.len()));
+        let size = size
+            .unwrap_or_else(|_| panic!("bad chunk size line {line:?} after {} bytes", out.len()));
         raw = &raw[i + 2..];
         if size == 0 {
             assert!(raw.ends_with(b"\r\n"), "no end of trailers");
             return out;
         }
-        assert!(raw.len() >= size + 2, "chunk cut short after {} bytes", out.len());
+        assert!(
+            raw.len() >= size + 2,
+            "chunk cut short after {} bytes",
+            out.len()
+        );
         out.extend_from_slice(&raw[..size]);
-        assert_eq!(&raw[size..size + 2], b"\r\n", "chunk without CRLF after {} bytes", out.len());
+        assert_eq!(
+            &raw[size..size + 2],
+            b"\r\n",
+            "chunk without CRLF after {} bytes",
+            out.len()
+        );
         raw = &raw[size + 2..];
     }
 }
@@ -254,7 +289,14 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 fn read_all(s: &mut TcpStream) -> (String, Vec<u8>) {
     let (head, pre) = read_head(s);
     let raw = read_body(s, pre, usize::MAX, usize::MAX, Duration::ZERO, || {});
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&raw) } else { raw };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&raw)
+    } else {
+        raw
+    };
     (head, body)
 }
 
@@ -265,7 +307,11 @@ fn big_body_through(framing: Framing, locations: &str, path: &str, http11: bool)
     let mut s = common::connect(r.port);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let v = if http11 { "1.1" } else { "1.0" };
-    write!(s, "GET {path} HTTP/{v}\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/{v}\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let (head, got) = read_all(&mut s);
     let what = format!("{framing:?} {path} HTTP/{v}");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{what}: {head}");
@@ -313,20 +359,34 @@ fn slow_client_buffering_off_applies_back_pressure() {
     let mut s = request(&r, "/off/");
     let (head, pre) = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains(&format!("Content-Length: {len}\r\n")), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {len}\r\n")),
+        "{head}"
+    );
     // The client stalls: socket buffers fill, then rginx must stop reading the upstream.
     thread::sleep(Duration::from_millis(1500));
     let stalled = b.sent();
     let mut peak = r.rss_kib();
     thread::sleep(Duration::from_millis(500));
-    assert!(stalled < (len / 2) as u64, "the upstream kept sending: {stalled} bytes");
-    assert!(b.sent() - stalled < MIB as u64, "the upstream kept sending while the client stalled");
+    assert!(
+        stalled < (len / 2) as u64,
+        "the upstream kept sending: {stalled} bytes"
+    );
+    assert!(
+        b.sent() - stalled < MIB as u64,
+        "the upstream kept sending while the client stalled"
+    );
     assert!(!b.released.load(Ordering::SeqCst));
-    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || peak = peak.max(r.rss_kib()));
+    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || {
+        peak = peak.max(r.rss_kib())
+    });
     assert_eq!(got.len(), len);
     assert_eq!(digest(&got), digest(&body));
     let grew = peak.saturating_sub(base);
-    assert!(grew < 16 * 1024, "RSS grew by {grew} KiB (base {base}, peak {peak})");
+    assert!(
+        grew < 16 * 1024,
+        "RSS grew by {grew} KiB (base {base}, peak {peak})"
+    );
     assert!(b.wait_released(Duration::from_secs(10)));
     r.assert_no_alerts();
 }
@@ -340,18 +400,34 @@ fn slow_client_buffering_on_spills_and_releases_upstream() {
     let base = baseline(&r);
     let mut s = request(&r, "/small/");
     let (head, pre) = read_head(&mut s);
-    assert!(head.contains(&format!("Content-Length: {len}\r\n")), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {len}\r\n")),
+        "{head}"
+    );
     // The client stalls; the whole body goes to the temp file and the upstream is let go.
     let released = b.wait_released(Duration::from_secs(20));
-    assert!(released, "upstream not released while the client stalls (sent {})", b.sent());
+    assert!(
+        released,
+        "upstream not released while the client stalls (sent {})",
+        b.sent()
+    );
     assert_eq!(b.sent(), len as u64);
     let mut peak = r.rss_kib();
-    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || peak = peak.max(r.rss_kib()));
+    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || {
+        peak = peak.max(r.rss_kib())
+    });
     assert_eq!(got.len(), len);
     assert_eq!(digest(&got), digest(&body));
     let grew = peak.saturating_sub(base);
-    assert!(grew < 16 * 1024, "RSS grew by {grew} KiB (base {base}, peak {peak})");
-    assert!(r.wait_log("error.log", "an upstream response is buffered to a temporary file", common::TIMEOUT));
+    assert!(
+        grew < 16 * 1024,
+        "RSS grew by {grew} KiB (base {base}, peak {peak})"
+    );
+    assert!(r.wait_log(
+        "error.log",
+        "an upstream response is buffered to a temporary file",
+        common::TIMEOUT
+    ));
     drop(s);
     thread::sleep(Duration::from_millis(100));
     assert_eq!(temp_files(&r), 0, "temp files left");
@@ -372,14 +448,27 @@ fn slow_client_without_temp_file_applies_back_pressure() {
     assert!(!head.contains("Content-Length"), "{head}");
     thread::sleep(Duration::from_millis(1500));
     let stalled = b.sent();
-    assert!(stalled < (len / 2) as u64, "the upstream kept sending: {stalled} bytes");
+    assert!(
+        stalled < (len / 2) as u64,
+        "the upstream kept sending: {stalled} bytes"
+    );
     assert!(!b.released.load(Ordering::SeqCst));
     let mut peak = r.rss_kib();
-    let got = read_body(&mut s, pre, usize::MAX, MIB, Duration::from_millis(2), || peak = peak.max(r.rss_kib()));
+    let got = read_body(
+        &mut s,
+        pre,
+        usize::MAX,
+        MIB,
+        Duration::from_millis(2),
+        || peak = peak.max(r.rss_kib()),
+    );
     assert_eq!(got.len(), len);
     assert_eq!(digest(&got), digest(&body));
     let grew = peak.saturating_sub(base);
-    assert!(grew < 16 * 1024, "RSS grew by {grew} KiB (base {base}, peak {peak})");
+    assert!(
+        grew < 16 * 1024,
+        "RSS grew by {grew} KiB (base {base}, peak {peak})"
+    );
     assert!(!r.error_log().contains("buffered to a temporary file"));
     assert_eq!(temp_files(&r), 0);
 }
@@ -402,10 +491,17 @@ fn non_buffered_passes_each_piece_at_once() {
     let mut got = Vec::new();
     while !String::from_utf8_lossy(&got).ends_with("first") {
         let more = c.read_some(Duration::from_secs(5));
-        assert!(!more.is_empty(), "nothing more: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            !more.is_empty(),
+            "nothing more: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend(more);
     }
-    assert!(start.elapsed() < Duration::from_millis(1000), "the first piece waited");
+    assert!(
+        start.elapsed() < Duration::from_millis(1000),
+        "the first piece waited"
+    );
     let rest = c.read_some(Duration::from_secs(5));
     assert_eq!(String::from_utf8_lossy(&rest), "-second");
 }
@@ -426,7 +522,10 @@ fn client_leaves(path: &str) {
     // Let the upstream fill whatever buffers and temp file there are before leaving.
     thread::sleep(Duration::from_millis(300));
     drop(s);
-    assert!(b.wait_released(Duration::from_secs(10)), "upstream still connected ({path})");
+    assert!(
+        b.wait_released(Duration::from_secs(10)),
+        "upstream still connected ({path})"
+    );
     let left = r.wait_fd_count(fds, Duration::from_secs(10));
     assert_eq!(left, fds, "fds ({path})");
     assert_eq!(temp_files(&r), 0, "temp files left ({path})");

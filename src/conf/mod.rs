@@ -156,7 +156,10 @@ pub fn flag(d: &Directive) -> Result<bool, String> {
             "invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"",
             d.name
         )),
-        None => Err(format!("invalid number of arguments in \"{}\" directive", d.name)),
+        None => Err(format!(
+            "invalid number of arguments in \"{}\" directive",
+            d.name
+        )),
     }
 }
 
@@ -268,26 +271,112 @@ struct MainCommand {
 }
 
 const CORE_COMMANDS: &[MainCommand] = &[
-    MainCommand { name: "worker_processes", ctx: Ctx::MAIN, args: Args::TAKE1, set: set_worker_processes },
-    MainCommand { name: "daemon", ctx: Ctx::MAIN, args: Args::FLAG, set: |m, d, _| { m.daemon = flag(d)?; Ok(()) } },
-    MainCommand { name: "master_process", ctx: Ctx::MAIN, args: Args::FLAG, set: |m, d, _| { m.master_process = flag(d)?; Ok(()) } },
-    MainCommand { name: "error_log", ctx: Ctx::MAIN, args: Args::TAKE12, set: set_error_log },
-    MainCommand { name: "pid", ctx: Ctx::MAIN, args: Args::TAKE1, set: |m, d, p| { m.pid = full_name(p, &d.args[0]); Ok(()) } },
-    MainCommand { name: "user", ctx: Ctx::MAIN, args: Args::TAKE12, set: |m, d, _| { m.user = Some(d.args[0].clone()); Ok(()) } },
-    MainCommand { name: "worker_shutdown_timeout", ctx: Ctx::MAIN, args: Args::TAKE1, set: |m, d, _| { m.worker_shutdown_timeout = Some(msec(d, 0)?); Ok(()) } },
-    MainCommand { name: "worker_connections", ctx: Ctx::EVENT, args: Args::TAKE1, set: |m, d, _| { m.worker_connections = num(d, 0)?; Ok(()) } },
-    MainCommand { name: "use", ctx: Ctx::EVENT, args: Args::TAKE1, set: |_, d, _| if d.args[0] == "epoll" { Ok(()) } else { Err(format!("invalid event type \"{}\"", d.args[0])) } },
-    MainCommand { name: "multi_accept", ctx: Ctx::EVENT, args: Args::FLAG, set: |_, d, _| flag(d).map(|_| ()) },
-    MainCommand { name: "accept_mutex", ctx: Ctx::EVENT, args: Args::FLAG, set: |_, d, _| flag(d).map(|_| ()) },
+    MainCommand {
+        name: "worker_processes",
+        ctx: Ctx::MAIN,
+        args: Args::TAKE1,
+        set: set_worker_processes,
+    },
+    MainCommand {
+        name: "daemon",
+        ctx: Ctx::MAIN,
+        args: Args::FLAG,
+        set: |m, d, _| {
+            m.daemon = flag(d)?;
+            Ok(())
+        },
+    },
+    MainCommand {
+        name: "master_process",
+        ctx: Ctx::MAIN,
+        args: Args::FLAG,
+        set: |m, d, _| {
+            m.master_process = flag(d)?;
+            Ok(())
+        },
+    },
+    MainCommand {
+        name: "error_log",
+        ctx: Ctx::MAIN,
+        args: Args::TAKE12,
+        set: set_error_log,
+    },
+    MainCommand {
+        name: "pid",
+        ctx: Ctx::MAIN,
+        args: Args::TAKE1,
+        set: |m, d, p| {
+            m.pid = full_name(p, &d.args[0]);
+            Ok(())
+        },
+    },
+    MainCommand {
+        name: "user",
+        ctx: Ctx::MAIN,
+        args: Args::TAKE12,
+        set: |m, d, _| {
+            m.user = Some(d.args[0].clone());
+            Ok(())
+        },
+    },
+    MainCommand {
+        name: "worker_shutdown_timeout",
+        ctx: Ctx::MAIN,
+        args: Args::TAKE1,
+        set: |m, d, _| {
+            m.worker_shutdown_timeout = Some(msec(d, 0)?);
+            Ok(())
+        },
+    },
+    MainCommand {
+        name: "worker_connections",
+        ctx: Ctx::EVENT,
+        args: Args::TAKE1,
+        set: |m, d, _| {
+            m.worker_connections = num(d, 0)?;
+            Ok(())
+        },
+    },
+    MainCommand {
+        name: "use",
+        ctx: Ctx::EVENT,
+        args: Args::TAKE1,
+        set: |_, d, _| {
+            if d.args[0] == "epoll" {
+                Ok(())
+            } else {
+                Err(format!("invalid event type \"{}\"", d.args[0]))
+            }
+        },
+    },
+    MainCommand {
+        name: "multi_accept",
+        ctx: Ctx::EVENT,
+        args: Args::FLAG,
+        set: |_, d, _| flag(d).map(|_| ()),
+    },
+    MainCommand {
+        name: "accept_mutex",
+        ctx: Ctx::EVENT,
+        args: Args::FLAG,
+        set: |_, d, _| flag(d).map(|_| ()),
+    },
 ];
 
 fn set_worker_processes(m: &mut MainConf, d: &Directive, _: &Path) -> Result<(), String> {
     m.worker_processes = if d.args[0] == "auto" {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         match d.args[0].parse::<usize>() {
             Ok(n) if n > 0 => n,
-            _ => return Err(format!("invalid value \"{}\" in \"worker_processes\" directive", d.args[0])),
+            _ => {
+                return Err(format!(
+                    "invalid value \"{}\" in \"worker_processes\" directive",
+                    d.args[0]
+                ))
+            }
         }
     };
     Ok(())
@@ -313,7 +402,10 @@ fn set_error_log(m: &mut MainConf, d: &Directive, prefix: &Path) -> Result<(), S
 /// The configuration, or the first error with nginx's message and `file:line`.
 pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
     let conf_path = full_name(&opts.prefix, &opts.conf_file.to_string_lossy());
-    let conf_prefix = conf_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let conf_prefix = conf_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let parsed = parse::parse_file(&conf_path, &conf_prefix)?;
     // nginx applies -g before the file (`ngx_conf_param()` runs first).
     let mut directives = match &opts.globals {
@@ -357,7 +449,10 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
                 // nginx's slot setters refuse a second value; error_log and user may repeat
                 // in nginx only as error_log, which rginx keeps singular too.
                 if name != "error_log" && seen.contains(&name) {
-                    return Err(ConfError::at(format!("\"{name}\" directive is duplicate"), d));
+                    return Err(ConfError::at(
+                        format!("\"{name}\" directive is duplicate"),
+                        d,
+                    ));
                 }
                 seen.push(name);
                 main_directive(&mut main, d, Ctx::MAIN, opts)?
@@ -380,11 +475,21 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
     })
 }
 
-fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, opts: &LoadOpts) -> Result<(), ConfError> {
+fn main_directive(
+    m: &mut MainConf,
+    d: &Directive,
+    level: Ctx,
+    opts: &LoadOpts,
+) -> Result<(), ConfError> {
     let Some(cmd) = CORE_COMMANDS.iter().find(|c| c.name == d.name) else {
         // nginx knows every module's directives in every context: a known one in the wrong
         // place is "not allowed here", not "unknown".
-        let known = is_main_directive(&d.name) || opts.modules.iter().flat_map(|m| m.commands()).any(|c| c.name == d.name);
+        let known = is_main_directive(&d.name)
+            || opts
+                .modules
+                .iter()
+                .flat_map(|m| m.commands())
+                .any(|c| c.name == d.name);
         let msg = match known {
             true => format!("\"{}\" directive is not allowed here", d.name),
             false => format!("unknown directive \"{}\"", d.name),
@@ -416,6 +521,9 @@ pub fn setter_error(d: &Directive, msg: String) -> ConfError {
 impl Conf {
     /// Every distinct listen address with its options. nginx: `cycle->listening`.
     pub fn listens(&self) -> Vec<crate::http::ListenOpt> {
-        self.http.as_ref().map(|h| h.addrs.iter().map(|a| a.opt.clone()).collect()).unwrap_or_default()
+        self.http
+            .as_ref()
+            .map(|h| h.addrs.iter().map(|a| a.opt.clone()).collect())
+            .unwrap_or_default()
     }
 }

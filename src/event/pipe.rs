@@ -32,7 +32,14 @@ impl Pipe {
     /// Moves up to `write_size` bytes of the first memory buffers of `out` into the temp file,
     /// never letting the file exceed `max_size`. Returns the bytes moved (0: nothing to spill
     /// or the file is full). nginx: `ngx_event_pipe_write_chain_to_temp_file()`.
-    pub fn spill(&mut self, out: &mut Chain, pool: &mut BufPool, dir: &Path, write_size: usize, max_size: u64) -> io::Result<usize> {
+    pub fn spill(
+        &mut self,
+        out: &mut Chain,
+        pool: &mut BufPool,
+        dir: &Path,
+        write_size: usize,
+        max_size: u64,
+    ) -> io::Result<usize> {
         let room = max_size.saturating_sub(self.spilled());
         let budget = (write_size as u64).min(room) as usize;
         let first_mem = out.iter().position(|b| b.file.is_none());
@@ -44,7 +51,9 @@ impl Pipe {
             self.temp_file = Some(TempFile::create(dir)?);
             log::warn!("an upstream response is buffered to a temporary file");
         }
-        let Some(tf) = self.temp_file.as_mut() else { return Ok(0) };
+        let Some(tf) = self.temp_file.as_mut() else {
+            return Ok(0);
+        };
         let file_start = tf.len;
         let mut moved = 0;
         while moved < budget {
@@ -64,13 +73,20 @@ impl Pipe {
         }
         if moved > 0 {
             // Extend the last file region when it ends where we wrote, else add one.
-            let extend = start > 0 && out.get(start - 1).and_then(|b| b.file.as_ref()).is_some_and(|f| f.last == file_start);
+            let extend = start > 0
+                && out
+                    .get(start - 1)
+                    .and_then(|b| b.file.as_ref())
+                    .is_some_and(|f| f.last == file_start);
             if extend {
                 if let Some(f) = out.get_mut(start - 1).and_then(|b| b.file.as_mut()) {
                     f.last += moved as u64;
                 }
             } else {
-                out.insert(start, Buf::from_file(tf.file.clone(), file_start, file_start + moved as u64));
+                out.insert(
+                    start,
+                    Buf::from_file(tf.file.clone(), file_start, file_start + moved as u64),
+                );
             }
         }
         Ok(moved)

@@ -35,7 +35,7 @@ pub struct RequestBody {
     pub rest: u64,
     /// The chunked decoder. nginx: `rb->chunked`.
     pub chunked: Option<ChunkedDecoder>,
-    /// Body bytes received. 
+    /// Body bytes received.
     pub received: u64,
     /// The whole body has been received.
     pub done: bool,
@@ -56,6 +56,17 @@ fn body_temp_dir(cy: &Cycle) -> PathBuf {
     cy.conf.prefix.join("client_body_temp")
 }
 
+/// Moves the unread bytes of `header_in` down to just past the request head, never over it:
+/// the method, URI and header ranges of `r.head` point into that buffer, and the upstream
+/// request (proxy's `create_request`) and the access log read them after the body.
+fn compact_past_head(b: &mut Buf, head_len: usize) {
+    if b.pos > head_len {
+        b.mem.copy_within(b.pos..b.last, head_len);
+        b.last -= b.pos - head_len;
+        b.pos = head_len;
+    }
+}
+
 /// Whether the request has a body at all.
 pub fn has_body(r: &Request) -> bool {
     r.headers_in.chunked || r.headers_in.content_length_n.is_some_and(|n| n > 0)
@@ -63,12 +74,16 @@ pub fn has_body(r: &Request) -> bool {
 
 /// Sends "100 Continue" when asked. nginx: `ngx_http_test_expect()`.
 fn test_expect(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
-    let Some(r) = cy.requests.get_mut(rid) else { return Err(()) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Err(());
+    };
     if !r.headers_in.expect_continue || r.http_version < 1001 {
         return Ok(());
     }
     r.headers_in.expect_continue = false;
-    let Some(c) = cy.conns.get_mut(r.connection) else { return Err(()) };
+    let Some(c) = cy.conns.get_mut(r.connection) else {
+        return Err(());
+    };
     match io::send(c, b"HTTP/1.1 100 Continue\r\n\r\n") {
         Ok(crate::core::step::Step::Done(25)) => Ok(()),
         _ => Err(()), // nginx: a short write here is treated as an error too
@@ -82,19 +97,31 @@ fn test_expect(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
 /// `Ok` (reading started or finished), or `Status` for an error to finalize with.
 ///
 /// nginx: `ngx_http_read_client_request_body()`.
-pub fn read_client_request_body(cy: &mut Cycle, rid: RequestId, post_handler: RequestHandler, unbuffered: bool) -> HandlerRc {
-    let Some(r) = cy.requests.get_mut(rid) else { return HandlerRc::Error };
+pub fn read_client_request_body(
+    cy: &mut Cycle,
+    rid: RequestId,
+    post_handler: RequestHandler,
+    unbuffered: bool,
+) -> HandlerRc {
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return HandlerRc::Error;
+    };
     let main = r.main;
     if let Some(mr) = cy.requests.get_mut(main) {
         mr.count += 1;
     }
-    let Some(r) = cy.requests.get_mut(rid) else { return HandlerRc::Error };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return HandlerRc::Error;
+    };
     if r.request_body.is_some() || r.discard_body || r.main != rid {
         post_handler(cy, rid);
         return HandlerRc::Ok;
     }
     let body_size = r.loc.core.client_body_buffer_size();
-    let chunked = r.headers_in.chunked.then(|| ChunkedDecoder::new(i64::MAX as u64));
+    let chunked = r
+        .headers_in
+        .chunked
+        .then(|| ChunkedDecoder::new(i64::MAX as u64));
     let rest = r.headers_in.content_length_n.unwrap_or(0);
     let mut rb = Box::new(RequestBody {
         bufs: Chain::new(),
@@ -110,7 +137,11 @@ pub fn read_client_request_body(cy: &mut Cycle, rid: RequestId, post_handler: Re
         data_handler: None,
     });
     if !rb.done {
-        let size = if rb.chunked.is_some() { body_size } else { (rest as usize).min(body_size) };
+        let size = if rb.chunked.is_some() {
+            body_size
+        } else {
+            (rest as usize).min(body_size)
+        };
         rb.buf = Some(cy.bufs.get(size.max(1)));
     }
     let done = rb.done;
@@ -129,10 +160,15 @@ pub fn read_client_request_body(cy: &mut Cycle, rid: RequestId, post_handler: Re
     }
     // Unbuffered: the consumer starts now, with whatever has arrived; it is told about more
     // through `data_handler`. nginx: `rb->post_handler(r)` for `request_body_no_buffering`.
-    let start = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()).filter(|rb| rb.unbuffered && !rb.started).map(|rb| {
-        rb.started = true;
-        rb.post_handler
-    });
+    let start = cy
+        .requests
+        .get_mut(rid)
+        .and_then(|r| r.request_body.as_mut())
+        .filter(|rb| rb.unbuffered && !rb.started)
+        .map(|rb| {
+            rb.started = true;
+            rb.post_handler
+        });
     if let Some(h) = start {
         flush_unbuffered(cy, rid);
         h(cy, rid);
@@ -142,8 +178,12 @@ pub fn read_client_request_body(cy: &mut Cycle, rid: RequestId, post_handler: Re
 
 /// Unbuffered: moves a partly filled buffer to `bufs` so the consumer can send it now.
 fn flush_unbuffered(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    let Some(rb) = r.request_body.as_mut() else { return };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return;
+    };
+    let Some(rb) = r.request_body.as_mut() else {
+        return;
+    };
     if rb.buf.as_ref().is_some_and(|b| !b.is_empty()) {
         let size = rb.buf.as_ref().map_or(1, |b| b.mem.len());
         if let Some(b) = rb.buf.replace(cy.bufs.get(size)) {
@@ -160,12 +200,17 @@ pub fn read_unbuffered_request_body(cy: &mut Cycle, rid: RequestId) -> Result<()
 
 /// The read handler while a body is read. nginx: `ngx_http_read_client_request_body_handler()`.
 pub fn read_client_request_body_handler(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
     let cid = r.connection;
     if let Some(c) = cy.conns.get_mut(cid) {
         if c.read.timedout {
             c.read.timedout = false;
-            log::info!("*{} client timed out while reading client request body", c.number);
+            log::info!(
+                "*{} client timed out while reading client request body",
+                c.number
+            );
             return request::finalize_request(cy, rid, HandlerRc::Status(408));
         }
     }
@@ -179,8 +224,12 @@ pub fn read_client_request_body_handler(cy: &mut Cycle, rid: RequestId) {
 fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
     loop {
         consume_preread(cy, rid)?;
-        let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
-        let Some(rb) = r.request_body.as_mut() else { return Ok(()) };
+        let Some(r) = cy.requests.get_mut(rid) else {
+            return Ok(());
+        };
+        let Some(rb) = r.request_body.as_mut() else {
+            return Ok(());
+        };
         if rb.done {
             return body_done(cy, rid);
         }
@@ -192,9 +241,11 @@ fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
             continue;
         }
         let cid = r.connection;
-        let Some(c) = cy.conns.get_mut(cid) else { return Ok(()) };
+        let Some(c) = cy.conns.get_mut(cid) else {
+            return Ok(());
+        };
         let recv = if rb.chunked.is_some() {
-            r.header_in.compact();
+            compact_past_head(&mut r.header_in, r.head.len);
             if r.header_in.is_full() {
                 return Err(400);
             }
@@ -204,7 +255,9 @@ fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
             }
             res
         } else {
-            let Some(b) = rb.buf.as_mut() else { return Ok(()) };
+            let Some(b) = rb.buf.as_mut() else {
+                return Ok(());
+            };
             let want = (rb.rest as usize).min(b.free_space().len());
             let res = io::recv(c, &mut b.free_space()[..want]);
             if let Recv::Data(n) = res {
@@ -225,10 +278,19 @@ fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
                 }
             }
             Recv::Again => {
-                let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
+                let Some(r) = cy.requests.get_mut(rid) else {
+                    return Ok(());
+                };
                 r.read_event_handler = read_client_request_body_handler;
                 let timeout = r.loc.core.client_body_timeout();
-                event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+                event::add_timer(
+                    cy,
+                    Ev {
+                        c: cid,
+                        write: false,
+                    },
+                    timeout,
+                );
                 return Ok(());
             }
             Recv::Eof | Recv::Error(_) => {
@@ -243,13 +305,20 @@ fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
 }
 
 fn rb_unbuffered(cy: &Cycle, rid: RequestId) -> bool {
-    cy.requests.get(rid).and_then(|r| r.request_body.as_ref()).is_some_and(|rb| rb.unbuffered)
+    cy.requests
+        .get(rid)
+        .and_then(|r| r.request_body.as_ref())
+        .is_some_and(|rb| rb.unbuffered)
 }
 
 /// Unbuffered mode: hands the filled buffer to `bufs` and tells the consumer.
 fn notify(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
-    let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
-    let Some(rb) = r.request_body.as_mut() else { return Ok(()) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Ok(());
+    };
+    let Some(rb) = r.request_body.as_mut() else {
+        return Ok(());
+    };
     if let Some(b) = rb.buf.as_mut() {
         if !b.is_empty() {
             let size = b.mem.len();
@@ -267,11 +336,17 @@ fn notify(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
 /// Moves body bytes already read with the head (or read via `header_in` for chunked bodies)
 /// into the body buffer.
 fn consume_preread(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
-    let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Ok(());
+    };
     let max = r.loc.core.client_max_body_size();
-    let Some(rb) = r.request_body.as_mut() else { return Ok(()) };
+    let Some(rb) = r.request_body.as_mut() else {
+        return Ok(());
+    };
     while !rb.done && !r.header_in.is_empty() {
-        let Some(b) = rb.buf.as_mut() else { return Ok(()) };
+        let Some(b) = rb.buf.as_mut() else {
+            return Ok(());
+        };
         if b.is_full() {
             return Ok(());
         }
@@ -300,7 +375,10 @@ fn consume_preread(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
                         }
                         rb.received += take as u64;
                         if max > 0 && rb.received > max {
-                            log::error!("client intended to send too large chunked body: {} bytes", rb.received);
+                            log::error!(
+                                "client intended to send too large chunked body: {} bytes",
+                                rb.received
+                            );
                             return Err(413);
                         }
                     }
@@ -322,8 +400,12 @@ fn consume_preread(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
 /// Writes the full body buffer to the temp file. nginx: `ngx_http_write_request_body()`.
 fn spill(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
     let dir = body_temp_dir(cy);
-    let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
-    let Some(rb) = r.request_body.as_mut() else { return Ok(()) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Ok(());
+    };
+    let Some(rb) = r.request_body.as_mut() else {
+        return Ok(());
+    };
     if rb.temp_file.is_none() {
         match TempFile::create(&dir) {
             Ok(t) => rb.temp_file = Some(t),
@@ -345,13 +427,18 @@ fn spill(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
 
 /// The body is complete: assemble `bufs`, stop the timer, run the post handler.
 fn body_done(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
-    let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Ok(());
+    };
     let cid = r.connection;
     r.read_event_handler = request::block_reading;
-    let Some(rb) = r.request_body.as_mut() else { return Ok(()) };
+    let Some(rb) = r.request_body.as_mut() else {
+        return Ok(());
+    };
     if let Some(tf) = &rb.temp_file {
         if !rb.bufs.iter().any(|b| b.file.is_some()) {
-            rb.bufs.push_front(Buf::from_file(tf.file.clone(), 0, tf.len));
+            rb.bufs
+                .push_front(Buf::from_file(tf.file.clone(), 0, tf.len));
         }
     }
     if let Some(b) = rb.buf.take() {
@@ -367,7 +454,13 @@ fn body_done(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         rb.started = true;
         Some(rb.post_handler)
     };
-    event::del_timer(cy, Ev { c: cid, write: false });
+    event::del_timer(
+        cy,
+        Ev {
+            c: cid,
+            write: false,
+        },
+    );
     if let Some(h) = h {
         h(cy, rid);
     }
@@ -385,19 +478,26 @@ pub fn free_body(cy: &mut Cycle, mut rb: RequestBody) {
 /// Throws the body away so the connection can be kept alive.
 /// nginx: `ngx_http_discard_request_body()`.
 pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
-    let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Ok(());
+    };
     if r.main != rid || r.discard_body || r.request_body.is_some() || !has_body(r) {
         return Ok(());
     }
     if test_expect(cy, rid).is_err() {
         return Err(500);
     }
-    let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Ok(());
+    };
     r.request_body = Some(Box::new(RequestBody {
         bufs: Chain::new(),
         buf: None,
         rest: r.headers_in.content_length_n.unwrap_or(0),
-        chunked: r.headers_in.chunked.then(|| ChunkedDecoder::new(i64::MAX as u64)),
+        chunked: r
+            .headers_in
+            .chunked
+            .then(|| ChunkedDecoder::new(i64::MAX as u64)),
         received: 0,
         done: false,
         temp_file: None,
@@ -410,19 +510,32 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         true => {
             // All of it came with the head: nothing is left to drain, the connection can
             // be kept (an error page must not linger for a body that is gone).
-            if let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) {
+            if let Some(rb) = cy
+                .requests
+                .get_mut(rid)
+                .and_then(|r| r.request_body.as_mut())
+            {
                 rb.done = true;
             }
             Ok(())
         }
         false => {
-            let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
+            let Some(r) = cy.requests.get_mut(rid) else {
+                return Ok(());
+            };
             r.discard_body = true;
             r.count += 1;
             r.read_event_handler = discarded_request_body_handler;
             let (_, timeout) = r.loc.core.lingering();
             let cid = r.connection;
-            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+            event::add_timer(
+                cy,
+                Ev {
+                    c: cid,
+                    write: false,
+                },
+                timeout,
+            );
             Ok(())
         }
     }
@@ -433,8 +546,12 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
 fn read_discarded_request_body(cy: &mut Cycle, rid: RequestId) -> Result<bool, u16> {
     let mut scratch = [0u8; 4096];
     loop {
-        let Some(r) = cy.requests.get_mut(rid) else { return Ok(true) };
-        let Some(rb) = r.request_body.as_mut() else { return Ok(true) };
+        let Some(r) = cy.requests.get_mut(rid) else {
+            return Ok(true);
+        };
+        let Some(rb) = r.request_body.as_mut() else {
+            return Ok(true);
+        };
         // First whatever came with the head.
         match rb.chunked.as_mut() {
             None => {
@@ -465,9 +582,11 @@ fn read_discarded_request_body(cy: &mut Cycle, rid: RequestId) -> Result<bool, u
             },
         }
         let cid = r.connection;
-        let Some(c) = cy.conns.get_mut(cid) else { return Ok(true) };
+        let Some(c) = cy.conns.get_mut(cid) else {
+            return Ok(true);
+        };
         let recv = if rb.chunked.is_some() {
-            r.header_in.compact();
+            compact_past_head(&mut r.header_in, r.head.len);
             if r.header_in.is_full() {
                 return Err(400);
             }
@@ -499,7 +618,9 @@ fn read_discarded_request_body(cy: &mut Cycle, rid: RequestId) -> Result<bool, u
 
 /// The read handler while discarding. nginx: `ngx_http_discarded_request_body_handler()`.
 pub fn discarded_request_body_handler(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
     let cid = r.connection;
     if cy.conns.get(cid).is_some_and(|c| c.read.timedout) {
         if let Some(c) = cy.conns.get_mut(cid) {
@@ -509,7 +630,13 @@ pub fn discarded_request_body_handler(cy: &mut Cycle, rid: RequestId) {
     }
     match read_discarded_request_body(cy, rid) {
         Ok(true) => {
-            event::del_timer(cy, Ev { c: cid, write: false });
+            event::del_timer(
+                cy,
+                Ev {
+                    c: cid,
+                    write: false,
+                },
+            );
             if let Some(r) = cy.requests.get_mut(rid) {
                 if let Some(rb) = r.request_body.as_mut() {
                     rb.done = true;

@@ -17,7 +17,14 @@ pub fn chunked_header_filter(cy: &mut Cycle, rid: RequestId, next: Next) -> Filt
     if let Some(r) = cy.requests.get_mut(rid) {
         let s = r.headers_out.status;
         let head = r.method == super::request::Method::Head;
-        if r.main == rid && !r.header_sent && s != 204 && s != 304 && !r.header_only && !head && r.headers_out.content_length_n.is_none() {
+        if r.main == rid
+            && !r.header_sent
+            && s != 204
+            && s != 304
+            && !r.header_only
+            && !head
+            && r.headers_out.content_length_n.is_none()
+        {
             if r.http_version >= 1001 {
                 r.chunked = true;
             } else {
@@ -29,8 +36,16 @@ pub fn chunked_header_filter(cy: &mut Cycle, rid: RequestId, next: Next) -> Filt
 }
 
 /// nginx: `ngx_http_chunked_body_filter()`.
-pub fn chunked_body_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, next: Next) -> FilterRc {
-    let chunked = cy.requests.get(rid).is_some_and(|r| r.chunked && r.main == rid);
+pub fn chunked_body_filter(
+    cy: &mut Cycle,
+    rid: RequestId,
+    input: &mut Chain,
+    next: Next,
+) -> FilterRc {
+    let chunked = cy
+        .requests
+        .get(rid)
+        .is_some_and(|r| r.chunked && r.main == rid);
     if !chunked || input.is_empty() {
         return next.body(cy, rid, input);
     }
@@ -41,7 +56,7 @@ pub fn chunked_body_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, ne
     while let Some(b) = input.pop_front() {
         size += b.len();
         last |= b.last_buf;
-        if b.len() > 0 || b.flush {
+        if !b.is_empty() || b.flush {
             data.push_back(b);
         } else {
             cy.bufs.put(b);
@@ -53,7 +68,11 @@ pub fn chunked_body_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, ne
         let _ = write!(h, "{size:x}\r\n");
         out.push_back(Buf::from_vec(h));
         out.append(&mut data);
-        let mut t = Buf::from_vec(if last { b"\r\n0\r\n\r\n".to_vec() } else { b"\r\n".to_vec() });
+        let mut t = Buf::from_vec(if last {
+            b"\r\n0\r\n\r\n".to_vec()
+        } else {
+            b"\r\n".to_vec()
+        });
         t.last_buf = last;
         t.flush = true;
         out.push_back(t);

@@ -137,7 +137,10 @@ impl CoreLocConf {
     }
     /// nginx defaults: lingering_time 30s, lingering_timeout 5s.
     pub fn lingering(&self) -> (u64, u64) {
-        (self.lingering_time.unwrap_or(30_000), self.lingering_timeout.unwrap_or(5_000))
+        (
+            self.lingering_time.unwrap_or(30_000),
+            self.lingering_timeout.unwrap_or(5_000),
+        )
     }
 
     /// nginx: `ngx_http_core_merge_loc_conf()` for the fields above.
@@ -145,9 +148,22 @@ impl CoreLocConf {
         macro_rules! m {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = prev.$f.clone(); } )* };
         }
-        m!(keepalive_timeout, keepalive_header, keepalive_requests, keepalive_time, client_max_body_size,
-           client_body_buffer_size, client_body_timeout, send_timeout, default_type,
-           server_tokens, tcp_nodelay, types, lingering_time, lingering_timeout);
+        m!(
+            keepalive_timeout,
+            keepalive_header,
+            keepalive_requests,
+            keepalive_time,
+            client_max_body_size,
+            client_body_buffer_size,
+            client_body_timeout,
+            send_timeout,
+            default_type,
+            server_tokens,
+            tcp_nodelay,
+            types,
+            lingering_time,
+            lingering_timeout
+        );
     }
 }
 
@@ -170,36 +186,204 @@ const SRV: Ctx = Ctx(Ctx::HTTP_MAIN.0 | Ctx::HTTP_SRV.0);
 
 /// nginx: `ngx_http_core_commands[]`.
 static CORE_COMMANDS: &[Command] = &[
-    Command { name: "server", ctx: Ctx::HTTP_MAIN, args: Args(Args::BLOCK.0 | Args::NOARGS.0), set: server },
-    Command { name: "location", ctx: Ctx(Ctx::HTTP_SRV.0 | Ctx::HTTP_LOC.0), args: Args(Args::BLOCK.0 | Args::TAKE12.0), set: location },
-    Command { name: "listen", ctx: Ctx::HTTP_SRV, args: Args::ONE_MORE, set: listen },
-    Command { name: "server_name", ctx: Ctx::HTTP_SRV, args: Args::ONE_MORE, set: server_name },
-    Command { name: "client_header_buffer_size", ctx: SRV, args: Args::TAKE1, set: |cx| { let v = conf::size(cx.d, 0)?; srv(cx)?.client_header_buffer_size = Some(v); Ok(()) } },
-    Command { name: "large_client_header_buffers", ctx: SRV, args: Args::TAKE2, set: |cx| { let n = conf::num(cx.d, 0)?; let s = conf::size(cx.d, 1)?; if n == 0 || s == 0 { return Err("invalid value".into()) } srv(cx)?.large_client_header_buffers = Some((n, s)); Ok(()) } },
-    Command { name: "client_header_timeout", ctx: SRV, args: Args::TAKE1, set: |cx| { let v = conf::msec(cx.d, 0)?; srv(cx)?.client_header_timeout = Some(v); Ok(()) } },
-    Command { name: "keepalive_timeout", ctx: Ctx::HTTP_ANY, args: Args::TAKE12, set: set_keepalive_timeout },
-    Command { name: "keepalive_requests", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.keepalive_requests = Some(conf::num(cx.d, 0)? as u64); Ok(()) } },
-    Command { name: "keepalive_time", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.keepalive_time = Some(conf::msec(cx.d, 0)?); Ok(()) } },
-    Command { name: "client_max_body_size", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.client_max_body_size = Some(conf::offset(cx.d, 0)?); Ok(()) } },
-    Command { name: "client_body_buffer_size", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.client_body_buffer_size = Some(conf::size(cx.d, 0)?); Ok(()) } },
-    Command { name: "client_body_timeout", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.client_body_timeout = Some(conf::msec(cx.d, 0)?); Ok(()) } },
-    Command { name: "send_timeout", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.send_timeout = Some(conf::msec(cx.d, 0)?); Ok(()) } },
-    Command { name: "default_type", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.default_type = Some(cx.arg(0).to_string()); Ok(()) } },
-    Command { name: "server_tokens", ctx: Ctx::HTTP_ANY, args: Args::FLAG, set: |cx| { cx.loc.core.server_tokens = Some(conf::flag(cx.d)?); Ok(()) } },
-    Command { name: "tcp_nodelay", ctx: Ctx::HTTP_ANY, args: Args::FLAG, set: |cx| { cx.loc.core.tcp_nodelay = Some(conf::flag(cx.d)?); Ok(()) } },
-    Command { name: "sendfile", ctx: Ctx::HTTP_ANY, args: Args::FLAG, set: |cx| Ok(conf::flag(cx.d).map(|_| ())?) },
-    Command { name: "tcp_nopush", ctx: Ctx::HTTP_ANY, args: Args::FLAG, set: |cx| Ok(conf::flag(cx.d).map(|_| ())?) },
-    Command { name: "lingering_close", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| match cx.arg(0) { "on" | "off" | "always" => Ok(()), _ => Err("invalid value".into()) } },
-    Command { name: "lingering_time", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.lingering_time = Some(conf::msec(cx.d, 0)?); Ok(()) } },
-    Command { name: "lingering_timeout", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { cx.loc.core.lingering_timeout = Some(conf::msec(cx.d, 0)?); Ok(()) } },
-    Command { name: "types", ctx: Ctx::HTTP_ANY, args: Args(Args::BLOCK.0 | Args::NOARGS.0), set: types },
+    Command {
+        name: "server",
+        ctx: Ctx::HTTP_MAIN,
+        args: Args(Args::BLOCK.0 | Args::NOARGS.0),
+        set: server,
+    },
+    Command {
+        name: "location",
+        ctx: Ctx(Ctx::HTTP_SRV.0 | Ctx::HTTP_LOC.0),
+        args: Args(Args::BLOCK.0 | Args::TAKE12.0),
+        set: location,
+    },
+    Command {
+        name: "listen",
+        ctx: Ctx::HTTP_SRV,
+        args: Args::ONE_MORE,
+        set: listen,
+    },
+    Command {
+        name: "server_name",
+        ctx: Ctx::HTTP_SRV,
+        args: Args::ONE_MORE,
+        set: server_name,
+    },
+    Command {
+        name: "client_header_buffer_size",
+        ctx: SRV,
+        args: Args::TAKE1,
+        set: |cx| {
+            let v = conf::size(cx.d, 0)?;
+            srv(cx)?.client_header_buffer_size = Some(v);
+            Ok(())
+        },
+    },
+    Command {
+        name: "large_client_header_buffers",
+        ctx: SRV,
+        args: Args::TAKE2,
+        set: |cx| {
+            let n = conf::num(cx.d, 0)?;
+            let s = conf::size(cx.d, 1)?;
+            if n == 0 || s == 0 {
+                return Err("invalid value".into());
+            }
+            srv(cx)?.large_client_header_buffers = Some((n, s));
+            Ok(())
+        },
+    },
+    Command {
+        name: "client_header_timeout",
+        ctx: SRV,
+        args: Args::TAKE1,
+        set: |cx| {
+            let v = conf::msec(cx.d, 0)?;
+            srv(cx)?.client_header_timeout = Some(v);
+            Ok(())
+        },
+    },
+    Command {
+        name: "keepalive_timeout",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE12,
+        set: set_keepalive_timeout,
+    },
+    Command {
+        name: "keepalive_requests",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.keepalive_requests = Some(conf::num(cx.d, 0)? as u64);
+            Ok(())
+        },
+    },
+    Command {
+        name: "keepalive_time",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.keepalive_time = Some(conf::msec(cx.d, 0)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "client_max_body_size",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.client_max_body_size = Some(conf::offset(cx.d, 0)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "client_body_buffer_size",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.client_body_buffer_size = Some(conf::size(cx.d, 0)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "client_body_timeout",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.client_body_timeout = Some(conf::msec(cx.d, 0)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "send_timeout",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.send_timeout = Some(conf::msec(cx.d, 0)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "default_type",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.default_type = Some(cx.arg(0).to_string());
+            Ok(())
+        },
+    },
+    Command {
+        name: "server_tokens",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::FLAG,
+        set: |cx| {
+            cx.loc.core.server_tokens = Some(conf::flag(cx.d)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "tcp_nodelay",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::FLAG,
+        set: |cx| {
+            cx.loc.core.tcp_nodelay = Some(conf::flag(cx.d)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "sendfile",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::FLAG,
+        set: |cx| Ok(conf::flag(cx.d).map(|_| ())?),
+    },
+    Command {
+        name: "tcp_nopush",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::FLAG,
+        set: |cx| Ok(conf::flag(cx.d).map(|_| ())?),
+    },
+    Command {
+        name: "lingering_close",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| match cx.arg(0) {
+            "on" | "off" | "always" => Ok(()),
+            _ => Err("invalid value".into()),
+        },
+    },
+    Command {
+        name: "lingering_time",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.lingering_time = Some(conf::msec(cx.d, 0)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "lingering_timeout",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            cx.loc.core.lingering_timeout = Some(conf::msec(cx.d, 0)?);
+            Ok(())
+        },
+    },
+    Command {
+        name: "types",
+        ctx: Ctx::HTTP_ANY,
+        args: Args(Args::BLOCK.0 | Args::NOARGS.0),
+        set: types,
+    },
 ];
 
 /// nginx: `ngx_http_core_keepalive()`.
 fn set_keepalive_timeout(cx: &mut Cx<'_>) -> Result<(), SetError> {
     cx.loc.core.keepalive_timeout = Some(conf::msec(cx.d, 0)?);
     if let Some(h) = cx.d.args.get(1) {
-        let secs = crate::conf::units::parse_sec(h).ok_or_else(|| format!("invalid value \"{h}\""))?;
+        let secs =
+            crate::conf::units::parse_sec(h).ok_or_else(|| format!("invalid value \"{h}\""))?;
         cx.loc.core.keepalive_header = Some(secs);
     }
     Ok(())
@@ -221,13 +405,23 @@ pub fn http_block(d: &Directive, opts: &LoadOpts) -> Result<HttpConf, ConfError>
     let mut http = new_srv(modules);
     let mut servers = Vec::new();
     let block = d.block.as_deref().unwrap_or(&[]);
-    let mut lv = Level { main: &mut main, srv: Some(&mut http.core), srv_confs: Some(&mut http.confs), servers: Some(&mut servers), loc: &mut http.loc };
+    let mut lv = Level {
+        main: &mut main,
+        srv: Some(&mut http.core),
+        srv_confs: Some(&mut http.confs),
+        servers: Some(&mut servers),
+        loc: &mut http.loc,
+    };
     run_block(block, Ctx::HTTP_MAIN, &mut lv, opts)?;
     let mut built = Vec::new();
     for mut s in servers {
         merge_srv(&mut s, &http, modules).map_err(|e| pos_error(e, &s.loc))?;
         merge_locations(&mut s.loc, modules)?;
-        built.push(Arc::new(SrvConf { core: s.core, confs: s.confs, loc: Arc::new(s.loc) }));
+        built.push(Arc::new(SrvConf {
+            core: s.core,
+            confs: s.confs,
+            loc: Arc::new(s.loc),
+        }));
     }
     let addrs = optimize_servers(&built)?;
     let mut variables = Vec::new();
@@ -276,7 +470,12 @@ struct Level<'a> {
 
 /// Runs every directive of a block through the module tables. nginx: `ngx_conf_parse()` →
 /// `ngx_conf_handler()`.
-fn run_block(block: &[Directive], level: Ctx, lv: &mut Level<'_>, opts: &LoadOpts) -> Result<(), ConfError> {
+fn run_block(
+    block: &[Directive],
+    level: Ctx,
+    lv: &mut Level<'_>,
+    opts: &LoadOpts,
+) -> Result<(), ConfError> {
     for d in block {
         let cmd = opts
             .modules
@@ -313,11 +512,27 @@ fn server(cx: &mut Cx<'_>) -> Result<(), SetError> {
     s.loc.core.pos = Some((cx.d.file.to_string(), cx.d.line));
     {
         let SrvBuild { core, confs, loc } = &mut s;
-        let mut lv = Level { main: cx.main, srv: Some(core), srv_confs: Some(confs), servers: None, loc };
-        run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_SRV, &mut lv, cx.opts)?;
+        let mut lv = Level {
+            main: cx.main,
+            srv: Some(core),
+            srv_confs: Some(confs),
+            servers: None,
+            loc,
+        };
+        run_block(
+            cx.d.block.as_deref().unwrap_or(&[]),
+            Ctx::HTTP_SRV,
+            &mut lv,
+            cx.opts,
+        )?;
     }
     if s.core.listens.is_empty() {
-        s.core.listens.push(ListenOpt { addr: SocketAddr::from(([0, 0, 0, 0], 80)), default_server: false, reuseport: false, backlog: 511 });
+        s.core.listens.push(ListenOpt {
+            addr: SocketAddr::from(([0, 0, 0, 0], 80)),
+            default_server: false,
+            reuseport: false,
+            backlog: 511,
+        });
     }
     match cx.servers.as_deref_mut() {
         Some(list) => list.push(s),
@@ -341,19 +556,47 @@ fn location(cx: &mut Cx<'_>) -> Result<(), SetError> {
         m => return Err(format!("invalid location modifier \"{m}\"").into()),
     }
     if cx.loc.core.exact {
-        return Err(format!("location \"{name}\" cannot be inside the exact location \"{}\"", cx.loc.core.name).into());
+        return Err(format!(
+            "location \"{name}\" cannot be inside the exact location \"{}\"",
+            cx.loc.core.name
+        )
+        .into());
     }
     if cx.loc.core.named || (l.core.named && cx.level == Ctx::HTTP_LOC) {
-        return Err(format!("location \"{name}\" cannot be inside the named location \"{}\"", cx.loc.core.name).into());
+        return Err(format!(
+            "location \"{name}\" cannot be inside the named location \"{}\"",
+            cx.loc.core.name
+        )
+        .into());
     }
     if cx.level == Ctx::HTTP_LOC && !l.core.named && !name.starts_with(&cx.loc.core.name) {
-        return Err(format!("location \"{name}\" is outside location \"{}\"", cx.loc.core.name).into());
+        return Err(format!(
+            "location \"{name}\" is outside location \"{}\"",
+            cx.loc.core.name
+        )
+        .into());
     }
     l.core.name = name;
     l.core.pos = Some((cx.d.file.to_string(), cx.d.line));
-    let mut lv = Level { main: cx.main, srv: None, srv_confs: None, servers: None, loc: &mut l };
-    run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_LOC, &mut lv, cx.opts)?;
-    if cx.loc.locations.iter().any(|o| o.core.name == l.core.name && o.core.exact == l.core.exact) {
+    let mut lv = Level {
+        main: cx.main,
+        srv: None,
+        srv_confs: None,
+        servers: None,
+        loc: &mut l,
+    };
+    run_block(
+        cx.d.block.as_deref().unwrap_or(&[]),
+        Ctx::HTTP_LOC,
+        &mut lv,
+        cx.opts,
+    )?;
+    if cx
+        .loc
+        .locations
+        .iter()
+        .any(|o| o.core.name == l.core.name && o.core.exact == l.core.exact)
+    {
         return Err(format!("duplicate location \"{}\"", l.core.name).into());
     }
     cx.loc.locations.push(Arc::new(l));
@@ -377,13 +620,20 @@ fn types(cx: &mut Cx<'_>) -> Result<(), SetError> {
 fn listen(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let spec = cx.arg(0).to_string();
     let addr = parse_listen_addr(&spec)?;
-    let mut opt = ListenOpt { addr, default_server: false, reuseport: false, backlog: 511 };
+    let mut opt = ListenOpt {
+        addr,
+        default_server: false,
+        reuseport: false,
+        backlog: 511,
+    };
     for a in &cx.d.args[1..] {
         match a.as_str() {
             "default_server" | "default" => opt.default_server = true,
             "reuseport" => opt.reuseport = true,
             b if b.starts_with("backlog=") => {
-                opt.backlog = b[8..].parse().map_err(|_| format!("invalid backlog \"{}\"", &b[8..]))?;
+                opt.backlog = b[8..]
+                    .parse()
+                    .map_err(|_| format!("invalid backlog \"{}\"", &b[8..]))?;
             }
             p => return Err(format!("invalid parameter \"{p}\"").into()),
         }
@@ -399,16 +649,26 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     if let Some(p) = s.strip_prefix("*:") {
-        let port = p.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
+        let port = p
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let with_port = if s.contains(':') { s.to_string() } else { format!("{s}:80") };
+    let with_port = if s.contains(':') {
+        s.to_string()
+    } else {
+        format!("{s}:80")
+    };
     match with_port.to_socket_addrs() {
-        Ok(mut it) => it.next().ok_or_else(|| format!("host not found in \"{s}\" of the \"listen\" directive")),
-        Err(_) => Err(format!("host not found in \"{s}\" of the \"listen\" directive")),
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| format!("host not found in \"{s}\" of the \"listen\" directive")),
+        Err(_) => Err(format!(
+            "host not found in \"{s}\" of the \"listen\" directive"
+        )),
     }
 }
 
@@ -423,12 +683,22 @@ fn server_name(cx: &mut Cx<'_>) -> Result<(), SetError> {
     Ok(())
 }
 
-fn merge_srv(s: &mut SrvBuild, http: &SrvBuild, modules: &[&'static dyn HttpModule]) -> Result<(), String> {
+fn merge_srv(
+    s: &mut SrvBuild,
+    http: &SrvBuild,
+    modules: &[&'static dyn HttpModule],
+) -> Result<(), String> {
     let hs = &http.core;
     let c = &mut s.core;
-    if c.client_header_buffer_size.is_none() { c.client_header_buffer_size = hs.client_header_buffer_size; }
-    if c.large_client_header_buffers.is_none() { c.large_client_header_buffers = hs.large_client_header_buffers; }
-    if c.client_header_timeout.is_none() { c.client_header_timeout = hs.client_header_timeout; }
+    if c.client_header_buffer_size.is_none() {
+        c.client_header_buffer_size = hs.client_header_buffer_size;
+    }
+    if c.large_client_header_buffers.is_none() {
+        c.large_client_header_buffers = hs.large_client_header_buffers;
+    }
+    if c.client_header_timeout.is_none() {
+        c.client_header_timeout = hs.client_header_timeout;
+    }
     for m in modules {
         m.merge_srv_conf(&http.confs, &mut s.confs)?;
         m.merge_loc_conf(&http.loc.confs, &mut s.loc.confs)?;
@@ -441,18 +711,26 @@ fn merge_srv(s: &mut SrvBuild, http: &SrvBuild, modules: &[&'static dyn HttpModu
 fn pos_error(msg: String, l: &LocConf) -> ConfError {
     match &l.core.pos {
         Some((f, line)) => ConfError::new(msg, f, *line),
-        None => ConfError { msg, file: None, line: 0 },
+        None => ConfError {
+            msg,
+            file: None,
+            line: 0,
+        },
     }
 }
 
 /// Merges every nested location with its parent. nginx: `ngx_http_merge_locations()`.
-fn merge_locations(parent: &mut LocConf, modules: &[&'static dyn HttpModule]) -> Result<(), ConfError> {
+fn merge_locations(
+    parent: &mut LocConf,
+    modules: &[&'static dyn HttpModule],
+) -> Result<(), ConfError> {
     let mut locs = std::mem::take(&mut parent.locations);
     for l in locs.iter_mut() {
         let Some(l) = Arc::get_mut(l) else { continue };
         l.core.merge(&parent.core);
         for m in modules {
-            m.merge_loc_conf(&parent.confs, &mut l.confs).map_err(|e| pos_error(e, l))?;
+            m.merge_loc_conf(&parent.confs, &mut l.confs)
+                .map_err(|e| pos_error(e, l))?;
         }
         merge_locations(l, modules)?;
     }
@@ -469,16 +747,37 @@ fn optimize_servers(servers: &[Arc<SrvConf>]) -> Result<Vec<ListenAddr>, ConfErr
             let i = match addrs.iter().position(|a| a.opt.addr == l.addr) {
                 Some(i) => i,
                 None => {
-                    addrs.push(ListenAddr { opt: l.clone(), servers: Vec::new(), default: 0 });
+                    addrs.push(ListenAddr {
+                        opt: l.clone(),
+                        servers: Vec::new(),
+                        default: 0,
+                    });
                     addrs.len() - 1
                 }
             };
             let a = &mut addrs[i];
             if l.default_server {
-                if a.opt.default_server && !a.servers.is_empty() && a.servers.iter().enumerate().any(|(k, _)| k == a.default && a.opt.default_server) && a.servers.len() > a.default && Arc::ptr_eq(&a.servers[a.default], s) {
+                if a.opt.default_server
+                    && !a.servers.is_empty()
+                    && a.servers
+                        .iter()
+                        .enumerate()
+                        .any(|(k, _)| k == a.default && a.opt.default_server)
+                    && a.servers.len() > a.default
+                    && Arc::ptr_eq(&a.servers[a.default], s)
+                {
                     // same server listed twice
-                } else if a.servers.iter().any(|x| x.core.listens.iter().any(|xl| xl.addr == l.addr && xl.default_server)) {
-                    return Err(ConfError { msg: format!("a duplicate default server for {}", l.addr), file: None, line: 0 });
+                } else if a.servers.iter().any(|x| {
+                    x.core
+                        .listens
+                        .iter()
+                        .any(|xl| xl.addr == l.addr && xl.default_server)
+                }) {
+                    return Err(ConfError {
+                        msg: format!("a duplicate default server for {}", l.addr),
+                        file: None,
+                        line: 0,
+                    });
                 }
                 a.opt.default_server = true;
                 a.default = a.servers.len();
@@ -498,8 +797,11 @@ pub fn find_virtual_server(addr: &ListenAddr, host: &[u8]) -> Arc<SrvConf> {
     if host.is_empty() {
         return addr.servers[addr.default].clone();
     }
-    let ends_with = |suf: &[u8]| host.len() >= suf.len() && host[host.len() - suf.len()..].eq_ignore_ascii_case(suf);
-    let starts_with = |pre: &[u8]| host.len() > pre.len() && host[..pre.len()].eq_ignore_ascii_case(pre);
+    let ends_with = |suf: &[u8]| {
+        host.len() >= suf.len() && host[host.len() - suf.len()..].eq_ignore_ascii_case(suf)
+    };
+    let starts_with =
+        |pre: &[u8]| host.len() > pre.len() && host[..pre.len()].eq_ignore_ascii_case(pre);
     // (length of the matched part, server) of the best head and tail wildcards so far
     let mut head: Option<(usize, &Arc<SrvConf>)> = None;
     let mut tail: Option<(usize, &Arc<SrvConf>)> = None;
@@ -508,7 +810,9 @@ pub fn find_virtual_server(addr: &ListenAddr, host: &[u8]) -> Arc<SrvConf> {
             let head_len = match n {
                 [b'*', suf @ ..] if host.len() > suf.len() && ends_with(suf) => Some(suf.len()),
                 // ".example.com" is "example.com" and "*.example.com" in one
-                [b'.', name @ ..] if host.eq_ignore_ascii_case(name) || ends_with(n) => Some(name.len()),
+                [b'.', name @ ..] if host.eq_ignore_ascii_case(name) || ends_with(n) => {
+                    Some(name.len())
+                }
                 _ => None,
             };
             if let Some(len) = head_len {
@@ -549,7 +853,9 @@ pub fn find_location<'a>(locs: &'a [Arc<LocConf>], uri: &[u8]) -> Option<&'a Arc
             }
             continue;
         }
-        if uri.starts_with(c.name.as_bytes()) && best.is_none_or(|b| b.core.name.len() < c.name.len()) {
+        if uri.starts_with(c.name.as_bytes())
+            && best.is_none_or(|b| b.core.name.len() < c.name.len())
+        {
             best = Some(l);
         }
     }
@@ -561,4 +867,3 @@ pub fn find_location<'a>(locs: &'a [Arc<LocConf>], uri: &[u8]) -> Option<&'a Arc
 pub fn find_named_location<'a>(locs: &'a [Arc<LocConf>], name: &str) -> Option<&'a Arc<LocConf>> {
     locs.iter().find(|l| l.core.named && l.core.name == name)
 }
-

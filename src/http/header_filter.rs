@@ -20,7 +20,9 @@ const HEAD_BUF: usize = 1024;
 
 /// nginx: `ngx_http_header_filter()`.
 pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
-    let Some(r) = cy.requests.get_mut(rid) else { return Err(super::Error) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Err(super::Error);
+    };
     if r.header_sent {
         return Ok(Step::Done(()));
     }
@@ -109,7 +111,11 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     if r.chunked {
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
-    head.extend_from_slice(if r.keepalive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" });
+    head.extend_from_slice(if r.keepalive {
+        b"Connection: keep-alive\r\n"
+    } else {
+        b"Connection: close\r\n"
+    });
     if let (true, Some(t)) = (r.keepalive, r.loc.core.keepalive_header) {
         let _ = write!(head, "Keep-Alive: timeout={t}\r\n");
     }

@@ -630,9 +630,10 @@ fn host_without_port(h: &[u8]) -> Vec<u8> {
     v
 }
 
-/// nginx: `ngx_http_validate_host()`: no '/', no NUL, no "..", no leading '.'.
+/// nginx: `ngx_http_validate_host()`: no '/', no control bytes, spaces or DEL, no "..", no
+/// leading '.'.
 fn valid_host(h: &[u8]) -> bool {
-    !h.is_empty() && h[0] != b'.' && !h.windows(2).any(|w| w == b"..") && !h.iter().any(|&b| b == b'/' || b == 0 || b == b'\\')
+    !h.is_empty() && h[0] != b'.' && !h.windows(2).any(|w| w == b"..") && !h.iter().any(|&b| b == b'/' || b <= 0x20 || b == 0x7f)
 }
 
 fn process_headers(r: &mut Request) -> Result<(), (u16, &'static str)> {

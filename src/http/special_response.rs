@@ -71,7 +71,10 @@ fn page_title(code: u16) -> Option<&'static str> {
 pub fn error_page(code: u16) -> Option<String> {
     let title = page_title(code)?;
     let (h1, extra) = match code {
-        494 => ("400 Bad Request", "<center>Request Header Or Cookie Too Large</center>\r\n"),
+        494 => (
+            "400 Bad Request",
+            "<center>Request Header Or Cookie Too Large</center>\r\n",
+        ),
         _ => (title, ""),
     };
     Some(format!(
@@ -82,7 +85,11 @@ pub fn error_page(code: u16) -> Option<String> {
 /// nginx: `ngx_http_error_full_tail` / `ngx_http_error_tail`.
 pub fn error_tail(tokens: bool) -> &'static str {
     if tokens {
-        concat!("<hr><center>rginx/", env!("CARGO_PKG_VERSION"), "</center>\r\n</body>\r\n</html>\r\n")
+        concat!(
+            "<hr><center>rginx/",
+            env!("CARGO_PKG_VERSION"),
+            "</center>\r\n</body>\r\n</html>\r\n"
+        )
     } else {
         "<hr><center>rginx</center>\r\n</body>\r\n</html>\r\n"
     }
@@ -91,7 +98,9 @@ pub fn error_tail(tokens: bool) -> &'static str {
 /// Sends nginx's page for an error or redirect status.
 /// nginx: `ngx_http_special_response_handler()`.
 pub fn special_response_handler(cy: &mut Cycle, rid: RequestId, status: u16) -> HandlerRc {
-    let Some(r) = cy.requests.get_mut(rid) else { return HandlerRc::Error };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return HandlerRc::Error;
+    };
     if r.keepalive && matches!(status, 400 | 413 | 414 | 494 | 500 | 501) {
         r.keepalive = false;
     }
@@ -105,7 +114,9 @@ pub fn special_response_handler(cy: &mut Cycle, rid: RequestId, status: u16) -> 
             r.keepalive = false;
         }
     }
-    let Some(r) = cy.requests.get_mut(rid) else { return HandlerRc::Error };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return HandlerRc::Error;
+    };
     if r.discard_body || r.request_body.as_ref().is_some_and(|b| !b.done) {
         r.lingering_close = true;
     }
@@ -133,11 +144,13 @@ pub fn special_response_handler(cy: &mut Cycle, rid: RequestId, status: u16) -> 
 /// should be finalized. nginx: the tail of `ngx_http_send_special_response()` /
 /// `ngx_http_send_response()`.
 pub fn send_response(cy: &mut Cycle, rid: RequestId, body: Option<Vec<u8>>) -> HandlerRc {
-    match send_header(cy, rid) {
-        Err(_) => return HandlerRc::Error,
-        Ok(_) => {}
+    if send_header(cy, rid).is_err() {
+        return HandlerRc::Error;
     }
-    let header_only = cy.requests.get(rid).is_none_or(|r| r.header_only || r.method == Method::Head);
+    let header_only = cy
+        .requests
+        .get(rid)
+        .is_none_or(|r| r.header_only || r.method == Method::Head);
     let mut out = Chain::new();
     match body {
         Some(b) if !header_only && !b.is_empty() => {

@@ -53,8 +53,18 @@ struct LogFiles {
 pub struct LogModule;
 
 static COMMANDS: &[Command] = &[
-    Command { name: "log_format", ctx: Ctx::HTTP_MAIN, args: Args::TWO_MORE, set: set_format },
-    Command { name: "access_log", ctx: Ctx::HTTP_ANY, args: Args(Args::TAKE12.0 | Args::TAKE3.0 | Args::TAKE4.0), set: set_log },
+    Command {
+        name: "log_format",
+        ctx: Ctx::HTTP_MAIN,
+        args: Args::TWO_MORE,
+        set: set_format,
+    },
+    Command {
+        name: "access_log",
+        ctx: Ctx::HTTP_ANY,
+        args: Args(Args::TAKE12.0 | Args::TAKE3.0 | Args::TAKE4.0),
+        set: set_log,
+    },
 ];
 
 fn combined(cx: &Cx<'_>) -> Result<Arc<ComplexValue>, SetError> {
@@ -107,13 +117,17 @@ fn set_log(cx: &mut Cx<'_>) -> Result<(), SetError> {
         return Err(format!("invalid parameter \"{p}\"").into());
     }
     let lc = cx.loc_conf::<LogLocConf>()?;
-    lc.logs.get_or_insert_with(Vec::new).push(AccessLog { path, format });
+    lc.logs
+        .get_or_insert_with(Vec::new)
+        .push(AccessLog { path, format });
     Ok(())
 }
 
 /// Writes the request's line to each log. nginx: `ngx_http_log_handler()`.
 fn log_handler(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
     let logs = match r.loc.confs.get::<LogLocConf>().and_then(|l| l.logs.clone()) {
         Some(l) => l,
         None => match default_log(cy) {
@@ -133,7 +147,9 @@ fn write_line(cy: &mut Cycle, path: &PathBuf, line: &[u8]) {
     if cy.http.get::<LogFiles>().is_none() {
         cy.http.insert(LogFiles::default());
     }
-    let Some(files) = cy.http.get::<LogFiles>() else { return };
+    let Some(files) = cy.http.get::<LogFiles>() else {
+        return;
+    };
     let pos = match files.files.iter().position(|(p, _)| p == path) {
         Some(i) => i,
         None => match OpenOptions::new().create(true).append(true).open(path) {
@@ -169,7 +185,9 @@ fn default_log(cy: &mut Cycle) -> Option<AccessLog> {
 /// created anew at once, as nginx's `ngx_reopen_files()` does; a file that cannot be opened
 /// keeps its old descriptor.
 pub fn reopen(cy: &mut Cycle) {
-    let Some(f) = cy.http.get::<LogFiles>() else { return };
+    let Some(f) = cy.http.get::<LogFiles>() else {
+        return;
+    };
     for (path, file) in f.files.iter_mut() {
         match OpenOptions::new().create(true).append(true).open(&*path) {
             Ok(nf) => *file = nf,

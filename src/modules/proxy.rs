@@ -28,7 +28,9 @@ use crate::core::step::{HandlerRc, Step};
 use crate::http::parse::{self, Chunked, ChunkedDecoder, HeaderLine};
 use crate::http::variables::ComplexValue;
 use crate::http::{body, AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError, VariableDef};
-use crate::upstream::conf::{split_host_port, Ft, UpstreamConf, UpstreamMainConf, FT_NON_IDEMPOTENT, FT_OFF};
+use crate::upstream::conf::{
+    split_host_port, Ft, UpstreamConf, UpstreamMainConf, FT_NON_IDEMPOTENT, FT_OFF,
+};
 use crate::upstream::{self, response, Resolved, Rewrite, UpstreamError, UpstreamHandler};
 
 /// The parsed `proxy_pass` URL. nginx: `plcf->url`, `plcf->vars`, `plcf->location`.
@@ -141,27 +143,135 @@ fn p_flag(cx: &mut Cx<'_>) -> Result<bool, SetError> {
 }
 
 static COMMANDS: &[Command] = &[
-    Command { name: "proxy_pass", ctx: Ctx::HTTP_LOC, args: Args::TAKE1, set: set_pass },
-    Command { name: "proxy_set_header", ctx: Ctx::HTTP_ANY, args: Args::TAKE2, set: set_header },
-    Command { name: "proxy_hide_header", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { let v = cx.arg(0).to_ascii_lowercase(); cx.loc_conf::<ProxyLocConf>()?.hide.get_or_insert_with(Vec::new).push(v); Ok(()) } },
-    Command { name: "proxy_pass_header", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: |cx| { let v = cx.arg(0).to_ascii_lowercase(); cx.loc_conf::<ProxyLocConf>()?.pass_headers.get_or_insert_with(Vec::new).push(v); Ok(()) } },
-    slot!("proxy_http_version", Args::TAKE1, http_version, |cx: &mut Cx<'_>| -> Result<u16, SetError> { match cx.arg(0) { "1.0" => Ok(1000), "1.1" => Ok(1001), v => Err(format!("invalid value \"{v}\" in \"proxy_http_version\" directive, it must be \"1.0\" or \"1.1\"").into()) } }),
-    Command { name: "proxy_redirect", ctx: Ctx::HTTP_ANY, args: Args::TAKE12, set: set_redirect },
-    slot!("proxy_connect_timeout", Args::TAKE1, connect_timeout, p_msec),
+    Command {
+        name: "proxy_pass",
+        ctx: Ctx::HTTP_LOC,
+        args: Args::TAKE1,
+        set: set_pass,
+    },
+    Command {
+        name: "proxy_set_header",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE2,
+        set: set_header,
+    },
+    Command {
+        name: "proxy_hide_header",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            let v = cx.arg(0).to_ascii_lowercase();
+            cx.loc_conf::<ProxyLocConf>()?
+                .hide
+                .get_or_insert_with(Vec::new)
+                .push(v);
+            Ok(())
+        },
+    },
+    Command {
+        name: "proxy_pass_header",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE1,
+        set: |cx| {
+            let v = cx.arg(0).to_ascii_lowercase();
+            cx.loc_conf::<ProxyLocConf>()?
+                .pass_headers
+                .get_or_insert_with(Vec::new)
+                .push(v);
+            Ok(())
+        },
+    },
+    slot!(
+        "proxy_http_version",
+        Args::TAKE1,
+        http_version,
+        |cx: &mut Cx<'_>| -> Result<u16, SetError> {
+            match cx.arg(0) { "1.0" => Ok(1000), "1.1" => Ok(1001), v => Err(format!("invalid value \"{v}\" in \"proxy_http_version\" directive, it must be \"1.0\" or \"1.1\"").into()) }
+        }
+    ),
+    Command {
+        name: "proxy_redirect",
+        ctx: Ctx::HTTP_ANY,
+        args: Args::TAKE12,
+        set: set_redirect,
+    },
+    slot!(
+        "proxy_connect_timeout",
+        Args::TAKE1,
+        connect_timeout,
+        p_msec
+    ),
     slot!("proxy_send_timeout", Args::TAKE1, send_timeout, p_msec),
     slot!("proxy_read_timeout", Args::TAKE1, read_timeout, p_msec),
     slot!("proxy_buffering", Args::FLAG, buffering, p_flag),
-    slot!("proxy_request_buffering", Args::FLAG, request_buffering, p_flag),
+    slot!(
+        "proxy_request_buffering",
+        Args::FLAG,
+        request_buffering,
+        p_flag
+    ),
     slot!("proxy_buffer_size", Args::TAKE1, buffer_size, p_size),
-    slot!("proxy_buffers", Args::TAKE2, bufs, |cx: &mut Cx<'_>| -> Result<(usize, usize), SetError> { let n = conf::num(cx.d, 0)?; let s = conf::size(cx.d, 1)?; if n == 0 || s == 0 { return Err("invalid value".into()) } Ok((n, s)) }),
-    slot!("proxy_busy_buffers_size", Args::TAKE1, busy_buffers_size, p_size),
-    slot!("proxy_max_temp_file_size", Args::TAKE1, max_temp_file_size, |cx: &mut Cx<'_>| -> Result<u64, SetError> { Ok(conf::offset(cx.d, 0)?) }),
-    slot!("proxy_temp_file_write_size", Args::TAKE1, temp_file_write_size, p_size),
-    slot!("proxy_temp_path", Args(Args::TAKE1.0 | Args::TAKE2.0 | Args::TAKE3.0 | Args::TAKE4.0), temp_path, |cx: &mut Cx<'_>| -> Result<String, SetError> { Ok(cx.arg(0).to_string()) }),
-    slot!("proxy_next_upstream", Args::ONE_MORE, next_upstream, parse_next_upstream),
-    slot!("proxy_next_upstream_tries", Args::TAKE1, next_upstream_tries, |cx: &mut Cx<'_>| -> Result<usize, SetError> { Ok(conf::num(cx.d, 0)?) }),
-    slot!("proxy_next_upstream_timeout", Args::TAKE1, next_upstream_timeout, p_msec),
-    slot!("proxy_intercept_errors", Args::FLAG, intercept_errors, p_flag),
+    slot!(
+        "proxy_buffers",
+        Args::TAKE2,
+        bufs,
+        |cx: &mut Cx<'_>| -> Result<(usize, usize), SetError> {
+            let n = conf::num(cx.d, 0)?;
+            let s = conf::size(cx.d, 1)?;
+            if n == 0 || s == 0 {
+                return Err("invalid value".into());
+            }
+            Ok((n, s))
+        }
+    ),
+    slot!(
+        "proxy_busy_buffers_size",
+        Args::TAKE1,
+        busy_buffers_size,
+        p_size
+    ),
+    slot!(
+        "proxy_max_temp_file_size",
+        Args::TAKE1,
+        max_temp_file_size,
+        |cx: &mut Cx<'_>| -> Result<u64, SetError> { Ok(conf::offset(cx.d, 0)?) }
+    ),
+    slot!(
+        "proxy_temp_file_write_size",
+        Args::TAKE1,
+        temp_file_write_size,
+        p_size
+    ),
+    slot!(
+        "proxy_temp_path",
+        Args(Args::TAKE1.0 | Args::TAKE2.0 | Args::TAKE3.0 | Args::TAKE4.0),
+        temp_path,
+        |cx: &mut Cx<'_>| -> Result<String, SetError> { Ok(cx.arg(0).to_string()) }
+    ),
+    slot!(
+        "proxy_next_upstream",
+        Args::ONE_MORE,
+        next_upstream,
+        parse_next_upstream
+    ),
+    slot!(
+        "proxy_next_upstream_tries",
+        Args::TAKE1,
+        next_upstream_tries,
+        |cx: &mut Cx<'_>| -> Result<usize, SetError> { Ok(conf::num(cx.d, 0)?) }
+    ),
+    slot!(
+        "proxy_next_upstream_timeout",
+        Args::TAKE1,
+        next_upstream_timeout,
+        p_msec
+    ),
+    slot!(
+        "proxy_intercept_errors",
+        Args::FLAG,
+        intercept_errors,
+        p_flag
+    ),
 ];
 
 fn parse_next_upstream(cx: &mut Cx<'_>) -> Result<u32, SetError> {
@@ -218,7 +328,8 @@ fn set_pass(cx: &mut Cx<'_>) -> Result<(), SetError> {
         }
     };
     let (host, port) = split_host_port(&hostport, 80).map_err(SetError::from)?;
-    let explicit_port = hostport.starts_with('[') && hostport.contains("]:") || !hostport.starts_with('[') && hostport.contains(':') && !hostport.starts_with("unix:");
+    let explicit_port = hostport.starts_with('[') && hostport.contains("]:")
+        || !hostport.starts_with('[') && hostport.contains(':') && !hostport.starts_with("unix:");
     let file = cx.d.file.to_string();
     let line = cx.d.line;
     let m = cx.main_conf::<UpstreamMainConf>()?;
@@ -226,15 +337,33 @@ fn set_pass(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let group = if explicit_port || host.starts_with("unix:") {
         m.add(&host, Some((host.clone(), port, file, line)))
     } else {
-        match m.upstreams.iter().position(|u| u.explicit && u.name == host) {
+        match m
+            .upstreams
+            .iter()
+            .position(|u| u.explicit && u.name == host)
+        {
             Some(i) => i,
             None => m.add(&host, Some((host.clone(), port, file, line))),
         }
     };
     let location = cx.loc.core.name.clone();
-    let proxy_host = if port == 80 || host.starts_with("unix:") { host.clone() } else { format!("{host}:{port}") };
-    let proxy_host = if host.starts_with("unix:") { "localhost".to_string() } else { proxy_host };
-    cx.loc_conf::<ProxyLocConf>()?.pass = Some(ProxyPass { url, host: proxy_host, uri, group, location });
+    let proxy_host = if port == 80 || host.starts_with("unix:") {
+        host.clone()
+    } else {
+        format!("{host}:{port}")
+    };
+    let proxy_host = if host.starts_with("unix:") {
+        "localhost".to_string()
+    } else {
+        proxy_host
+    };
+    cx.loc_conf::<ProxyLocConf>()?.pass = Some(ProxyPass {
+        url,
+        host: proxy_host,
+        uri,
+        group,
+        location,
+    });
     cx.loc.core.handler = Some(proxy_handler);
     Ok(())
 }
@@ -242,7 +371,10 @@ fn set_pass(cx: &mut Cx<'_>) -> Result<(), SetError> {
 fn set_header(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let name = cx.arg(0).to_string();
     let v = ComplexValue::compile(cx.arg(1), cx.opts.modules)?;
-    cx.loc_conf::<ProxyLocConf>()?.set_headers.get_or_insert_with(Vec::new).push((name, v));
+    cx.loc_conf::<ProxyLocConf>()?
+        .set_headers
+        .get_or_insert_with(Vec::new)
+        .push((name, v));
     Ok(())
 }
 
@@ -269,10 +401,28 @@ fn set_redirect(cx: &mut Cx<'_>) -> Result<(), SetError> {
 }
 
 /// nginx: `ngx_http_proxy_hide_headers[]`.
-const HIDE_HEADERS: &[&str] = &["date", "server", "x-pad", "x-accel-expires", "x-accel-redirect", "x-accel-limit-rate", "x-accel-buffering", "x-accel-charset"];
+const HIDE_HEADERS: &[&str] = &[
+    "date",
+    "server",
+    "x-pad",
+    "x-accel-expires",
+    "x-accel-redirect",
+    "x-accel-limit-rate",
+    "x-accel-buffering",
+    "x-accel-charset",
+];
 
 /// nginx: `ngx_http_proxy_headers[]` (values resolved in `create_request`).
-const DEFAULT_HEADERS: &[(&str, &str)] = &[("Host", "$proxy_host"), ("Connection", "close"), ("Content-Length", ""), ("Transfer-Encoding", ""), ("TE", ""), ("Keep-Alive", ""), ("Expect", ""), ("Upgrade", "")];
+const DEFAULT_HEADERS: &[(&str, &str)] = &[
+    ("Host", "$proxy_host"),
+    ("Connection", "close"),
+    ("Content-Length", ""),
+    ("Transfer-Encoding", ""),
+    ("TE", ""),
+    ("Keep-Alive", ""),
+    ("Expect", ""),
+    ("Upgrade", ""),
+];
 
 impl HttpModule for ProxyModule {
     fn name(&self) -> &'static str {
@@ -289,14 +439,37 @@ impl HttpModule for ProxyModule {
     }
     /// nginx: `ngx_http_proxy_merge_loc_conf()`.
     fn merge_loc_conf(&self, prev: &Confs, conf: &mut Confs) -> Result<(), String> {
-        let Some(p) = prev.get::<ProxyLocConf>() else { return Ok(()) };
-        let Some(c) = conf.get_mut::<ProxyLocConf>() else { return Ok(()) };
+        let Some(p) = prev.get::<ProxyLocConf>() else {
+            return Ok(());
+        };
+        let Some(c) = conf.get_mut::<ProxyLocConf>() else {
+            return Ok(());
+        };
         macro_rules! inherit {
             ($($f:ident),*) => { $( if c.$f.is_none() { c.$f = p.$f.clone(); } )* };
         }
-        inherit!(set_headers, hide, pass_headers, http_version, redirect, connect_timeout, send_timeout, read_timeout, buffering,
-                 request_buffering, buffer_size, bufs, busy_buffers_size, max_temp_file_size, temp_file_write_size, temp_path,
-                 next_upstream, next_upstream_tries, next_upstream_timeout, intercept_errors);
+        inherit!(
+            set_headers,
+            hide,
+            pass_headers,
+            http_version,
+            redirect,
+            connect_timeout,
+            send_timeout,
+            read_timeout,
+            buffering,
+            request_buffering,
+            buffer_size,
+            bufs,
+            busy_buffers_size,
+            max_temp_file_size,
+            temp_file_write_size,
+            temp_path,
+            next_upstream,
+            next_upstream_tries,
+            next_upstream_timeout,
+            intercept_errors
+        );
         let d = UpstreamConf::default();
         let buffer_size = c.buffer_size.unwrap_or(d.buffer_size);
         let bufs = c.bufs.unwrap_or(d.bufs);
@@ -325,7 +498,9 @@ impl HttpModule for ProxyModule {
             bufs,
             busy_buffers_size: busy,
             max_temp_file_size: c.max_temp_file_size.unwrap_or(d.max_temp_file_size),
-            temp_file_write_size: c.temp_file_write_size.unwrap_or(buffer_size.max(bufs.1) * 2),
+            temp_file_write_size: c
+                .temp_file_write_size
+                .unwrap_or(buffer_size.max(bufs.1) * 2),
             temp_path: c.temp_path.clone().map(Into::into).unwrap_or(d.temp_path),
             hide_headers: hide,
             next_upstream: c.next_upstream.unwrap_or(d.next_upstream),
@@ -334,7 +509,9 @@ impl HttpModule for ProxyModule {
             intercept_errors: c.intercept_errors.unwrap_or(false),
         };
         c.upstream = Some(Arc::new(u));
-        c.headers = Some(Arc::new(merge_headers(c.set_headers.as_deref().unwrap_or(&[]))));
+        c.headers = Some(Arc::new(merge_headers(
+            c.set_headers.as_deref().unwrap_or(&[]),
+        )));
         Ok(())
     }
     fn postconfiguration(&self, _http: &mut HttpConf) -> Result<(), ConfError> {
@@ -349,7 +526,11 @@ fn merge_headers(user: &[(String, ComplexValue)]) -> Vec<(String, ComplexValue)>
     for (n, val) in DEFAULT_HEADERS {
         if !user.iter().any(|(u, _)| u.eq_ignore_ascii_case(n)) {
             // `$proxy_host` resolves through the proxy module's own variable table.
-            let cv = if val.starts_with('$') { ComplexValue::compile(val, &[&ProxyModule]).unwrap_or_default() } else { ComplexValue::literal(val) };
+            let cv = if val.starts_with('$') {
+                ComplexValue::compile(val, &[&ProxyModule]).unwrap_or_default()
+            } else {
+                ComplexValue::literal(val)
+            };
             v.push((n.to_string(), cv));
         }
     }
@@ -378,9 +559,17 @@ pub struct ProxyCtx {
 
 /// The content handler. nginx: `ngx_http_proxy_handler()`.
 fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let Some(r) = cy.requests.get(rid) else { return HandlerRc::Error };
-    let Some(plcf) = r.loc.confs.get::<ProxyLocConf>() else { return HandlerRc::Status(500) };
-    let (Some(pass), Some(uconf), Some(headers)) = (plcf.pass.clone(), plcf.upstream.clone(), plcf.headers.clone()) else {
+    let Some(r) = cy.requests.get(rid) else {
+        return HandlerRc::Error;
+    };
+    let Some(plcf) = r.loc.confs.get::<ProxyLocConf>() else {
+        return HandlerRc::Status(500);
+    };
+    let (Some(pass), Some(uconf), Some(headers)) = (
+        plcf.pass.clone(),
+        plcf.upstream.clone(),
+        plcf.headers.clone(),
+    ) else {
         return HandlerRc::Status(500);
     };
     let ctx = ProxyCtx {
@@ -392,7 +581,10 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         pass: pass.clone(),
     };
     let unbuffered = !uconf.request_buffering && !r.headers_in.chunked;
-    let resolved = Resolved { group: pass.group, host: pass.host.clone() };
+    let resolved = Resolved {
+        group: pass.group,
+        host: pass.host.clone(),
+    };
     if upstream::create(cy, rid, Box::new(ctx), uconf, resolved).is_none() {
         return HandlerRc::Status(500);
     }
@@ -431,7 +623,11 @@ impl ProxyCtx {
             Some(u) => {
                 out.extend_from_slice(u.as_bytes());
                 let loc = self.pass.location.as_bytes();
-                let rest = if r.uri.starts_with(loc) { &r.uri[loc.len()..] } else { &r.uri[..] };
+                let rest = if r.uri.starts_with(loc) {
+                    &r.uri[loc.len()..]
+                } else {
+                    &r.uri[..]
+                };
                 escape_uri(out, rest);
                 if !r.args.is_empty() {
                     out.push(b'?');
@@ -442,14 +638,21 @@ impl ProxyCtx {
     }
 
     /// nginx: `ngx_http_proxy_process_status_line()`.
-    fn process_status_line(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
-        let Some((r, u, _)) = upstream::parts(cy, rid) else { return Err(UpstreamError::Internal("gone".into())) };
+    fn process_status_line(
+        &mut self,
+        cy: &mut Cycle,
+        rid: RequestId,
+    ) -> Result<Step, UpstreamError> {
+        let Some((r, u, _)) = upstream::parts(cy, rid) else {
+            return Err(UpstreamError::Internal("gone".into()));
+        };
         let mut pos = u.buffer.pos;
         match parse::parse_status_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
             Ok(Step::Again) => Ok(Step::Again),
             Ok(Step::Done(st)) => {
                 u.headers_in.status_n = st.code;
-                u.headers_in.status_line = String::from_utf8_lossy(&u.buffer.mem[st.start..st.end]).into_owned();
+                u.headers_in.status_line =
+                    String::from_utf8_lossy(&u.buffer.mem[st.start..st.end]).into_owned();
                 if st.http_version < 1001 {
                     u.headers_in.connection_close = true;
                 }
@@ -473,7 +676,11 @@ impl ProxyCtx {
 
     /// nginx: `ngx_http_proxy_process_header()`; an invalid header is logged here, with the
     /// request context, as nginx's module does (the framework only tries the next peer).
-    fn process_header_lines(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
+    fn process_header_lines(
+        &mut self,
+        cy: &mut Cycle,
+        rid: RequestId,
+    ) -> Result<Step, UpstreamError> {
         match Self::parse_header_lines(cy, rid) {
             Ok(step) => Ok(step),
             Err(msg) => {
@@ -485,7 +692,9 @@ impl ProxyCtx {
 
     /// Parses header lines until the blank line; `Err` is the message for the error log.
     fn parse_header_lines(cy: &mut Cycle, rid: RequestId) -> Result<Step, String> {
-        let Some((_, u, _)) = upstream::parts(cy, rid) else { return Ok(Step::Again) };
+        let Some((_, u, _)) = upstream::parts(cy, rid) else {
+            return Ok(Step::Again);
+        };
         loop {
             let mut pos = u.buffer.pos;
             match parse::parse_header_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
@@ -496,18 +705,31 @@ impl ProxyCtx {
                     u.buffer.pos = pos;
                     let hi = &mut u.headers_in;
                     if n.eq_ignore_ascii_case("content-length") {
-                        let len = v.parse::<u64>().ok().filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+                        let len = v
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
                         match len {
-                            Some(l) if hi.content_length_n.is_none_or(|o| o == l) => hi.content_length_n = Some(l),
-                            _ => return Err(format!("upstream sent invalid \"Content-Length\" header: \"{n}: {v}\"")),
+                            Some(l) if hi.content_length_n.is_none_or(|o| o == l) => {
+                                hi.content_length_n = Some(l)
+                            }
+                            _ => {
+                                return Err(format!(
+                                    "upstream sent invalid \"Content-Length\" header: \"{n}: {v}\""
+                                ))
+                            }
                         }
                     } else if n.eq_ignore_ascii_case("transfer-encoding") {
                         if v.eq_ignore_ascii_case("chunked") {
                             hi.chunked = true;
                         } else {
-                            return Err(format!("upstream sent unknown \"Transfer-Encoding\": \"{v}\""));
+                            return Err(format!(
+                                "upstream sent unknown \"Transfer-Encoding\": \"{v}\""
+                            ));
                         }
-                    } else if n.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close") {
+                    } else if n.eq_ignore_ascii_case("connection")
+                        && v.to_ascii_lowercase().contains("close")
+                    {
                         hi.connection_close = true;
                     }
                     hi.headers.push((n, v));
@@ -521,7 +743,12 @@ impl ProxyCtx {
                     u.keepalive = !hi.connection_close;
                     return Ok(Step::Done(()));
                 }
-                Err(_) => return Err(invalid_header_message(&u.buffer.mem[..u.buffer.last], u.buffer.pos)),
+                Err(_) => {
+                    return Err(invalid_header_message(
+                        &u.buffer.mem[..u.buffer.last],
+                        u.buffer.pos,
+                    ))
+                }
             }
         }
     }
@@ -549,27 +776,46 @@ fn invalid_header_message(buf: &[u8], start: usize) -> String {
         bad -= 1; // "CR not followed by LF": nginx points at the CR
     }
     let shown = String::from_utf8_lossy(&buf[start..bad]);
-    format!("upstream sent invalid header: \"{shown}\\x{:02x}...\"", buf.get(bad).copied().unwrap_or(0))
+    format!(
+        "upstream sent invalid header: \"{shown}\\x{:02x}...\"",
+        buf.get(bad).copied().unwrap_or(0)
+    )
 }
 
 impl UpstreamHandler for ProxyCtx {
     /// nginx: `ngx_http_proxy_create_request()`.
     fn create_request(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
-        let Some(r) = cy.requests.get(rid) else { return Err(UpstreamError::Internal("gone".into())) };
+        let Some(r) = cy.requests.get(rid) else {
+            return Err(UpstreamError::Internal("gone".into()));
+        };
         let mut head = Vec::with_capacity(512);
         head.extend_from_slice(r.method_name());
         head.push(b' ');
         let uri_start = head.len();
         self.upstream_uri(r, &mut head);
         let uri = String::from_utf8_lossy(&head[uri_start..]).into_owned();
-        head.extend_from_slice(if self.http_version == 1001 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
-        let body_len: Option<u64> = r.request_body.as_ref().map(|b| if b.unbuffered { r.headers_in.content_length_n.unwrap_or(0) } else { b.received });
+        head.extend_from_slice(if self.http_version == 1001 {
+            b" HTTP/1.1\r\n"
+        } else {
+            b" HTTP/1.0\r\n"
+        });
+        let body_len: Option<u64> = r.request_body.as_ref().map(|b| {
+            if b.unbuffered {
+                r.headers_in.content_length_n.unwrap_or(0)
+            } else {
+                b.received
+            }
+        });
         let mut val = Vec::new();
         for (name, cv) in self.headers.iter() {
             val.clear();
             if name.eq_ignore_ascii_case("Content-Length") && cv.source.is_empty() {
                 match body_len {
-                    Some(n) if n > 0 || r.headers_in.content_length_n.is_some() || r.headers_in.chunked => {
+                    Some(n)
+                        if n > 0
+                            || r.headers_in.content_length_n.is_some()
+                            || r.headers_in.chunked =>
+                    {
                         let _ = write!(val, "{n}");
                     }
                     _ => {}
@@ -588,7 +834,11 @@ impl UpstreamHandler for ProxyCtx {
         let buf = &r.header_in.mem;
         for (n, v) in &r.head.headers {
             let name = &buf[n.clone()];
-            if self.headers.iter().any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name)) {
+            if self
+                .headers
+                .iter()
+                .any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name))
+            {
                 continue;
             }
             head.extend_from_slice(name);
@@ -599,7 +849,11 @@ impl UpstreamHandler for ProxyCtx {
         head.extend_from_slice(b"\r\n");
         // The body: copies of memory buffers, shared file regions (nginx chains the same bufs).
         let mut body = Vec::new();
-        if let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) {
+        if let Some(rb) = cy
+            .requests
+            .get_mut(rid)
+            .and_then(|r| r.request_body.as_mut())
+        {
             if rb.unbuffered {
                 rb.data_handler = Some(upstream::request::body_data);
                 body.extend(rb.bufs.drain(..));
@@ -612,7 +866,9 @@ impl UpstreamHandler for ProxyCtx {
                 }
             }
         }
-        let Some(u) = upstream::u_mut(cy, rid) else { return Err(UpstreamError::Internal("gone".into())) };
+        let Some(u) = upstream::u_mut(cy, rid) else {
+            return Err(UpstreamError::Internal("gone".into()));
+        };
         u.uri = uri;
         u.request_bufs.push_back(Buf::from_vec(head));
         u.request_bufs.extend(body);
@@ -649,7 +905,9 @@ impl UpstreamHandler for ProxyCtx {
     /// nginx: `ngx_http_proxy_input_filter_init()`.
     fn input_filter_init(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
         response::non_buffered_filter_init(cy, rid)?;
-        let Some(u) = upstream::u_mut(cy, rid) else { return Ok(()) };
+        let Some(u) = upstream::u_mut(cy, rid) else {
+            return Ok(());
+        };
         if u.length != Some(0) && u.headers_in.chunked {
             self.chunked = Some(ChunkedDecoder::new(i64::MAX as u64));
             u.length = Some(u64::MAX); // until the last chunk
@@ -660,11 +918,18 @@ impl UpstreamHandler for ProxyCtx {
     }
 
     /// nginx: `ngx_http_proxy_non_buffered_chunked_filter()` / `ngx_http_proxy_copy_filter()`.
-    fn input_filter(&mut self, cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
+    fn input_filter(
+        &mut self,
+        cy: &mut Cycle,
+        rid: RequestId,
+        bytes: usize,
+    ) -> Result<(), UpstreamError> {
         let Some(dec) = self.chunked.as_mut() else {
             return response::non_buffered_filter(cy, rid, bytes);
         };
-        let Some((_, u, pool)) = upstream::parts(cy, rid) else { return Ok(()) };
+        let Some((_, u, pool)) = upstream::parts(cy, rid) else {
+            return Ok(());
+        };
         let mut pos = u.buffer.last - bytes;
         let end = u.buffer.last;
         while pos < end {
@@ -696,14 +961,20 @@ impl UpstreamHandler for ProxyCtx {
         let rules: Vec<(String, Option<&ComplexValue>)> = match &self.redirect {
             Redirect::Off => return Rewrite::Declined,
             Redirect::Default => vec![(String::new(), None)],
-            Redirect::List(l) => l.iter().map(|(f, t)| (f.clone(), (!f.is_empty()).then_some(t))).collect(),
+            Redirect::List(l) => l
+                .iter()
+                .map(|(f, t)| (f.clone(), (!f.is_empty()).then_some(t)))
+                .collect(),
         };
         for (from, to) in rules {
             let (from, to_bytes) = match to {
                 None => {
                     // `default`: proxy_pass URL → location name ("url/" → "/" without a URI part).
                     match &self.pass.uri {
-                        Some(_) => (self.pass.url.clone(), self.pass.location.clone().into_bytes()),
+                        Some(_) => (
+                            self.pass.url.clone(),
+                            self.pass.location.clone().into_bytes(),
+                        ),
                         None => (format!("{}/", self.pass.url), b"/".to_vec()),
                     }
                 }
@@ -740,7 +1011,9 @@ pub static PROXY_VARIABLES: &[VariableDef] = &[
         name: "proxy_add_x_forwarded_for",
         prefix: false,
         get: |cy, r, _, o| {
-            let Some(req) = cy.requests.get(r) else { return false };
+            let Some(req) = cy.requests.get(r) else {
+                return false;
+            };
             if let Some(x) = req.header("x-forwarded-for") {
                 o.extend_from_slice(x);
                 o.extend_from_slice(b", ");

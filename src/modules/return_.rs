@@ -43,7 +43,13 @@ fn set_return(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let a0 = cx.arg(0).to_string();
     let (code, text) = match a0.parse::<u16>() {
         Ok(c) if c <= 999 => (c, cx.d.args.get(1).cloned()),
-        _ if cx.d.args.len() == 1 && (a0.starts_with("http://") || a0.starts_with("https://") || a0.starts_with("$scheme")) => (302, Some(a0)),
+        _ if cx.d.args.len() == 1
+            && (a0.starts_with("http://")
+                || a0.starts_with("https://")
+                || a0.starts_with("$scheme")) =>
+        {
+            (302, Some(a0))
+        }
         _ => return Err(format!("invalid return code \"{a0}\"").into()),
     };
     let text = match text {
@@ -59,7 +65,13 @@ fn set_return(cx: &mut Cx<'_>) -> Result<(), SetError> {
 
 /// Server-level `return`. nginx: the server rewrite phase.
 fn server_rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let ret = cy.requests.get(rid).and_then(|r| r.srv.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
+    let ret = cy.requests.get(rid).and_then(|r| {
+        r.srv
+            .loc
+            .confs
+            .get::<ReturnConf>()
+            .and_then(|c| c.ret.clone())
+    });
     match ret {
         Some((code, text)) => run_return(cy, rid, code, text.as_ref()),
         None => HandlerRc::Declined,
@@ -68,7 +80,10 @@ fn server_rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
 
 /// Location-level `return`. nginx: the rewrite phase.
 fn rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let ret = cy.requests.get(rid).and_then(|r| r.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
+    let ret = cy
+        .requests
+        .get(rid)
+        .and_then(|r| r.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
     match ret {
         Some((code, text)) => run_return(cy, rid, code, text.as_ref()),
         None => HandlerRc::Declined,
@@ -103,7 +118,9 @@ fn send_text(cy: &mut Cycle, rid: RequestId, code: u16, body: Vec<u8>) -> Handle
     if let Err(status) = body::discard_request_body(cy, rid) {
         return HandlerRc::Status(status);
     }
-    let Some(r) = cy.requests.get_mut(rid) else { return HandlerRc::Error };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return HandlerRc::Error;
+    };
     r.headers_out.status = code;
     r.headers_out.content_type = Some(r.loc.core.default_type().to_string());
     r.headers_out.content_length_n = Some(body.len() as u64);

@@ -61,7 +61,9 @@ fn stub_status_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         "Active connections: {active} \nserver accepts handled requests\n {} {} {} \nReading: {reading} Writing: {writing} Waiting: {waiting} \n",
         s.accepted, s.handled, s.requests
     );
-    let Some(r) = cy.requests.get_mut(rid) else { return HandlerRc::Error };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return HandlerRc::Error;
+    };
     r.headers_out.status = 200;
     r.headers_out.content_type = Some("text/plain".into());
     r.headers_out.content_length_n = Some(v.len() as u64);

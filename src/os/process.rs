@@ -74,8 +74,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
         if flags.is_empty() {
             return Err(format!("invalid option: \"{a}\""));
         }
-        let mut chars = flags.char_indices();
-        while let Some((pos, ch)) = chars.next() {
+        for (pos, ch) in flags.char_indices() {
             match ch {
                 '?' | 'h' => o.help = true,
                 'v' => o.version = true,
@@ -97,7 +96,9 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
                         i += 1;
                         match args.get(i) {
                             Some(v) => v.clone(),
-                            None => return Err(format!("option \"-{ch}\" requires {}", arg_name(ch))),
+                            None => {
+                                return Err(format!("option \"-{ch}\" requires {}", arg_name(ch)))
+                            }
                         }
                     };
                     match ch {
@@ -144,6 +145,17 @@ Options:\n  -?,-h         : this help\n  -v            : show version and exit\n
     );
 }
 
+/// Set by [`stop`]; the master takes it for a SIGTERM.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks a [`main`] running in this process (on another thread) to stop as on SIGTERM, and
+/// returns at once; `main` returns when its workers are done. For embedders and in-process
+/// tests (a module linked into a test binary), which cannot signal their own process without
+/// hitting everything else in it. nginx has no equivalent: it is always its own process.
+pub fn stop() {
+    STOP.store(true, Ordering::Release);
+}
+
 /// Runs rginx with `args` (without the program name) and the given HTTP modules; returns the
 /// exit status. nginx: `main()`.
 pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32 {
@@ -171,12 +183,18 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
     }
     if let Some(e) = &o.error_log {
         if let Err(err) = rlog::set_error_log(e, Level::Notice) {
-            rlog::stderr(Level::Alert, &format!("could not open error log file: open() \"{e}\" failed ({err})"));
+            rlog::stderr(
+                Level::Alert,
+                &format!("could not open error log file: open() \"{e}\" failed ({err})"),
+            );
         }
     }
     let opts = LoadOpts {
         prefix: o.prefix.clone().unwrap_or_default(),
-        conf_file: o.conf_file.clone().unwrap_or_else(|| PathBuf::from("conf/rginx.conf")),
+        conf_file: o
+            .conf_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("conf/rginx.conf")),
         globals: o.globals.clone(),
         modules,
     };
@@ -193,8 +211,14 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
     };
     if o.test {
         if !o.quiet {
-            eprintln!("rginx: the configuration file {} syntax is ok", shown.display());
-            eprintln!("rginx: configuration file {} test is successful", shown.display());
+            eprintln!(
+                "rginx: the configuration file {} syntax is ok",
+                shown.display()
+            );
+            eprintln!(
+                "rginx: configuration file {} test is successful",
+                shown.display()
+            );
         }
         if o.dump {
             for (path, text) in &conf.files {
@@ -220,12 +244,22 @@ fn signal_process(conf: &Conf, name: &str) -> i32 {
     let text = match std::fs::read_to_string(pidfile) {
         Ok(t) => t,
         Err(e) => {
-            rlog::stderr(Level::Error, &format!("open() \"{}\" failed ({})", pidfile.display(), os_err(&e)));
+            rlog::stderr(
+                Level::Error,
+                &format!("open() \"{}\" failed ({})", pidfile.display(), os_err(&e)),
+            );
             return 1;
         }
     };
     let Ok(pid) = text.trim().parse::<i32>() else {
-        rlog::stderr(Level::Error, &format!("invalid PID number \"{}\" in \"{}\"", text.trim(), pidfile.display()));
+        rlog::stderr(
+            Level::Error,
+            &format!(
+                "invalid PID number \"{}\" in \"{}\"",
+                text.trim(),
+                pidfile.display()
+            ),
+        );
         return 1;
     };
     let sig = match name {
@@ -237,7 +271,10 @@ fn signal_process(conf: &Conf, name: &str) -> i32 {
     // SAFETY: kill(2) with a pid read from our own pid file and a valid signal number.
     if unsafe { libc::kill(pid, sig) } != 0 {
         let e = io::Error::last_os_error();
-        rlog::stderr(Level::Alert, &format!("kill({pid}, {sig}) failed ({})", os_err(&e)));
+        rlog::stderr(
+            Level::Alert,
+            &format!("kill({pid}, {sig}) failed ({})", os_err(&e)),
+        );
         return 1;
     }
     0
@@ -257,7 +294,11 @@ pub fn os_err(e: &io::Error) -> String {
 
 /// Binds one listening socket. nginx: `ngx_open_listening_sockets()`.
 fn bind(opt: &ListenOpt, reuseport: bool) -> io::Result<std::net::TcpListener> {
-    let domain = if opt.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if opt.addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     if reuseport {
@@ -286,7 +327,10 @@ impl Listeners {
         let mut socks = Vec::new();
         for opt in conf.listens() {
             let want = if opt.reuseport { workers } else { 1 };
-            let mut have = match old.iter().position(|(o, _)| o.addr == opt.addr && o.reuseport == opt.reuseport) {
+            let mut have = match old
+                .iter()
+                .position(|(o, _)| o.addr == opt.addr && o.reuseport == opt.reuseport)
+            {
                 Some(i) => old.swap_remove(i).1,
                 None => Vec::new(),
             };
@@ -294,7 +338,10 @@ impl Listeners {
                 match bind(&opt, opt.reuseport) {
                     Ok(s) => have.push(s),
                     Err(e) => {
-                        return Err(io::Error::new(e.kind(), format!("bind() to {} failed ({})", opt.addr, os_err(&e))));
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("bind() to {} failed ({})", opt.addr, os_err(&e)),
+                        ));
                     }
                 }
             }
@@ -308,7 +355,11 @@ impl Listeners {
     fn for_worker(&self, n: usize) -> io::Result<Vec<(usize, std::net::TcpListener)>> {
         let mut v = Vec::new();
         for (i, (opt, socks)) in self.socks.iter().enumerate() {
-            let s = if opt.reuseport { &socks[n % socks.len()] } else { &socks[0] };
+            let s = if opt.reuseport {
+                &socks[n % socks.len()]
+            } else {
+                &socks[0]
+            };
             v.push((i, s.try_clone()?));
         }
         Ok(v)
@@ -351,7 +402,11 @@ fn start_workers(conf: &Arc<Conf>, ls: &Listeners, gen: usize) -> io::Result<Vec
         let handle = std::thread::Builder::new()
             .name(format!("rginx-worker-{n}"))
             .spawn(move || worker_process_cycle(c, poll, socks, s, gen * 100 + n + 1))?;
-        workers.push(Worker { signals, waker, handle: Some(handle) });
+        workers.push(Worker {
+            signals,
+            waker,
+            handle: Some(handle),
+        });
     }
     Ok(workers)
 }
@@ -360,13 +415,20 @@ fn apply_error_log(conf: &Conf, cli: bool) -> bool {
     if cli && conf.main.error_log.is_none() {
         return true;
     }
-    let (path, level) = conf
-        .main
-        .error_log
-        .clone()
-        .unwrap_or_else(|| (conf.prefix.join("logs/error.log").to_string_lossy().into_owned(), Level::Error));
+    let (path, level) = conf.main.error_log.clone().unwrap_or_else(|| {
+        (
+            conf.prefix
+                .join("logs/error.log")
+                .to_string_lossy()
+                .into_owned(),
+            Level::Error,
+        )
+    });
     if let Err(e) = rlog::set_error_log(&path, level) {
-        rlog::stderr(Level::Emerg, &format!("open() \"{path}\" failed ({})", os_err(&e)));
+        rlog::stderr(
+            Level::Emerg,
+            &format!("open() \"{path}\" failed ({})", os_err(&e)),
+        );
         return false;
     }
     true
@@ -417,7 +479,14 @@ fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
     };
     let mut ls = Some(ls);
     if let Err(e) = write_pid(&conf.main.pid) {
-        rlog::stderr(Level::Emerg, &format!("open() \"{}\" failed ({})", conf.main.pid.display(), os_err(&e)));
+        rlog::stderr(
+            Level::Emerg,
+            &format!(
+                "open() \"{}\" failed ({})",
+                conf.main.pid.display(),
+                os_err(&e)
+            ),
+        );
         for w in &mut workers {
             w.tell(|s| s.terminate.store(true, Ordering::Release));
             w.join();
@@ -433,7 +502,10 @@ fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
             queue.extend(signals.pending());
             queue.reverse();
         }
-        let sig = queue.pop();
+        let mut sig = queue.pop();
+        if sig.is_none() && STOP.swap(false, Ordering::AcqRel) {
+            sig = Some(libc::SIGTERM); // `stop()`: an in-process fast stop
+        }
         if sig.is_none() {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -515,7 +587,11 @@ type Reloaded = (Arc<Conf>, Listeners, Vec<Worker>);
 
 /// Reads the configuration again and starts workers with it; on any error the old
 /// listeners are handed back. nginx: `ngx_init_cycle()` on SIGHUP.
-fn reload(opts: &LoadOpts, ls: Option<Listeners>, gen: usize) -> (Result<Reloaded, String>, Option<Listeners>) {
+fn reload(
+    opts: &LoadOpts,
+    ls: Option<Listeners>,
+    gen: usize,
+) -> (Result<Reloaded, String>, Option<Listeners>) {
     let conf = match conf::load(opts) {
         Ok(c) => c,
         Err(e) => return (Err(e.to_string()), ls),
@@ -524,7 +600,12 @@ fn reload(opts: &LoadOpts, ls: Option<Listeners>, gen: usize) -> (Result<Reloade
     let backup = ls.as_ref().and_then(|l| {
         l.socks
             .iter()
-            .map(|(o, v)| v.iter().map(|s| s.try_clone()).collect::<io::Result<Vec<_>>>().map(|v| (o.clone(), v)))
+            .map(|(o, v)| {
+                v.iter()
+                    .map(|s| s.try_clone())
+                    .collect::<io::Result<Vec<_>>>()
+                    .map(|v| (o.clone(), v))
+            })
             .collect::<io::Result<Vec<_>>>()
             .ok()
             .map(|socks| Listeners { socks })
@@ -541,7 +622,13 @@ fn reload(opts: &LoadOpts, ls: Option<Listeners>, gen: usize) -> (Result<Reloade
 }
 
 /// One worker's life. nginx: `ngx_worker_process_cycle()`.
-fn worker_process_cycle(conf: Arc<Conf>, poll: mio::Poll, socks: Vec<(usize, std::net::TcpListener)>, signals: Arc<Signals>, n: usize) {
+fn worker_process_cycle(
+    conf: Arc<Conf>,
+    poll: mio::Poll,
+    socks: Vec<(usize, std::net::TcpListener)>,
+    signals: Arc<Signals>,
+    n: usize,
+) {
     rlog::set_worker(n);
     let mut cy = Cycle {
         poll,
@@ -569,7 +656,12 @@ fn worker_process_cycle(conf: Arc<Conf>, poll: mio::Poll, socks: Vec<(usize, std
     cy.timers = event::timer::TimerWheel::new(cy.times.msec);
     let listens = conf.listens();
     for (i, opt) in listens.iter().enumerate() {
-        cy.listening.push(accept::Listening { addr: opt.addr, conn: None, handler: crate::http::request::init_connection, servers: i });
+        cy.listening.push(accept::Listening {
+            addr: opt.addr,
+            conn: None,
+            handler: crate::http::request::init_connection,
+            servers: i,
+        });
     }
     let mut mio_socks = Vec::new();
     for (i, s) in socks {
@@ -602,7 +694,10 @@ fn worker_process_cycle(conf: Arc<Conf>, poll: mio::Poll, socks: Vec<(usize, std
                 break;
             }
             if shutdown_deadline.is_some_and(|d| cy.times.msec >= d) {
-                log::info!("worker_shutdown_timeout expired, closing {} connection(s)", cy.conns.len());
+                log::info!(
+                    "worker_shutdown_timeout expired, closing {} connection(s)",
+                    cy.conns.len()
+                );
                 break;
             }
         }
@@ -620,9 +715,15 @@ fn worker_process_cycle(conf: Arc<Conf>, poll: mio::Poll, socks: Vec<(usize, std
 /// nginx: `ngx_close_idle_connections()` (only `c->idle` ones).
 fn close_idle_connections(cy: &mut Cycle) {
     for id in cy.conns.ids() {
-        let idle = cy.conns.get(id).is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none());
+        let idle = cy.conns.get(id).is_some_and(|c| {
+            c.idle && c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none()
+        });
+        // Idle upstream connections of the keepalive cache go too (nginx marks them idle).
+        let cached = cy.conns.get(id).is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Cached);
         if idle {
             cy.stats.active = cy.stats.active.saturating_sub(1);
+        }
+        if idle || cached {
             event::connect::close_connection(cy, id);
         }
     }

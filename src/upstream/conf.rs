@@ -201,12 +201,20 @@ pub struct UpstreamMainConf {
 impl UpstreamMainConf {
     /// Finds or adds a group. For an implicit one, `host` is the `host:port` to resolve later.
     /// nginx: `ngx_http_upstream_add()`.
-    pub fn add(&mut self, name: &str, implicit_host: Option<(String, u16, String, usize)>) -> usize {
+    pub fn add(
+        &mut self,
+        name: &str,
+        implicit_host: Option<(String, u16, String, usize)>,
+    ) -> usize {
         let key = match &implicit_host {
             Some((h, p, _, _)) => format!("{h}:{p}"),
             None => name.to_string(),
         };
-        if let Some(i) = self.upstreams.iter().position(|u| u.name == key || u.explicit && u.name == name) {
+        if let Some(i) = self
+            .upstreams
+            .iter()
+            .position(|u| u.name == key || u.explicit && u.name == name)
+        {
             return i;
         }
         self.upstreams.push(UpstreamSrvConf {
@@ -256,7 +264,11 @@ pub fn split_host_port(s: &str, dflt: u16) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
-        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("invalid port in upstream \"{s}\""))?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("invalid port in upstream \"{s}\""))?,
         None => dflt,
     };
     if host.is_empty() {
@@ -297,7 +309,11 @@ fn upstream_block(cx: &mut Cx<'_>) -> Result<(), SetError> {
     }
     // An earlier `proxy_pass http://NAME` created an implicit entry with this name: take it
     // over, as `ngx_http_upstream_add()` does with NGX_HTTP_UPSTREAM_CREATE.
-    match m.upstreams.iter().position(|u| !u.explicit && u.host.as_ref().is_some_and(|(h, _, _, _)| *h == name)) {
+    match m
+        .upstreams
+        .iter()
+        .position(|u| !u.explicit && u.host.as_ref().is_some_and(|(h, _, _, _)| *h == name))
+    {
         Some(i) => m.upstreams[i] = us,
         None => m.upstreams.push(us),
     }
@@ -326,13 +342,26 @@ fn upstream_directive(us: &mut UpstreamSrvConf, d: &Directive) -> Result<(), Con
             check(Args::TAKE1)?;
             us.keepalive_timeout = conf::msec(d, 0).map_err(e)?;
         }
-        _ => return Err(ConfError::at(format!("unknown directive \"{}\"", d.name), d)),
+        _ => {
+            return Err(ConfError::at(
+                format!("unknown directive \"{}\"", d.name),
+                d,
+            ))
+        }
     }
     Ok(())
 }
 
 fn parse_server(d: &Directive) -> Result<ServerConf, String> {
-    let mut s = ServerConf { addrs: Vec::new(), name: d.args[0].clone(), weight: 1, max_fails: 1, fail_timeout: 10_000, backup: false, down: false };
+    let mut s = ServerConf {
+        addrs: Vec::new(),
+        name: d.args[0].clone(),
+        weight: 1,
+        max_fails: 1,
+        fail_timeout: 10_000,
+        backup: false,
+        down: false,
+    };
     for a in &d.args[1..] {
         let bad = || format!("invalid parameter \"{a}\"");
         if let Some(v) = a.strip_prefix("weight=") {
@@ -370,15 +399,28 @@ impl HttpModule for UpstreamModule {
     /// Resolves implicit groups. nginx: `ngx_http_upstream_init_main_conf()` →
     /// `ngx_http_upstream_init_round_robin()` (which resolves implicit hosts).
     fn postconfiguration(&self, http: &mut HttpConf) -> Result<(), ConfError> {
-        let Some(m) = http.main.get_mut::<UpstreamMainConf>() else { return Ok(()) };
+        let Some(m) = http.main.get_mut::<UpstreamMainConf>() else {
+            return Ok(());
+        };
         for us in m.upstreams.iter_mut().filter(|u| !u.explicit) {
-            let Some((host, port, file, line)) = us.host.clone() else { continue };
+            let Some((host, port, file, line)) = us.host.clone() else {
+                continue;
+            };
             let addrs = resolve(&host, port).map_err(|msg| ConfError::new(msg, &file, line))?;
-            us.servers.push(ServerConf { addrs, name: format!("{host}:{port}"), weight: 1, max_fails: 1, fail_timeout: 10_000, backup: false, down: false });
+            us.servers.push(ServerConf {
+                addrs,
+                name: format!("{host}:{port}"),
+                weight: 1,
+                max_fails: 1,
+                fail_timeout: 10_000,
+                backup: false,
+                down: false,
+            });
         }
         Ok(())
     }
     fn init_worker(&self, cy: &mut crate::core::cycle::Cycle) {
         super::round_robin::init_worker(cy);
+        super::keepalive::init_worker(cy);
     }
 }

@@ -3,8 +3,11 @@
 //! nginx: `ngx_http_upstream_connect()`, `ngx_http_upstream_reinit()`,
 //! `ngx_http_upstream_test_connect()` (src/http/ngx_http_upstream.c).
 
-use super::{next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState, WriteHandler};
-use crate::core::connection::{Ev, Owner, RequestId};
+use super::{
+    keepalive, next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState,
+    WriteHandler,
+};
+use crate::core::connection::{ConnId, Ev, Owner, RequestId};
 use crate::core::cycle::Cycle;
 use crate::core::step::HandlerRc;
 use crate::event::{self, connect::connect_peer};
@@ -15,7 +18,10 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
     let now = cy.times.msec;
     let Some(u) = u_mut(cy, rid) else { return };
     let retry = u.request_sent || u.state.start > 0 || !u.states.is_empty();
-    u.state = UpstreamState { start: now, ..Default::default() };
+    u.state = UpstreamState {
+        start: now,
+        ..Default::default()
+    };
     let group = u.resolved.group;
     let tried = u.peer.tried.clone();
     let Some(pick) = round_robin::get_peer(cy, group, &tried) else {
@@ -27,7 +33,11 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
             .and_then(|m| m.upstreams.get(group))
             .map(|g| g.name.clone())
             .unwrap_or_default();
-        super::log_error(cy, rid, &format!("no live upstreams while connecting to upstream \"{name}\""));
+        super::log_error(
+            cy,
+            rid,
+            &format!("no live upstreams while connecting to upstream \"{name}\""),
+        );
         return next(cy, rid, Ft::NoLive);
     };
     if retry && reinit(cy, rid).is_err() {
@@ -39,24 +49,54 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
     let addr = pick.addr.clone();
     u.peer.pick = Some(pick);
     let timeout = u.conf.connect_timeout;
+    let group = u.resolved.group;
+    if let Some(cid) = keepalive::get(cy, group, &addr) {
+        // An idle connection to this peer: no connect, send at once (no write edge will come
+        // on a socket that is writable already). nginx: `rc == NGX_DONE` of
+        // `ngx_event_connect_peer()` with `pc->cached`.
+        adopt(cy, rid, cid, true);
+        return super::request::send_request(cy, rid);
+    }
     match connect_peer(cy, &addr, Owner::Upstream(rid)) {
         Ok(cid) => {
-            if let Some(c) = cy.conns.get_mut(cid) {
-                c.read.handler = super::handler;
-                c.write.handler = super::handler;
-                c.action = "connecting to upstream";
-            }
-            let Some(u) = u_mut(cy, rid) else { return };
-            u.peer.connection = Some(cid);
-            u.write_handler = WriteHandler::SendRequest;
-            u.read_handler = ReadHandler::ProcessHeader;
-            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
+            adopt(cy, rid, cid, false);
+            event::add_timer(
+                cy,
+                Ev {
+                    c: cid,
+                    write: true,
+                },
+                timeout,
+            );
         }
         Err(e) => {
-            super::log_error(cy, rid, &format!("connect() to {addr} failed ({})", crate::os::process::os_err(&e)));
+            super::log_error(
+                cy,
+                rid,
+                &format!(
+                    "connect() to {addr} failed ({})",
+                    crate::os::process::os_err(&e)
+                ),
+            );
             next(cy, rid, Ft::Error);
         }
     }
+}
+
+/// Makes `cid` the current try's connection: owner, handlers, the upstream's state.
+fn adopt(cy: &mut Cycle, rid: RequestId, cid: ConnId, cached: bool) {
+    if let Some(c) = cy.conns.get_mut(cid) {
+        c.owner = Owner::Upstream(rid);
+        c.read.handler = super::handler;
+        c.write.handler = super::handler;
+        c.action = "connecting to upstream";
+        c.requests += 1;
+    }
+    let Some(u) = u_mut(cy, rid) else { return };
+    u.peer.connection = Some(cid);
+    u.peer.cached = cached;
+    u.write_handler = WriteHandler::SendRequest;
+    u.read_handler = ReadHandler::ProcessHeader;
 }
 
 /// Rewinds everything a try changed, so the request can go to another peer.
@@ -66,7 +106,9 @@ fn reinit(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
         Some(Ok(())) => {}
         _ => return Err(()),
     }
-    let Some(u) = u_mut(cy, rid) else { return Err(()) };
+    let Some(u) = u_mut(cy, rid) else {
+        return Err(());
+    };
     u.send_pos = (0, 0);
     u.request_sent = false;
     u.headers_in = Default::default();

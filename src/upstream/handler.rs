@@ -70,11 +70,18 @@ pub trait UpstreamHandler {
     /// Consumes `bytes` new body bytes at the end of `u.buffer`; the default passes them on
     /// to the client (through `u.out`) until `u.length` is reached.
     /// nginx: `input_filter(data, bytes)`; default `ngx_http_upstream_non_buffered_filter`.
-    fn input_filter(&mut self, cy: &mut Cycle, r: RequestId, bytes: usize) -> Result<(), UpstreamError> {
+    fn input_filter(
+        &mut self,
+        cy: &mut Cycle,
+        r: RequestId,
+        bytes: usize,
+    ) -> Result<(), UpstreamError> {
         super::response::non_buffered_filter(cy, r, bytes)
     }
 
-    /// Rewrites a `Location`/`Refresh` header value. nginx: `rewrite_redirect(r, h, prefix)`.
+    /// Rewrites a redirect: the whole `Location` value, or the URL after "url=" of a
+    /// `Refresh` (nginx passes that offset as `prefix`). `Done` when it changed the value.
+    /// nginx: `rewrite_redirect(r, h, prefix)`.
     fn rewrite_redirect(&mut self, _cy: &Cycle, _r: RequestId, _value: &mut String) -> Rewrite {
         Rewrite::Declined
     }

@@ -27,15 +27,28 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
         // checks the connection here too.
         if let Some(c) = cy.conns.get_mut(cid) {
             if let Err(e) = crate::event::connect::test_connect(c) {
-                super::log_error(cy, rid, &format!("connect() failed ({})", crate::os::process::os_err(&e)));
+                super::log_error(
+                    cy,
+                    rid,
+                    &format!("connect() failed ({})", crate::os::process::os_err(&e)),
+                );
                 return next(cy, rid, Ft::Error);
             }
         }
     }
     loop {
-        let Cycle { requests, upstreams, conns, .. } = &mut *cy;
-        let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else { return };
-        let Some(ctx) = upstreams.get_mut(uid) else { return };
+        let Cycle {
+            requests,
+            upstreams,
+            conns,
+            ..
+        } = &mut *cy;
+        let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else {
+            return;
+        };
+        let Some(ctx) = upstreams.get_mut(uid) else {
+            return;
+        };
         let u = &mut ctx.u;
         let Some(c) = conns.get_mut(cid) else { return };
         if u.buffer.is_full() {
@@ -52,8 +65,21 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
             }
             Recv::Again => {
                 let timeout = u.conf.read_timeout;
-                if !event::timer_set(cy, Ev { c: cid, write: false }) {
-                    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+                if !event::timer_set(
+                    cy,
+                    Ev {
+                        c: cid,
+                        write: false,
+                    },
+                ) {
+                    event::add_timer(
+                        cy,
+                        Ev {
+                            c: cid,
+                            write: false,
+                        },
+                        timeout,
+                    );
                 }
                 return;
             }
@@ -62,7 +88,11 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
                 return next(cy, rid, Ft::Error);
             }
             Recv::Error(e) => {
-                super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
+                super::log_error(
+                    cy,
+                    rid,
+                    &format!("recv() failed ({})", crate::os::process::os_err(&e)),
+                );
                 return next(cy, rid, Ft::Error);
             }
         }
@@ -109,15 +139,26 @@ fn test_next(u: &super::Upstream) -> Option<Ft> {
 /// Headers the framework itself never passes (hop-by-hop or recomputed).
 /// nginx: the `ngx_http_upstream_headers_in[]` entries with `copy_header` = ignore.
 fn framework_hidden(name: &str) -> bool {
-    ["connection", "transfer-encoding", "keep-alive", "content-length", "content-type", "location", "refresh", "last-modified"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "connection",
+        "transfer-encoding",
+        "keep-alive",
+        "content-length",
+        "content-type",
+        "location",
+        "refresh",
+        "last-modified",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Copies the upstream header into `r.headers_out`, applying `hide_headers` and the module's
 /// `rewrite_redirect`/`rewrite_cookie`. nginx: `ngx_http_upstream_process_headers()`.
 pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> {
-    let Some(u) = u_mut(cy, rid) else { return Err(HandlerRc::Error) };
+    let Some(u) = u_mut(cy, rid) else {
+        return Err(HandlerRc::Error);
+    };
     let hi = u.headers_in.clone();
     let hide = u.conf.hide_headers.clone();
     let mut out = crate::http::request::HeadersOut {
@@ -128,24 +169,41 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
     };
     for (name, value) in &hi.headers {
         let lname = name.to_ascii_lowercase();
-        if hide.iter().any(|h| *h == lname) {
+        if hide.contains(&lname) {
             continue;
         }
         match lname.as_str() {
             "content-type" => out.content_type = Some(value.clone()),
             "last-modified" => out.last_modified = Some(value.clone()),
-            "location" | "refresh" => {
+            "location" => {
+                // Only a rewritten Location becomes `headers_out.location` (which the header
+                // filter makes absolute); one left alone passes exactly as sent.
+                // nginx: `ngx_http_upstream_rewrite_location()`.
                 let mut v = value.clone();
-                let _ = with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut v));
-                if lname == "location" {
-                    out.location = Some(v);
-                } else {
-                    out.headers.push((name.clone(), v));
+                match with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut v)) {
+                    Some(Rewrite::Done) => out.location = Some(v),
+                    _ => out.headers.push((name.clone(), value.clone())),
                 }
+            }
+            "refresh" => {
+                // Only the URL after "url=" is the module's to rewrite.
+                // nginx: `ngx_http_upstream_rewrite_refresh()`.
+                let at = value.to_ascii_lowercase().find("url=").map(|i| i + 4);
+                let mut v = value.clone();
+                if let Some(at) = at {
+                    let mut url = value[at..].to_string();
+                    if let Some(Rewrite::Done) =
+                        with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut url))
+                    {
+                        v = format!("{}{url}", &value[..at]);
+                    }
+                }
+                out.headers.push((name.clone(), v));
             }
             "set-cookie" => {
                 let mut v = value.clone();
-                let _: Option<Rewrite> = with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
+                let _: Option<Rewrite> =
+                    with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
                 out.headers.push((name.clone(), v));
             }
             "server" => {
@@ -160,7 +218,9 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
             _ => out.headers.push((name.clone(), value.clone())),
         }
     }
-    let Some(r) = cy.requests.get_mut(rid) else { return Err(HandlerRc::Error) };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return Err(HandlerRc::Error);
+    };
     if hi.chunked || r.method == crate::http::request::Method::Head {
         // The client framing is decided by our own filters.
         if hi.chunked {

@@ -22,6 +22,7 @@ pub mod conf;
 pub mod connect;
 pub mod handler;
 pub mod header;
+pub mod keepalive;
 pub mod request;
 pub mod response;
 pub mod round_robin;
@@ -99,7 +100,10 @@ pub struct HeadersIn {
 impl HeadersIn {
     /// The first header named `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -224,8 +228,16 @@ pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
 }
 
 /// The request and its upstream at once (disjoint borrows of the cycle).
-pub fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut crate::core::buf::BufPool)> {
-    let Cycle { requests, upstreams, bufs, .. } = cy;
+pub fn parts(
+    cy: &mut Cycle,
+    rid: RequestId,
+) -> Option<(&mut Request, &mut Upstream, &mut crate::core::buf::BufPool)> {
+    let Cycle {
+        requests,
+        upstreams,
+        bufs,
+        ..
+    } = cy;
     let r = requests.get_mut(rid)?;
     let uid = r.upstream?;
     let u = &mut upstreams.get_mut(uid)?.u;
@@ -234,7 +246,11 @@ pub fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstr
 
 /// Runs a module callback with the module taken out of the context, so it can use the whole
 /// cycle. `None` if the upstream is gone (or re-entered).
-pub fn with_module<T>(cy: &mut Cycle, rid: RequestId, f: impl FnOnce(&mut dyn UpstreamHandler, &mut Cycle) -> T) -> Option<T> {
+pub fn with_module<T>(
+    cy: &mut Cycle,
+    rid: RequestId,
+    f: impl FnOnce(&mut dyn UpstreamHandler, &mut Cycle) -> T,
+) -> Option<T> {
     let uid = cy.requests.get(rid)?.upstream?;
     let mut m = cy.upstreams.get_mut(uid)?.module.take()?;
     let t = f(m.as_mut(), cy);
@@ -245,7 +261,13 @@ pub fn with_module<T>(cy: &mut Cycle, rid: RequestId, f: impl FnOnce(&mut dyn Up
 }
 
 /// Attaches an upstream to a request. nginx: `ngx_http_upstream_create()`.
-pub fn create(cy: &mut Cycle, rid: RequestId, module: Box<dyn UpstreamHandler>, conf: Arc<UpstreamConf>, resolved: Resolved) -> Option<UpstreamId> {
+pub fn create(
+    cy: &mut Cycle,
+    rid: RequestId,
+    module: Box<dyn UpstreamHandler>,
+    conf: Arc<UpstreamConf>,
+    resolved: Resolved,
+) -> Option<UpstreamId> {
     let size = conf.buffer_size;
     let buffer = cy.bufs.get(size);
     let now = cy.times.msec;
@@ -275,7 +297,10 @@ pub fn create(cy: &mut Cycle, rid: RequestId, module: Box<dyn UpstreamHandler>, 
         upstream_done: false,
         start_msec: now,
     };
-    let uid = cy.upstreams.insert(UpstreamCtx { u, module: Some(module) });
+    let uid = cy.upstreams.insert(UpstreamCtx {
+        u,
+        module: Some(module),
+    });
     let r = cy.requests.get_mut(rid)?;
     r.upstream = Some(uid);
     r.pool_cleanup.push(free_upstream);
@@ -286,7 +311,9 @@ pub fn create(cy: &mut Cycle, rid: RequestId, module: Box<dyn UpstreamHandler>, 
 /// `read_client_request_body`). nginx: `ngx_http_upstream_init()` /
 /// `ngx_http_upstream_init_request()`.
 pub fn init(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get_mut(rid) else { return };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return;
+    };
     r.cleanup.push(cleanup);
     r.read_event_handler = rd_check_broken_connection;
     r.write_event_handler = http_request::empty_handler;
@@ -313,7 +340,9 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
 
 /// The event handler of every upstream connection. nginx: `ngx_http_upstream_handler()`.
 pub fn handler(cy: &mut Cycle, ev: Ev) {
-    let Some(Owner::Upstream(rid)) = cy.conns.get(ev.c).map(|c| c.owner) else { return };
+    let Some(Owner::Upstream(rid)) = cy.conns.get(ev.c).map(|c| c.owner) else {
+        return;
+    };
     let Some(u) = u_ref(cy, rid) else { return };
     if u.peer.connection != Some(ev.c) {
         return; // an event of a previous try's connection
@@ -352,12 +381,20 @@ pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
         u.state.status = status;
     }
     close_peer(cy, rid, failed);
-    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
     let idempotent = is_idempotent(r);
     let Some(u) = u_mut(cy, rid) else { return };
+    if u.peer.cached && ft == Ft::Error {
+        // A cached connection the peer had closed meanwhile: that try does not count.
+        // nginx: "TODO: inform balancer instead" `u->peer.tries++` in ngx_http_upstream_next().
+        u.peer.tries += 1;
+    }
     u.peer.tries = u.peer.tries.saturating_sub(1);
     let c = &u.conf;
-    let timed_out = c.next_upstream_timeout > 0 && now.saturating_sub(u.start_msec) >= c.next_upstream_timeout;
+    let timed_out =
+        c.next_upstream_timeout > 0 && now.saturating_sub(u.start_msec) >= c.next_upstream_timeout;
     let give_up = u.peer.tries == 0
         || ft == Ft::NoLive
         || c.next_upstream & FT_OFF_BIT != 0
@@ -376,16 +413,32 @@ const FT_OFF_BIT: u32 = conf::FT_OFF;
 /// Logs an error with nginx's request context ("while ..., client: ..., server: ...,
 /// request: "...", upstream: "...", host: "...").
 pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
-    let Some(r) = cy.requests.get(rid) else { return };
-    let Some(c) = cy.conns.get(r.connection) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
+    let Some(c) = cy.conns.get(r.connection) else {
+        return;
+    };
     let action = u_ref(cy, rid)
         .and_then(|u| u.peer.connection)
         .and_then(|uc| cy.conns.get(uc))
         .map_or(c.action, |uc| uc.action);
-    let (upstream, uri) = u_ref(cy, rid).map(|u| (u.state.peer.clone(), u.uri.clone())).unwrap_or_default();
-    let uri = if uri.is_empty() { String::from_utf8_lossy(r.unparsed_uri()).into_owned() } else { uri };
+    let (upstream, uri) = u_ref(cy, rid)
+        .map(|u| (u.state.peer.clone(), u.uri.clone()))
+        .unwrap_or_default();
+    let uri = if uri.is_empty() {
+        String::from_utf8_lossy(r.unparsed_uri()).into_owned()
+    } else {
+        uri
+    };
     let client = c.peer.map(|p| p.ip().to_string()).unwrap_or_default();
-    let server = r.srv.core.server_names.first().map(String::as_str).unwrap_or("");
+    let server = r
+        .srv
+        .core
+        .server_names
+        .first()
+        .map(String::as_str)
+        .unwrap_or("");
     log::error!(
         "*{} {} while {}, client: {}, server: {}, request: \"{}\", upstream: \"http://{}{}\", host: \"{}\"",
         c.number,
@@ -404,9 +457,19 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
 /// nginx: `u->peer.free()` + `ngx_close_connection(u->peer.connection)`.
 fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     let now = cy.times.msec;
+    let header_only = cy.requests.get(rid).is_some_and(|r| r.header_only);
     let Some(u) = u_mut(cy, rid) else { return };
+    // The connection can serve another request only if this response was read to its exact
+    // end: the module vouched for the framing (`u.keepalive`), nothing extra came, and the
+    // request went out whole. nginx: the checks of `ngx_http_upstream_free_keepalive_peer()`.
+    let clean = !failed
+        && u.keepalive
+        && u.request_sent
+        && (u.upstream_done || header_only)
+        && u.buffer.pos == u.buffer.last;
     let conn = u.peer.connection.take();
     let pick = u.peer.pick.take();
+    let reuse = pick.as_ref().filter(|_| clean).map(|p| (p.group, p.addr.clone()));
     if !u.state.peer.is_empty() || u.state.start > 0 {
         u.state.response_time = now.saturating_sub(u.state.start);
         let st = std::mem::take(&mut u.state);
@@ -415,15 +478,19 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     if let Some(p) = pick {
         round_robin::free_peer(cy, &p, failed);
     }
-    if let Some(c) = conn {
-        crate::event::connect::close_connection(cy, c);
+    match (conn, reuse) {
+        (Some(c), Some((group, addr))) => keepalive::put(cy, group, c, addr),
+        (Some(c), None) => crate::event::connect::close_connection(cy, c),
+        (None, _) => {}
     }
 }
 
 /// Ends the upstream side exactly once: the module's `finalize_request`, the peer released.
 /// Returns false if it had already ended.
 fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
-    let Some(u) = u_mut(cy, rid) else { return false };
+    let Some(u) = u_mut(cy, rid) else {
+        return false;
+    };
     if u.finalized {
         return false;
     }
@@ -431,7 +498,11 @@ fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     u.read_handler = ReadHandler::Dummy;
     u.write_handler = WriteHandler::Dummy;
     let failed = matches!(rc, HandlerRc::Status(502 | 504));
-    close_peer(cy, rid, failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent));
+    close_peer(
+        cy,
+        rid,
+        failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent),
+    );
     with_module(cy, rid, |m, cy| m.finalize_request(cy, rid, rc));
     true
 }
@@ -445,7 +516,9 @@ pub fn release(cy: &mut Cycle, rid: RequestId) {
 /// `ngx_http_upstream_finalize_request()`.
 pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     finalize_upstream(cy, rid, rc);
-    let Some(r) = cy.requests.get_mut(rid) else { return };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return;
+    };
     r.read_event_handler = http_request::block_reading;
     let Some(u) = u_ref(cy, rid) else { return };
     let header_sent = u.header_sent;
@@ -482,7 +555,9 @@ fn cleanup(cy: &mut Cycle, rid: RequestId) {
 /// nginx: the request pool's destruction.
 fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     finalize_upstream(cy, rid, HandlerRc::Done);
-    let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else { return };
+    let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else {
+        return;
+    };
     if let Some(mut ctx) = cy.upstreams.remove(uid) {
         let u = &mut ctx.u;
         cy.bufs.put(std::mem::take(&mut u.buffer));
@@ -494,9 +569,13 @@ fn free_upstream(cy: &mut Cycle, rid: RequestId) {
 /// The client's read handler while the upstream works: notices a client that went away.
 /// nginx: `ngx_http_upstream_rd_check_broken_connection()`.
 pub fn rd_check_broken_connection(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
     let cid = r.connection;
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.conns.get_mut(cid) else {
+        return;
+    };
     let mut b = [0u8; 1];
     let gone = match &c.stream {
         crate::core::connection::Stream::Tcp(s) => match s.peek(&mut b) {

@@ -38,7 +38,9 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
     let Some(u) = u_mut(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
     let first = u.state.connect_time.is_none();
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.conns.get_mut(cid) else {
+        return;
+    };
     if first {
         match test_connect(c) {
             Ok(true) => {}
@@ -57,11 +59,22 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
         Ok(Step::Done(())) => {}
         Ok(Step::Again) => {
             let timeout = u_mut(cy, rid).map_or(60_000, |u| u.conf.send_timeout);
-            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
+            event::add_timer(
+                cy,
+                Ev {
+                    c: cid,
+                    write: true,
+                },
+                timeout,
+            );
             return;
         }
         Err(e) => {
-            super::log_error(cy, rid, &format!("writev() failed ({})", crate::os::process::os_err(&e)));
+            super::log_error(
+                cy,
+                rid,
+                &format!("writev() failed ({})", crate::os::process::os_err(&e)),
+            );
             return next(cy, rid, Ft::Error);
         }
     }
@@ -77,12 +90,33 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
     u.request_sent = true;
     u.write_handler = WriteHandler::Dummy;
     let timeout = u.conf.read_timeout;
-    event::del_timer(cy, Ev { c: cid, write: true });
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    event::del_timer(
+        cy,
+        Ev {
+            c: cid,
+            write: true,
+        },
+    );
+    let Some(c) = cy.conns.get_mut(cid) else {
+        return;
+    };
     c.action = "reading response header from upstream";
     let ready = c.read.ready;
-    if !event::timer_set(cy, Ev { c: cid, write: false }) {
-        event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    if !event::timer_set(
+        cy,
+        Ev {
+            c: cid,
+            write: false,
+        },
+    ) {
+        event::add_timer(
+            cy,
+            Ev {
+                c: cid,
+                write: false,
+            },
+            timeout,
+        );
     }
     if ready {
         // The response may already be here; no new edge will announce it.
@@ -93,13 +127,18 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
 
 /// A streamed (`proxy_request_buffering off`) body is not complete yet.
 fn body_pending(cy: &Cycle, rid: RequestId) -> bool {
-    cy.requests.get(rid).and_then(|r| r.request_body.as_ref()).is_some_and(|rb| rb.unbuffered && (!rb.done || !rb.bufs.is_empty()))
+    cy.requests
+        .get(rid)
+        .and_then(|r| r.request_body.as_ref())
+        .is_some_and(|rb| rb.unbuffered && (!rb.done || !rb.bufs.is_empty()))
 }
 
 /// Frees the buffers already sent of a streamed body (it cannot be retried anyway), so memory
 /// stays bounded by the body buffer.
 fn drop_sent(cy: &mut Cycle, rid: RequestId) {
-    let Some((_, u, pool)) = super::parts(cy, rid) else { return };
+    let Some((_, u, pool)) = super::parts(cy, rid) else {
+        return;
+    };
     while u.send_pos.0 > 0 {
         if let Some(b) = u.request_bufs.pop_front() {
             pool.put(b);
@@ -111,11 +150,22 @@ fn drop_sent(cy: &mut Cycle, rid: RequestId) {
 
 /// Writes from `u.send_pos` until done or the socket is full.
 fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
-    let Cycle { requests, upstreams, conns, .. } = cy;
-    let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else { return Ok(Step::Done(())) };
-    let Some(ctx) = upstreams.get_mut(uid) else { return Ok(Step::Done(())) };
+    let Cycle {
+        requests,
+        upstreams,
+        conns,
+        ..
+    } = cy;
+    let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else {
+        return Ok(Step::Done(()));
+    };
+    let Some(ctx) = upstreams.get_mut(uid) else {
+        return Ok(Step::Done(()));
+    };
     let u = &mut ctx.u;
-    let Some(c) = u.peer.connection.and_then(|cid| conns.get_mut(cid)) else { return Ok(Step::Done(())) };
+    let Some(c) = u.peer.connection.and_then(|cid| conns.get_mut(cid)) else {
+        return Ok(Step::Done(()));
+    };
     let mut scratch = Vec::new();
     loop {
         let (i, off) = u.send_pos;
@@ -132,7 +182,13 @@ fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
 }
 
 /// One `writev` of the memory buffers from (i, off), or one piece of a file buffer.
-fn write_from(c: &mut Connection, bufs: &Chain, i: usize, off: u64, scratch: &mut Vec<u8>) -> std::io::Result<Step<usize>> {
+fn write_from(
+    c: &mut Connection,
+    bufs: &Chain,
+    i: usize,
+    off: u64,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<Step<usize>> {
     let b = &bufs[i];
     if let Some(f) = &b.file {
         let want = ((f.last - f.pos - off) as usize).min(32 * 1024);
@@ -186,7 +242,7 @@ fn advance(bufs: &Chain, pos: &mut (usize, u64), mut n: u64) {
         n -= len;
         pos.0 += 1;
         pos.1 = 0;
-        if n == 0 && bufs.get(pos.0).is_none_or(|b| b.len() > 0) {
+        if n == 0 && bufs.get(pos.0).is_none_or(|b| !b.is_empty()) {
             return;
         }
     }
@@ -200,8 +256,12 @@ pub fn push_bytes(u: &mut super::Upstream, bytes: Vec<u8>) {
 /// New client body bytes arrived (`proxy_request_buffering off`): queue them and send.
 /// nginx: `ngx_http_upstream_read_request_handler()` → `ngx_http_upstream_send_request()`.
 pub fn body_data(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    let Some(rb) = r.request_body.as_mut() else { return };
+    let Some(r) = cy.requests.get_mut(rid) else {
+        return;
+    };
+    let Some(rb) = r.request_body.as_mut() else {
+        return;
+    };
     let more: Vec<Buf> = rb.bufs.drain(..).collect();
     let Some(u) = u_mut(cy, rid) else { return };
     u.request_bufs.extend(more);

@@ -99,17 +99,32 @@ fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
 /// nginx: `ngx_http_upstream_non_buffered_filter_init()` — the body length is the upstream's
 /// `Content-Length`, or unknown (until close); none for HEAD, 204, 304.
 pub fn non_buffered_filter_init(cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
-    let head = cy.requests.get(rid).is_some_and(|r| r.method == Method::Head);
-    let Some(u) = u_mut(cy, rid) else { return Ok(()) };
+    let head = cy
+        .requests
+        .get(rid)
+        .is_some_and(|r| r.method == Method::Head);
+    let Some(u) = u_mut(cy, rid) else {
+        return Ok(());
+    };
     let s = u.headers_in.status_n;
-    u.length = if head || s == 204 || s == 304 || (100..200).contains(&s) { Some(0) } else { u.headers_in.content_length_n };
+    u.length = if head || s == 204 || s == 304 || (100..200).contains(&s) {
+        Some(0)
+    } else {
+        u.headers_in.content_length_n
+    };
     Ok(())
 }
 
 /// nginx: `ngx_http_upstream_non_buffered_filter()` — passes the new bytes on, up to
 /// `u.length`.
-pub fn non_buffered_filter(cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
-    let Some((_, u, pool)) = super::parts(cy, rid) else { return Ok(()) };
+pub fn non_buffered_filter(
+    cy: &mut Cycle,
+    rid: RequestId,
+    bytes: usize,
+) -> Result<(), UpstreamError> {
+    let Some((_, u, pool)) = super::parts(cy, rid) else {
+        return Ok(());
+    };
     let start = u.buffer.last - bytes;
     let take = match u.length {
         Some(len) => (bytes as u64).min(len) as usize,
@@ -136,7 +151,10 @@ pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usiz
     };
     let mut pos = start;
     while pos < end {
-        let need_new = u.out.back().is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
+        let need_new = u
+            .out
+            .back()
+            .is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
         if need_new {
             u.out.push_back(pool.get(size.max(1)));
         }
@@ -148,13 +166,19 @@ pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usiz
 
 /// Memory bytes of a chain (file regions cost no memory).
 fn mem_len(chain: &Chain) -> usize {
-    chain.iter().filter(|b| b.file.is_none()).map(|b| b.last - b.pos).sum()
+    chain
+        .iter()
+        .filter(|b| b.file.is_none())
+        .map(|b| b.last - b.pos)
+        .sum()
 }
 
 /// The upstream's read handler during the body. nginx:
 /// `ngx_http_upstream_process_non_buffered_upstream()` / `ngx_http_upstream_process_upstream()`.
 pub fn process_upstream(cy: &mut Cycle, rid: RequestId) {
-    let Some(cid) = u_ref(cy, rid).and_then(|u| u.peer.connection) else { return };
+    let Some(cid) = u_ref(cy, rid).and_then(|u| u.peer.connection) else {
+        return;
+    };
     if let Some(c) = cy.conns.get_mut(cid) {
         if c.read.timedout {
             c.read.timedout = false;
@@ -169,7 +193,9 @@ pub fn process_upstream(cy: &mut Cycle, rid: RequestId) {
 /// `ngx_http_upstream_process_non_buffered_downstream()` /
 /// `ngx_http_upstream_process_downstream()`.
 pub fn process_downstream(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
     if let Some(c) = cy.conns.get_mut(r.connection) {
         if c.write.timedout {
             c.write.timedout = false;
@@ -191,10 +217,17 @@ pub fn process_downstream(cy: &mut Cycle, rid: RequestId) {
 /// `ngx_http_upstream_process_non_buffered_request()`.
 fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
     loop {
-        let Some(r) = cy.requests.get(rid) else { return false };
+        let Some(r) = cy.requests.get(rid) else {
+            return false;
+        };
         let main = r.main;
-        let in_flight = cy.requests.get(main).map_or(0, |m| crate::core::buf::chain_len(&m.out));
-        let Some(u) = u_mut(cy, rid) else { return false };
+        let in_flight = cy
+            .requests
+            .get(main)
+            .map_or(0, |m| crate::core::buf::chain_len(&m.out));
+        let Some(u) = u_mut(cy, rid) else {
+            return false;
+        };
         if u.out.is_empty() && in_flight == 0 {
             return true;
         }
@@ -220,7 +253,7 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
                 return false;
             }
             Ok(Step::Again) => return true, // the client's write event resumes the loop
-            Ok(Step::Done(())) => {}         // all went out (nothing in flight): pass more
+            Ok(Step::Done(())) => {}        // all went out (nothing in flight): pass more
         }
     }
 }
@@ -244,7 +277,13 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
                 continue;
             }
             // Back-pressure: the client is slow; stop reading the upstream.
-            event::del_timer(cy, Ev { c: cid, write: false });
+            event::del_timer(
+                cy,
+                Ev {
+                    c: cid,
+                    write: false,
+                },
+            );
             arm_client_timer(cy, rid);
             return;
         }
@@ -266,12 +305,16 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
 /// `busy_buffers_size` in `pass_downstream` (plus the one piece of the temp file the write
 /// side reads at a time, nginx's `output_buffers`), so a stalled client cannot stop the spill.
 fn may_read(cy: &Cycle, rid: RequestId) -> bool {
-    let Some(u) = u_ref(cy, rid) else { return false };
+    let Some(u) = u_ref(cy, rid) else {
+        return false;
+    };
     match u.mode {
         BodyMode::InMemory => true,
         BodyMode::NonBuffered => {
             let main = cy.requests.get(rid).map(|r| r.main);
-            let client = main.and_then(|m| cy.requests.get(m)).map_or(0, |m| mem_len(&m.out));
+            let client = main
+                .and_then(|m| cy.requests.get(m))
+                .map_or(0, |m| mem_len(&m.out));
             mem_len(&u.out) + client < u.conf.buffer_size.max(1)
         }
         BodyMode::Buffered => mem_len(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1),
@@ -281,10 +324,14 @@ fn may_read(cy: &Cycle, rid: RequestId) -> bool {
 /// Buffered mode: moves waiting memory to the temp file. False if nothing could move.
 fn spill(cy: &mut Cycle, rid: RequestId) -> bool {
     let dir = {
-        let Some(u) = u_ref(cy, rid) else { return false };
+        let Some(u) = u_ref(cy, rid) else {
+            return false;
+        };
         crate::conf::full_name(&cy.conf.prefix, &u.conf.temp_path.to_string_lossy())
     };
-    let Some((_, u, pool)) = super::parts(cy, rid) else { return false };
+    let Some((_, u, pool)) = super::parts(cy, rid) else {
+        return false;
+    };
     let (ws, max) = (u.conf.temp_file_write_size, u.conf.max_temp_file_size);
     match u.pipe.spill(&mut u.out, pool, &dir, ws, max) {
         Ok(n) => n > 0,
@@ -297,8 +344,17 @@ fn spill(cy: &mut Cycle, rid: RequestId) -> bool {
 
 /// One read from the upstream into `u.buffer`, through the input filter.
 /// `Some(true)`: read something, go on; `Some(false)`: wait for an event; `None`: finalized.
-fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::ConnId) -> Option<bool> {
-    let Cycle { requests, upstreams, conns, .. } = &mut *cy;
+fn read_upstream(
+    cy: &mut Cycle,
+    rid: RequestId,
+    cid: crate::core::connection::ConnId,
+) -> Option<bool> {
+    let Cycle {
+        requests,
+        upstreams,
+        conns,
+        ..
+    } = &mut *cy;
     let uid = requests.get(rid)?.upstream?;
     let u = &mut upstreams.get_mut(uid)?.u;
     let c = conns.get_mut(cid)?;
@@ -320,7 +376,14 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::C
         }
         Recv::Again => {
             let timeout = u.conf.read_timeout;
-            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+            event::add_timer(
+                cy,
+                Ev {
+                    c: cid,
+                    write: false,
+                },
+                timeout,
+            );
             Some(false)
         }
         Recv::Eof => {
@@ -333,7 +396,11 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::C
             None
         }
         Recv::Error(e) => {
-            super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
+            super::log_error(
+                cy,
+                rid,
+                &format!("recv() failed ({})", crate::os::process::os_err(&e)),
+            );
             finalize(cy, rid, HandlerRc::Error);
             None
         }
@@ -345,10 +412,17 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::C
 /// nginx: the `ngx_add_timer(downstream->write, send_timeout)` / `ngx_del_timer()` pair at
 /// the end of `ngx_http_upstream_process_non_buffered_request()` and `ngx_event_pipe()`.
 fn arm_client_timer(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
-    let Some(m) = cy.requests.get(r.main) else { return };
+    let Some(r) = cy.requests.get(rid) else {
+        return;
+    };
+    let Some(m) = cy.requests.get(r.main) else {
+        return;
+    };
     let (cid, pending, t) = (m.connection, !m.out.is_empty(), m.loc.core.send_timeout());
-    let ev = Ev { c: cid, write: true };
+    let ev = Ev {
+        c: cid,
+        write: true,
+    };
     if pending {
         event::add_timer(cy, ev, t);
     } else {

@@ -11,7 +11,12 @@ use crate::core::connection::RequestId;
 use crate::core::cycle::Cycle;
 use crate::http::VariableDef;
 
-fn each(cy: &Cycle, r: RequestId, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {
+fn each(
+    cy: &Cycle,
+    r: RequestId,
+    out: &mut Vec<u8>,
+    f: impl Fn(&UpstreamState, &mut Vec<u8>),
+) -> bool {
     let Some(u) = u_ref(cy, r) else { return false };
     let live = (!u.state.peer.is_empty()).then_some(&u.state);
     let mut first = true;
@@ -36,20 +41,82 @@ fn msec(out: &mut Vec<u8>, v: Option<u64>) {
 
 /// nginx: `ngx_http_upstream_vars[]`.
 pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
-    VariableDef { name: "upstream_addr", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| o.extend_from_slice(s.peer.as_bytes())) },
-    VariableDef { name: "upstream_status", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| if s.status > 0 { let _ = write!(o, "{}", s.status); } else { o.push(b'-') }) },
-    VariableDef { name: "upstream_connect_time", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, s.connect_time)) },
-    VariableDef { name: "upstream_header_time", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, s.header_time)) },
-    VariableDef { name: "upstream_response_time", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, Some(s.response_time))) },
-    VariableDef { name: "upstream_response_length", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| { let _ = write!(o, "{}", s.response_length); }) },
-    VariableDef { name: "upstream_bytes_received", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| { let _ = write!(o, "{}", s.bytes_received); }) },
-    VariableDef { name: "upstream_bytes_sent", prefix: false, get: |cy, r, _, o| each(cy, r, o, |s, o| { let _ = write!(o, "{}", s.bytes_sent); }) },
-    VariableDef { name: "upstream_http_", prefix: true, get: |cy, r, name, o| {
-        let Some(u) = u_ref(cy, r) else { return false };
-        let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
-        match u.headers_in.get(&want) {
-            Some(v) => { o.extend_from_slice(v.as_bytes()); true }
-            None => false,
-        }
-    } },
+    VariableDef {
+        name: "upstream_addr",
+        prefix: false,
+        get: |cy, r, _, o| each(cy, r, o, |s, o| o.extend_from_slice(s.peer.as_bytes())),
+    },
+    VariableDef {
+        name: "upstream_status",
+        prefix: false,
+        get: |cy, r, _, o| {
+            each(cy, r, o, |s, o| {
+                if s.status > 0 {
+                    let _ = write!(o, "{}", s.status);
+                } else {
+                    o.push(b'-')
+                }
+            })
+        },
+    },
+    VariableDef {
+        name: "upstream_connect_time",
+        prefix: false,
+        get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, s.connect_time)),
+    },
+    VariableDef {
+        name: "upstream_header_time",
+        prefix: false,
+        get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, s.header_time)),
+    },
+    VariableDef {
+        name: "upstream_response_time",
+        prefix: false,
+        get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, Some(s.response_time))),
+    },
+    VariableDef {
+        name: "upstream_response_length",
+        prefix: false,
+        get: |cy, r, _, o| {
+            each(cy, r, o, |s, o| {
+                let _ = write!(o, "{}", s.response_length);
+            })
+        },
+    },
+    VariableDef {
+        name: "upstream_bytes_received",
+        prefix: false,
+        get: |cy, r, _, o| {
+            each(cy, r, o, |s, o| {
+                let _ = write!(o, "{}", s.bytes_received);
+            })
+        },
+    },
+    VariableDef {
+        name: "upstream_bytes_sent",
+        prefix: false,
+        get: |cy, r, _, o| {
+            each(cy, r, o, |s, o| {
+                let _ = write!(o, "{}", s.bytes_sent);
+            })
+        },
+    },
+    VariableDef {
+        name: "upstream_http_",
+        prefix: true,
+        get: |cy, r, name, o| {
+            let Some(u) = u_ref(cy, r) else { return false };
+            let want: String = name
+                .chars()
+                .map(|c| if c == '_' { '-' } else { c })
+                .collect();
+            match u.headers_in.get(&want) {
+                Some(v) => {
+                    o.extend_from_slice(v.as_bytes());
+                    true
+                }
+                None => false,
+            }
+        },
+    },
 ];

@@ -920,7 +920,9 @@ pub fn digest(bytes: &[u8]) -> u64 {
 /// (its name in `Server` and in error pages).
 pub fn is_nginx() -> bool {
     let b = bin();
-    let name = Path::new(&b).file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = Path::new(&b)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     name.is_some_and(|n| n.starts_with("nginx"))
 }
 

@@ -1,0 +1,117 @@
+//! Keeping upstream connections open between requests: per worker and per upstream group, a
+//! cache of at most `keepalive N` idle connections, most recently used first.
+//!
+//! nginx: src/http/modules/ngx_http_upstream_keepalive_module.c —
+//! `ngx_http_upstream_get_keepalive_peer()` (reuse a cached connection to the peer the
+//! balancer chose), `ngx_http_upstream_free_keepalive_peer()` (cache it if the response left
+//! it clean), `ngx_http_upstream_keepalive_close_handler()` (an idle connection that becomes
+//! readable was closed by the peer, or sent garbage: drop it).
+//!
+//! Differs from nginx: nginx wraps the balancer's get/free callbacks; rginx calls `get` from
+//! `connect` and `put` from `close_peer` directly. No `keepalive_time`.
+
+use std::collections::VecDeque;
+
+use super::conf::UpstreamMainConf;
+use crate::core::connection::{ConnId, Ev, Owner, Stream};
+use crate::core::cycle::Cycle;
+use crate::event::{self, connect::PeerAddr};
+
+/// The idle connections of every group in this worker, most recently used at the front.
+/// nginx: `kcf->cache` (and `kcf->free`, which a `VecDeque` makes unnecessary).
+#[derive(Default)]
+pub struct KeepaliveCache {
+    groups: Vec<VecDeque<(ConnId, PeerAddr)>>,
+}
+
+/// The group's `keepalive`, `keepalive_requests`, `keepalive_timeout`; `None` when it caches
+/// nothing.
+fn settings(cy: &Cycle, group: usize) -> Option<(usize, u64, u64)> {
+    let m = cy.conf.http.as_ref()?.main.get::<UpstreamMainConf>()?;
+    let g = m.upstreams.get(group)?;
+    (g.keepalive > 0).then_some((g.keepalive, g.keepalive_requests, g.keepalive_timeout))
+}
+
+/// Installs the (empty) cache. nginx: `ngx_http_upstream_init_keepalive()`.
+pub fn init_worker(cy: &mut Cycle) {
+    cy.http.insert(KeepaliveCache::default());
+}
+
+/// Takes an idle connection to `addr` out of the group's cache, if there is one; the caller
+/// owns it from then on (handlers, timers). nginx: `ngx_http_upstream_get_keepalive_peer()`.
+pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
+    settings(cy, group)?;
+    let items = cy.http.get::<KeepaliveCache>()?.groups.get_mut(group)?;
+    let i = items.iter().position(|(_, a)| a == addr)?;
+    let (cid, _) = items.remove(i)?;
+    event::del_timer(cy, Ev { c: cid, write: false });
+    let c = cy.conns.get_mut(cid)?;
+    c.idle = false;
+    c.read.timedout = false;
+    log::debug!("get keepalive peer: using connection *{}", c.number);
+    Some(cid)
+}
+
+/// Caches `cid` (a connection whose response was read completely and cleanly) for the next
+/// request to its peer, or closes it when the group keeps none, it served
+/// `keepalive_requests` requests, or the worker is exiting. The least recently used
+/// connection makes room when the cache is full. nginx: `ngx_http_upstream_free_keepalive_peer()`.
+pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
+    let Some((max, requests, timeout)) = settings(cy, group) else {
+        return event::connect::close_connection(cy, cid);
+    };
+    let usable = cy.conns.get(cid).is_some_and(|c| {
+        !(c.read.eof || c.read.error || c.write.error || c.error || c.read.timedout)
+            && u64::from(c.requests) < requests
+    });
+    if !usable || cy.exiting {
+        return event::connect::close_connection(cy, cid);
+    }
+    let Some(cache) = cy.http.get::<KeepaliveCache>() else {
+        return event::connect::close_connection(cy, cid);
+    };
+    if cache.groups.len() <= group {
+        cache.groups.resize_with(group + 1, VecDeque::new);
+    }
+    let items = &mut cache.groups[group];
+    let evicted = if items.len() >= max { items.pop_back() } else { None };
+    items.push_front((cid, addr));
+    if let Some((old, _)) = evicted {
+        event::connect::close_connection(cy, old);
+    }
+    event::del_timer(cy, Ev { c: cid, write: true });
+    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    let Some(c) = cy.conns.get_mut(cid) else { return };
+    c.owner = Owner::Cached;
+    c.idle = true;
+    c.action = "keepalive";
+    c.read.handler = close_handler;
+    c.write.handler = crate::core::connection::empty_handler;
+    // Bytes or a FIN may already be here: no new edge would announce them.
+    close_handler(cy, Ev { c: cid, write: false });
+}
+
+/// The read handler of an idle cached connection: anything readable (the peer closed it, or
+/// sent what nobody asked for) or the keepalive timeout ends it.
+/// nginx: `ngx_http_upstream_keepalive_close_handler()`.
+fn close_handler(cy: &mut Cycle, ev: Ev) {
+    let Some(c) = cy.conns.get_mut(ev.c) else { return };
+    if !c.read.timedout {
+        let mut b = [0u8; 1];
+        // (A UNIX-domain peer that closes is noticed when the connection is used again.)
+        let quiet = match &c.stream {
+            Stream::Tcp(s) => s.peek(&mut b),
+            _ => Err(std::io::ErrorKind::WouldBlock.into()),
+        };
+        if matches!(&quiet, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            c.read.ready = false;
+            return; // still idle
+        }
+    }
+    if let Some(cache) = cy.http.get::<KeepaliveCache>() {
+        for items in &mut cache.groups {
+            items.retain(|(id, _)| *id != ev.c);
+        }
+    }
+    event::connect::close_connection(cy, ev.c);
+}

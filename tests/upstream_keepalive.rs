@@ -1,0 +1,225 @@
+//! nginx-tests: upstream_keepalive.t — `keepalive N` in an `upstream` block: idle upstream
+//! connections cached per worker and reused, only after a response that ended cleanly.
+//!
+//! Expectations checked with `RGINX_BIN=/usr/sbin/nginx cargo test --test upstream_keepalive`.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{send, Action, Backend, Conn, Rginx};
+
+/// `upstream u` with `KEEPALIVE` (the directives inside the block) in front of one backend;
+/// `/` speaks HTTP/1.1 without `Connection: close`, as keepalive needs.
+fn conf(keepalive: &str) -> String {
+    "
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    proxy_temp_path %%PREFIX%%/proxy_temp;
+    upstream u { server %%BACKEND%%; KEEPALIVE }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+        location / {
+            proxy_pass http://u;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+        location /off/ {
+            proxy_pass http://u/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering off;
+        }
+        location /http10/ { proxy_pass http://u/; }
+        location /warm { return 200; }
+    }
+}
+"
+    .replace("KEEPALIVE", keepalive)
+}
+
+fn get(port: u16, path: &str) -> common::Response {
+    let mut c = Conn::new(port);
+    let head = path.starts_with("HEAD ");
+    let (method, path) = if head { ("HEAD", &path[5..]) } else { ("GET", path) };
+    c.send(format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
+    c.read_response(head)
+}
+
+#[test]
+fn connections_are_reused() {
+    let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    for i in 0..5 {
+        let resp = get(r.port, &format!("/r{i}"));
+        assert_eq!((resp.status, resp.body_str().as_str()), (200, "ok"));
+    }
+    assert_eq!(b.connections(), 1, "one upstream connection for every request");
+    let reqs = String::from_utf8_lossy(&b.requests()[0]).into_owned();
+    assert_eq!(reqs.matches("GET /r").count(), 5, "{reqs}");
+    assert!(!reqs.contains("Connection:"), "{reqs}");
+    r.assert_no_alerts();
+}
+
+#[test]
+fn chunked_and_buffered_modes_reuse_too() {
+    let body: String = (0..50_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let mut chunked = String::from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for piece in body.as_bytes().chunks(7000) {
+        chunked += &format!("{:x}\r\n{}\r\n", piece.len(), String::from_utf8_lossy(piece));
+    }
+    chunked += "0\r\n\r\n";
+    let b = Backend::fixed(chunked.as_bytes());
+    let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    for path in ["/a", "/off/b", "/c", "/off/d", "HEAD /e"] {
+        let resp = get(r.port, path);
+        assert_eq!(resp.status, 200, "{path}");
+        if !path.starts_with("HEAD") {
+            assert!(resp.body_str() == body, "{path}: body differs");
+        }
+    }
+    // HEAD: the upstream answers HEAD with a head only; the connection stays usable.
+    assert_eq!(b.connections(), 1);
+}
+
+#[test]
+fn unclean_ends_are_not_reused() {
+    // A body delimited by close, "Connection: close", an HTTP/1.0 answer: a new connection
+    // each time, and no error.
+    let answers = [
+        "HTTP/1.1 200 OK\r\n\r\nuntil close",
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ];
+    let b = Backend::scripted(move |i| {
+        vec![Action::ReadRequest, send(answers[i % 3]), Action::Close]
+    });
+    let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    for i in 0..6 {
+        let resp = get(r.port, "/");
+        assert_eq!(resp.status, 200, "request {i}");
+    }
+    assert_eq!(b.connections(), 6);
+    assert!(!r.error_log().contains("[error]"), "{}", r.error_log());
+}
+
+#[test]
+fn extra_bytes_after_the_body_forbid_reuse() {
+    let b = Backend::scripted(|_| {
+        vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"), Action::Sleep(Duration::from_secs(2))]
+    });
+    let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    assert_eq!(get(r.port, "/").body_str(), "ok");
+    assert_eq!(get(r.port, "/").body_str(), "ok");
+    assert_eq!(b.connections(), 2);
+}
+
+#[test]
+fn default_proxy_settings_close_each_connection() {
+    // HTTP/1.0 + "Connection: close": the backend closes, nothing is cached, nothing fails.
+    let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    for _ in 0..3 {
+        assert_eq!(get(r.port, "/http10/").body_str(), "ok");
+    }
+    assert_eq!(b.connections(), 3);
+    assert!(!r.error_log().contains("[error]"), "{}", r.error_log());
+}
+
+#[test]
+fn connection_closed_by_the_upstream_while_idle() {
+    // The backend closes its idle connection after the first answer: the cached connection
+    // is dropped (its FIN makes it readable), the next request connects anew.
+    let b = Backend::scripted(|_| {
+        vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), Action::Close]
+    });
+    let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    assert_eq!(get(r.port, "/").body_str(), "ok");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(r.port, "/").body_str(), "ok");
+    assert_eq!(b.connections(), 2);
+    assert!(!r.error_log().contains("[error]"), "{}", r.error_log());
+}
+
+#[test]
+fn stale_connection_is_retried() {
+    // The backend takes the second request on the reused connection and closes without an
+    // answer (the close raced with the request): the request goes again on a new connection,
+    // even with a single server.
+    let b = Backend::scripted(|i| {
+        let ok = send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        if i == 0 {
+            vec![Action::ReadRequest, ok, Action::ReadRequest, Action::Close]
+        } else {
+            vec![Action::ReadRequest, ok, Action::Sleep(Duration::from_secs(2))]
+        }
+    });
+    let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    assert_eq!(get(r.port, "/one").body_str(), "ok");
+    let resp = get(r.port, "/two");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "ok"));
+    assert_eq!(b.connections(), 2);
+    let second = String::from_utf8_lossy(&b.requests()[1]).into_owned();
+    assert!(second.starts_with("GET /two HTTP/1.1\r\n"), "{second}");
+}
+
+#[test]
+fn keepalive_requests_limit() {
+    let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let r = Rginx::start(&conf("keepalive 4; keepalive_requests 2;"), &[b.addr]);
+    for _ in 0..5 {
+        assert_eq!(get(r.port, "/").body_str(), "ok");
+    }
+    assert_eq!(b.connections(), 3);
+}
+
+#[test]
+fn keepalive_timeout_closes_idle_connections() {
+    let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let r = Rginx::start(&conf("keepalive 4; keepalive_timeout 300ms;"), &[b.addr]);
+    assert_eq!(get(r.port, "/warm").status, 200);
+    thread::sleep(Duration::from_millis(200));
+    let fds = r.fd_count();
+    assert_eq!(get(r.port, "/").body_str(), "ok");
+    // The idle connection is cached (one more fd), then closed after the timeout.
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(r.fd_count(), fds + 1);
+    assert_eq!(r.wait_fd_count(fds, Duration::from_secs(5)), fds);
+    assert_eq!(get(r.port, "/").body_str(), "ok");
+    assert_eq!(b.connections(), 2);
+}
+
+#[test]
+fn at_most_n_idle_connections_are_kept() {
+    // Three requests at once need three connections; `keepalive 1` keeps one afterwards.
+    let b = Backend::scripted(|_| {
+        let ok = send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        vec![Action::ReadRequest, Action::Sleep(Duration::from_millis(300)), ok, Action::Sleep(Duration::from_secs(5))]
+    });
+    let r = Rginx::start(&conf("keepalive 1;"), &[b.addr]);
+    assert_eq!(get(r.port, "/warm").status, 200);
+    thread::sleep(Duration::from_millis(200));
+    let fds = r.fd_count();
+    let port = r.port;
+    let clients: Vec<_> = (0..3).map(|_| thread::spawn(move || get(port, "/").body_str())).collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), "ok");
+    }
+    assert_eq!(b.connections(), 3);
+    assert_eq!(r.wait_fd_count(fds + 1, Duration::from_secs(5)), fds + 1);
+}
+
+#[test]
+fn graceful_stop_closes_idle_connections() {
+    let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let mut r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
+    assert_eq!(get(r.port, "/").body_str(), "ok");
+    let start = Instant::now();
+    r.signal("QUIT");
+    assert!(r.wait_exit(Duration::from_secs(5)).is_some(), "still running: idle upstream connections kept it");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
