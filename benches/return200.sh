@@ -128,8 +128,9 @@ start() {
     fi
 }
 
-busy_ticks() { # busy clock ticks of all CPUs (user+nice+system+irq+softirq+steal)
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+busy_ticks() { # busy clock ticks of all CPUs in process context (user+nice+system; softirq and steal
+    # are left out: they are not charged to any process, so they would look foreign)
+    awk '/^cpu / { print $2 + $3 + $4; exit }' /proc/stat
 }
 
 cpu_ticks() { # utime + stime of the whole process (all threads), in clock ticks

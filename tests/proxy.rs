@@ -780,3 +780,34 @@ fn many_concurrent_clients() {
     assert_eq!(r.wait_fd_count(fds, Duration::from_secs(10)), fds);
     r.assert_no_alerts();
 }
+
+#[test]
+fn graceful_stop_finishes_proxied_requests() {
+    // QUIT while a proxied request waits for its upstream: it completes, then rginx exits.
+    let b = Backend::scripted(|_| {
+        vec![
+            Action::ReadRequest,
+            Action::Sleep(Duration::from_millis(800)),
+            send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone"),
+        ]
+    });
+    if common::is_nginx() {
+        return; // nginx with `master_process off` (the test globals) exits at once on QUIT
+    }
+    let mut r = Rginx::start(
+        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
+        &[b.addr],
+    );
+    let mut c = Conn::new(r.port);
+    c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(b.wait_connections(1, common::TIMEOUT));
+    r.signal("QUIT");
+    let resp = c.read_response(false);
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "done"));
+    assert!(
+        c.is_closed(Duration::from_secs(5)),
+        "the keepalive connection is closed on exit"
+    );
+    drop(c);
+    assert!(r.wait_exit(Duration::from_secs(5)).is_some());
+}

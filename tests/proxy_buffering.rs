@@ -430,6 +430,9 @@ fn slow_client_buffering_on_spills_and_releases_upstream() {
     ));
     drop(s);
     thread::sleep(Duration::from_millis(100));
+    // The spill went to proxy_temp_path (rginx creates it on first use, nginx at start) and
+    // left nothing behind.
+    assert!(r.prefix.join("proxy_temp").is_dir());
     assert_eq!(temp_files(&r), 0, "temp files left");
     r.assert_no_alerts();
 }

@@ -500,7 +500,12 @@ fn no_live_upstreams() {
 events {}
 http {
     %%TEST_GLOBALS_HTTP%%
-    upstream u { server %%BACKEND1%% max_fails=1 fail_timeout=30s; server %%BACKEND2%% max_fails=1 fail_timeout=30s; }
+    upstream u {
+        server %%BACKEND1%% max_fails=1 fail_timeout=30s;
+        server %%BACKEND2%% max_fails=1 fail_timeout=30s;
+    }
+    log_format up \"UP $upstream_addr|$upstream_status\";
+    access_log %%PREFIX%%/logs/access.log up;
     server {
         listen 127.0.0.1:%%PORT%%;
         location / { proxy_pass http://u; }
@@ -510,6 +515,12 @@ http {
     assert_eq!(get(r.port, "/").status, 502);
     assert_eq!(get(r.port, "/").status, 502);
     assert_log(&r, &["no live upstreams while connecting to upstream"]);
+    // The second request found both peers down: the log names the group.
+    assert!(
+        r.wait_log("access.log", "UP u|502", common::TIMEOUT),
+        "{}",
+        r.access_log()
+    );
 }
 
 #[test]
@@ -645,4 +656,35 @@ fn send_timeout_to_upstream_is_504() {
         &r,
         &["upstream timed out (110: Connection timed out) while sending request to upstream"],
     );
+}
+
+#[test]
+fn next_upstream_on_status_and_tries_limit() {
+    let five = Backend::fixed(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\nfive");
+    let good = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood");
+    let conf = "
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    upstream u { server %%BACKEND1%% max_fails=0; server %%BACKEND2%% backup; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /status { proxy_pass http://u; proxy_next_upstream error http_502; }
+        location /plain { proxy_pass http://u; }
+        location /tries { proxy_pass http://u; proxy_next_upstream error http_502; proxy_next_upstream_tries 1; }
+    }
+}";
+    let r = Rginx::start(conf, &[five.addr, good.addr]);
+    // A 502 answer is retried only when asked for; otherwise it is passed as is. (max_fails=0:
+    // the 502s must not take the first server out of the rotation.)
+    let resp = get(r.port, "/status");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "good"));
+    let resp = get(r.port, "/plain");
+    assert_eq!((resp.status, resp.body_str().as_str()), (502, "five"));
+    // One try only: the backup is never asked; the last answer received is passed.
+    let before = good.connections();
+    let resp = get(r.port, "/tries");
+    assert_eq!((resp.status, resp.body_str().as_str()), (502, "five"));
+    assert_eq!(good.connections(), before);
 }

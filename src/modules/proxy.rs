@@ -555,6 +555,11 @@ pub struct ProxyCtx {
     http_version: u16,
     redirect: Redirect,
     chunked: Option<ChunkedDecoder>,
+    /// Our request asked the upstream to close after answering (`Connection: close`, or
+    /// HTTP/1.0 without `keep-alive`): the connection is never cached for keepalive, as the
+    /// peer is about to close it. nginx caches it anyway and may then find it closed when it
+    /// reuses it (retried, but logged as an error).
+    closes: bool,
 }
 
 /// The content handler. nginx: `ngx_http_proxy_handler()`.
@@ -579,6 +584,7 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         redirect: plcf.redirect.clone().unwrap_or(Redirect::Default),
         chunked: None,
         pass: pass.clone(),
+        closes: true,
     };
     let unbuffered = !uconf.request_buffering && !r.headers_in.chunked;
     let resolved = Resolved {
@@ -682,6 +688,12 @@ impl ProxyCtx {
         rid: RequestId,
     ) -> Result<Step, UpstreamError> {
         match Self::parse_header_lines(cy, rid) {
+            Ok(Step::Done(())) if self.closes => {
+                if let Some(u) = upstream::u_mut(cy, rid) {
+                    u.keepalive = false;
+                }
+                Ok(Step::Done(()))
+            }
             Ok(step) => Ok(step),
             Err(msg) => {
                 upstream::log_error(cy, rid, &msg);
@@ -807,6 +819,7 @@ impl UpstreamHandler for ProxyCtx {
             }
         });
         let mut val = Vec::new();
+        let mut sent_connection = String::new();
         for (name, cv) in self.headers.iter() {
             val.clear();
             if name.eq_ignore_ascii_case("Content-Length") && cv.source.is_empty() {
@@ -826,11 +839,16 @@ impl UpstreamHandler for ProxyCtx {
             if val.is_empty() {
                 continue;
             }
+            if name.eq_ignore_ascii_case("Connection") {
+                sent_connection = String::from_utf8_lossy(&val).to_ascii_lowercase();
+            }
             head.extend_from_slice(name.as_bytes());
             head.extend_from_slice(b": ");
             head.extend_from_slice(&val);
             head.extend_from_slice(b"\r\n");
         }
+        self.closes = sent_connection.contains("close")
+            || (self.http_version < 1001 && !sent_connection.contains("keep-alive"));
         let buf = &r.header_in.mem;
         for (n, v) in &r.head.headers {
             let name = &buf[n.clone()];

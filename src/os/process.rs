@@ -719,7 +719,10 @@ fn close_idle_connections(cy: &mut Cycle) {
             c.idle && c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none()
         });
         // Idle upstream connections of the keepalive cache go too (nginx marks them idle).
-        let cached = cy.conns.get(id).is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Cached);
+        let cached = cy
+            .conns
+            .get(id)
+            .is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Cached);
         if idle {
             cy.stats.active = cy.stats.active.saturating_sub(1);
         }

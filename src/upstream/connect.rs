@@ -4,8 +4,7 @@
 //! `ngx_http_upstream_test_connect()` (src/http/ngx_http_upstream.c).
 
 use super::{
-    keepalive, next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState,
-    WriteHandler,
+    keepalive, next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState, WriteHandler,
 };
 use crate::core::connection::{ConnId, Ev, Owner, RequestId};
 use crate::core::cycle::Cycle;
@@ -38,6 +37,11 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
             rid,
             &format!("no live upstreams while connecting to upstream \"{name}\""),
         );
+        // `$upstream_addr` names the group when no peer was tried. nginx: `state->peer =
+        // u->peer.name` (the upstream's name) on NGX_BUSY.
+        if let Some(u) = u_mut(cy, rid) {
+            u.state.peer = name;
+        }
         return next(cy, rid, Ft::NoLive);
     };
     if retry && reinit(cy, rid).is_err() {

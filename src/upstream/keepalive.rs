@@ -44,7 +44,13 @@ pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
     let items = cy.http.get::<KeepaliveCache>()?.groups.get_mut(group)?;
     let i = items.iter().position(|(_, a)| a == addr)?;
     let (cid, _) = items.remove(i)?;
-    event::del_timer(cy, Ev { c: cid, write: false });
+    event::del_timer(
+        cy,
+        Ev {
+            c: cid,
+            write: false,
+        },
+    );
     let c = cy.conns.get_mut(cid)?;
     c.idle = false;
     c.read.timedout = false;
@@ -74,28 +80,55 @@ pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
         cache.groups.resize_with(group + 1, VecDeque::new);
     }
     let items = &mut cache.groups[group];
-    let evicted = if items.len() >= max { items.pop_back() } else { None };
+    let evicted = if items.len() >= max {
+        items.pop_back()
+    } else {
+        None
+    };
     items.push_front((cid, addr));
     if let Some((old, _)) = evicted {
         event::connect::close_connection(cy, old);
     }
-    event::del_timer(cy, Ev { c: cid, write: true });
-    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    event::del_timer(
+        cy,
+        Ev {
+            c: cid,
+            write: true,
+        },
+    );
+    event::add_timer(
+        cy,
+        Ev {
+            c: cid,
+            write: false,
+        },
+        timeout,
+    );
+    let Some(c) = cy.conns.get_mut(cid) else {
+        return;
+    };
     c.owner = Owner::Cached;
     c.idle = true;
     c.action = "keepalive";
     c.read.handler = close_handler;
     c.write.handler = crate::core::connection::empty_handler;
     // Bytes or a FIN may already be here: no new edge would announce them.
-    close_handler(cy, Ev { c: cid, write: false });
+    close_handler(
+        cy,
+        Ev {
+            c: cid,
+            write: false,
+        },
+    );
 }
 
 /// The read handler of an idle cached connection: anything readable (the peer closed it, or
 /// sent what nobody asked for) or the keepalive timeout ends it.
 /// nginx: `ngx_http_upstream_keepalive_close_handler()`.
 fn close_handler(cy: &mut Cycle, ev: Ev) {
-    let Some(c) = cy.conns.get_mut(ev.c) else { return };
+    let Some(c) = cy.conns.get_mut(ev.c) else {
+        return;
+    };
     if !c.read.timedout {
         let mut b = [0u8; 1];
         // (A UNIX-domain peer that closes is noticed when the connection is used again.)

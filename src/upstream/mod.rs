@@ -469,7 +469,10 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
         && u.buffer.pos == u.buffer.last;
     let conn = u.peer.connection.take();
     let pick = u.peer.pick.take();
-    let reuse = pick.as_ref().filter(|_| clean).map(|p| (p.group, p.addr.clone()));
+    let reuse = pick
+        .as_ref()
+        .filter(|_| clean)
+        .map(|p| (p.group, p.addr.clone()));
     if !u.state.peer.is_empty() || u.state.start > 0 {
         u.state.response_time = now.saturating_sub(u.state.start);
         let st = std::mem::take(&mut u.state);

@@ -287,13 +287,26 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
             arm_client_timer(cy, rid);
             return;
         }
-        match read_upstream(cy, rid, cid) {
-            Some(true) => continue,
-            Some(false) => {
-                arm_client_timer(cy, rid);
-                return;
+        // A burst of reads: buffered, as many as `bufs` hold before the client gets them in
+        // one go (nginx's pipe fills its free bufs before writing downstream); otherwise one.
+        let mut got = false;
+        loop {
+            match read_upstream(cy, rid, cid) {
+                Some(true) => {
+                    got = true;
+                    let burst = u_ref(cy, rid)
+                        .is_some_and(|u| u.mode == BodyMode::Buffered && !u.upstream_done);
+                    if !burst || !may_read(cy, rid) {
+                        break;
+                    }
+                }
+                Some(false) if got => break, // pass what came; the next read says Again
+                Some(false) => {
+                    arm_client_timer(cy, rid);
+                    return;
+                }
+                None => return,
             }
-            None => return,
         }
     }
 }
