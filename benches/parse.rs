@@ -61,20 +61,14 @@ fn bench_request_head() {
         black_box(&head);
     });
     let ns = t.as_nanos() as f64 / calls as f64;
-    println!(
-        "request head ({} bytes, {} headers): {ns:.0} ns",
-        REQUEST.len(),
-        head.headers.len()
-    );
+    println!("request head ({} bytes, {} headers): {ns:.0} ns", REQUEST.len(), head.headers.len());
 }
 
 fn bench_response_head() {
     let (calls, t) = run(|| {
         let buf = black_box(RESPONSE);
         let mut pos = 0;
-        let Ok(Step::Done(status)) = parse_status_line(buf, &mut pos) else {
-            panic!("status line")
-        };
+        let Ok(Step::Done(status)) = parse_status_line(buf, &mut pos) else { panic!("status line") };
         black_box(status);
         loop {
             match parse_header_line(buf, &mut pos) {
@@ -87,10 +81,7 @@ fn bench_response_head() {
         }
     });
     let ns = t.as_nanos() as f64 / calls as f64;
-    println!(
-        "status line + 6 headers ({} bytes): {ns:.0} ns",
-        RESPONSE.len()
-    );
+    println!("status line + 6 headers ({} bytes): {ns:.0} ns", RESPONSE.len());
 }
 
 /// A chunked body of `count` chunks of `size` bytes, plus the last chunk.

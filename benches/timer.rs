@@ -51,11 +51,7 @@ fn add_del() {
         let id = w.add_timer(i, black_box(60_000), now + (i >> 10));
         black_box(w.del_timer(id));
     }
-    report(
-        "add_timer + del_timer (60 s, 10k pending)",
-        ops,
-        start.elapsed(),
-    );
+    report("add_timer + del_timer (60 s, 10k pending)", ops, start.elapsed());
 }
 
 /// A 1 ms timer armed and fired on the next loop turn, one per turn.
@@ -72,11 +68,7 @@ fn add_expire() {
         black_box(&fired);
         fired.clear();
     }
-    report(
-        "add_timer + expire_timers (1 ms, 10k pending)",
-        ops,
-        start.elapsed(),
-    );
+    report("add_timer + expire_timers (1 ms, 10k pending)", ops, start.elapsed());
 }
 
 /// What the loop asks before every epoll_wait.
@@ -128,10 +120,6 @@ fn main() {
     add_expire();
     find();
     expire("expire_timers (100k over 10 s, 1 ms steps)", 10_000, 1);
-    expire(
-        "expire_timers (100k over 60 s, one 1 h jump)",
-        60_000,
-        3_600_000,
-    );
+    expire("expire_timers (100k over 60 s, one 1 h jump)", 60_000, 3_600_000);
     println!("total {:.2} s", start.elapsed().as_secs_f64());
 }

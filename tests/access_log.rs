@@ -40,24 +40,15 @@ fn log_file(r: &Rginx, name: &str) -> String {
 
 /// Waits until `name` has a line containing `needle`, and returns that line.
 fn line_with(r: &Rginx, name: &str, needle: &str) -> String {
-    assert!(
-        r.wait_log(name, needle, TIMEOUT),
-        "no {needle:?} in {name}:\n{}",
-        log_file(r, name)
-    );
+    assert!(r.wait_log(name, needle, TIMEOUT), "no {needle:?} in {name}:\n{}", log_file(r, name));
     let log = log_file(r, name);
-    log.lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_default()
-        .to_string()
+    log.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string()
 }
 
 /// Checks `[22/Nov/2026:01:02:03 +0000]`: nginx's `$time_local`.
 fn is_time_local(t: &str) -> bool {
     let b = t.as_bytes();
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     b.len() == 26
         && digits(0..2)
@@ -92,21 +83,12 @@ fn combined_format() {
     let (time, rest) = rest.split_once(']').unwrap();
     assert_eq!(start, "127.0.0.1 - - ");
     assert!(is_time_local(time), "{time}");
-    assert_eq!(
-        rest,
-        " \"GET /x?a=1 HTTP/1.1\" 200 5 \"http://ref/\" \"agent/1.0\""
-    );
+    assert_eq!(rest, " \"GET /x?a=1 HTTP/1.1\" 200 5 \"http://ref/\" \"agent/1.0\"");
     // HEAD: no body bytes sent.
     let line = line_with(&r, "access.log", "HEAD /y");
-    assert!(
-        line.ends_with("\"HEAD /y HTTP/1.1\" 200 0 \"-\" \"-\""),
-        "{line}"
-    );
+    assert!(line.ends_with("\"HEAD /y HTTP/1.1\" 200 0 \"-\" \"-\""), "{line}");
     let line = line_with(&r, "access.log", "GET /missing");
-    assert!(
-        line.ends_with(&format!("\" 404 {page} \"-\" \"-\"")),
-        "{line}"
-    );
+    assert!(line.ends_with(&format!("\" 404 {page} \"-\" \"-\"")), "{line}");
 }
 
 #[test]
@@ -143,10 +125,7 @@ fn several_logs_and_off() {
     let (time, status) = both.split_once(' ').unwrap();
     assert_eq!(status, "201");
     // $request_time: seconds with milliseconds.
-    assert!(
-        time.len() >= 5 && time.as_bytes()[time.len() - 4] == b'.',
-        "{time}"
-    );
+    assert!(time.len() >= 5 && time.as_bytes()[time.len() - 4] == b'.', "{time}");
     assert!(time.parse::<f64>().is_ok_and(|t| t < 5.0), "{time}");
     let access = r.access_log();
     assert!(access.contains("\"GET /both HTTP/1.1\" 201 4"), "{access}");
@@ -172,10 +151,7 @@ fn odd_requests_are_logged() {
     assert!(c.is_closed(Duration::from_secs(5)));
 
     let line = line_with(&r, "access.log", "\"BAD\"");
-    assert!(
-        line.ends_with(&format!("\"BAD\" 400 {bad_len} \"-\" \"-\"")),
-        "{line}"
-    );
+    assert!(line.ends_with(&format!("\"BAD\" 400 {bad_len} \"-\" \"-\"")), "{line}");
     let line = line_with(&r, "access.log", "/nohost");
     assert!(line.contains("\"GET /nohost HTTP/1.1\" 400 "), "{line}");
     let line = line_with(&r, "access.log", "HTTP/2.0");

@@ -102,10 +102,7 @@ fn dump_flag() {
     let (code, out, err) = cli(&["-T", "-c", &conf], p.path());
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("test is successful"), "{err}");
-    assert_eq!(
-        out,
-        format!("# configuration file {conf}:\n{OK_CONF}\n# configuration file {inc}:\n{SERVER}\n")
-    );
+    assert_eq!(out, format!("# configuration file {conf}:\n{OK_CONF}\n# configuration file {inc}:\n{SERVER}\n"));
 }
 
 #[test]
@@ -113,16 +110,8 @@ fn config_errors_name_file_and_line() {
     let p = Prefix::new();
     let n = name();
     let cases: &[(&str, &str, String)] = &[
-        (
-            "unknown.conf",
-            "events {}\n\nfoo bar;\n",
-            "unknown directive \"foo\" in {}:3".into(),
-        ),
-        (
-            "context.conf",
-            "events {}\nreturn 200;\n",
-            "\"return\" directive is not allowed here in {}:2".into(),
-        ),
+        ("unknown.conf", "events {}\n\nfoo bar;\n", "unknown directive \"foo\" in {}:3".into()),
+        ("context.conf", "events {}\nreturn 200;\n", "\"return\" directive is not allowed here in {}:2".into()),
         (
             "context2.conf",
             "events {}\nhttp {\n  worker_processes 2;\n}\n",
@@ -133,31 +122,19 @@ fn config_errors_name_file_and_line() {
             "events {}\nhttp { keepalive_timeout; }\n",
             "invalid number of arguments in \"keepalive_timeout\" directive in {}:2".into(),
         ),
-        (
-            "eof.conf",
-            "events {}\nhttp {\n",
-            "unexpected end of file, expecting \"}\" in {}:3".into(),
-        ),
+        ("eof.conf", "events {}\nhttp {\n", "unexpected end of file, expecting \"}\" in {}:3".into()),
         (
             "semicolon.conf",
             "events {}\nhttp { server { location / { return 200 x } } }\n",
             "unexpected \"}\" in {}:2".into(),
         ),
-        (
-            "brace.conf",
-            "events {}\nhttp {}\n}\n",
-            "unexpected \"}\" in {}:3".into(),
-        ),
+        ("brace.conf", "events {}\nhttp {}\n}\n", "unexpected \"}\" in {}:3".into()),
         (
             "value.conf",
             "events {}\nhttp {\n    keepalive_timeout abc;\n}\n",
             "\"keepalive_timeout\" directive invalid value in {}:3".into(),
         ),
-        (
-            "noevents.conf",
-            "http {}\n",
-            "no \"events\" section in configuration".into(),
-        ),
+        ("noevents.conf", "http {}\n", "no \"events\" section in configuration".into()),
     ];
     for (file, text, msg) in cases {
         let conf = p.write(&format!("conf/{file}"), text);
@@ -165,10 +142,7 @@ fn config_errors_name_file_and_line() {
         let (code, _, err) = cli(&["-t", "-c", &conf], p.path());
         assert_eq!(code, Some(1), "{file}: {err}");
         assert_emerg(&err, &msg);
-        assert!(
-            err.ends_with(&format!("{n}: configuration file {conf} test failed\n")),
-            "{err}"
-        );
+        assert!(err.ends_with(&format!("{n}: configuration file {conf} test failed\n")), "{err}");
         // Without -t: the same line, exit 1, no verdict.
         let (code, _, err) = cli(&["-c", &conf], p.path());
         assert_eq!(code, Some(1), "{file}: {err}");
@@ -185,10 +159,7 @@ fn config_errors_name_file_and_line() {
     let missing = format!("{}/conf/missing.conf", p.path().display());
     let (code, _, err) = cli(&["-t", "-c", &missing], p.path());
     assert_eq!(code, Some(1));
-    assert_emerg(
-        &err,
-        &format!("open() \"{missing}\" failed (2: No such file or directory)"),
-    );
+    assert_emerg(&err, &format!("open() \"{missing}\" failed (2: No such file or directory)"));
 }
 
 #[test]
@@ -200,10 +171,7 @@ fn globals_flag() {
     assert_eq!(code, Some(0), "{err}");
     let (code, _, err) = cli(&["-t", "-g", "daemon", "-c", &conf], p.path());
     assert_eq!(code, Some(1));
-    assert_emerg(
-        &err,
-        "unexpected end of parameter, expecting \";\" in command line",
-    );
+    assert_emerg(&err, "unexpected end of parameter, expecting \";\" in command line");
     let (code, _, err) = cli(&["-t", "-g", "nosuch on;", "-c", &conf], p.path());
     assert_eq!(code, Some(1));
     assert_emerg(&err, "unknown directive \"nosuch\" in command line");
@@ -211,10 +179,7 @@ fn globals_flag() {
     let (code, _, err) = cli(&["-t", "-g", "worker_processes 2;", "-c", &dup], p.path());
     assert_eq!(code, Some(1));
     // -g is read first: the file's directive is the duplicate.
-    assert_emerg(
-        &err,
-        &format!("\"worker_processes\" directive is duplicate in {dup}:1"),
-    );
+    assert_emerg(&err, &format!("\"worker_processes\" directive is duplicate in {dup}:1"));
 }
 
 #[test]
@@ -233,20 +198,10 @@ fn version_and_help() {
         let (code, _, err) = run_cli(&[flag], &dir);
         assert_eq!(code, Some(0));
         assert!(
-            err.starts_with(&format!(
-                "{n} version: {token}\nUsage: {n} [-?hvVtTq] [-s signal] [-p prefix]\n"
-            )),
+            err.starts_with(&format!("{n} version: {token}\nUsage: {n} [-?hvVtTq] [-s signal] [-p prefix]\n")),
             "{err}"
         );
-        for opt in [
-            "-t ",
-            "-T ",
-            "-s signal",
-            "-p prefix",
-            "-c filename",
-            "-g directives",
-            "-e filename",
-        ] {
+        for opt in ["-t ", "-T ", "-s signal", "-p prefix", "-c filename", "-g directives", "-e filename"] {
             assert!(err.contains(opt), "{opt}: {err}");
         }
     }
@@ -267,11 +222,7 @@ fn bad_options() {
     ] {
         let (code, _, err) = run_cli(args, &dir);
         assert_eq!(code, Some(1), "{args:?}");
-        assert_eq!(
-            err.lines().next().unwrap_or(""),
-            format!("{n}: {msg}"),
-            "{args:?}"
-        );
+        assert_eq!(err.lines().next().unwrap_or(""), format!("{n}: {msg}"), "{args:?}");
     }
 }
 
@@ -298,18 +249,14 @@ http {
 fn bind_failure() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let conf = format!(
-        "%%TEST_GLOBALS%%\nevents {{}}\nhttp {{ server {{ listen 127.0.0.1:{port}; }} }}\n"
-    );
+    let conf = format!("%%TEST_GLOBALS%%\nevents {{}}\nhttp {{ server {{ listen 127.0.0.1:{port}; }} }}\n");
     let Err((out, code)) = Rginx::try_start(&conf, &[]) else {
         panic!("started on a taken port");
     };
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("[emerg]")
-            && out.contains(&format!(
-                "bind() to 127.0.0.1:{port} failed (98: Address already in use)"
-            )),
+            && out.contains(&format!("bind() to 127.0.0.1:{port} failed (98: Address already in use)")),
         "{out}"
     );
 }
@@ -329,10 +276,7 @@ fn signal_cli(r: &Rginx, sig: &str) -> (Option<i32>, String) {
     let prefix = format!("{}/", r.prefix.display());
     let conf = format!("{prefix}conf/rginx.conf");
     let pid = format!("pid {prefix}logs/rginx.pid;");
-    let (code, _, err) = cli(
-        &["-p", &prefix, "-c", &conf, "-g", &pid, "-s", sig],
-        &r.prefix,
-    );
+    let (code, _, err) = cli(&["-p", &prefix, "-c", &conf, "-g", &pid, "-s", sig], &r.prefix);
     (code, err)
 }
 
@@ -377,10 +321,7 @@ fn signal_flag_reload_and_reopen() {
     let (code, err) = signal_cli(&r, "reopen");
     assert_eq!(code, Some(0), "{err}");
     // The file is created again by the reopen itself, not by the next request.
-    assert!(
-        wait_until(|| log.exists()),
-        "access.log not created by the reopen"
-    );
+    assert!(wait_until(|| log.exists()), "access.log not created by the reopen");
     // The worker reopens a moment after the signal (nginx's master creates the file before
     // its workers reopen): ask until a request lands in the new file.
     assert!(wait_until(|| {
@@ -399,14 +340,9 @@ fn signal_flag_quit_and_stop() {
         assert_eq!(body(r.port), "first");
         let (code, err) = signal_cli(&r, sig);
         assert_eq!(code, Some(0), "{err}");
-        let status = r
-            .wait_exit(TIMEOUT)
-            .unwrap_or_else(|| panic!("-s {sig}: still running"));
+        let status = r.wait_exit(TIMEOUT).unwrap_or_else(|| panic!("-s {sig}: still running"));
         assert!(status.success(), "-s {sig}: {status:?}");
-        assert!(
-            !r.prefix.join("logs/rginx.pid").exists(),
-            "-s {sig}: pid file left"
-        );
+        assert!(!r.prefix.join("logs/rginx.pid").exists(), "-s {sig}: pid file left");
         if !is_nginx() {
             assert!(r.error_log().contains(what), "{}", r.error_log());
         }
@@ -421,10 +357,5 @@ fn signal_flag_without_instance() {
     let (code, _, err) = cli(&["-c", &conf, "-s", "reload"], p.path());
     assert_eq!(code, Some(1));
     assert!(err.contains("[error]"), "{err}");
-    assert!(
-        err.contains(&format!(
-            "open() \"{pid}\" failed (2: No such file or directory)"
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("open() \"{pid}\" failed (2: No such file or directory)")), "{err}");
 }

@@ -80,18 +80,13 @@ fn descriptors_return_to_baseline() {
     }
     c.send(b"POST /proxy HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(c.read_response(false).status, 200);
-    c.send(
-        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    );
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     assert_eq!(c.read_response(false).status, 200);
     drop(c);
 
     // Bad requests of every kind.
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(2000));
-    let long_header = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
-        "h".repeat(2000)
-    );
+    let long_header = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "h".repeat(2000));
     let bad: Vec<Vec<u8>> = vec![
         b"BAD\r\n\r\n".to_vec(),
         b"GET / HTTP/1.1\r\n\r\n".to_vec(),
@@ -151,10 +146,7 @@ fn descriptors_return_to_baseline() {
 
     // Everything is back where it started (lingering closes and timeouts take up to ~1 s).
     let now = r.wait_fd_count(baseline, Duration::from_secs(8));
-    assert_eq!(
-        now, baseline,
-        "descriptors leaked: {baseline} at start, {now} now"
-    );
+    assert_eq!(now, baseline, "descriptors leaked: {baseline} at start, {now} now");
     // And the server still works.
     assert!(common::http_get(p, "/").ends_with("ok"));
     r.assert_no_alerts();

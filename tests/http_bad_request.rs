@@ -47,11 +47,7 @@ fn expect_error(r: &Rginx, raw: &[u8], status: u16, title: &str, log: &str) {
     assert_eq!(resp.header("Content-Type"), Some("text/html"), "{what:?}");
     assert_eq!(resp.body_str(), error_page(title), "{what:?}");
     assert!(c.is_closed(TIMEOUT), "{what:?}: connection not closed");
-    assert!(
-        r.wait_log("error.log", log, TIMEOUT),
-        "{what:?}: no {log:?} in error.log:\n{}",
-        r.error_log()
-    );
+    assert!(r.wait_log("error.log", log, TIMEOUT), "{what:?}: no {log:?} in error.log:\n{}", r.error_log());
 }
 
 #[test]
@@ -59,35 +55,11 @@ fn bad_request_line() {
     let r = Rginx::start(CONF, &[]);
     let msg = "client sent invalid method while reading client request line";
     expect_error(&r, b"BAD\r\n\r\n", 400, "400 Bad Request", msg);
-    expect_error(
-        &r,
-        b"get / HTTP/1.1\r\nHost: x\r\n\r\n",
-        400,
-        "400 Bad Request",
-        msg,
-    );
+    expect_error(&r, b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "400 Bad Request", msg);
     let msg = "client sent invalid request while reading client request line";
-    expect_error(
-        &r,
-        b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
-        400,
-        "400 Bad Request",
-        msg,
-    );
-    expect_error(
-        &r,
-        b"GET /../x HTTP/1.1\r\nHost: x\r\n\r\n",
-        400,
-        "400 Bad Request",
-        msg,
-    );
-    expect_error(
-        &r,
-        b"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n",
-        400,
-        "400 Bad Request",
-        msg,
-    );
+    expect_error(&r, b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "400 Bad Request", msg);
+    expect_error(&r, b"GET /../x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "400 Bad Request", msg);
+    expect_error(&r, b"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "400 Bad Request", msg);
     let msg = "client sent invalid version while reading client request line";
     let v = "505 HTTP Version Not Supported";
     expect_error(&r, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, v, msg);
@@ -102,13 +74,7 @@ fn bad_headers() {
     let msg = "client sent HTTP/1.1 request without \"Host\" header";
     expect_error(&r, b"GET / HTTP/1.1\r\n\r\n", 400, t, msg);
     let msg = "client sent duplicate host header";
-    expect_error(
-        &r,
-        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-        400,
-        t,
-        msg,
-    );
+    expect_error(&r, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, t, msg);
     let msg = "client sent invalid host header";
     expect_error(&r, b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, t, msg);
     expect_error(&r, b"GET / HTTP/1.1\r\nHost: ..\r\n\r\n", 400, t, msg);
@@ -117,20 +83,8 @@ fn bad_headers() {
     expect_error(&r, b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400, t, msg);
     let msg = "client sent invalid header line";
     expect_error(&r, b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, t, msg);
-    expect_error(
-        &r,
-        b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
-        400,
-        t,
-        msg,
-    );
-    expect_error(
-        &r,
-        b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
-        400,
-        t,
-        msg,
-    );
+    expect_error(&r, b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400, t, msg);
+    expect_error(&r, b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, t, msg);
     r.assert_no_alerts();
 }
 
@@ -145,20 +99,8 @@ fn bad_body_framing() {
     let raw = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd";
     expect_error(&r, raw, 400, t, msg);
     let msg = "client sent invalid \"Content-Length\" header";
-    expect_error(
-        &r,
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-        400,
-        t,
-        msg,
-    );
-    expect_error(
-        &r,
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
-        400,
-        t,
-        msg,
-    );
+    expect_error(&r, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, t, msg);
+    expect_error(&r, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", 400, t, msg);
     let msg = "client sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time";
     let raw = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
                 Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
@@ -199,10 +141,7 @@ fn bad_chunk_after_response_closes() {
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
     c.send(b"5\r\nhello\r\nxyz\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(
-        c.is_closed(TIMEOUT),
-        "connection not closed after a bad chunk"
-    );
+    assert!(c.is_closed(TIMEOUT), "connection not closed after a bad chunk");
 }
 
 /// `client_max_body_size` against Content-Length: 413 before the location's `return` runs.
@@ -244,10 +183,7 @@ fn header_buffers() {
     let page = |body: &str| body.contains("<center>Request Header Or Cookie Too Large</center>");
     let full = error_page("x");
     let tail = &full[full.find("<hr>").unwrap()..];
-    let long_header = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
-        "b".repeat(1100)
-    );
+    let long_header = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n", "b".repeat(1100));
     let many = format!(
         "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
         "X-Header: 0123456789012345678901234567890123456789\r\n".repeat(60)
@@ -256,26 +192,15 @@ fn header_buffers() {
         let mut c = Conn::new(r.port);
         let _ = std::io::Write::write_all(&mut c.stream, raw.as_bytes());
         let resp = c.read_response(false);
-        assert!(
-            resp.head.starts_with("HTTP/1.1 400 Bad Request\r\n"),
-            "{}",
-            resp.head
-        );
+        assert!(resp.head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{}", resp.head);
         assert_eq!(resp.header("Connection"), Some("close"));
         let body = resp.body_str();
-        assert!(
-            body.starts_with(&format!("<html>\r\n<head><title>{t}</title>")),
-            "{body}"
-        );
+        assert!(body.starts_with(&format!("<html>\r\n<head><title>{t}</title>")), "{body}");
         assert!(page(&body), "{body}");
         assert!(body.ends_with(tail), "{body}");
         assert!(c.is_closed(TIMEOUT));
     }
-    assert!(r.wait_log(
-        "error.log",
-        "client sent too long header line: \"X-Long: bbb",
-        TIMEOUT
-    ));
+    assert!(r.wait_log("error.log", "client sent too long header line: \"X-Long: bbb", TIMEOUT));
 
     // A URI that needs the large buffer but fits in it is fine.
     let mut c = Conn::new(r.port);

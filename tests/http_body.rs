@@ -53,13 +53,7 @@ fn content_length_body_discarded() {
 
     // A body larger than every buffer, in one go.
     let body = vec![b'z'; 500_000];
-    c.send(
-        format!(
-            "PUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    c.send(format!("PUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
     c.send(&body);
     c.send(b"GET /d HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.read_response(false).body_str(), "r=PUT /c");
@@ -155,9 +149,7 @@ fn expect_100_continue() {
 
     // Too large: 413 and no 100.
     let mut c = Conn::new(r.port);
-    c.send(
-        b"POST /small HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n",
-    );
+    c.send(b"POST /small HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n");
     let resp = c.read_response(false);
     assert_eq!(resp.status, 413, "{}", resp.head);
 
@@ -168,11 +160,7 @@ fn expect_100_continue() {
     c.send(b"howdy");
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.body_str().ends_with("\r\n\r\nhowdy"),
-        "{}",
-        resp.body_str()
-    );
+    assert!(resp.body_str().ends_with("\r\n\r\nhowdy"), "{}", resp.body_str());
     assert_eq!(b.connections(), 1);
 }
 
@@ -189,15 +177,8 @@ fn chunked_body_too_large() {
     let resp = c.read_response(false);
     assert_eq!(resp.status, 413);
     assert_eq!(resp.header("Connection"), Some("close"));
-    assert_eq!(
-        resp.body_str(),
-        common::error_page("413 Request Entity Too Large")
-    );
-    assert!(r.wait_log(
-        "error.log",
-        "client intended to send too large chunked body",
-        TIMEOUT
-    ));
+    assert_eq!(resp.body_str(), common::error_page("413 Request Entity Too Large"));
+    assert!(r.wait_log("error.log", "client intended to send too large chunked body", TIMEOUT));
     assert_eq!(b.connections(), 0);
 
     // Within the limit the body is read and passed on, de-chunked.

@@ -78,10 +78,7 @@ fn keepalive_timeout_zero_and_per_location() {
 
     // The location's keepalive_timeout is the one the idle wait uses.
     let mut c = Conn::new(r.port);
-    assert_eq!(
-        get(&mut c, "/long").header("Connection"),
-        Some("keep-alive")
-    );
+    assert_eq!(get(&mut c, "/long").header("Connection"), Some("keep-alive"));
     assert!(!c.is_closed(Duration::from_millis(1500)));
     assert_eq!(get(&mut c, "/").status, 200);
 }
@@ -152,16 +149,8 @@ http {
     }
     let mut extra = Conn::new(r.port);
     assert_eq!(get(&mut extra, "/").body_str(), "ok");
-    assert!(r.wait_log(
-        "error.log",
-        "4 worker_connections are not enough, reusing connections",
-        TIMEOUT
-    ));
-    let closed = held
-        .iter_mut()
-        .map(|c| c.is_closed(Duration::from_millis(300)))
-        .filter(|&x| x)
-        .count();
+    assert!(r.wait_log("error.log", "4 worker_connections are not enough, reusing connections", TIMEOUT));
+    let closed = held.iter_mut().map(|c| c.is_closed(Duration::from_millis(300))).filter(|&x| x).count();
     assert_eq!(closed, 1, "one idle connection gives its slot");
 
     // Now every slot is busy with a request in progress: nothing to reuse.
@@ -172,14 +161,9 @@ http {
     std::thread::sleep(Duration::from_millis(200));
     let mut over = Conn::new(r.port);
     let _ = std::io::Write::write_all(&mut over.stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(
-        over.read_to_close().is_empty(),
-        "a connection over the limit was served"
-    );
+    assert!(over.read_to_close().is_empty(), "a connection over the limit was served");
     assert!(r.wait_log("error.log", "[alert]", TIMEOUT));
-    assert!(r
-        .error_log()
-        .contains("4 worker_connections are not enough\n"));
+    assert!(r.error_log().contains("4 worker_connections are not enough\n"));
     // The busy ones are still served.
     for c in busy.iter_mut() {
         c.send(b"Host: x\r\n\r\n");

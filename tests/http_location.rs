@@ -135,10 +135,7 @@ fn server_name_selection() {
     assert_eq!(body(p, "first.example", "/"), "first first.example");
     assert_eq!(body(p, "second.example", "/"), "second second.example");
     // Host is case-insensitive; the port and a trailing dot are not part of the name.
-    assert_eq!(
-        body(p, "WWW.Second.Example:8080", "/"),
-        "second www.second.example"
-    );
+    assert_eq!(body(p, "WWW.Second.Example:8080", "/"), "second www.second.example");
     assert_eq!(body(p, "second.example.", "/"), "second second.example");
     assert_eq!(body(p, "a.wild.example", "/"), "star-suffix");
     assert_eq!(body(p, "a.b.wild.example", "/"), "star-suffix");
@@ -164,16 +161,10 @@ fn server_name_selection() {
 fn default_server_per_address() {
     let r = Rginx::start(SERVERS, &[]);
     // On the second port, `default_server` beats the first server listed.
-    assert_eq!(
-        body(r.port2, "nothing.example", "/"),
-        "default2 nothing.example"
-    );
+    assert_eq!(body(r.port2, "nothing.example", "/"), "default2 nothing.example");
     assert_eq!(body(r.port2, "first.example", "/"), "first first.example");
     // Names of servers that do not listen on this address are not considered.
-    assert_eq!(
-        body(r.port2, "second.example", "/"),
-        "default2 second.example"
-    );
+    assert_eq!(body(r.port2, "second.example", "/"), "default2 second.example");
 }
 
 #[test]
@@ -191,8 +182,5 @@ http {
     };
     assert_eq!(code, Some(1));
     assert!(out.contains("[emerg]"), "{out}");
-    assert!(
-        out.contains("a duplicate default server for 127.0.0.1:"),
-        "{out}"
-    );
+    assert!(out.contains("a duplicate default server for 127.0.0.1:"), "{out}");
 }

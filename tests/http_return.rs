@@ -47,28 +47,13 @@ fn return_text_with_variables() {
     let r = Rginx::start(CONF, &[]);
     let resp = get(r.port, "/text/a%20b?a=1&b=2");
     assert_eq!(resp.status, 200);
-    assert_eq!(
-        resp.body_str(),
-        "uri=/text/a b args=a=1&b=2 method=GET a=1 host=localhost"
-    );
+    assert_eq!(resp.body_str(), "uri=/text/a b args=a=1&b=2 method=GET a=1 host=localhost");
     assert_eq!(resp.header("Content-Type"), Some("text/plain"));
-    assert_eq!(
-        resp.header("Content-Length"),
-        Some(resp.body.len().to_string().as_str())
-    );
+    assert_eq!(resp.header("Content-Length"), Some(resp.body.len().to_string().as_str()));
     assert_eq!(resp.header("Connection"), Some("keep-alive"));
-    assert_eq!(
-        resp.header("Server"),
-        Some(server_token().as_str()),
-        "{}",
-        resp.head
-    );
+    assert_eq!(resp.header("Server"), Some(server_token().as_str()), "{}", resp.head);
     assert!(resp.header("Date").is_some_and(|d| d.ends_with(" GMT")));
-    assert!(
-        resp.head.starts_with("HTTP/1.1 200 OK\r\n"),
-        "{}",
-        resp.head
-    );
+    assert!(resp.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", resp.head);
     r.assert_no_alerts();
 }
 
@@ -84,20 +69,12 @@ fn return_codes_without_text() {
     let mut c = Conn::new(r.port);
     c.send(b"GET /nocontent HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let resp = c.read_response(false);
-    assert!(
-        resp.head.starts_with("HTTP/1.1 204 No Content\r\n"),
-        "{}",
-        resp.head
-    );
+    assert!(resp.head.starts_with("HTTP/1.1 204 No Content\r\n"), "{}", resp.head);
     assert_eq!(resp.header("Content-Length"), None, "{}", resp.head);
     assert_eq!(resp.header("Content-Type"), None, "{}", resp.head);
     c.send(b"GET /created HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let resp = c.read_response(false);
-    assert!(
-        resp.head.starts_with("HTTP/1.1 201 Created\r\n"),
-        "{}",
-        resp.head
-    );
+    assert!(resp.head.starts_with("HTTP/1.1 201 Created\r\n"), "{}", resp.head);
     assert_eq!(resp.body_str(), "created");
 }
 
@@ -109,10 +86,7 @@ fn return_redirects() {
     assert_eq!(resp.header("Location"), Some("http://example.com/new"));
     assert_eq!(resp.header("Content-Type"), Some("text/html"));
     assert_eq!(resp.body_str(), error_page("301 Moved Permanently"));
-    assert_eq!(
-        resp.header("Content-Length"),
-        Some(resp.body.len().to_string().as_str())
-    );
+    assert_eq!(resp.header("Content-Length"), Some(resp.body.len().to_string().as_str()));
 
     // 302's page title is "302 Found", its status line "302 Moved Temporarily".
     let resp = get(r.port, "/found");
@@ -153,13 +127,8 @@ fn return_error_pages() {
 
     c.send(b"GET /unavailable HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let resp = c.read_response(false);
-    assert!(resp
-        .head
-        .starts_with("HTTP/1.1 503 Service Temporarily Unavailable\r\n"));
-    assert_eq!(
-        resp.body_str(),
-        error_page("503 Service Temporarily Unavailable")
-    );
+    assert!(resp.head.starts_with("HTTP/1.1 503 Service Temporarily Unavailable\r\n"));
+    assert_eq!(resp.body_str(), error_page("503 Service Temporarily Unavailable"));
 
     // An unknown code: "418 " with an empty reason and no page.
     c.send(b"GET /teapot HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -175,15 +144,7 @@ fn return_444_closes_without_response() {
     c.send(b"GET /close HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert!(c.read_to_close().is_empty());
     // Logged with status 444.
-    assert!(
-        r.wait_log(
-            "access.log",
-            "\"GET /close HTTP/1.1\" 444 0",
-            common::TIMEOUT
-        ),
-        "{}",
-        r.access_log()
-    );
+    assert!(r.wait_log("access.log", "\"GET /close HTTP/1.1\" 444 0", common::TIMEOUT), "{}", r.access_log());
 }
 
 #[test]
@@ -194,9 +155,7 @@ fn head_gets_no_body() {
     let resp = c.read_response(true);
     assert_eq!(resp.status, 200);
     // The length of the body a GET would get.
-    let len = "uri=/text args= method=HEAD a= host=localhost"
-        .len()
-        .to_string();
+    let len = "uri=/text args= method=HEAD a= host=localhost".len().to_string();
     assert_eq!(resp.header("Content-Length"), Some(len.as_str()));
     // An error page too: headers only.
     c.send(b"HEAD /missing HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -242,11 +201,7 @@ fn http10_framing_and_keepalive() {
     let mut c = Conn::new(r.port);
     c.send(b"GET /text HTTP/1.0\r\n\r\n");
     let resp = c.read_response(false);
-    assert!(
-        resp.body_str().ends_with("host=localhost"),
-        "{}",
-        resp.body_str()
-    );
+    assert!(resp.body_str().ends_with("host=localhost"), "{}", resp.body_str());
 }
 
 #[test]

@@ -56,11 +56,7 @@ fn client_header_timeout() {
     let mut c = Conn::new(r.port);
     c.send(b"GET /partial HTTP/1.1\r\nHost: x\r\n");
     closed_silently_after(&mut c, Duration::from_millis(700));
-    assert!(
-        r.wait_log("access.log", "\"GET /partial HTTP/1.1\" 408 0", TIMEOUT),
-        "{}",
-        r.access_log()
-    );
+    assert!(r.wait_log("access.log", "\"GET /partial HTTP/1.1\" 408 0", TIMEOUT), "{}", r.access_log());
     assert!(r.wait_log("error.log", "client timed out", TIMEOUT));
 
     // Nothing at all: closed the same way (nginx logs no request for it).
@@ -103,11 +99,7 @@ fn client_body_timeout() {
     let mut c = Conn::new(r.port);
     c.send(b"POST /proxy HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
     closed_silently_after(&mut c, Duration::from_millis(700));
-    assert!(
-        r.wait_log("access.log", "\"POST /proxy HTTP/1.1\" 408 0", TIMEOUT),
-        "{}",
-        r.access_log()
-    );
+    assert!(r.wait_log("access.log", "\"POST /proxy HTTP/1.1\" 408 0", TIMEOUT), "{}", r.access_log());
     assert_eq!(b.connections(), 0);
 
     // Each piece restarts the body timer (it is a timeout between two reads).
@@ -119,11 +111,7 @@ fn client_body_timeout() {
     }
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.body_str().ends_with("\r\n\r\nabcd"),
-        "{}",
-        resp.body_str()
-    );
+    assert!(resp.body_str().ends_with("\r\n\r\nabcd"), "{}", resp.body_str());
 }
 
 /// A client that asks for a lot and reads nothing: once the socket buffers are full, nothing
@@ -151,23 +139,13 @@ fn send_timeout() {
             Ok(0) => break,
             Ok(k) => total += k,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!(
-                "still open after {:?} and {total} bytes: {e}",
-                start.elapsed()
-            ),
+            Err(e) => panic!("still open after {:?} and {total} bytes: {e}", start.elapsed()),
         }
     }
     let _ = writer.join();
     let full = n * 3000;
-    assert!(
-        total < full,
-        "all {total} bytes arrived: the socket never blocked"
-    );
-    assert!(
-        r.wait_log("error.log", "client timed out", TIMEOUT),
-        "{}",
-        r.error_log()
-    );
+    assert!(total < full, "all {total} bytes arrived: the socket never blocked");
+    assert!(r.wait_log("error.log", "client timed out", TIMEOUT), "{}", r.error_log());
     // The server is fine afterwards.
     let mut c = Conn::new(r.port);
     c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");

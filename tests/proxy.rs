@@ -39,10 +39,7 @@ fn ask(port: u16, raw: &str) -> common::Response {
 }
 
 fn get(port: u16, path: &str) -> common::Response {
-    ask(
-        port,
-        &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
-    )
+    ask(port, &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"))
 }
 
 /// The request head the backend received on connection `i`.
@@ -53,15 +50,11 @@ fn upstream_request(b: &Backend, i: usize) -> String {
 
 #[test]
 fn proxy_request_and_response() {
-    let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Type: text/x-test\r\nX-Backend: yes\r\nContent-Length: 8\r\n\r\nSEE-THIS");
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
+    let b = Backend::fixed(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/x-test\r\nX-Backend: yes\r\nContent-Length: 8\r\n\r\nSEE-THIS",
     );
-    let resp = ask(
-        r.port,
-        "GET /path?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
+    let resp = ask(r.port, "GET /path?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_str(), "SEE-THIS");
     assert_eq!(resp.header("Content-Type"), Some("text/x-test"));
@@ -76,10 +69,7 @@ fn default_upstream_request_headers() {
     // nginx's defaults: HTTP/1.0, `Host: $proxy_host`, `Connection: close`; the client's own
     // Host, Connection, Keep-Alive, TE, Upgrade and Expect headers are not passed.
     let b = Backend::echo();
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let resp = ask(
         r.port,
         "GET /a%20b/?x=1&y=%41 HTTP/1.1\r\nHost: example.org\r\nConnection: keep-alive, TE\r\n\
@@ -110,10 +100,8 @@ fn proxy_set_header_with_variables() {
             proxy_set_header Connection \"\";
         }";
     let r = Rginx::start(&conf(locations), &[b.addr]);
-    let resp = ask(
-        r.port,
-        "GET /a%20b?q=1 HTTP/1.0\r\nHost: example.org\r\nX-Drop: from-client\r\nX-Keep: yes\r\n\r\n",
-    );
+    let resp =
+        ask(r.port, "GET /a%20b?q=1 HTTP/1.0\r\nHost: example.org\r\nX-Drop: from-client\r\nX-Keep: yes\r\n\r\n");
     // Set headers come first in their order; an empty value drops the header (and the
     // client's header of the same name).
     assert_eq!(
@@ -135,10 +123,7 @@ fn proxy_set_header_inheritance() {
     let a = get(r.port, "/inherit").body_str();
     assert!(a.contains("\r\nX-Server: srv\r\n"), "{a}");
     let o = get(r.port, "/own").body_str();
-    assert!(
-        o.contains("\r\nX-Own: own\r\n") && !o.contains("X-Server"),
-        "{o}"
-    );
+    assert!(o.contains("\r\nX-Own: own\r\n") && !o.contains("X-Server"), "{o}");
 }
 
 #[test]
@@ -148,19 +133,10 @@ fn x_forwarded_for() {
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }";
     let r = Rginx::start(&conf(locations), &[b.addr]);
     let first = get(r.port, "/").body_str();
-    assert!(
-        first.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"),
-        "{first}"
-    );
-    let resp = ask(
-        r.port,
-        "GET / HTTP/1.0\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n\r\n",
-    );
+    assert!(first.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"), "{first}");
+    let resp = ask(r.port, "GET / HTTP/1.0\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n\r\n");
     let again = resp.body_str();
-    assert!(
-        again.contains("\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\n"),
-        "{again}"
-    );
+    assert!(again.contains("\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\n"), "{again}");
     assert_eq!(again.matches("X-Forwarded-For").count(), 1, "{again}");
 }
 
@@ -180,10 +156,7 @@ fn proxy_pass_uri_replacement() {
         body.split("\r\n").next().unwrap_or("").to_string()
     };
     // Without a URI part the client's URI goes as sent (escapes untouched).
-    assert_eq!(
-        line("/noslash/a%2Fb%20c?x=%20"),
-        "GET /noslash/a%2Fb%20c?x=%20 HTTP/1.0"
-    );
+    assert_eq!(line("/noslash/a%2Fb%20c?x=%20"), "GET /noslash/a%2Fb%20c?x=%20 HTTP/1.0");
     assert_eq!(line("/plain/../x"), "GET /plain/../x HTTP/1.0");
     // With one, the location prefix of the decoded, normalised URI is replaced and the rest
     // escaped again; the arguments go as sent.
@@ -201,10 +174,7 @@ fn proxy_http_version_1_1() {
     let r = Rginx::start(&conf(locations), &[b.addr]);
     let resp = get(r.port, "/v");
     let port = b.addr.port();
-    assert_eq!(
-        resp.body_str(),
-        format!("GET /v HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
-    );
+    assert_eq!(resp.body_str(), format!("GET /v HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"));
 }
 
 #[test]
@@ -234,47 +204,24 @@ fn hide_and_pass_headers() {
     assert_eq!(c.header("Date"), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
     assert_eq!(c.header("X-Secret"), None);
     assert_eq!(c.header("X-Other"), Some("o"));
-    assert_eq!(
-        c.headers.iter().filter(|(n, _)| n == "Server").count(),
-        1,
-        "{}",
-        c.head
-    );
-    assert_eq!(
-        c.headers.iter().filter(|(n, _)| n == "Date").count(),
-        1,
-        "{}",
-        c.head
-    );
+    assert_eq!(c.headers.iter().filter(|(n, _)| n == "Server").count(), 1, "{}", c.head);
+    assert_eq!(c.headers.iter().filter(|(n, _)| n == "Date").count(), 1, "{}", c.head);
 }
 
 #[test]
 fn status_line_is_passed() {
     let b = Backend::fixed(b"HTTP/1.1 299 Custom Thing\r\nContent-Length: 0\r\n\r\n");
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let resp = get(r.port, "/");
-    assert!(
-        resp.head.starts_with("HTTP/1.1 299 Custom Thing\r\n"),
-        "{}",
-        resp.head
-    );
+    assert!(resp.head.starts_with("HTTP/1.1 299 Custom Thing\r\n"), "{}", resp.head);
 }
 
 #[test]
 fn head_request() {
     let b = Backend::scripted(|_| {
-        vec![
-            Action::ReadRequest,
-            send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-H: 1\r\n\r\n"),
-        ]
+        vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-H: 1\r\n\r\n")]
     });
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
     c.send(b"HEAD /h HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let resp = c.read_response(true);
@@ -292,10 +239,7 @@ fn head_request() {
 #[test]
 fn request_body_is_forwarded_with_length() {
     let b = Backend::echo();
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let resp = ask(
         r.port,
         "POST /p HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 11\r\n\r\nhello world",
@@ -319,27 +263,16 @@ fn request_body_is_forwarded_with_length() {
 #[test]
 fn expect_100_continue() {
     let b = Backend::echo();
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
-    c.send(
-        b"POST /e HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
-    );
+    c.send(b"POST /e HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
     let interim = c.read_some(Duration::from_secs(5));
-    assert_eq!(
-        String::from_utf8_lossy(&interim),
-        "HTTP/1.1 100 Continue\r\n\r\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&interim), "HTTP/1.1 100 Continue\r\n\r\n");
     c.send(b"body");
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
     let body = resp.body_str();
-    assert!(
-        !body.contains("Expect"),
-        "the Expect header is not forwarded: {body}"
-    );
+    assert!(!body.contains("Expect"), "the Expect header is not forwarded: {body}");
     assert!(body.ends_with("\r\n\r\nbody"), "{body}");
 }
 
@@ -367,19 +300,13 @@ http {
     assert_eq!(get(r.port, "/").status, 201);
     assert!(r.wait_log("access.log", "U ", common::TIMEOUT));
     let log = r.access_log();
-    let line = log
-        .lines()
-        .find(|l| l.starts_with("U "))
-        .unwrap_or_default()
-        .to_string();
+    let line = log.lines().find(|l| l.starts_with("U ")).unwrap_or_default().to_string();
     let f: Vec<&str> = line[2..].split('|').collect();
     assert_eq!(f.len(), 6, "{line}");
     assert_eq!(f[0], format!("127.0.0.1:{}", b.addr.port()));
     assert_eq!(f[1], "201");
     for t in &f[2..5] {
-        let secs: f64 = t
-            .parse()
-            .unwrap_or_else(|_| panic!("not a time: {t} in {line}"));
+        let secs: f64 = t.parse().unwrap_or_else(|_| panic!("not a time: {t} in {line}"));
         assert!(secs < 5.0, "{line}");
         assert_eq!(t.split('.').nth(1).map(str::len), Some(3), "{line}");
     }
@@ -412,34 +339,20 @@ http {
     assert!(r.wait_log("access.log", "U ", common::TIMEOUT));
     thread::sleep(Duration::from_millis(100));
     let log = r.access_log();
-    let want_both = format!(
-        "U 127.0.0.1:{}, 127.0.0.1:{}|502, 200",
-        dead.port(),
-        good.addr.port()
-    );
+    let want_both = format!("U 127.0.0.1:{}, 127.0.0.1:{}|502, 200", dead.port(), good.addr.port());
     let want_good = format!("U 127.0.0.1:{}|200", good.addr.port());
     let lines: Vec<&str> = log.lines().collect();
     // Whichever the round robin tried first, the dead peer shows up once as "502" before the
     // good one, and is skipped afterwards (max_fails=1).
     assert!(lines.contains(&want_both.as_str()), "{log}");
-    assert!(
-        lines.iter().all(|l| *l == want_both || *l == want_good),
-        "{log}"
-    );
-    assert!(r.wait_log(
-        "error.log",
-        "connect() failed (111: Connection refused)",
-        common::TIMEOUT
-    ));
+    assert!(lines.iter().all(|l| *l == want_both || *l == want_good), "{log}");
+    assert!(r.wait_log("error.log", "connect() failed (111: Connection refused)", common::TIMEOUT));
 }
 
 #[test]
 fn keepalive_client_between_proxied_requests() {
     let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
     // Pipelined: both requests in one write.
     c.send(b"GET /1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /2 HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -471,10 +384,7 @@ fn header_split_at_every_point() {
             Action::Send(SPLIT_RESPONSE.as_bytes()[split..].to_vec()),
         ]
     });
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let port = r.port;
     // Eight clients at once, so the whole sweep takes about total / 8 pauses.
     let workers: Vec<_> = (0..8)
@@ -485,10 +395,7 @@ fn header_split_at_every_point() {
                     let resp = get(port, "/split");
                     assert_eq!(resp.status, 200);
                     assert_eq!(resp.body_str(), "hello world!");
-                    assert_eq!(
-                        resp.header("X-Long-Header"),
-                        Some("some value that is long enough")
-                    );
+                    assert_eq!(resp.header("X-Long-Header"), Some("some value that is long enough"));
                     assert_eq!(resp.header("X-Empty"), Some(""));
                     assert_eq!(resp.header("Content-Type"), Some("text/plain"));
                     seen.push(());
@@ -514,17 +421,11 @@ fn header_byte_by_byte() {
         }
         v
     });
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let resp = get(r.port, "/bytes");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_str(), "hello world!");
-    assert_eq!(
-        resp.header("X-Long-Header"),
-        Some("some value that is long enough")
-    );
+    assert_eq!(resp.header("X-Long-Header"), Some("some value that is long enough"));
 }
 
 #[test]
@@ -585,15 +486,9 @@ fn upstream_http_1_0_response_and_connection_close() {
     // An HTTP/1.0 upstream answer without a length is delimited by close; a 1.1 client gets it
     // re-chunked and the connection stays open.
     let b = Backend::scripted(|_| {
-        vec![
-            Action::ReadRequest,
-            send("HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nuntil close"),
-        ]
+        vec![Action::ReadRequest, send("HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nuntil close")]
     });
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
     c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let resp = c.read_response(false);
@@ -610,10 +505,7 @@ fn chunked_request_body_in_pieces() {
     // The body arrives after the head, chunk by chunk: the request line and headers sent
     // upstream must still be the client's (the head stays intact while the body is read).
     let b = Backend::echo();
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
     c.send(b"POST /pieces?a=1 HTTP/1.1\r\nHost: localhost\r\nX-Client: kept\r\nTransfer-Encoding: chunked\r\n\r\n");
     for piece in ["5\r\nhel", "lo\r\n", "6\r\n worl", "d\r\n0\r\n", "\r\n"] {
@@ -625,16 +517,10 @@ fn chunked_request_body_in_pieces() {
     assert!(body.starts_with("POST /pieces?a=1 HTTP/1.0\r\n"), "{body}");
     assert!(body.contains("\r\nX-Client: kept\r\n"), "{body}");
     assert!(
-        body.contains(
-            "\r\nConnection: close\r\nContent-Length: 11\r\nX-Client: kept\r\n\r\nhello world"
-        ),
+        body.contains("\r\nConnection: close\r\nContent-Length: 11\r\nX-Client: kept\r\n\r\nhello world"),
         "{body}"
     );
-    assert!(r.wait_log(
-        "access.log",
-        "\"POST /pieces?a=1 HTTP/1.1\" 200",
-        common::TIMEOUT
-    ));
+    assert!(r.wait_log("access.log", "\"POST /pieces?a=1 HTTP/1.1\" 200", common::TIMEOUT));
 }
 
 #[test]
@@ -654,15 +540,9 @@ http {
 }";
     let r = Rginx::start(conf, &[b.addr]);
     let body = get(r.port, "/a").body_str();
-    assert!(
-        body.starts_with("GET /a HTTP/1.0\r\nHost: backend\r\n"),
-        "{body}"
-    );
+    assert!(body.starts_with("GET /a HTTP/1.0\r\nHost: backend\r\n"), "{body}");
     let body = get(r.port, "/h/b").body_str();
-    assert!(
-        body.starts_with("GET /x/b HTTP/1.0\r\nX-PH: backend\r\nHost: backend\r\n"),
-        "{body}"
-    );
+    assert!(body.starts_with("GET /x/b HTTP/1.0\r\nX-PH: backend\r\nHost: backend\r\n"), "{body}");
 }
 
 #[test]
@@ -672,36 +552,22 @@ fn hop_by_hop_response_headers_are_not_passed() {
           Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nLast-Modified: Thu, 01 Jan 1970 00:00:01 GMT\r\n\
           Content-Type: text/x-one\r\nX-Accel-Buffering: no\r\nContent-Length: 2\r\n\r\nok",
     );
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let resp = get(r.port, "/");
     assert_eq!(resp.body_str(), "ok");
     assert_eq!(resp.header("Connection"), Some("close"));
     assert_eq!(resp.header("Keep-Alive"), None);
     assert_eq!(resp.header("X-Accel-Buffering"), None);
-    let cookies: Vec<&str> = resp
-        .headers
-        .iter()
-        .filter(|(n, _)| n == "Set-Cookie")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let cookies: Vec<&str> = resp.headers.iter().filter(|(n, _)| n == "Set-Cookie").map(|(_, v)| v.as_str()).collect();
     assert_eq!(cookies, ["a=1", "b=2"]);
-    assert_eq!(
-        resp.header("Last-Modified"),
-        Some("Thu, 01 Jan 1970 00:00:01 GMT")
-    );
+    assert_eq!(resp.header("Last-Modified"), Some("Thu, 01 Jan 1970 00:00:01 GMT"));
     assert_eq!(resp.header("Content-Type"), Some("text/x-one"));
 }
 
 #[test]
 fn http10_client_keepalive() {
     let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
     for _ in 0..2 {
         c.send(b"GET / HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n");
@@ -714,10 +580,7 @@ fn http10_client_keepalive() {
 #[test]
 fn pipelined_requests_with_bodies() {
     let b = Backend::echo();
-    let r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
     c.send(
         b"POST /1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\none\
@@ -725,15 +588,9 @@ fn pipelined_requests_with_bodies() {
           GET /3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     let one = c.read_response(false).body_str();
-    assert!(
-        one.starts_with("POST /1 HTTP/1.0\r\n") && one.ends_with("\r\n\r\none"),
-        "{one}"
-    );
+    assert!(one.starts_with("POST /1 HTTP/1.0\r\n") && one.ends_with("\r\n\r\none"), "{one}");
     let two = c.read_response(false).body_str();
-    assert!(
-        two.starts_with("POST /2 HTTP/1.0\r\n") && two.ends_with("\r\n\r\ntwo"),
-        "{two}"
-    );
+    assert!(two.starts_with("POST /2 HTTP/1.0\r\n") && two.ends_with("\r\n\r\ntwo"), "{two}");
     let three = c.read_response(false).body_str();
     assert!(three.starts_with("GET /3 HTTP/1.0\r\n"), "{three}");
     assert!(c.read_to_close().is_empty());
@@ -742,13 +599,8 @@ fn pipelined_requests_with_bodies() {
 #[test]
 fn many_concurrent_clients() {
     // 64 clients at once over both body modes; every answer intact, nothing left open.
-    let body: String = (0..30_000)
-        .map(|i| char::from(b'a' + (i % 26) as u8))
-        .collect();
-    let answer = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let body: String = (0..30_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     let b = Backend::fixed(answer.as_bytes());
     let locations = "
         location /on/ { proxy_pass http://%%BACKEND%%/; }
@@ -794,20 +646,14 @@ fn graceful_stop_finishes_proxied_requests() {
     if common::is_nginx() {
         return; // nginx with `master_process off` (the test globals) exits at once on QUIT
     }
-    let mut r = Rginx::start(
-        &conf("location / { proxy_pass http://%%BACKEND%%; }"),
-        &[b.addr],
-    );
+    let mut r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let mut c = Conn::new(r.port);
     c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert!(b.wait_connections(1, common::TIMEOUT));
     r.signal("QUIT");
     let resp = c.read_response(false);
     assert_eq!((resp.status, resp.body_str().as_str()), (200, "done"));
-    assert!(
-        c.is_closed(Duration::from_secs(5)),
-        "the keepalive connection is closed on exit"
-    );
+    assert!(c.is_closed(Duration::from_secs(5)), "the keepalive connection is closed on exit");
     drop(c);
     assert!(r.wait_exit(Duration::from_secs(5)).is_some());
 }

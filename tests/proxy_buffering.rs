@@ -89,11 +89,7 @@ impl BigBackend {
                 thread::spawn(move || serve_big(stream, &body, framing, &s, &r));
             }
         });
-        BigBackend {
-            addr,
-            sent,
-            released,
-        }
+        BigBackend { addr, sent, released }
     }
 
     fn sent(&self) -> u64 {
@@ -112,13 +108,7 @@ impl BigBackend {
     }
 }
 
-fn serve_big(
-    mut s: TcpStream,
-    body: &[u8],
-    framing: Framing,
-    sent: &AtomicU64,
-    released: &AtomicBool,
-) {
+fn serve_big(mut s: TcpStream, body: &[u8], framing: Framing, sent: &AtomicU64, released: &AtomicBool) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(30)));
     let mut head = Vec::new();
@@ -142,9 +132,7 @@ fn serve_big(
         let ok = match framing {
             Framing::Chunked => {
                 let size = format!("{:x}\r\n", piece.len());
-                s.write_all(size.as_bytes())
-                    .and_then(|_| s.write_all(piece))
-                    .and_then(|_| s.write_all(b"\r\n"))
+                s.write_all(size.as_bytes()).and_then(|_| s.write_all(piece)).and_then(|_| s.write_all(b"\r\n"))
             }
             _ => s.write_all(piece),
         };
@@ -181,11 +169,7 @@ fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
             return (head, buf[i + 4..].to_vec());
         }
         let n = s.read(&mut tmp).expect("reading the response head");
-        assert!(
-            n > 0,
-            "closed before the head: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        assert!(n > 0, "closed before the head: {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&tmp[..n]);
     }
 }
@@ -261,25 +245,15 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         };
         let line = String::from_utf8_lossy(&raw[..i]).into_owned();
         let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16);
-        let size = size
-            .unwrap_or_else(|_| panic!("bad chunk size line {line:?} after {} bytes", out.len()));
+        let size = size.unwrap_or_else(|_| panic!("bad chunk size line {line:?} after {} bytes", out.len()));
         raw = &raw[i + 2..];
         if size == 0 {
             assert!(raw.ends_with(b"\r\n"), "no end of trailers");
             return out;
         }
-        assert!(
-            raw.len() >= size + 2,
-            "chunk cut short after {} bytes",
-            out.len()
-        );
+        assert!(raw.len() >= size + 2, "chunk cut short after {} bytes", out.len());
         out.extend_from_slice(&raw[..size]);
-        assert_eq!(
-            &raw[size..size + 2],
-            b"\r\n",
-            "chunk without CRLF after {} bytes",
-            out.len()
-        );
+        assert_eq!(&raw[size..size + 2], b"\r\n", "chunk without CRLF after {} bytes", out.len());
         raw = &raw[size + 2..];
     }
 }
@@ -289,14 +263,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 fn read_all(s: &mut TcpStream) -> (String, Vec<u8>) {
     let (head, pre) = read_head(s);
     let raw = read_body(s, pre, usize::MAX, usize::MAX, Duration::ZERO, || {});
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(&raw)
-    } else {
-        raw
-    };
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&raw) } else { raw };
     (head, body)
 }
 
@@ -307,11 +274,7 @@ fn big_body_through(framing: Framing, locations: &str, path: &str, http11: bool)
     let mut s = common::connect(r.port);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let v = if http11 { "1.1" } else { "1.0" };
-    write!(
-        s,
-        "GET {path} HTTP/{v}\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/{v}\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let (head, got) = read_all(&mut s);
     let what = format!("{framing:?} {path} HTTP/{v}");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{what}: {head}");
@@ -359,34 +322,20 @@ fn slow_client_buffering_off_applies_back_pressure() {
     let mut s = request(&r, "/off/");
     let (head, pre) = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(
-        head.contains(&format!("Content-Length: {len}\r\n")),
-        "{head}"
-    );
+    assert!(head.contains(&format!("Content-Length: {len}\r\n")), "{head}");
     // The client stalls: socket buffers fill, then rginx must stop reading the upstream.
     thread::sleep(Duration::from_millis(1500));
     let stalled = b.sent();
     let mut peak = r.rss_kib();
     thread::sleep(Duration::from_millis(500));
-    assert!(
-        stalled < (len / 2) as u64,
-        "the upstream kept sending: {stalled} bytes"
-    );
-    assert!(
-        b.sent() - stalled < MIB as u64,
-        "the upstream kept sending while the client stalled"
-    );
+    assert!(stalled < (len / 2) as u64, "the upstream kept sending: {stalled} bytes");
+    assert!(b.sent() - stalled < MIB as u64, "the upstream kept sending while the client stalled");
     assert!(!b.released.load(Ordering::SeqCst));
-    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || {
-        peak = peak.max(r.rss_kib())
-    });
+    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || peak = peak.max(r.rss_kib()));
     assert_eq!(got.len(), len);
     assert_eq!(digest(&got), digest(&body));
     let grew = peak.saturating_sub(base);
-    assert!(
-        grew < 16 * 1024,
-        "RSS grew by {grew} KiB (base {base}, peak {peak})"
-    );
+    assert!(grew < 16 * 1024, "RSS grew by {grew} KiB (base {base}, peak {peak})");
     assert!(b.wait_released(Duration::from_secs(10)));
     r.assert_no_alerts();
 }
@@ -400,34 +349,18 @@ fn slow_client_buffering_on_spills_and_releases_upstream() {
     let base = baseline(&r);
     let mut s = request(&r, "/small/");
     let (head, pre) = read_head(&mut s);
-    assert!(
-        head.contains(&format!("Content-Length: {len}\r\n")),
-        "{head}"
-    );
+    assert!(head.contains(&format!("Content-Length: {len}\r\n")), "{head}");
     // The client stalls; the whole body goes to the temp file and the upstream is let go.
     let released = b.wait_released(Duration::from_secs(20));
-    assert!(
-        released,
-        "upstream not released while the client stalls (sent {})",
-        b.sent()
-    );
+    assert!(released, "upstream not released while the client stalls (sent {})", b.sent());
     assert_eq!(b.sent(), len as u64);
     let mut peak = r.rss_kib();
-    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || {
-        peak = peak.max(r.rss_kib())
-    });
+    let got = read_body(&mut s, pre, len, MIB, Duration::from_millis(2), || peak = peak.max(r.rss_kib()));
     assert_eq!(got.len(), len);
     assert_eq!(digest(&got), digest(&body));
     let grew = peak.saturating_sub(base);
-    assert!(
-        grew < 16 * 1024,
-        "RSS grew by {grew} KiB (base {base}, peak {peak})"
-    );
-    assert!(r.wait_log(
-        "error.log",
-        "an upstream response is buffered to a temporary file",
-        common::TIMEOUT
-    ));
+    assert!(grew < 16 * 1024, "RSS grew by {grew} KiB (base {base}, peak {peak})");
+    assert!(r.wait_log("error.log", "an upstream response is buffered to a temporary file", common::TIMEOUT));
     drop(s);
     thread::sleep(Duration::from_millis(100));
     // The spill went to proxy_temp_path (rginx creates it on first use, nginx at start) and
@@ -451,27 +384,14 @@ fn slow_client_without_temp_file_applies_back_pressure() {
     assert!(!head.contains("Content-Length"), "{head}");
     thread::sleep(Duration::from_millis(1500));
     let stalled = b.sent();
-    assert!(
-        stalled < (len / 2) as u64,
-        "the upstream kept sending: {stalled} bytes"
-    );
+    assert!(stalled < (len / 2) as u64, "the upstream kept sending: {stalled} bytes");
     assert!(!b.released.load(Ordering::SeqCst));
     let mut peak = r.rss_kib();
-    let got = read_body(
-        &mut s,
-        pre,
-        usize::MAX,
-        MIB,
-        Duration::from_millis(2),
-        || peak = peak.max(r.rss_kib()),
-    );
+    let got = read_body(&mut s, pre, usize::MAX, MIB, Duration::from_millis(2), || peak = peak.max(r.rss_kib()));
     assert_eq!(got.len(), len);
     assert_eq!(digest(&got), digest(&body));
     let grew = peak.saturating_sub(base);
-    assert!(
-        grew < 16 * 1024,
-        "RSS grew by {grew} KiB (base {base}, peak {peak})"
-    );
+    assert!(grew < 16 * 1024, "RSS grew by {grew} KiB (base {base}, peak {peak})");
     assert!(!r.error_log().contains("buffered to a temporary file"));
     assert_eq!(temp_files(&r), 0);
 }
@@ -494,17 +414,10 @@ fn non_buffered_passes_each_piece_at_once() {
     let mut got = Vec::new();
     while !String::from_utf8_lossy(&got).ends_with("first") {
         let more = c.read_some(Duration::from_secs(5));
-        assert!(
-            !more.is_empty(),
-            "nothing more: {:?}",
-            String::from_utf8_lossy(&got)
-        );
+        assert!(!more.is_empty(), "nothing more: {:?}", String::from_utf8_lossy(&got));
         got.extend(more);
     }
-    assert!(
-        start.elapsed() < Duration::from_millis(1000),
-        "the first piece waited"
-    );
+    assert!(start.elapsed() < Duration::from_millis(1000), "the first piece waited");
     let rest = c.read_some(Duration::from_secs(5));
     assert_eq!(String::from_utf8_lossy(&rest), "-second");
 }
@@ -525,10 +438,7 @@ fn client_leaves(path: &str) {
     // Let the upstream fill whatever buffers and temp file there are before leaving.
     thread::sleep(Duration::from_millis(300));
     drop(s);
-    assert!(
-        b.wait_released(Duration::from_secs(10)),
-        "upstream still connected ({path})"
-    );
+    assert!(b.wait_released(Duration::from_secs(10)), "upstream still connected ({path})");
     let left = r.wait_fd_count(fds, Duration::from_secs(10));
     assert_eq!(left, fds, "fds ({path})");
     assert_eq!(temp_files(&r), 0, "temp files left ({path})");

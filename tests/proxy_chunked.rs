@@ -42,9 +42,7 @@ enum Framing {
 
 /// The body every framing carries; long enough to take several reads and chunks.
 fn body() -> Vec<u8> {
-    (0..20_000u32)
-        .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i % 36) as usize])
-        .collect()
+    (0..20_000u32).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i % 36) as usize]).collect()
 }
 
 fn response(framing: Framing) -> Vec<Action> {
@@ -52,18 +50,13 @@ fn response(framing: Framing) -> Vec<Action> {
     let mut v = vec![Action::ReadRequest];
     match framing {
         Framing::Length => {
-            v.push(send(&format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )));
+            v.push(send(&format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())));
             v.push(Action::Send(body[..7000].to_vec()));
             v.push(Action::Sleep(Duration::from_millis(20)));
             v.push(Action::Send(body[7000..].to_vec()));
         }
         Framing::Chunked => {
-            v.push(send(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-            ));
+            v.push(send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
             // Uneven chunks, a chunk extension, a chunk header split across writes, trailers.
             let mut wire = Vec::new();
             let mut pos = 0;
@@ -221,11 +214,7 @@ fn empty_bodies() {
         "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
     ];
     let b = Backend::scripted(move |i| {
-        vec![
-            Action::ReadRequest,
-            send(answers[i % answers.len()]),
-            Action::Sleep(Duration::from_secs(3)),
-        ]
+        vec![Action::ReadRequest, send(answers[i % answers.len()]), Action::Sleep(Duration::from_secs(3))]
     });
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     let mut c = Conn::new(r.port);
@@ -236,19 +225,12 @@ fn empty_bodies() {
         let resp = c.read_response(false);
         assert_eq!(resp.status, status, "answer {i}");
         assert!(resp.body.is_empty(), "answer {i}");
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "answer {i} waited for the upstream"
-        );
+        assert!(start.elapsed() < Duration::from_secs(2), "answer {i} waited for the upstream");
         if i == 0 {
             assert_eq!(resp.header("Content-Length"), Some("0"));
         }
         if i == 1 {
-            assert!(
-                resp.chunked,
-                "an empty chunked body stays chunked: {}",
-                resp.head
-            );
+            assert!(resp.chunked, "an empty chunked body stays chunked: {}", resp.head);
         }
     }
 }
@@ -276,16 +258,9 @@ fn invalid_chunked_body_truncates() {
         }
         assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{mode}: {all}");
         assert!(all.contains("Transfer-Encoding: chunked"), "{mode}: {all}");
-        assert!(
-            !all.ends_with("0\r\n\r\n"),
-            "{mode}: must not look complete: {all}"
-        );
+        assert!(!all.ends_with("0\r\n\r\n"), "{mode}: must not look complete: {all}");
     }
-    assert!(r.wait_log(
-        "error.log",
-        "upstream sent invalid chunked response",
-        common::TIMEOUT
-    ));
+    assert!(r.wait_log("error.log", "upstream sent invalid chunked response", common::TIMEOUT));
 }
 
 #[test]
@@ -293,9 +268,7 @@ fn data_after_final_chunk_is_dropped() {
     let b = Backend::scripted(|_| {
         vec![
             Action::ReadRequest,
-            send(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nGARBAGE",
-            ),
+            send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nGARBAGE"),
             Action::Close,
         ]
     });
@@ -312,11 +285,7 @@ fn data_after_final_chunk_is_dropped() {
 fn length_with_extra_data_is_cut() {
     // More bytes than Content-Length: only Content-Length bytes reach the client.
     let b = Backend::scripted(|_| {
-        vec![
-            Action::ReadRequest,
-            send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfour and more"),
-            Action::Close,
-        ]
+        vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfour and more"), Action::Close]
     });
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     for mode in ["on", "off"] {
@@ -325,10 +294,6 @@ fn length_with_extra_data_is_cut() {
         let resp = c.read_response(false);
         assert_eq!(resp.body_str(), "four", "{mode}");
         c.send(b"GET /on/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        assert_eq!(
-            c.read_response(false).body_str(),
-            "four",
-            "{mode}: framing kept"
-        );
+        assert_eq!(c.read_response(false).body_str(), "four", "{mode}: framing kept");
     }
 }

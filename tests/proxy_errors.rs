@@ -42,18 +42,10 @@ fn get(port: u16, path: &str) -> common::Response {
 /// Asserts the error log gets a line with every one of `parts` (polls: lines are written
 /// as the request ends).
 fn assert_log(r: &Rginx, parts: &[&str]) {
-    let found = || {
-        r.error_log()
-            .lines()
-            .any(|l| parts.iter().all(|p| l.contains(p)))
-    };
+    let found = || r.error_log().lines().any(|l| parts.iter().all(|p| l.contains(p)));
     let end = Instant::now() + common::TIMEOUT;
     while !found() {
-        assert!(
-            Instant::now() < end,
-            "no error.log line with {parts:?}:\n{}",
-            r.error_log()
-        );
+        assert!(Instant::now() < end, "no error.log line with {parts:?}:\n{}", r.error_log());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -85,10 +77,7 @@ fn reset_before_header_is_502() {
     for mode in ["on", "off"] {
         assert_eq!(get(r.port, &format!("/{mode}/")).status, 502, "{mode}");
     }
-    assert_log(
-        &r,
-        &["recv() failed (104: Connection reset by peer) while reading response header from upstream"],
-    );
+    assert_log(&r, &["recv() failed (104: Connection reset by peer) while reading response header from upstream"]);
 }
 
 #[test]
@@ -97,20 +86,13 @@ fn close_before_header_is_502() {
         if i % 2 == 0 {
             vec![Action::ReadRequest, Action::Close]
         } else {
-            vec![
-                Action::ReadRequest,
-                send("HTTP/1.1 200 OK\r\nContent-Le"),
-                Action::Close,
-            ]
+            vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nContent-Le"), Action::Close]
         }
     });
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     assert_eq!(get(r.port, "/on/").status, 502);
     assert_eq!(get(r.port, "/on/").status, 502);
-    assert_log(
-        &r,
-        &["upstream prematurely closed connection while reading response header from upstream"],
-    );
+    assert_log(&r, &["upstream prematurely closed connection while reading response header from upstream"]);
 }
 
 /// A 100 KiB body of which only `sent` bytes come before the upstream fails with `end`.
@@ -147,29 +129,17 @@ fn truncated(r: &Rginx, path: &str, http11: bool) -> String {
     c.send(format!("GET {path} HTTP/{v}\r\nHost: localhost\r\n\r\n").as_bytes());
     let start = Instant::now();
     let raw = c.read_to_close();
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{path}: the truncation took too long"
-    );
+    assert!(start.elapsed() < Duration::from_secs(5), "{path}: the truncation took too long");
     let text = String::from_utf8_lossy(&raw).into_owned();
     if let Some(i) = text.find("\r\n\r\n") {
         let head = &text[..i];
         assert!(head.starts_with("HTTP/1.1 200 OK"), "{path}: {head}");
         let body = &raw[i + 4..];
         if head.contains("Content-Length: 102400") {
-            assert!(
-                body.len() < 102400,
-                "{path}: a complete body after a failure"
-            );
+            assert!(body.len() < 102400, "{path}: a complete body after a failure");
         } else {
-            assert!(
-                head.contains("Transfer-Encoding: chunked") || !http11,
-                "{path}: {head}"
-            );
-            assert!(
-                !text.ends_with("0\r\n\r\n"),
-                "{path}: the last chunk must not be sent"
-            );
+            assert!(head.contains("Transfer-Encoding: chunked") || !http11, "{path}: {head}");
+            assert!(!text.ends_with("0\r\n\r\n"), "{path}: the last chunk must not be sent");
         }
     } else {
         assert!(text.is_empty(), "{path}: {text}");
@@ -190,10 +160,7 @@ fn reset_mid_body_truncates() {
             }
         }
     }
-    assert_log(
-        &r,
-        &["recv() failed (104: Connection reset by peer) while reading upstream"],
-    );
+    assert_log(&r, &["recv() failed (104: Connection reset by peer) while reading upstream"]);
     r.assert_no_alerts();
 }
 
@@ -214,10 +181,7 @@ fn close_mid_body_truncates() {
     for path in ["/on/", "/off/"] {
         truncated(&r, path, true);
     }
-    assert_log(
-        &r,
-        &["upstream prematurely closed connection while reading upstream"],
-    );
+    assert_log(&r, &["upstream prematurely closed connection while reading upstream"]);
 }
 
 #[test]
@@ -227,10 +191,7 @@ fn close_mid_chunked_body_truncates() {
     for path in ["/on/", "/off/"] {
         truncated(&r, path, true);
     }
-    assert_log(
-        &r,
-        &["upstream prematurely closed connection while reading upstream"],
-    );
+    assert_log(&r, &["upstream prematurely closed connection while reading upstream"]);
 }
 
 #[test]
@@ -240,10 +201,7 @@ fn read_timeout_mid_body_truncates() {
     for path in ["/on/", "/off/"] {
         truncated(&r, path, true);
     }
-    assert_log(
-        &r,
-        &["upstream timed out (110: Connection timed out) while reading upstream"],
-    );
+    assert_log(&r, &["upstream timed out (110: Connection timed out) while reading upstream"]);
 }
 
 #[test]
@@ -261,24 +219,14 @@ fn slow_header_is_504() {
     let took = start.elapsed();
     assert_eq!(resp.status, 504);
     assert_eq!(resp.body_str(), common::error_page("504 Gateway Time-out"));
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2800),
-        "{took:?}"
-    );
-    assert_log(
-        &r,
-        &["upstream timed out (110: Connection timed out) while reading response header from upstream"],
-    );
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2800), "{took:?}");
+    assert_log(&r, &["upstream timed out (110: Connection timed out) while reading response header from upstream"]);
 }
 
 #[test]
 fn slow_header_after_status_line_is_504() {
     let b = Backend::scripted(|_| {
-        vec![
-            Action::ReadRequest,
-            send("HTTP/1.1 200 OK\r\nX-Partial: yes\r\n"),
-            Action::Sleep(Duration::from_secs(3)),
-        ]
+        vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nX-Partial: yes\r\n"), Action::Sleep(Duration::from_secs(3))]
     });
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     assert_eq!(get(r.port, "/off/").status, 504);
@@ -286,14 +234,8 @@ fn slow_header_after_status_line_is_504() {
 
 #[test]
 fn too_big_header_is_502() {
-    let big = format!(
-        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
-        "b".repeat(2000)
-    );
-    let fits = format!(
-        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
-        "b".repeat(900)
-    );
+    let big = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok", "b".repeat(2000));
+    let fits = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok", "b".repeat(900));
     let b = Backend::scripted(move |i| {
         let answer = if i == 0 { big.clone() } else { fits.clone() };
         vec![Action::ReadRequest, send(&answer)]
@@ -301,10 +243,7 @@ fn too_big_header_is_502() {
     let locations = "location / { proxy_pass http://%%BACKEND%%; proxy_buffer_size 1k; }";
     let r = Rginx::start(&conf(locations), &[b.addr]);
     assert_eq!(get(r.port, "/").status, 502);
-    assert_log(
-        &r,
-        &["upstream sent too big header while reading response header from upstream"],
-    );
+    assert_log(&r, &["upstream sent too big header while reading response header from upstream"]);
     // A header that fits the buffer passes, however it is split.
     let resp = get(r.port, "/");
     assert_eq!((resp.status, resp.body_str().as_str()), (200, "ok"));
@@ -351,36 +290,17 @@ fn invalid_status_line_is_passed_as_http09() {
 #[test]
 fn invalid_header_line_is_502() {
     let b = Backend::scripted(|i| {
-        let bad = if i % 2 == 0 {
-            "Bad Header\x01: x"
-        } else {
-            "X: a\rb"
-        };
-        vec![
-            Action::ReadRequest,
-            send(&format!(
-                "HTTP/1.1 200 OK\r\n{bad}\r\nContent-Length: 2\r\n\r\nok"
-            )),
-        ]
+        let bad = if i % 2 == 0 { "Bad Header\x01: x" } else { "X: a\rb" };
+        vec![Action::ReadRequest, send(&format!("HTTP/1.1 200 OK\r\n{bad}\r\nContent-Length: 2\r\n\r\nok"))]
     });
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     assert_eq!(get(r.port, "/on/").status, 502);
     assert_eq!(get(r.port, "/on/").status, 502);
     // The line up to the offending byte, then that byte in hex.
     let tail = "while reading response header from upstream";
-    assert_log(
-        &r,
-        &["upstream sent invalid header: \"Bad\\x20...\" ", tail],
-    );
-    assert_log(
-        &r,
-        &["upstream sent invalid header: \"X: a\\x0d...\" ", tail],
-    );
-    assert_eq!(
-        r.error_log().matches("invalid header").count(),
-        2,
-        "one line each"
-    );
+    assert_log(&r, &["upstream sent invalid header: \"Bad\\x20...\" ", tail]);
+    assert_log(&r, &["upstream sent invalid header: \"X: a\\x0d...\" ", tail]);
+    assert_eq!(r.error_log().matches("invalid header").count(), 2, "one line each");
 }
 
 /// Framing headers nginx 1.22 still accepts but nginx >= 1.23 rejects with 502 (response
@@ -396,12 +316,7 @@ fn bad_framing(answer: &'static str, body_122: &'static str, log: &'static str) 
     }
     assert_eq!(resp.status, 502);
     assert_log(&r, &[log, "while reading response header from upstream"]);
-    assert_eq!(
-        r.error_log().matches("[error]").count(),
-        1,
-        "{}",
-        r.error_log()
-    );
+    assert_eq!(r.error_log().matches("[error]").count(), 1, "{}", r.error_log());
 }
 
 #[test]
@@ -516,11 +431,7 @@ http {
     assert_eq!(get(r.port, "/").status, 502);
     assert_log(&r, &["no live upstreams while connecting to upstream"]);
     // The second request found both peers down: the log names the group.
-    assert!(
-        r.wait_log("access.log", "UP u|502", common::TIMEOUT),
-        "{}",
-        r.access_log()
-    );
+    assert!(r.wait_log("access.log", "UP u|502", common::TIMEOUT), "{}", r.access_log());
 }
 
 #[test]
@@ -528,11 +439,7 @@ fn next_upstream_resends_the_whole_body() {
     // The first peer takes part of a 1 MiB PUT body, then resets; the body goes again, whole,
     // to the second (the request buffers are rewound, file-backed part included).
     let bad = Backend::scripted(|_| {
-        vec![
-            Action::Expect(b"PUT /up HTTP/1.0\r\n".to_vec()),
-            Action::Sleep(Duration::from_millis(100)),
-            Action::Reset,
-        ]
+        vec![Action::Expect(b"PUT /up HTTP/1.0\r\n".to_vec()), Action::Sleep(Duration::from_millis(100)), Action::Reset]
     });
     let good = Backend::echo();
     let conf = "
@@ -550,13 +457,7 @@ http {
     let r = Rginx::start(conf, &[bad.addr, good.addr]);
     let body: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let mut c = Conn::new(r.port);
-    c.send(
-        format!(
-            "PUT /up HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    c.send(format!("PUT /up HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
     c.send(&body);
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
@@ -566,8 +467,7 @@ http {
 
 #[test]
 fn next_upstream_on_timeout() {
-    let slow =
-        Backend::scripted(|_| vec![Action::ReadRequest, Action::Sleep(Duration::from_secs(3))]);
+    let slow = Backend::scripted(|_| vec![Action::ReadRequest, Action::Sleep(Duration::from_secs(3))]);
     let good = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood");
     let conf = "
 %%TEST_GLOBALS%%
@@ -584,11 +484,7 @@ http {
     let start = Instant::now();
     let resp = get(r.port, "/");
     assert_eq!((resp.status, resp.body_str().as_str()), (200, "good"));
-    assert!(
-        start.elapsed() >= Duration::from_millis(450),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() >= Duration::from_millis(450), "{:?}", start.elapsed());
     assert_log(&r, &["upstream timed out (110: Connection timed out) while reading response header from upstream"]);
 }
 
@@ -600,10 +496,7 @@ fn client_that_never_reads_times_out() {
     let b = Backend::scripted(move |_| {
         vec![
             Action::ReadRequest,
-            send(&format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )),
+            send(&format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())),
             Action::Send(body.clone()),
         ]
     });
@@ -636,26 +529,13 @@ fn send_timeout_to_upstream_is_504() {
     let r = Rginx::start(&conf, &[b.addr]);
     let body = vec![b'q'; 16 * 1024 * 1024];
     let mut c = Conn::new(r.port);
-    c.send(
-        format!(
-            "PUT / HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    c.send(format!("PUT / HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
     c.send(&body);
     let start = Instant::now();
     let resp = c.read_response(false);
     assert_eq!(resp.status, 504);
-    assert!(
-        start.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        start.elapsed()
-    );
-    assert_log(
-        &r,
-        &["upstream timed out (110: Connection timed out) while sending request to upstream"],
-    );
+    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    assert_log(&r, &["upstream timed out (110: Connection timed out) while sending request to upstream"]);
 }
 
 #[test]

@@ -47,21 +47,13 @@ const CASES: &[(&str, &str, &str)] = &[
     ("/", "http://elsewhere/x", "http://elsewhere/x"),
     ("/", "/relative", "/relative"),
     ("/off/", "http://B/x/foo", "http://B/x/foo"),
-    (
-        "/uri/",
-        "http://B/x/foo?a=b",
-        "http://localhost:P/uri/foo?a=b",
-    ),
+    ("/uri/", "http://B/x/foo?a=b", "http://localhost:P/uri/foo?a=b"),
     ("/uri/", "http://B/y", "http://B/y"),
     ("/explicit/", "http://B/a/z", "http://localhost:P/b/z"),
     ("/explicit/", "http://B/x/foo", "http://B/x/foo"),
     ("/both/", "http://other.example/q", "http://localhost:P/o/q"),
     ("/both/", "http://B/x/foo", "http://localhost:P/x/foo"),
-    (
-        "/inherit/in/",
-        "http://other.example/q",
-        "http://localhost:P/i/q",
-    ),
+    ("/inherit/in/", "http://other.example/q", "http://localhost:P/i/q"),
 ];
 
 #[test]
@@ -83,11 +75,7 @@ fn location_rewrites() {
         c.send(format!("GET {path}r HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
         let resp = c.read_response(false);
         assert_eq!(resp.status, 302, "case {i}");
-        assert_eq!(
-            resp.header("Location"),
-            Some(want.as_str()),
-            "case {i}: {path} with {sent}"
-        );
+        assert_eq!(resp.header("Location"), Some(want.as_str()), "case {i}: {path} with {sent}");
     }
 }
 
@@ -97,9 +85,7 @@ fn refresh_rewrites() {
     let p = port.clone();
     let b = Backend::scripted(move |_| {
         let own = format!("127.0.0.1:{}", p.get().copied().unwrap_or(0));
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\nRefresh: 5; URL=http://{own}/x/foo\r\nContent-Length: 0\r\n\r\n"
-        );
+        let answer = format!("HTTP/1.1 200 OK\r\nRefresh: 5; URL=http://{own}/x/foo\r\nContent-Length: 0\r\n\r\n");
         vec![Action::ReadRequest, Action::Send(answer.into_bytes())]
     });
     let _ = port.set(b.addr.port());

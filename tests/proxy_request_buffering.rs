@@ -50,10 +50,7 @@ fn wait_for(timeout: Duration, f: impl Fn() -> bool) -> bool {
 
 /// Everything the backend received on its first connection, as text.
 fn received(b: &Backend) -> String {
-    b.requests()
-        .first()
-        .map(|r| String::from_utf8_lossy(r).into_owned())
-        .unwrap_or_default()
+    b.requests().first().map(|r| String::from_utf8_lossy(r).into_owned()).unwrap_or_default()
 }
 
 #[test]
@@ -63,11 +60,7 @@ fn buffering_on_waits_for_the_whole_body() {
     let mut c = Conn::new(r.port);
     c.send(b"POST /on/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n12345");
     thread::sleep(Duration::from_millis(700));
-    assert_eq!(
-        b.connections(),
-        0,
-        "the upstream was contacted before the body was complete"
-    );
+    assert_eq!(b.connections(), 0, "the upstream was contacted before the body was complete");
     c.send(b"67890");
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
@@ -84,28 +77,14 @@ fn buffering_off_streams_the_body() {
     let mut c = Conn::new(r.port);
     c.send(b"POST /off/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n12345");
     // The upstream sees the head and the first half while the client still holds the rest.
-    let first = wait_for(Duration::from_secs(5), || {
-        received(&b).ends_with("\r\n\r\n12345")
-    });
-    assert!(
-        first,
-        "the upstream did not get the first bytes: {:?}",
-        received(&b)
-    );
-    assert!(
-        received(&b).contains("\r\nContent-Length: 10\r\n"),
-        "{}",
-        received(&b)
-    );
+    let first = wait_for(Duration::from_secs(5), || received(&b).ends_with("\r\n\r\n12345"));
+    assert!(first, "the upstream did not get the first bytes: {:?}", received(&b));
+    assert!(received(&b).contains("\r\nContent-Length: 10\r\n"), "{}", received(&b));
     thread::sleep(Duration::from_millis(100));
     c.send(b"67890");
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.body_str().ends_with("\r\n\r\n1234567890"),
-        "{}",
-        resp.body_str()
-    );
+    assert!(resp.body_str().ends_with("\r\n\r\n1234567890"), "{}", resp.body_str());
     r.assert_no_alerts();
 }
 
@@ -115,13 +94,7 @@ fn buffering_off_slow_client_body_in_many_pieces() {
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     let mut c = Conn::new(r.port);
     let body: Vec<u8> = (0..50u8).map(|i| b'a' + i % 26).collect();
-    c.send(
-        format!(
-            "POST /off/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    c.send(format!("POST /off/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
     for (i, piece) in body.chunks(5).enumerate() {
         c.send(piece);
         // Each piece reaches the upstream before the next is sent.
@@ -168,14 +141,8 @@ fn buffering_off_chunked_body_to_http11_upstream() {
     let body = resp.body_str();
     assert!(body.starts_with("POST / HTTP/1.1\r\n"), "{body}");
     if common::is_nginx() {
-        assert!(
-            body.contains("\r\nTransfer-Encoding: chunked\r\n"),
-            "{body}"
-        );
-        assert!(
-            body.ends_with("\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            "{body}"
-        );
+        assert!(body.contains("\r\nTransfer-Encoding: chunked\r\n"), "{body}");
+        assert!(body.ends_with("\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "{body}");
     } else {
         assert!(body.contains("\r\nContent-Length: 11\r\n"), "{body}");
         assert!(body.ends_with("\r\n\r\nhello world"), "{body}");
@@ -186,17 +153,10 @@ fn buffering_off_chunked_body_to_http11_upstream() {
 fn big_body(path: &str) {
     let b = Backend::echo();
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
-    let body: Vec<u8> = (0..8 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let body: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let mut c = Conn::new(r.port);
-    c.stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let head = format!(
-        "PUT {path}big HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    c.stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!("PUT {path}big HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len());
     let (s, data) = (c.stream.try_clone().unwrap(), body.clone());
     let writer = thread::spawn(move || {
         let mut s = s;
@@ -212,11 +172,7 @@ fn big_body(path: &str) {
     let echoed = &resp.body[resp.body.len() - body.len()..];
     assert_eq!(digest(echoed), digest(&body), "{path}");
     let up = &b.requests()[0];
-    assert_eq!(
-        digest(&up[up.len() - body.len()..]),
-        digest(&body),
-        "{path}"
-    );
+    assert_eq!(digest(&up[up.len() - body.len()..]), digest(&body), "{path}");
     r.assert_no_alerts();
 }
 
@@ -237,10 +193,7 @@ fn expect_100_continue_streamed() {
     let mut c = Conn::new(r.port);
     c.send(b"POST /off/e HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
     let interim = c.read_some(Duration::from_secs(5));
-    assert_eq!(
-        String::from_utf8_lossy(&interim),
-        "HTTP/1.1 100 Continue\r\n\r\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&interim), "HTTP/1.1 100 Continue\r\n\r\n");
     c.send(b"body");
     let resp = c.read_response(false);
     assert_eq!(resp.status, 200);
@@ -262,13 +215,8 @@ fn client_leaves_mid_body_buffering_off() {
     let fds = r.fd_count();
     for _ in 0..3 {
         let mut c = Conn::new(r.port);
-        c.send(
-            b"POST /off/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nfirst bytes",
-        );
-        assert!(wait_for(Duration::from_secs(5), || b
-            .requests()
-            .last()
-            .is_some_and(|q| q.ends_with(b"first bytes"))));
+        c.send(b"POST /off/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nfirst bytes");
+        assert!(wait_for(Duration::from_secs(5), || b.requests().last().is_some_and(|q| q.ends_with(b"first bytes"))));
         drop(c);
     }
     let left = r.wait_fd_count(fds, Duration::from_secs(10));

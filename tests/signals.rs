@@ -67,19 +67,10 @@ fn quit_finishes_in_flight_requests() {
 
     r.signal("QUIT");
     // The idle connection is closed; the server does not exit while requests are in flight.
-    assert!(
-        idle.is_closed(Duration::from_secs(5)),
-        "idle keepalive connection kept"
-    );
-    assert!(
-        r.wait_exit(Duration::from_millis(300)).is_none(),
-        "exited with requests in flight"
-    );
+    assert!(idle.is_closed(Duration::from_secs(5)), "idle keepalive connection kept");
+    assert!(r.wait_exit(Duration::from_millis(300)).is_none(), "exited with requests in flight");
     // Nothing new is accepted.
-    assert!(
-        wait_until(|| TcpStream::connect(r.addr()).is_err()),
-        "still accepting connections after QUIT"
-    );
+    assert!(wait_until(|| TcpStream::connect(r.addr()).is_err()), "still accepting connections after QUIT");
 
     // The in-flight requests complete, each told that the connection closes.
     half.send(b"\r\n");
@@ -90,21 +81,12 @@ fn quit_finishes_in_flight_requests() {
     body.send(b"56789");
     let resp = body.read_response(false);
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.body_str().ends_with("\r\n\r\n0123456789"),
-        "{}",
-        resp.body_str()
-    );
+    assert!(resp.body_str().ends_with("\r\n\r\n0123456789"), "{}", resp.body_str());
     assert!(body.is_closed(TIMEOUT));
 
-    let status = r
-        .wait_exit(TIMEOUT)
-        .expect("still running after the last request");
+    let status = r.wait_exit(TIMEOUT).expect("still running after the last request");
     assert!(status.success(), "{status:?}");
-    assert!(
-        !r.prefix.join("logs/rginx.pid").exists(),
-        "pid file left behind"
-    );
+    assert!(!r.prefix.join("logs/rginx.pid").exists(), "pid file left behind");
     // Logs are flushed before exit.
     let access = r.access_log();
     assert!(access.contains("\"GET /half HTTP/1.1\" 200"), "{access}");
@@ -119,9 +101,7 @@ fn quit_when_idle_exits_at_once() {
     assert_eq!(get(&mut c, "/").status, 200);
     let start = Instant::now();
     r.signal("QUIT");
-    let status = r
-        .wait_exit(TIMEOUT)
-        .expect("QUIT with only idle connections: still running");
+    let status = r.wait_exit(TIMEOUT).expect("QUIT with only idle connections: still running");
     assert!(status.success());
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(c.is_closed(TIMEOUT));
@@ -138,16 +118,11 @@ fn term_and_int_stop_fast() {
         thread::sleep(Duration::from_millis(100));
         let start = Instant::now();
         r.signal(sig);
-        let status = r
-            .wait_exit(TIMEOUT)
-            .unwrap_or_else(|| panic!("{sig}: still running"));
+        let status = r.wait_exit(TIMEOUT).unwrap_or_else(|| panic!("{sig}: still running"));
         assert!(status.success(), "{sig}: {status:?}");
         assert!(start.elapsed() < Duration::from_secs(5), "{sig}");
         assert!(half.is_closed(TIMEOUT), "{sig}: connection left open");
-        assert!(
-            !r.prefix.join("logs/rginx.pid").exists(),
-            "{sig}: pid file left"
-        );
+        assert!(!r.prefix.join("logs/rginx.pid").exists(), "{sig}: pid file left");
     }
 }
 
@@ -158,11 +133,8 @@ fn hup_reloads_without_dropping_connections() {
     assert_eq!(get(&mut old, "/").body_str(), "version one");
 
     // Clients keep connecting through the reload; none may be refused or dropped.
-    let (stop, failures, served) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let (stop, failures, served) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let port = r.port;
     let hammers: Vec<_> = (0..2)
         .map(|_| {
@@ -200,17 +172,10 @@ fn hup_reloads_without_dropping_connections() {
         h.join().unwrap();
     }
     assert!(switched, "new configuration not served");
-    assert_eq!(
-        failures.load(Ordering::SeqCst),
-        0,
-        "connections failed during the reload"
-    );
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "connections failed during the reload");
     assert!(served.load(Ordering::SeqCst) > 10);
     // The old worker closes its idle keepalive connection as it quits.
-    assert!(
-        old.is_closed(TIMEOUT),
-        "idle connection of the old worker kept open"
-    );
+    assert!(old.is_closed(TIMEOUT), "idle connection of the old worker kept open");
     assert!(r.wait_log("error.log", "reconfiguring", TIMEOUT));
     r.assert_no_alerts();
 }
@@ -220,17 +185,8 @@ fn hup_with_bad_config_keeps_the_old_one() {
     let mut r = Rginx::start(CONF, &[common::refused_addr()]);
     r.rewrite_conf(&CONF.replace("events {}", "events {}\nfoo bar;"));
     r.signal("HUP");
-    assert!(
-        r.wait_log("error.log", "unknown directive \"foo\"", TIMEOUT),
-        "{}",
-        r.error_log()
-    );
-    let line = r
-        .error_log()
-        .lines()
-        .find(|l| l.contains("unknown directive"))
-        .unwrap_or("")
-        .to_string();
+    assert!(r.wait_log("error.log", "unknown directive \"foo\"", TIMEOUT), "{}", r.error_log());
+    let line = r.error_log().lines().find(|l| l.contains("unknown directive")).unwrap_or("").to_string();
     assert!(line.contains("[emerg]"), "{line}");
     assert!(line.ends_with("/conf/rginx.conf:6"), "{line}");
     // Still running, still the old configuration.
@@ -240,9 +196,7 @@ fn hup_with_bad_config_keeps_the_old_one() {
     // A good config afterwards is taken.
     r.rewrite_conf(&CONF.replace("version one", "version three"));
     r.signal("HUP");
-    assert!(wait_until(
-        || common::http_get(r.port, "/").ends_with("version three")
-    ));
+    assert!(wait_until(|| common::http_get(r.port, "/").ends_with("version three")));
 }
 
 #[test]
@@ -256,14 +210,8 @@ fn usr1_reopens_logs() {
     fs::rename(logs.join("error.log"), logs.join("error.log.1")).unwrap();
     r.signal("USR1");
     // Both files are created again by the signal itself.
-    assert!(
-        wait_until(|| logs.join("access.log").exists()),
-        "access.log not reopened"
-    );
-    assert!(
-        wait_until(|| logs.join("error.log").exists()),
-        "error.log not reopened"
-    );
+    assert!(wait_until(|| logs.join("access.log").exists()), "access.log not reopened");
+    assert!(wait_until(|| logs.join("error.log").exists()), "error.log not reopened");
     // Each worker reopens on its own, a moment after the file is there: a request may still
     // land in the old file, so ask until one lands in the new one.
     assert!(

@@ -55,11 +55,7 @@ fn only_get_and_head() {
     let mut c = Conn::new(r.port);
     c.send(b"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab");
     let resp = c.read_response(false);
-    assert!(
-        resp.head.starts_with("HTTP/1.1 405 Not Allowed\r\n"),
-        "{}",
-        resp.head
-    );
+    assert!(resp.head.starts_with("HTTP/1.1 405 Not Allowed\r\n"), "{}", resp.head);
     assert_eq!(resp.body_str(), common::error_page("405 Not Allowed"));
     // The body was skipped: the connection goes on.
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");

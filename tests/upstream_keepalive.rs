@@ -45,11 +45,7 @@ http {
 fn get(port: u16, path: &str) -> common::Response {
     let mut c = Conn::new(port);
     let head = path.starts_with("HEAD ");
-    let (method, path) = if head {
-        ("HEAD", &path[5..])
-    } else {
-        ("GET", path)
-    };
+    let (method, path) = if head { ("HEAD", &path[5..]) } else { ("GET", path) };
     c.send(format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
     c.read_response(head)
 }
@@ -62,11 +58,7 @@ fn connections_are_reused() {
         let resp = get(r.port, &format!("/r{i}"));
         assert_eq!((resp.status, resp.body_str().as_str()), (200, "ok"));
     }
-    assert_eq!(
-        b.connections(),
-        1,
-        "one upstream connection for every request"
-    );
+    assert_eq!(b.connections(), 1, "one upstream connection for every request");
     let reqs = String::from_utf8_lossy(&b.requests()[0]).into_owned();
     assert_eq!(reqs.matches("GET /r").count(), 5, "{reqs}");
     assert!(!reqs.contains("Connection:"), "{reqs}");
@@ -75,16 +67,10 @@ fn connections_are_reused() {
 
 #[test]
 fn chunked_and_buffered_modes_reuse_too() {
-    let body: String = (0..50_000)
-        .map(|i| char::from(b'a' + (i % 26) as u8))
-        .collect();
+    let body: String = (0..50_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
     let mut chunked = String::from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     for piece in body.as_bytes().chunks(7000) {
-        chunked += &format!(
-            "{:x}\r\n{}\r\n",
-            piece.len(),
-            String::from_utf8_lossy(piece)
-        );
+        chunked += &format!("{:x}\r\n{}\r\n", piece.len(), String::from_utf8_lossy(piece));
     }
     chunked += "0\r\n\r\n";
     let b = Backend::fixed(chunked.as_bytes());
@@ -109,8 +95,7 @@ fn unclean_ends_are_not_reused() {
         "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
     ];
-    let b =
-        Backend::scripted(move |i| vec![Action::ReadRequest, send(answers[i % 3]), Action::Close]);
+    let b = Backend::scripted(move |i| vec![Action::ReadRequest, send(answers[i % 3]), Action::Close]);
     let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
     for i in 0..6 {
         let resp = get(r.port, "/");
@@ -152,11 +137,7 @@ fn connection_closed_by_the_upstream_while_idle() {
     // The backend closes its idle connection after the first answer: the cached connection
     // is dropped (its FIN makes it readable), the next request connects anew.
     let b = Backend::scripted(|_| {
-        vec![
-            Action::ReadRequest,
-            send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-            Action::Close,
-        ]
+        vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), Action::Close]
     });
     let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
     assert_eq!(get(r.port, "/").body_str(), "ok");
@@ -176,11 +157,7 @@ fn stale_connection_is_retried() {
         if i == 0 {
             vec![Action::ReadRequest, ok, Action::ReadRequest, Action::Close]
         } else {
-            vec![
-                Action::ReadRequest,
-                ok,
-                Action::Sleep(Duration::from_secs(2)),
-            ]
+            vec![Action::ReadRequest, ok, Action::Sleep(Duration::from_secs(2))]
         }
     });
     let r = Rginx::start(&conf("keepalive 4;"), &[b.addr]);
@@ -213,16 +190,9 @@ fn keepalive_timeout_closes_idle_connections() {
     assert_eq!(get(r.port, "/").body_str(), "ok");
     // The idle connection is cached (one more fd once the client's is closed), then closed
     // when the timeout expires.
-    assert_eq!(
-        r.wait_fd_count(fds + 1, Duration::from_millis(1000)),
-        fds + 1
-    );
+    assert_eq!(r.wait_fd_count(fds + 1, Duration::from_millis(1000)), fds + 1);
     assert_eq!(r.wait_fd_count(fds, Duration::from_secs(5)), fds);
-    assert!(
-        start.elapsed() >= Duration::from_millis(1400),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() >= Duration::from_millis(1400), "{:?}", start.elapsed());
     assert_eq!(get(r.port, "/").body_str(), "ok");
     assert_eq!(b.connections(), 2);
 }
@@ -232,21 +202,14 @@ fn at_most_n_idle_connections_are_kept() {
     // Three requests at once need three connections; `keepalive 1` keeps one afterwards.
     let b = Backend::scripted(|_| {
         let ok = send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        vec![
-            Action::ReadRequest,
-            Action::Sleep(Duration::from_millis(300)),
-            ok,
-            Action::Sleep(Duration::from_secs(5)),
-        ]
+        vec![Action::ReadRequest, Action::Sleep(Duration::from_millis(300)), ok, Action::Sleep(Duration::from_secs(5))]
     });
     let r = Rginx::start(&conf("keepalive 1;"), &[b.addr]);
     assert_eq!(get(r.port, "/warm").status, 200);
     thread::sleep(Duration::from_millis(200));
     let fds = r.fd_count();
     let port = r.port;
-    let clients: Vec<_> = (0..3)
-        .map(|_| thread::spawn(move || get(port, "/").body_str()))
-        .collect();
+    let clients: Vec<_> = (0..3).map(|_| thread::spawn(move || get(port, "/").body_str())).collect();
     for c in clients {
         assert_eq!(c.join().unwrap(), "ok");
     }
@@ -261,9 +224,6 @@ fn graceful_stop_closes_idle_connections() {
     assert_eq!(get(r.port, "/").body_str(), "ok");
     let start = Instant::now();
     r.signal("QUIT");
-    assert!(
-        r.wait_exit(Duration::from_secs(5)).is_some(),
-        "still running: idle upstream connections kept it"
-    );
+    assert!(r.wait_exit(Duration::from_secs(5)).is_some(), "still running: idle upstream connections kept it");
     assert!(start.elapsed() < Duration::from_secs(3));
 }

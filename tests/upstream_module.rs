@@ -45,12 +45,8 @@ struct EchoLocConf {
 /// nginx: `ngx_http_mytest_module`.
 struct EchoUpstreamModule;
 
-static COMMANDS: &[Command] = &[Command {
-    name: "echo_upstream",
-    ctx: Ctx::HTTP_LOC,
-    args: Args::TAKE1,
-    set: set_echo_upstream,
-}];
+static COMMANDS: &[Command] =
+    &[Command { name: "echo_upstream", ctx: Ctx::HTTP_LOC, args: Args::TAKE1, set: set_echo_upstream }];
 
 /// `echo_upstream HOST:PORT;` — resolved at configuration time by the upstream module (an
 /// implicit upstream group, as `proxy_pass http://HOST:PORT` gets), then this location's
@@ -58,9 +54,7 @@ static COMMANDS: &[Command] = &[Command {
 fn set_echo_upstream(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let (host, port) = split_host_port(cx.arg(0), 80)?;
     let (file, line) = (cx.d.file.to_string(), cx.d.line);
-    let group = cx
-        .main_conf::<UpstreamMainConf>()?
-        .add(&host, Some((host.clone(), port, file, line)));
+    let group = cx.main_conf::<UpstreamMainConf>()?.add(&host, Some((host.clone(), port, file, line)));
     let c = cx.loc_conf::<EchoLocConf>()?;
     if c.target.is_some() {
         return Err("is duplicate".into());
@@ -83,10 +77,7 @@ impl HttpModule for EchoUpstreamModule {
     /// nginx: `ngx_http_mytest_merge_loc_conf()`.
     fn merge_loc_conf(&self, _prev: &Confs, conf: &mut Confs) -> Result<(), String> {
         if let Some(c) = conf.get_mut::<EchoLocConf>() {
-            let u = UpstreamConf {
-                read_timeout: 5_000,
-                ..UpstreamConf::default()
-            };
+            let u = UpstreamConf { read_timeout: 5_000, ..UpstreamConf::default() };
             c.upstream = Some(Arc::new(u));
         }
         Ok(())
@@ -105,11 +96,7 @@ fn echo_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
     let (Some((group, host)), Some(uconf)) = (conf.target.clone(), conf.upstream.clone()) else {
         return HandlerRc::Status(500);
     };
-    let ctx = EchoCtx {
-        host: host.clone(),
-        phase: Phase::StatusLine,
-        body: Vec::new(),
-    };
+    let ctx = EchoCtx { host: host.clone(), phase: Phase::StatusLine, body: Vec::new() };
     let resolved = Resolved { group, host };
     if upstream::create(cy, rid, Box::new(ctx), uconf, resolved).is_none() {
         return HandlerRc::Status(500);
@@ -152,11 +139,7 @@ impl EchoCtx {
                 Ok(Step::Done(()))
             }
             Err(_) => {
-                upstream::log_error(
-                    cy,
-                    rid,
-                    "echo_upstream: upstream sent no valid HTTP/1.x status line",
-                );
+                upstream::log_error(cy, rid, "echo_upstream: upstream sent no valid HTTP/1.x status line");
                 Err(UpstreamError::InvalidHeader)
             }
         }
@@ -196,10 +179,7 @@ impl UpstreamHandler for EchoCtx {
             return Err(UpstreamError::Internal("gone".into()));
         };
         let uri = String::from_utf8_lossy(r.unparsed_uri()).into_owned();
-        let head = format!(
-            "GET {uri} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.host
-        );
+        let head = format!("GET {uri} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", self.host);
         let Some(u) = upstream::u_mut(cy, rid) else {
             return Err(UpstreamError::Internal("gone".into()));
         };
@@ -228,19 +208,13 @@ impl UpstreamHandler for EchoCtx {
 
     /// Keeps every new byte; frees the receive buffer for the next read.
     /// nginx: `input_filter(data, bytes)` of a `subrequest_in_memory` user.
-    fn input_filter(
-        &mut self,
-        cy: &mut Cycle,
-        rid: RequestId,
-        bytes: usize,
-    ) -> Result<(), UpstreamError> {
+    fn input_filter(&mut self, cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
         let Some(u) = upstream::u_mut(cy, rid) else {
             return Ok(());
         };
         let start = u.buffer.last - bytes;
         let take = u.length.map_or(bytes, |l| (l as usize).min(bytes));
-        self.body
-            .extend_from_slice(&u.buffer.mem[start..start + take]);
+        self.body.extend_from_slice(&u.buffer.mem[start..start + take]);
         if let Some(l) = u.length.as_mut() {
             *l -= take as u64;
         }
@@ -262,10 +236,7 @@ impl UpstreamHandler for EchoCtx {
         r.headers_out.status = 200;
         r.headers_out.content_type = Some("text/plain".into());
         r.headers_out.content_length_n = Some(body.len() as u64);
-        r.headers_out.headers.push((
-            "X-Upstream-Status".into(),
-            u.headers_in.status_n.to_string(),
-        ));
+        r.headers_out.headers.push(("X-Upstream-Status".into(), u.headers_in.status_n.to_string()));
         if rhttp::send_header(cy, rid).is_err() {
             return;
         }
@@ -301,38 +272,22 @@ impl InProcess {
         let prefix = common::temp_prefix();
         let port = common::free_port();
         let p = prefix.display().to_string();
-        let text = conf
-            .replace("%%PREFIX%%", &p)
-            .replace("%%PORT%%", &port.to_string());
+        let text = conf.replace("%%PREFIX%%", &p).replace("%%PORT%%", &port.to_string());
         std::fs::write(prefix.join("conf/rginx.conf"), text).unwrap();
-        let args: Vec<String> = [
-            "-p",
-            &format!("{p}/"),
-            "-c",
-            &format!("{p}/conf/rginx.conf"),
-            "-e",
-            &format!("{p}/logs/error.log"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args: Vec<String> =
+            ["-p", &format!("{p}/"), "-c", &format!("{p}/conf/rginx.conf"), "-e", &format!("{p}/logs/error.log")]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         let thread = thread::spawn(move || rginx::os::process::main(&args, modules()));
         let pid = prefix.join("logs/rginx.pid");
         let end = Instant::now() + common::TIMEOUT;
         while !pid.exists() {
-            assert!(
-                !thread.is_finished(),
-                "rginx exited: {}",
-                read(&prefix.join("logs/error.log"))
-            );
+            assert!(!thread.is_finished(), "rginx exited: {}", read(&prefix.join("logs/error.log")));
             assert!(Instant::now() < end, "no pid file after 10 s");
             thread::sleep(Duration::from_millis(10));
         }
-        InProcess {
-            port,
-            prefix,
-            thread: Some(thread),
-        }
+        InProcess { port, prefix, thread: Some(thread) }
     }
 
     fn error_log(&self) -> String {
@@ -360,16 +315,12 @@ impl Drop for InProcess {
 }
 
 fn read(path: &std::path::Path) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 fn get(port: u16, path: &str) -> common::Response {
     let mut c = Conn::new(port);
-    c.send(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    );
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes());
     c.read_response(false)
 }
 
@@ -378,20 +329,12 @@ fn get(port: u16, path: &str) -> common::Response {
 fn third_party_upstream_module() {
     // Connection i: 0 a plain answer, 1 a status line and header in many small pieces,
     // 2 a 16 MiB close-delimited body, 3 a 404.
-    let big: Arc<Vec<u8>> = Arc::new(
-        (0..16 * 1024 * 1024u32)
-            .map(|i| b"abcdefghij"[(i % 10) as usize])
-            .collect(),
-    );
+    let big: Arc<Vec<u8>> = Arc::new((0..16 * 1024 * 1024u32).map(|i| b"abcdefghij"[(i % 10) as usize]).collect());
     let big2 = big.clone();
     let b = Backend::scripted(move |i| match i {
-        0 => vec![
-            Action::ReadRequest,
-            send("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world"),
-        ],
+        0 => vec![Action::ReadRequest, send("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world")],
         1 => {
-            let wire =
-                "HTTP/1.1 200 OK\r\nX-Pad: some padding here\r\nContent-Length: 5\r\n\r\nsplit";
+            let wire = "HTTP/1.1 200 OK\r\nX-Pad: some padding here\r\nContent-Length: 5\r\n\r\nsplit";
             let mut v = vec![Action::ReadRequest];
             for piece in wire.as_bytes().chunks(3) {
                 v.push(Action::Send(piece.to_vec()));
@@ -399,16 +342,8 @@ fn third_party_upstream_module() {
             }
             v
         }
-        2 => vec![
-            Action::ReadRequest,
-            send("HTTP/1.0 200 OK\r\n\r\n"),
-            Action::Send(big2.to_vec()),
-            Action::Close,
-        ],
-        _ => vec![
-            Action::ReadRequest,
-            send("HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nmissing"),
-        ],
+        2 => vec![Action::ReadRequest, send("HTTP/1.0 200 OK\r\n\r\n"), Action::Send(big2.to_vec()), Action::Close],
+        _ => vec![Action::ReadRequest, send("HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nmissing")],
     });
     let dead = common::refused_addr();
     let conf = format!(
@@ -443,10 +378,7 @@ http {{
     let first = String::from_utf8_lossy(&reqs[0]);
     assert_eq!(
         first,
-        format!(
-            "GET /first?q=1 HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            b.addr.port()
-        )
+        format!("GET /first?q=1 HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", b.addr.port())
     );
 
     let resp = get(s.port, "/split");
@@ -464,9 +396,7 @@ http {{
     // Failures are the framework's: a 502 page, the module's finalize_request called once.
     let resp = get(s.port, "/dead");
     assert_eq!(resp.status, 502);
-    assert!(s
-        .error_log()
-        .contains("connect() failed (111: Connection refused) while connecting to upstream"));
+    assert!(s.error_log().contains("connect() failed (111: Connection refused) while connecting to upstream"));
 
     // The built-in modules still work next to it.
     let mut c = Conn::new(s.port);

@@ -121,28 +121,16 @@ impl std::ops::BitOr for Args {
 /// nginx's messages. nginx: the checks of `ngx_conf_handler()`.
 pub fn check_directive(d: &Directive, ctx: Ctx, args: Args, level: Ctx) -> Result<(), ConfError> {
     if !ctx.allows(level) {
-        return Err(ConfError::at(
-            format!("\"{}\" directive is not allowed here", d.name),
-            d,
-        ));
+        return Err(ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d));
     }
     if args.block() && d.block.is_none() {
-        return Err(ConfError::at(
-            format!("directive \"{}\" has no opening \"{{\"", d.name),
-            d,
-        ));
+        return Err(ConfError::at(format!("directive \"{}\" has no opening \"{{\"", d.name), d));
     }
     if !args.block() && d.block.is_some() {
-        return Err(ConfError::at(
-            format!("directive \"{}\" is not terminated by \";\"", d.name),
-            d,
-        ));
+        return Err(ConfError::at(format!("directive \"{}\" is not terminated by \";\"", d.name), d));
     }
     if !args.accepts(d.args.len()) {
-        return Err(ConfError::at(
-            format!("invalid number of arguments in \"{}\" directive", d.name),
-            d,
-        ));
+        return Err(ConfError::at(format!("invalid number of arguments in \"{}\" directive", d.name), d));
     }
     Ok(())
 }
@@ -152,14 +140,8 @@ pub fn flag(d: &Directive) -> Result<bool, String> {
     match d.args.first().map(String::as_str) {
         Some("on") => Ok(true),
         Some("off") => Ok(false),
-        Some(v) => Err(format!(
-            "invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"",
-            d.name
-        )),
-        None => Err(format!(
-            "invalid number of arguments in \"{}\" directive",
-            d.name
-        )),
+        Some(v) => Err(format!("invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"", d.name)),
+        None => Err(format!("invalid number of arguments in \"{}\" directive", d.name)),
     }
 }
 
@@ -270,6 +252,7 @@ struct MainCommand {
     set: fn(&mut MainConf, &Directive, &Path) -> Result<(), String>,
 }
 
+#[rustfmt::skip]
 const CORE_COMMANDS: &[MainCommand] = &[
     MainCommand {
         name: "worker_processes",
@@ -365,18 +348,11 @@ const CORE_COMMANDS: &[MainCommand] = &[
 
 fn set_worker_processes(m: &mut MainConf, d: &Directive, _: &Path) -> Result<(), String> {
     m.worker_processes = if d.args[0] == "auto" {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     } else {
         match d.args[0].parse::<usize>() {
             Ok(n) if n > 0 => n,
-            _ => {
-                return Err(format!(
-                    "invalid value \"{}\" in \"worker_processes\" directive",
-                    d.args[0]
-                ))
-            }
+            _ => return Err(format!("invalid value \"{}\" in \"worker_processes\" directive", d.args[0])),
         }
     };
     Ok(())
@@ -402,10 +378,7 @@ fn set_error_log(m: &mut MainConf, d: &Directive, prefix: &Path) -> Result<(), S
 /// The configuration, or the first error with nginx's message and `file:line`.
 pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
     let conf_path = full_name(&opts.prefix, &opts.conf_file.to_string_lossy());
-    let conf_prefix = conf_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let conf_prefix = conf_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let parsed = parse::parse_file(&conf_path, &conf_prefix)?;
     // nginx applies -g before the file (`ngx_conf_param()` runs first).
     let mut directives = match &opts.globals {
@@ -449,10 +422,7 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
                 // nginx's slot setters refuse a second value; error_log and user may repeat
                 // in nginx only as error_log, which rginx keeps singular too.
                 if name != "error_log" && seen.contains(&name) {
-                    return Err(ConfError::at(
-                        format!("\"{name}\" directive is duplicate"),
-                        d,
-                    ));
+                    return Err(ConfError::at(format!("\"{name}\" directive is duplicate"), d));
                 }
                 seen.push(name);
                 main_directive(&mut main, d, Ctx::MAIN, opts)?
@@ -460,36 +430,17 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
         }
     }
     if !seen_events {
-        return Err(ConfError {
-            msg: "no \"events\" section in configuration".into(),
-            file: None,
-            line: 0,
-        });
+        return Err(ConfError { msg: "no \"events\" section in configuration".into(), file: None, line: 0 });
     }
-    Ok(Conf {
-        main,
-        http,
-        files: parsed.files,
-        prefix: opts.prefix.clone(),
-        file: conf_path,
-    })
+    Ok(Conf { main, http, files: parsed.files, prefix: opts.prefix.clone(), file: conf_path })
 }
 
-fn main_directive(
-    m: &mut MainConf,
-    d: &Directive,
-    level: Ctx,
-    opts: &LoadOpts,
-) -> Result<(), ConfError> {
+fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, opts: &LoadOpts) -> Result<(), ConfError> {
     let Some(cmd) = CORE_COMMANDS.iter().find(|c| c.name == d.name) else {
         // nginx knows every module's directives in every context: a known one in the wrong
         // place is "not allowed here", not "unknown".
-        let known = is_main_directive(&d.name)
-            || opts
-                .modules
-                .iter()
-                .flat_map(|m| m.commands())
-                .any(|c| c.name == d.name);
+        let known =
+            is_main_directive(&d.name) || opts.modules.iter().flat_map(|m| m.commands()).any(|c| c.name == d.name);
         let msg = match known {
             true => format!("\"{}\" directive is not allowed here", d.name),
             false => format!("unknown directive \"{}\"", d.name),
@@ -521,9 +472,6 @@ pub fn setter_error(d: &Directive, msg: String) -> ConfError {
 impl Conf {
     /// Every distinct listen address with its options. nginx: `cycle->listening`.
     pub fn listens(&self) -> Vec<crate::http::ListenOpt> {
-        self.http
-            .as_ref()
-            .map(|h| h.addrs.iter().map(|a| a.opt.clone()).collect())
-            .unwrap_or_default()
+        self.http.as_ref().map(|h| h.addrs.iter().map(|a| a.opt.clone()).collect()).unwrap_or_default()
     }
 }

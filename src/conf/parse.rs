@@ -76,11 +76,7 @@ pub struct ConfError {
 impl ConfError {
     /// An error at `file:line`.
     pub fn new(msg: impl Into<String>, file: &str, line: usize) -> Self {
-        ConfError {
-            msg: msg.into(),
-            file: Some(file.to_string()),
-            line,
-        }
+        ConfError { msg: msg.into(), file: Some(file.to_string()), line }
     }
 
     /// An error about directive `d`, reported where nginx reports it (the line of its `;`/`{`).
@@ -90,11 +86,7 @@ impl ConfError {
 
     /// An error with no position (nginx: logged with `cf->conf_file == NULL`).
     fn bare(msg: String) -> Self {
-        ConfError {
-            msg,
-            file: None,
-            line: 0,
-        }
+        ConfError { msg, file: None, line: 0 }
     }
 }
 
@@ -136,10 +128,7 @@ pub struct ParsedConf {
 pub fn parse_file(path: &Path, conf_prefix: &Path) -> Result<ParsedConf, ConfError> {
     let mut reader = Reader::new(conf_prefix);
     let directives = reader.parse_file(path, None)?;
-    Ok(ParsedConf {
-        directives,
-        files: reader.files,
-    })
+    Ok(ParsedConf { directives, files: reader.files })
 }
 
 /// Parses text that is not in a file.
@@ -220,13 +209,7 @@ struct Tokenizer<'a> {
 
 impl<'a> Tokenizer<'a> {
     fn new(text: &'a str, file: Rc<str>, param: bool) -> Self {
-        Tokenizer {
-            text,
-            pos: 0,
-            line: 1,
-            file,
-            param,
-        }
+        Tokenizer { text, pos: 0, line: 1, file, param }
     }
 
     /// Reads up to and including the next `;`, `{` or `}` (or to the end of the text).
@@ -290,11 +273,7 @@ impl<'a> Tokenizer<'a> {
             }
             b'"' | b'\'' => {
                 w.start += 1; // the quote is not part of the word
-                w.lex = if ch == b'"' {
-                    Lex::DQuoted
-                } else {
-                    Lex::SQuoted
-                };
+                w.lex = if ch == b'"' { Lex::DQuoted } else { Lex::SQuoted };
             }
             b'$' => {
                 w.lex = Lex::Bare;
@@ -343,13 +322,8 @@ impl<'a> Tokenizer<'a> {
             return None;
         }
         // here: the word is text[start..pos - 1], without its closing quote or terminator
-        w.args
-            .push(unescape(&self.text.as_bytes()[w.start..self.pos - 1]));
-        w.lex = if w.lex == Lex::Bare {
-            Lex::Space
-        } else {
-            Lex::AfterQuote
-        };
+        w.args.push(unescape(&self.text.as_bytes()[w.start..self.pos - 1]));
+        w.lex = if w.lex == Lex::Bare { Lex::Space } else { Lex::AfterQuote };
         match ch {
             b';' => Some(Token::Stmt(std::mem::take(&mut w.args))),
             b'{' => Some(Token::BlockStart(std::mem::take(&mut w.args))),
@@ -381,17 +355,12 @@ impl<'a> Tokenizer<'a> {
                 return self.error(&format!("too long parameter \"{head}...\" started"));
             }
         };
-        self.error(&format!(
-            "too long parameter, probably missing terminating \"{quote}\" character"
-        ))
+        self.error(&format!("too long parameter, probably missing terminating \"{quote}\" character"))
     }
 
     /// `unexpected "X"` for the byte just read (the whole character if it is not ASCII).
     fn unexpected(&self, ch: u8) -> ConfError {
-        let c = self.text[self.pos - 1..]
-            .chars()
-            .next()
-            .unwrap_or(char::from(ch));
+        let c = self.text[self.pos - 1..].chars().next().unwrap_or(char::from(ch));
         self.error(&format!("unexpected \"{c}\""))
     }
 
@@ -465,46 +434,32 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(conf_prefix: &'a Path) -> Self {
-        Reader {
-            conf_prefix,
-            files: Vec::new(),
-            chain: Vec::new(),
-        }
+        Reader { conf_prefix, files: Vec::new(), chain: Vec::new() }
     }
 
     /// Opens, records and parses one file. `from` is the `include` that names it (`None` for
     /// the `-c` file); open errors are reported at it, as nginx reports them.
     ///
     /// nginx: `ngx_conf_parse(cf, filename)`, the `filename != NULL` case
-    fn parse_file(
-        &mut self,
-        path: &Path,
-        from: Option<&Directive>,
-    ) -> Result<Vec<Directive>, ConfError> {
+    fn parse_file(&mut self, path: &Path, from: Option<&Directive>) -> Result<Vec<Directive>, ConfError> {
         let name = path.display().to_string();
         let at = |msg: String| match from {
             Some(d) => ConfError::at(msg, d),
             None => ConfError::bare(msg),
         };
-        let mut file = fs::File::open(path)
-            .map_err(|e| at(format!("open() \"{name}\" failed {}", os_error(&e))))?;
+        let mut file = fs::File::open(path).map_err(|e| at(format!("open() \"{name}\" failed {}", os_error(&e))))?;
         let mut bytes = Vec::new();
         // nginx logs a failed read without a position (ngx_read_file, not ngx_conf_log_error)
         file.read_to_end(&mut bytes)
             .map_err(|e| ConfError::bare(format!("pread() \"{name}\" failed {}", os_error(&e))))?;
-        let text = String::from_utf8(bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 
         let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         if self.chain.contains(&real) {
-            return Err(at(format!(
-                "include loop: \"{name}\" is already being read"
-            )));
+            return Err(at(format!("include loop: \"{name}\" is already being read")));
         }
         if self.chain.len() > MAX_INCLUDE_DEPTH {
-            return Err(at(format!(
-                "too deep includes (more than {MAX_INCLUDE_DEPTH})"
-            )));
+            return Err(at(format!("too deep includes (more than {MAX_INCLUDE_DEPTH})")));
         }
         if !self.files.iter().any(|(p, _)| p == path) {
             self.files.push((path.to_path_buf(), text.clone()));
@@ -520,12 +475,7 @@ impl<'a> Reader<'a> {
     ///
     /// nginx: the `for ( ;; )` loop of `ngx_conf_parse()` (the parse_file / parse_param types;
     /// parse_block is the `open` stack here)
-    fn parse_text(
-        &mut self,
-        text: &str,
-        file: Rc<str>,
-        param: bool,
-    ) -> Result<Vec<Directive>, ConfError> {
+    fn parse_text(&mut self, text: &str, file: Rc<str>, param: bool) -> Result<Vec<Directive>, ConfError> {
         let mut tok = Tokenizer::new(text, file, param);
         let mut top = Vec::new();
         // the blocks opened and not yet closed: the directive and its contents so far
@@ -556,10 +506,7 @@ impl<'a> Reader<'a> {
                     }
                     let d = tok.directive(args);
                     if d.name == "include" {
-                        return Err(ConfError::at(
-                            "directive \"include\" is not terminated by \";\"",
-                            &d,
-                        ));
+                        return Err(ConfError::at("directive \"include\" is not terminated by \";\"", &d));
                     }
                     open.push((d, Vec::new()));
                 }
@@ -573,10 +520,7 @@ impl<'a> Reader<'a> {
     /// nginx: `ngx_conf_include()` with `ngx_conf_full_name(cycle, name, 1)`
     fn include(&mut self, d: &Directive, out: &mut Vec<Directive>) -> Result<(), ConfError> {
         if d.args.len() != 1 {
-            return Err(ConfError::at(
-                "invalid number of arguments in \"include\" directive",
-                d,
-            ));
+            return Err(ConfError::at("invalid number of arguments in \"include\" directive", d));
         }
         let full = self.conf_prefix.join(&d.args[0]);
         let pattern = full.to_string_lossy().into_owned();
@@ -592,10 +536,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The list new directives go to: the innermost open block, or the top level.
-fn level<'v>(
-    open: &'v mut [(Directive, Vec<Directive>)],
-    top: &'v mut Vec<Directive>,
-) -> &'v mut Vec<Directive> {
+fn level<'v>(open: &'v mut [(Directive, Vec<Directive>)], top: &'v mut Vec<Directive>) -> &'v mut Vec<Directive> {
     match open.last_mut() {
         Some((_, items)) => items,
         None => top,
@@ -610,9 +551,7 @@ fn os_error(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => {
             // std prints "DESCRIPTION (os error N)"; nginx prints "(N: DESCRIPTION)"
-            let desc = text
-                .strip_suffix(&format!(" (os error {code})"))
-                .unwrap_or(&text);
+            let desc = text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text);
             format!("({code}: {desc})")
         }
         None => format!("({text})"),
@@ -625,11 +564,7 @@ fn os_error(e: &io::Error) -> String {
 /// nginx: `ngx_open_glob()` / `ngx_read_glob()` (src/os/unix/ngx_files.c), i.e. glob(3)
 /// with no flags, in the C locale
 fn glob(pattern: &str) -> Vec<String> {
-    let mut found = vec![if pattern.starts_with('/') {
-        "/".to_string()
-    } else {
-        String::new()
-    }];
+    let mut found = vec![if pattern.starts_with('/') { "/".to_string() } else { String::new() }];
     for comp in pattern.split('/').filter(|c| !c.is_empty()) {
         let mut next = Vec::new();
         for base in &found {
@@ -782,10 +717,7 @@ mod tests {
     fn plain_directives() {
         let d = parse("worker_processes 2;\ndaemon off;\n\nevents{}").unwrap();
         assert_eq!(d.len(), 3);
-        assert_eq!(
-            (d[0].name.as_str(), d[0].args.clone()),
-            ("worker_processes", vec!["2".to_string()])
-        );
+        assert_eq!((d[0].name.as_str(), d[0].args.clone()), ("worker_processes", vec!["2".to_string()]));
         assert!(d[0].block.is_none());
         assert_eq!(d[1].name, "daemon");
         assert_eq!(d[2].name, "events");
@@ -812,10 +744,7 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(
-            args(r#"x "a\"b" 'c\'d' "e\\f";"#),
-            [r#"a"b"#, "c'd", r"e\f"]
-        );
+        assert_eq!(args(r#"x "a\"b" 'c\'d' "e\\f";"#), [r#"a"b"#, "c'd", r"e\f"]);
         assert_eq!(args(r#"x "\t\r\n";"#), ["\t\r\n"]);
         assert_eq!(args(r"x a\tb;"), ["a\tb"]);
         // unknown escapes keep their backslash; the escaped byte never ends a word
@@ -879,10 +808,7 @@ mod tests {
         assert_eq!(err("a \"open\n\n"), format!("{eof} in t.conf:3"));
         assert_eq!(err("a \"b\""), format!("{eof} in t.conf:1"));
         assert_eq!(err("a \\"), format!("{eof} in t.conf:1"));
-        assert_eq!(
-            err("http {\n a;\n"),
-            "unexpected end of file, expecting \"}\" in t.conf:3"
-        );
+        assert_eq!(err("http {\n a;\n"), "unexpected end of file, expecting \"}\" in t.conf:3");
         assert_eq!(err("a;\n}"), "unexpected \"}\" in t.conf:2");
         assert_eq!(err("http { a b }"), "unexpected \"}\" in t.conf:1");
         assert_eq!(err("a;\n\n{"), "unexpected \"{\" in t.conf:3");
@@ -897,10 +823,7 @@ mod tests {
     #[test]
     fn too_long_parameter() {
         let word = "w".repeat(CONF_BUFFER);
-        assert_eq!(
-            err(&format!("a;\nx {word};")),
-            "too long parameter \"wwwwwwwwww...\" started in t.conf:2"
-        );
+        assert_eq!(err(&format!("a;\nx {word};")), "too long parameter \"wwwwwwwwww...\" started in t.conf:2");
         assert!(parse(&format!("x {};", &word[1..])).is_ok());
         assert_eq!(
             err(&format!("x\n\"{word}\n\";")),
@@ -923,29 +846,16 @@ mod tests {
         assert_eq!(d[1].line, 0);
         assert_eq!(ConfError::at("x", &d[0]).to_string(), "x in command line");
         let e = |t: &str| parse_str(t, "command line", p).unwrap_err().to_string();
-        assert_eq!(
-            e("daemon off"),
-            "unexpected end of parameter, expecting \";\" in command line"
-        );
-        assert_eq!(
-            e("events { }"),
-            "block directives are not supported in -g option in command line"
-        );
+        assert_eq!(e("daemon off"), "unexpected end of parameter, expecting \";\" in command line");
+        assert_eq!(e("events { }"), "block directives are not supported in -g option in command line");
         assert_eq!(e("a; }"), "unexpected \"}\" in command line");
         assert_eq!(e(";"), "unexpected \";\" in command line");
     }
 
     #[test]
     fn error_display() {
-        assert_eq!(
-            ConfError::new("m", "f.conf", 3).to_string(),
-            "m in f.conf:3"
-        );
-        let bare = ConfError {
-            msg: "m".into(),
-            file: None,
-            line: 0,
-        };
+        assert_eq!(ConfError::new("m", "f.conf", 3).to_string(), "m in f.conf:3");
+        let bare = ConfError { msg: "m".into(), file: None, line: 0 };
         assert_eq!(bare.to_string(), "m");
     }
 
@@ -953,15 +863,15 @@ mod tests {
     fn include_relative_and_glob() {
         let t = TempDir::new("glob");
         t.write("conf.d/b.conf", "b 1;\n");
-        t.write(
-            "conf.d/a.conf",
-            "a 1;\nnested { include conf.d/s?b/*.inc; }\n",
-        );
+        t.write("conf.d/a.conf", "a 1;\nnested { include conf.d/s?b/*.inc; }\n");
         t.write("conf.d/sub/x.inc", "\n\nx;\n");
         t.write("conf.d/c.txt", "not_included;\n");
         t.write("conf.d/.hidden.conf", "hidden;\n");
         t.write("mime.types", "types { text/html html; }\n");
-        let main = t.write("main.conf", "first;\nhttp {\n  include mime.types;\n  include conf.d/*.conf;\n  include none/*.conf;\n}\nlast;\n");
+        let main = t.write(
+            "main.conf",
+            "first;\nhttp {\n  include mime.types;\n  include conf.d/*.conf;\n  include none/*.conf;\n}\nlast;\n",
+        );
         let conf = parse_file(&main, &t.0).unwrap();
         let names: Vec<&str> = conf.directives.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["first", "http", "last"]);
@@ -974,13 +884,7 @@ mod tests {
         assert_eq!(x.line, 3);
         assert_eq!(&*conf.directives[0].file, main.to_str().unwrap());
         let files: Vec<PathBuf> = conf.files.iter().map(|(p, _)| p.clone()).collect();
-        let rel = [
-            "main.conf",
-            "mime.types",
-            "conf.d/a.conf",
-            "conf.d/sub/x.inc",
-            "conf.d/b.conf",
-        ];
+        let rel = ["main.conf", "mime.types", "conf.d/a.conf", "conf.d/sub/x.inc", "conf.d/b.conf"];
         assert_eq!(files, rel.map(|r| t.0.join(r)));
         assert_eq!(conf.files[1].1, "types { text/html html; }\n");
     }
@@ -993,18 +897,12 @@ mod tests {
         let main_s = main.display();
         assert_eq!(
             parse_file(&main, &t.0).unwrap_err().to_string(),
-            format!(
-                "open() \"{}\" failed (2: No such file or directory) in {main_s}:3",
-                name.display()
-            )
+            format!("open() \"{}\" failed (2: No such file or directory) in {main_s}:3", name.display())
         );
         let gone = t.0.join("gone.conf");
         assert_eq!(
             parse_file(&gone, &t.0).unwrap_err().to_string(),
-            format!(
-                "open() \"{}\" failed (2: No such file or directory)",
-                gone.display()
-            )
+            format!("open() \"{}\" failed (2: No such file or directory)", gone.display())
         );
         let main = t.write("args.conf", "include a b;");
         let msg = "invalid number of arguments in \"include\" directive";
@@ -1016,17 +914,11 @@ mod tests {
         let inc = t.write("close.inc", "a;\n}\n");
         let main = t.write("open.conf", "http {\ninclude close.inc;\n}\n");
         let e = parse_file(&main, &t.0).unwrap_err();
-        assert_eq!(
-            e,
-            ConfError::new("unexpected \"}\"", inc.to_str().unwrap(), 2)
-        );
+        assert_eq!(e, ConfError::new("unexpected \"}\"", inc.to_str().unwrap(), 2));
         let main = t.write("dir.conf", "include sub;");
         fs::create_dir_all(t.0.join("sub")).unwrap();
         let e = parse_file(&main, &t.0).unwrap_err();
-        assert!(
-            e.msg.starts_with("pread() \"") && e.msg.contains("(21: Is a directory)"),
-            "{e}"
-        );
+        assert!(e.msg.starts_with("pread() \"") && e.msg.contains("(21: Is a directory)"), "{e}");
     }
 
     #[test]
@@ -1038,10 +930,7 @@ mod tests {
         let msg = format!("include loop: \"{}\" is already being read", a.display());
         assert_eq!(e, ConfError::new(msg, b.to_str().unwrap(), 3));
         let me = t.write("self.conf", "include self.conf;");
-        assert!(parse_file(&me, &t.0)
-            .unwrap_err()
-            .msg
-            .starts_with("include loop"));
+        assert!(parse_file(&me, &t.0).unwrap_err().msg.starts_with("include loop"));
         // the same file twice, not nested, is fine (nginx allows it too)
         t.write("twice.inc", "t;");
         let twice = t.write("twice.conf", "include twice.inc;\ninclude twice.inc;");
@@ -1070,11 +959,7 @@ mod tests {
         let d = parse_str(&abs, "command line", Path::new("/nonexistent")).unwrap();
         assert_eq!(d[0].name, "pid");
         let e = parse_str("include none.conf;", "command line", &t.0).unwrap_err();
-        assert!(
-            e.to_string()
-                .ends_with("(2: No such file or directory) in command line"),
-            "{e}"
-        );
+        assert!(e.to_string().ends_with("(2: No such file or directory) in command line"), "{e}");
     }
 
     #[test]

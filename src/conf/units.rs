@@ -222,18 +222,13 @@ mod tests {
 
     #[test]
     fn bad_sizes() {
-        for s in [
-            "", "k", "m", "1g", "1G", "-1", "+1", " 1", "1 ", "1.5k", "1kb", "k1", "1mm",
-        ] {
+        for s in ["", "k", "m", "1g", "1G", "-1", "+1", " 1", "1 ", "1.5k", "1kb", "k1", "1mm"] {
             assert_eq!(parse_size(s), None, "{s:?}");
         }
         let max = isize::MAX as usize;
         assert_eq!(parse_size(&max.to_string()), Some(max));
         assert_eq!(parse_size(&(max as u64 + 1).to_string()), None);
-        assert_eq!(
-            parse_size(&format!("{}k", max / 1024)),
-            Some(max / 1024 * 1024)
-        );
+        assert_eq!(parse_size(&format!("{}k", max / 1024)), Some(max / 1024 * 1024));
         assert_eq!(parse_size(&format!("{}k", max / 1024 + 1)), None);
         assert_eq!(parse_size("99999999999999999999999"), None);
     }
@@ -248,10 +243,7 @@ mod tests {
         assert_eq!(parse_offset("1t"), None);
         assert_eq!(parse_offset("g"), None);
         assert_eq!(parse_offset(""), None);
-        assert_eq!(
-            parse_offset(&format!("{}g", (i64::MAX as u64 >> 30) + 1)),
-            None
-        );
+        assert_eq!(parse_offset(&format!("{}g", (i64::MAX as u64 >> 30) + 1)), None);
     }
 
     #[test]
@@ -282,17 +274,14 @@ mod tests {
     #[test]
     fn msec_rejects() {
         for s in [
-            "", " ", "s", "ms", "abc", "1x", "-1", "1.5s", "30m 1h", "1s 1s", "1m1m", "5ms 1s",
-            "1ms1ms", "1 2 3", "1 2s", "1y", "1M", "1S", "1H",
+            "", " ", "s", "ms", "abc", "1x", "-1", "1.5s", "30m 1h", "1s 1s", "1m1m", "5ms 1s", "1ms1ms", "1 2 3",
+            "1 2s", "1y", "1M", "1S", "1H",
         ] {
             assert_eq!(parse_msec(s), None, "{s:?}");
         }
         assert_eq!(parse_msec("9223372036854775807ms"), Some(i64::MAX as u64));
         assert_eq!(parse_msec("9223372036854775808ms"), None);
-        assert_eq!(
-            parse_msec("9223372036854775s"),
-            Some(9_223_372_036_854_775_000)
-        );
+        assert_eq!(parse_msec("9223372036854775s"), Some(9_223_372_036_854_775_000));
         assert_eq!(parse_msec("9223372036854776s"), None);
         assert_eq!(parse_msec("9223372036854776"), None);
         assert_eq!(parse_msec("9223372036854775807ms 1ms"), None);

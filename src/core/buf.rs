@@ -51,26 +51,15 @@ impl Buf {
     /// A buffer that owns `v` as its content (`pos = 0`, `last = len`).
     pub fn from_vec(v: Vec<u8>) -> Buf {
         let last = v.len();
-        Buf {
-            mem: v,
-            pos: 0,
-            last,
-            ..Buf::default()
-        }
+        Buf { mem: v, pos: 0, last, ..Buf::default() }
     }
     /// An empty buffer marking the end of the response (nginx: `b->last_buf = 1` with no data).
     pub fn last_buf() -> Buf {
-        Buf {
-            last_buf: true,
-            ..Buf::default()
-        }
+        Buf { last_buf: true, ..Buf::default() }
     }
     /// A buffer describing a file region.
     pub fn from_file(file: Rc<File>, pos: u64, last: u64) -> Buf {
-        Buf {
-            file: Some(FileRegion { file, pos, last }),
-            ..Buf::default()
-        }
+        Buf { file: Some(FileRegion { file, pos, last }), ..Buf::default() }
     }
     /// The live bytes in memory.
     pub fn data(&self) -> &[u8] {
@@ -171,10 +160,7 @@ impl BufPool {
             .find(|(s, _)| *s == size)
             .and_then(|(_, l)| l.pop())
             .unwrap_or_else(|| vec![0; size]);
-        Buf {
-            mem: v,
-            ..Buf::default()
-        }
+        Buf { mem: v, ..Buf::default() }
     }
     /// Returns a buffer's memory to the pool.
     pub fn put(&mut self, b: Buf) {

@@ -30,11 +30,7 @@ impl<T> Id<T> {
     }
     /// Unpacks `to_token`.
     pub fn from_token(t: usize) -> Self {
-        Id {
-            key: (t & 0xffff_ffff) as u32,
-            gen: (t >> 32) as u32,
-            _t: PhantomData,
-        }
+        Id { key: (t & 0xffff_ffff) as u32, gen: (t >> 32) as u32, _t: PhantomData }
     }
 }
 
@@ -71,36 +67,22 @@ impl<T> Default for GenSlab<T> {
 impl<T> GenSlab<T> {
     /// An empty slab.
     pub fn new() -> Self {
-        GenSlab {
-            slab: slab::Slab::new(),
-            next_gen: 1,
-        }
+        GenSlab { slab: slab::Slab::new(), next_gen: 1 }
     }
     /// An empty slab with room for `n` entries before it reallocates.
     pub fn with_capacity(n: usize) -> Self {
-        GenSlab {
-            slab: slab::Slab::with_capacity(n),
-            next_gen: 1,
-        }
+        GenSlab { slab: slab::Slab::with_capacity(n), next_gen: 1 }
     }
     /// Stores `v` and returns its id. nginx: `ngx_get_connection()` taking a free slot.
     pub fn insert(&mut self, v: T) -> Id<T> {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let key = self.slab.insert((gen, v));
-        Id {
-            key: key as u32,
-            gen,
-            _t: PhantomData,
-        }
+        Id { key: key as u32, gen, _t: PhantomData }
     }
     /// The id the next `insert` will return: lets a value record its own id before insertion.
     pub fn vacant_id(&self) -> Id<T> {
-        Id {
-            key: self.slab.vacant_key() as u32,
-            gen: self.next_gen,
-            _t: PhantomData,
-        }
+        Id { key: self.slab.vacant_key() as u32, gen: self.next_gen, _t: PhantomData }
     }
     /// The value, if the id is still current.
     pub fn get(&self, id: Id<T>) -> Option<&T> {
@@ -138,14 +120,7 @@ impl<T> GenSlab<T> {
     }
     /// Ids of every live entry (for shutdown sweeps; allocates).
     pub fn ids(&self) -> Vec<Id<T>> {
-        self.slab
-            .iter()
-            .map(|(k, (g, _))| Id {
-                key: k as u32,
-                gen: *g,
-                _t: PhantomData,
-            })
-            .collect()
+        self.slab.iter().map(|(k, (g, _))| Id { key: k as u32, gen: *g, _t: PhantomData }).collect()
     }
 }
 

@@ -158,10 +158,7 @@ impl log::Log for ErrorLog {
 }
 
 fn global() -> &'static ErrorLog {
-    LOG.get_or_init(|| ErrorLog {
-        sink: Mutex::new(Sink::Stderr),
-        level: Mutex::new(Level::Notice),
-    })
+    LOG.get_or_init(|| ErrorLog { sink: Mutex::new(Sink::Stderr), level: Mutex::new(Level::Notice) })
 }
 
 /// Installs the logger writing to stderr (before the config is read). nginx: `ngx_log_init()`.
@@ -209,10 +206,7 @@ pub fn reopen() {
 pub fn stderr(level: Level, msg: &str) {
     eprintln!("rginx: [{}] {}", level.name(), msg);
     let g = global();
-    let to_file = matches!(
-        &*g.sink.lock().unwrap_or_else(|e| e.into_inner()),
-        Sink::File(..)
-    );
+    let to_file = matches!(&*g.sink.lock().unwrap_or_else(|e| e.into_inner()), Sink::File(..));
     if to_file {
         match level {
             Level::Emerg => ngx_log!(Emerg, "{}", msg),

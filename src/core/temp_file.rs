@@ -42,10 +42,7 @@ impl TempFile {
             Err(e) => return Err(e),
         };
         std::fs::remove_file(&name)?;
-        Ok(TempFile {
-            file: Rc::new(file),
-            len: 0,
-        })
+        Ok(TempFile { file: Rc::new(file), len: 0 })
     }
 
     /// Appends bytes. A regular-file write: bounded by the caller's chunk size

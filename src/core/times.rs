@@ -30,9 +30,7 @@ pub struct Times {
 }
 
 const WDAY: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MON: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm). nginx: `ngx_gmtime()`.
 pub fn civil(days: i64) -> (i64, u32, u32) {
@@ -101,10 +99,7 @@ impl Times {
     /// nginx: `ngx_time_update()`.
     pub fn update(&mut self) {
         self.msec = self.start.elapsed().as_millis() as u64;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         self.unix_ms = now;
         let sec = now / 1000;
         if sec == self.sec {
@@ -120,10 +115,8 @@ impl Times {
         self.err_log_time = format!("{y}/{m:02}/{d:02} {hh:02}:{mm:02}:{ss:02}");
         let sign = if off < 0 { '-' } else { '+' };
         let (oh, om) = (off.abs() / 3600, off.abs() % 3600 / 60);
-        self.http_log_time = format!(
-            "{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} {sign}{oh:02}{om:02}",
-            MON[(m - 1) as usize]
-        );
+        self.http_log_time =
+            format!("{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} {sign}{oh:02}{om:02}", MON[(m - 1) as usize]);
         self.iso8601 = format!("{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}{sign}{oh:02}:{om:02}");
     }
 }

@@ -80,11 +80,7 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
             }
         };
         if cy.conns.len() >= cy.conf.main.worker_connections && !drain_connections(cy) {
-            crate::ngx_log!(
-                Alert,
-                "{} worker_connections are not enough",
-                cy.conf.main.worker_connections
-            );
+            crate::ngx_log!(Alert, "{} worker_connections are not enough", cy.conf.main.worker_connections);
             drop(stream);
             continue;
         }
@@ -119,30 +115,18 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
 /// connections in slab order.
 fn drain_connections(cy: &mut Cycle) -> bool {
     let ids = cy.conns.ids();
-    let idle: Vec<ConnId> = ids
-        .into_iter()
-        .filter(|&id| cy.conns.get(id).is_some_and(|c| c.idle))
-        .collect();
+    let idle: Vec<ConnId> = ids.into_iter().filter(|&id| cy.conns.get(id).is_some_and(|c| c.idle)).collect();
     if idle.is_empty() {
         return false;
     }
-    log::warn!(
-        "{} worker_connections are not enough, reusing connections",
-        cy.conf.main.worker_connections
-    );
+    log::warn!("{} worker_connections are not enough, reusing connections", cy.conf.main.worker_connections);
     for id in idle.iter().take((idle.len() / 8).clamp(1, 32)) {
         let Some(c) = cy.conns.get_mut(*id) else {
             continue;
         };
         c.close = true;
         let h = c.read.handler;
-        h(
-            cy,
-            Ev {
-                c: *id,
-                write: false,
-            },
-        );
+        h(cy, Ev { c: *id, write: false });
     }
     cy.conns.len() < cy.conf.main.worker_connections
 }

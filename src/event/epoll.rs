@@ -66,10 +66,7 @@ struct Ready {
 /// Waits up to `timeout`, then runs the handler of every ready event.
 /// nginx: `ngx_epoll_process_events()`.
 pub fn process_events(cy: &mut Cycle, timeout: Option<Duration>) -> io::Result<()> {
-    let mut events = cy
-        .events
-        .take()
-        .unwrap_or_else(|| mio::Events::with_capacity(512));
+    let mut events = cy.events.take().unwrap_or_else(|| mio::Events::with_capacity(512));
     let r = cy.poll.poll(&mut events, timeout);
     cy.times.update(); // nginx: ngx_time_update() right after epoll_wait
     if let Err(e) = r {

@@ -61,9 +61,7 @@ pub fn del_timer(cy: &mut Cycle, ev: Ev) {
 
 /// Whether `ev` has a pending timer. nginx: `ev->timer_set`.
 pub fn timer_set(cy: &Cycle, ev: Ev) -> bool {
-    cy.conns
-        .get(ev.c)
-        .is_some_and(|c| if ev.write { c.write.timer.is_some() } else { c.read.timer.is_some() })
+    cy.conns.get(ev.c).is_some_and(|c| if ev.write { c.write.timer.is_some() } else { c.read.timer.is_some() })
 }
 
 /// Runs the handlers of every due timer with `timedout` set. nginx: `ngx_event_expire_timers()`.

@@ -73,20 +73,14 @@ impl Pipe {
         }
         if moved > 0 {
             // Extend the last file region when it ends where we wrote, else add one.
-            let extend = start > 0
-                && out
-                    .get(start - 1)
-                    .and_then(|b| b.file.as_ref())
-                    .is_some_and(|f| f.last == file_start);
+            let extend =
+                start > 0 && out.get(start - 1).and_then(|b| b.file.as_ref()).is_some_and(|f| f.last == file_start);
             if extend {
                 if let Some(f) = out.get_mut(start - 1).and_then(|b| b.file.as_mut()) {
                     f.last += moved as u64;
                 }
             } else {
-                out.insert(
-                    start,
-                    Buf::from_file(tf.file.clone(), file_start, file_start + moved as u64),
-                );
+                out.insert(start, Buf::from_file(tf.file.clone(), file_start, file_start + moved as u64));
             }
         }
         Ok(moved)

@@ -110,11 +110,7 @@ struct Slot {
 }
 
 impl Slot {
-    const EMPTY: Slot = Slot {
-        head: NIL,
-        tail: NIL,
-        min: Msec::MAX,
-    };
+    const EMPTY: Slot = Slot { head: NIL, tail: NIL, min: Msec::MAX };
 }
 
 /// The timers of one cycle.
@@ -182,10 +178,7 @@ impl<T: Copy> TimerWheel<T> {
         let index = self.alloc(data, expires, slot);
         self.link(index);
         self.len += 1;
-        TimerId {
-            index,
-            gen: self.entries[index as usize].gen,
-        }
+        TimerId { index, gen: self.entries[index as usize].gen }
     }
 
     /// Cancels a pending timer and returns its data; `None` if the id is stale
@@ -357,14 +350,7 @@ impl<T: Copy> TimerWheel<T> {
             .ok()
             .filter(|&i| i != NIL)
             .expect("timer wheel: more than u32::MAX - 1 timers");
-        self.entries.push(Entry {
-            data: Some(data),
-            expires,
-            slot,
-            prev: NIL,
-            next: NIL,
-            gen: 0,
-        });
+        self.entries.push(Entry { data: Some(data), expires, slot, prev: NIL, next: NIL, gen: 0 });
         index
     }
 
@@ -623,11 +609,7 @@ mod tests {
             wakeups += 1;
             w.expire_timers(now, &mut fired);
             for i in fired.drain(..) {
-                assert_eq!(
-                    now,
-                    start + afters[i as usize],
-                    "timer {i} fired late or early"
-                );
+                assert_eq!(now, start + afters[i as usize], "timer {i} fired late or early");
             }
         }
         assert_eq!(now, start + 3_600_000);
@@ -643,10 +625,7 @@ mod tests {
             w.add_timer(i as u32, *after, 0);
         }
         let late = w.add_timer(99, 2_000_000_000_000, 0);
-        assert_eq!(
-            expire(&mut w, 1_000_000_000_000),
-            vec![6, 1, 4, 3, 7, 5, 2, 0]
-        );
+        assert_eq!(expire(&mut w, 1_000_000_000_000), vec![6, 1, 4, 3, 7, 5, 2, 0]);
         assert_eq!(w.len(), 1);
         assert!(w.find_timer(1_000_000_000_000).unwrap() <= 1_000_000_000_000);
         // the wheel keeps working from the new time
@@ -758,13 +737,7 @@ mod tests {
                         ids.push((id, expires, data)); // stays around as a stale id
                     }
                 }
-                65..=84 => {
-                    now += if rng.below(200) == 0 {
-                        rng.below(100_000_000)
-                    } else {
-                        rng.below(40)
-                    }
-                }
+                65..=84 => now += if rng.below(200) == 0 { rng.below(100_000_000) } else { rng.below(40) },
                 _ => {
                     let mut fired = Vec::new();
                     w.expire_timers(now, &mut fired);

@@ -118,10 +118,7 @@ pub fn read_client_request_body(
         return HandlerRc::Ok;
     }
     let body_size = r.loc.core.client_body_buffer_size();
-    let chunked = r
-        .headers_in
-        .chunked
-        .then(|| ChunkedDecoder::new(i64::MAX as u64));
+    let chunked = r.headers_in.chunked.then(|| ChunkedDecoder::new(i64::MAX as u64));
     let rest = r.headers_in.content_length_n.unwrap_or(0);
     let mut rb = Box::new(RequestBody {
         bufs: Chain::new(),
@@ -137,11 +134,7 @@ pub fn read_client_request_body(
         data_handler: None,
     });
     if !rb.done {
-        let size = if rb.chunked.is_some() {
-            body_size
-        } else {
-            (rest as usize).min(body_size)
-        };
+        let size = if rb.chunked.is_some() { body_size } else { (rest as usize).min(body_size) };
         rb.buf = Some(cy.bufs.get(size.max(1)));
     }
     let done = rb.done;
@@ -160,15 +153,13 @@ pub fn read_client_request_body(
     }
     // Unbuffered: the consumer starts now, with whatever has arrived; it is told about more
     // through `data_handler`. nginx: `rb->post_handler(r)` for `request_body_no_buffering`.
-    let start = cy
-        .requests
-        .get_mut(rid)
-        .and_then(|r| r.request_body.as_mut())
-        .filter(|rb| rb.unbuffered && !rb.started)
-        .map(|rb| {
-            rb.started = true;
-            rb.post_handler
-        });
+    let start =
+        cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()).filter(|rb| rb.unbuffered && !rb.started).map(
+            |rb| {
+                rb.started = true;
+                rb.post_handler
+            },
+        );
     if let Some(h) = start {
         flush_unbuffered(cy, rid);
         h(cy, rid);
@@ -207,10 +198,7 @@ pub fn read_client_request_body_handler(cy: &mut Cycle, rid: RequestId) {
     if let Some(c) = cy.conns.get_mut(cid) {
         if c.read.timedout {
             c.read.timedout = false;
-            log::info!(
-                "*{} client timed out while reading client request body",
-                c.number
-            );
+            log::info!("*{} client timed out while reading client request body", c.number);
             return request::finalize_request(cy, rid, HandlerRc::Status(408));
         }
     }
@@ -283,14 +271,7 @@ fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
                 };
                 r.read_event_handler = read_client_request_body_handler;
                 let timeout = r.loc.core.client_body_timeout();
-                event::add_timer(
-                    cy,
-                    Ev {
-                        c: cid,
-                        write: false,
-                    },
-                    timeout,
-                );
+                event::add_timer(cy, Ev { c: cid, write: false }, timeout);
                 return Ok(());
             }
             Recv::Eof | Recv::Error(_) => {
@@ -305,10 +286,7 @@ fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
 }
 
 fn rb_unbuffered(cy: &Cycle, rid: RequestId) -> bool {
-    cy.requests
-        .get(rid)
-        .and_then(|r| r.request_body.as_ref())
-        .is_some_and(|rb| rb.unbuffered)
+    cy.requests.get(rid).and_then(|r| r.request_body.as_ref()).is_some_and(|rb| rb.unbuffered)
 }
 
 /// Unbuffered mode: hands the filled buffer to `bufs` and tells the consumer.
@@ -375,10 +353,7 @@ fn consume_preread(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
                         }
                         rb.received += take as u64;
                         if max > 0 && rb.received > max {
-                            log::error!(
-                                "client intended to send too large chunked body: {} bytes",
-                                rb.received
-                            );
+                            log::error!("client intended to send too large chunked body: {} bytes", rb.received);
                             return Err(413);
                         }
                     }
@@ -437,8 +412,7 @@ fn body_done(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
     };
     if let Some(tf) = &rb.temp_file {
         if !rb.bufs.iter().any(|b| b.file.is_some()) {
-            rb.bufs
-                .push_front(Buf::from_file(tf.file.clone(), 0, tf.len));
+            rb.bufs.push_front(Buf::from_file(tf.file.clone(), 0, tf.len));
         }
     }
     if let Some(b) = rb.buf.take() {
@@ -454,13 +428,7 @@ fn body_done(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         rb.started = true;
         Some(rb.post_handler)
     };
-    event::del_timer(
-        cy,
-        Ev {
-            c: cid,
-            write: false,
-        },
-    );
+    event::del_timer(cy, Ev { c: cid, write: false });
     if let Some(h) = h {
         h(cy, rid);
     }
@@ -494,10 +462,7 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         bufs: Chain::new(),
         buf: None,
         rest: r.headers_in.content_length_n.unwrap_or(0),
-        chunked: r
-            .headers_in
-            .chunked
-            .then(|| ChunkedDecoder::new(i64::MAX as u64)),
+        chunked: r.headers_in.chunked.then(|| ChunkedDecoder::new(i64::MAX as u64)),
         received: 0,
         done: false,
         temp_file: None,
@@ -510,11 +475,7 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         true => {
             // All of it came with the head: nothing is left to drain, the connection can
             // be kept (an error page must not linger for a body that is gone).
-            if let Some(rb) = cy
-                .requests
-                .get_mut(rid)
-                .and_then(|r| r.request_body.as_mut())
-            {
+            if let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) {
                 rb.done = true;
             }
             Ok(())
@@ -528,14 +489,7 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
             r.read_event_handler = discarded_request_body_handler;
             let (_, timeout) = r.loc.core.lingering();
             let cid = r.connection;
-            event::add_timer(
-                cy,
-                Ev {
-                    c: cid,
-                    write: false,
-                },
-                timeout,
-            );
+            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
             Ok(())
         }
     }
@@ -630,13 +584,7 @@ pub fn discarded_request_body_handler(cy: &mut Cycle, rid: RequestId) {
     }
     match read_discarded_request_body(cy, rid) {
         Ok(true) => {
-            event::del_timer(
-                cy,
-                Ev {
-                    c: cid,
-                    write: false,
-                },
-            );
+            event::del_timer(cy, Ev { c: cid, write: false });
             if let Some(r) = cy.requests.get_mut(rid) {
                 if let Some(rb) = r.request_body.as_mut() {
                     rb.done = true;

@@ -36,16 +36,8 @@ pub fn chunked_header_filter(cy: &mut Cycle, rid: RequestId, next: Next) -> Filt
 }
 
 /// nginx: `ngx_http_chunked_body_filter()`.
-pub fn chunked_body_filter(
-    cy: &mut Cycle,
-    rid: RequestId,
-    input: &mut Chain,
-    next: Next,
-) -> FilterRc {
-    let chunked = cy
-        .requests
-        .get(rid)
-        .is_some_and(|r| r.chunked && r.main == rid);
+pub fn chunked_body_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, next: Next) -> FilterRc {
+    let chunked = cy.requests.get(rid).is_some_and(|r| r.chunked && r.main == rid);
     if !chunked || input.is_empty() {
         return next.body(cy, rid, input);
     }
@@ -68,11 +60,7 @@ pub fn chunked_body_filter(
         let _ = write!(h, "{size:x}\r\n");
         out.push_back(Buf::from_vec(h));
         out.append(&mut data);
-        let mut t = Buf::from_vec(if last {
-            b"\r\n0\r\n\r\n".to_vec()
-        } else {
-            b"\r\n".to_vec()
-        });
+        let mut t = Buf::from_vec(if last { b"\r\n0\r\n\r\n".to_vec() } else { b"\r\n".to_vec() });
         t.last_buf = last;
         t.flush = true;
         out.push_back(t);

@@ -17,8 +17,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use super::{
-    Command, Confs, ContentHandler, Cx, HttpConf, HttpModule, ListenAddr, ListenOpt, LocConf,
-    SetError, SrvBuild, SrvConf,
+    Command, Confs, ContentHandler, Cx, HttpConf, HttpModule, ListenAddr, ListenOpt, LocConf, SetError, SrvBuild,
+    SrvConf,
 };
 use crate::conf::{self, check_directive, Args, ConfError, Ctx, Directive, LoadOpts};
 
@@ -137,10 +137,7 @@ impl CoreLocConf {
     }
     /// nginx defaults: lingering_time 30s, lingering_timeout 5s.
     pub fn lingering(&self) -> (u64, u64) {
-        (
-            self.lingering_time.unwrap_or(30_000),
-            self.lingering_timeout.unwrap_or(5_000),
-        )
+        (self.lingering_time.unwrap_or(30_000), self.lingering_timeout.unwrap_or(5_000))
     }
 
     /// nginx: `ngx_http_core_merge_loc_conf()` for the fields above.
@@ -185,6 +182,7 @@ impl HttpModule for CoreModule {
 const SRV: Ctx = Ctx(Ctx::HTTP_MAIN.0 | Ctx::HTTP_SRV.0);
 
 /// nginx: `ngx_http_core_commands[]`.
+#[rustfmt::skip]
 static CORE_COMMANDS: &[Command] = &[
     Command {
         name: "server",
@@ -382,8 +380,7 @@ static CORE_COMMANDS: &[Command] = &[
 fn set_keepalive_timeout(cx: &mut Cx<'_>) -> Result<(), SetError> {
     cx.loc.core.keepalive_timeout = Some(conf::msec(cx.d, 0)?);
     if let Some(h) = cx.d.args.get(1) {
-        let secs =
-            crate::conf::units::parse_sec(h).ok_or_else(|| format!("invalid value \"{h}\""))?;
+        let secs = crate::conf::units::parse_sec(h).ok_or_else(|| format!("invalid value \"{h}\""))?;
         cx.loc.core.keepalive_header = Some(secs);
     }
     Ok(())
@@ -417,11 +414,7 @@ pub fn http_block(d: &Directive, opts: &LoadOpts) -> Result<HttpConf, ConfError>
     for mut s in servers {
         merge_srv(&mut s, &http, modules).map_err(|e| pos_error(e, &s.loc))?;
         merge_locations(&mut s.loc, modules)?;
-        built.push(Arc::new(SrvConf {
-            core: s.core,
-            confs: s.confs,
-            loc: Arc::new(s.loc),
-        }));
+        built.push(Arc::new(SrvConf { core: s.core, confs: s.confs, loc: Arc::new(s.loc) }));
     }
     let addrs = optimize_servers(&built)?;
     let mut variables = Vec::new();
@@ -470,21 +463,14 @@ struct Level<'a> {
 
 /// Runs every directive of a block through the module tables. nginx: `ngx_conf_parse()` →
 /// `ngx_conf_handler()`.
-fn run_block(
-    block: &[Directive],
-    level: Ctx,
-    lv: &mut Level<'_>,
-    opts: &LoadOpts,
-) -> Result<(), ConfError> {
+fn run_block(block: &[Directive], level: Ctx, lv: &mut Level<'_>, opts: &LoadOpts) -> Result<(), ConfError> {
     for d in block {
-        let cmd = opts
-            .modules
-            .iter()
-            .flat_map(|m| m.commands().iter())
-            .find(|c| c.name == d.name)
-            .ok_or_else(|| match conf::is_main_directive(&d.name) {
-                true => ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d),
-                false => ConfError::at(format!("unknown directive \"{}\"", d.name), d),
+        let cmd =
+            opts.modules.iter().flat_map(|m| m.commands().iter()).find(|c| c.name == d.name).ok_or_else(|| {
+                match conf::is_main_directive(&d.name) {
+                    true => ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d),
+                    false => ConfError::at(format!("unknown directive \"{}\"", d.name), d),
+                }
             })?;
         check_directive(d, cmd.ctx, cmd.args, level)?;
         let mut cx = Cx {
@@ -512,19 +498,8 @@ fn server(cx: &mut Cx<'_>) -> Result<(), SetError> {
     s.loc.core.pos = Some((cx.d.file.to_string(), cx.d.line));
     {
         let SrvBuild { core, confs, loc } = &mut s;
-        let mut lv = Level {
-            main: cx.main,
-            srv: Some(core),
-            srv_confs: Some(confs),
-            servers: None,
-            loc,
-        };
-        run_block(
-            cx.d.block.as_deref().unwrap_or(&[]),
-            Ctx::HTTP_SRV,
-            &mut lv,
-            cx.opts,
-        )?;
+        let mut lv = Level { main: cx.main, srv: Some(core), srv_confs: Some(confs), servers: None, loc };
+        run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_SRV, &mut lv, cx.opts)?;
     }
     if s.core.listens.is_empty() {
         s.core.listens.push(ListenOpt {
@@ -556,47 +531,19 @@ fn location(cx: &mut Cx<'_>) -> Result<(), SetError> {
         m => return Err(format!("invalid location modifier \"{m}\"").into()),
     }
     if cx.loc.core.exact {
-        return Err(format!(
-            "location \"{name}\" cannot be inside the exact location \"{}\"",
-            cx.loc.core.name
-        )
-        .into());
+        return Err(format!("location \"{name}\" cannot be inside the exact location \"{}\"", cx.loc.core.name).into());
     }
     if cx.loc.core.named || (l.core.named && cx.level == Ctx::HTTP_LOC) {
-        return Err(format!(
-            "location \"{name}\" cannot be inside the named location \"{}\"",
-            cx.loc.core.name
-        )
-        .into());
+        return Err(format!("location \"{name}\" cannot be inside the named location \"{}\"", cx.loc.core.name).into());
     }
     if cx.level == Ctx::HTTP_LOC && !l.core.named && !name.starts_with(&cx.loc.core.name) {
-        return Err(format!(
-            "location \"{name}\" is outside location \"{}\"",
-            cx.loc.core.name
-        )
-        .into());
+        return Err(format!("location \"{name}\" is outside location \"{}\"", cx.loc.core.name).into());
     }
     l.core.name = name;
     l.core.pos = Some((cx.d.file.to_string(), cx.d.line));
-    let mut lv = Level {
-        main: cx.main,
-        srv: None,
-        srv_confs: None,
-        servers: None,
-        loc: &mut l,
-    };
-    run_block(
-        cx.d.block.as_deref().unwrap_or(&[]),
-        Ctx::HTTP_LOC,
-        &mut lv,
-        cx.opts,
-    )?;
-    if cx
-        .loc
-        .locations
-        .iter()
-        .any(|o| o.core.name == l.core.name && o.core.exact == l.core.exact)
-    {
+    let mut lv = Level { main: cx.main, srv: None, srv_confs: None, servers: None, loc: &mut l };
+    run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_LOC, &mut lv, cx.opts)?;
+    if cx.loc.locations.iter().any(|o| o.core.name == l.core.name && o.core.exact == l.core.exact) {
         return Err(format!("duplicate location \"{}\"", l.core.name).into());
     }
     cx.loc.locations.push(Arc::new(l));
@@ -620,20 +567,13 @@ fn types(cx: &mut Cx<'_>) -> Result<(), SetError> {
 fn listen(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let spec = cx.arg(0).to_string();
     let addr = parse_listen_addr(&spec)?;
-    let mut opt = ListenOpt {
-        addr,
-        default_server: false,
-        reuseport: false,
-        backlog: 511,
-    };
+    let mut opt = ListenOpt { addr, default_server: false, reuseport: false, backlog: 511 };
     for a in &cx.d.args[1..] {
         match a.as_str() {
             "default_server" | "default" => opt.default_server = true,
             "reuseport" => opt.reuseport = true,
             b if b.starts_with("backlog=") => {
-                opt.backlog = b[8..]
-                    .parse()
-                    .map_err(|_| format!("invalid backlog \"{}\"", &b[8..]))?;
+                opt.backlog = b[8..].parse().map_err(|_| format!("invalid backlog \"{}\"", &b[8..]))?;
             }
             p => return Err(format!("invalid parameter \"{p}\"").into()),
         }
@@ -649,26 +589,16 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     if let Some(p) = s.strip_prefix("*:") {
-        let port = p
-            .parse::<u16>()
-            .map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
+        let port = p.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let with_port = if s.contains(':') {
-        s.to_string()
-    } else {
-        format!("{s}:80")
-    };
+    let with_port = if s.contains(':') { s.to_string() } else { format!("{s}:80") };
     match with_port.to_socket_addrs() {
-        Ok(mut it) => it
-            .next()
-            .ok_or_else(|| format!("host not found in \"{s}\" of the \"listen\" directive")),
-        Err(_) => Err(format!(
-            "host not found in \"{s}\" of the \"listen\" directive"
-        )),
+        Ok(mut it) => it.next().ok_or_else(|| format!("host not found in \"{s}\" of the \"listen\" directive")),
+        Err(_) => Err(format!("host not found in \"{s}\" of the \"listen\" directive")),
     }
 }
 
@@ -683,11 +613,7 @@ fn server_name(cx: &mut Cx<'_>) -> Result<(), SetError> {
     Ok(())
 }
 
-fn merge_srv(
-    s: &mut SrvBuild,
-    http: &SrvBuild,
-    modules: &[&'static dyn HttpModule],
-) -> Result<(), String> {
+fn merge_srv(s: &mut SrvBuild, http: &SrvBuild, modules: &[&'static dyn HttpModule]) -> Result<(), String> {
     let hs = &http.core;
     let c = &mut s.core;
     if c.client_header_buffer_size.is_none() {
@@ -711,26 +637,18 @@ fn merge_srv(
 fn pos_error(msg: String, l: &LocConf) -> ConfError {
     match &l.core.pos {
         Some((f, line)) => ConfError::new(msg, f, *line),
-        None => ConfError {
-            msg,
-            file: None,
-            line: 0,
-        },
+        None => ConfError { msg, file: None, line: 0 },
     }
 }
 
 /// Merges every nested location with its parent. nginx: `ngx_http_merge_locations()`.
-fn merge_locations(
-    parent: &mut LocConf,
-    modules: &[&'static dyn HttpModule],
-) -> Result<(), ConfError> {
+fn merge_locations(parent: &mut LocConf, modules: &[&'static dyn HttpModule]) -> Result<(), ConfError> {
     let mut locs = std::mem::take(&mut parent.locations);
     for l in locs.iter_mut() {
         let Some(l) = Arc::get_mut(l) else { continue };
         l.core.merge(&parent.core);
         for m in modules {
-            m.merge_loc_conf(&parent.confs, &mut l.confs)
-                .map_err(|e| pos_error(e, l))?;
+            m.merge_loc_conf(&parent.confs, &mut l.confs).map_err(|e| pos_error(e, l))?;
         }
         merge_locations(l, modules)?;
     }
@@ -747,11 +665,7 @@ fn optimize_servers(servers: &[Arc<SrvConf>]) -> Result<Vec<ListenAddr>, ConfErr
             let i = match addrs.iter().position(|a| a.opt.addr == l.addr) {
                 Some(i) => i,
                 None => {
-                    addrs.push(ListenAddr {
-                        opt: l.clone(),
-                        servers: Vec::new(),
-                        default: 0,
-                    });
+                    addrs.push(ListenAddr { opt: l.clone(), servers: Vec::new(), default: 0 });
                     addrs.len() - 1
                 }
             };
@@ -759,20 +673,16 @@ fn optimize_servers(servers: &[Arc<SrvConf>]) -> Result<Vec<ListenAddr>, ConfErr
             if l.default_server {
                 if a.opt.default_server
                     && !a.servers.is_empty()
-                    && a.servers
-                        .iter()
-                        .enumerate()
-                        .any(|(k, _)| k == a.default && a.opt.default_server)
+                    && a.servers.iter().enumerate().any(|(k, _)| k == a.default && a.opt.default_server)
                     && a.servers.len() > a.default
                     && Arc::ptr_eq(&a.servers[a.default], s)
                 {
                     // same server listed twice
-                } else if a.servers.iter().any(|x| {
-                    x.core
-                        .listens
-                        .iter()
-                        .any(|xl| xl.addr == l.addr && xl.default_server)
-                }) {
+                } else if a
+                    .servers
+                    .iter()
+                    .any(|x| x.core.listens.iter().any(|xl| xl.addr == l.addr && xl.default_server))
+                {
                     return Err(ConfError {
                         msg: format!("a duplicate default server for {}", l.addr),
                         file: None,
@@ -797,11 +707,8 @@ pub fn find_virtual_server(addr: &ListenAddr, host: &[u8]) -> Arc<SrvConf> {
     if host.is_empty() {
         return addr.servers[addr.default].clone();
     }
-    let ends_with = |suf: &[u8]| {
-        host.len() >= suf.len() && host[host.len() - suf.len()..].eq_ignore_ascii_case(suf)
-    };
-    let starts_with =
-        |pre: &[u8]| host.len() > pre.len() && host[..pre.len()].eq_ignore_ascii_case(pre);
+    let ends_with = |suf: &[u8]| host.len() >= suf.len() && host[host.len() - suf.len()..].eq_ignore_ascii_case(suf);
+    let starts_with = |pre: &[u8]| host.len() > pre.len() && host[..pre.len()].eq_ignore_ascii_case(pre);
     // (length of the matched part, server) of the best head and tail wildcards so far
     let mut head: Option<(usize, &Arc<SrvConf>)> = None;
     let mut tail: Option<(usize, &Arc<SrvConf>)> = None;
@@ -810,9 +717,7 @@ pub fn find_virtual_server(addr: &ListenAddr, host: &[u8]) -> Arc<SrvConf> {
             let head_len = match n {
                 [b'*', suf @ ..] if host.len() > suf.len() && ends_with(suf) => Some(suf.len()),
                 // ".example.com" is "example.com" and "*.example.com" in one
-                [b'.', name @ ..] if host.eq_ignore_ascii_case(name) || ends_with(n) => {
-                    Some(name.len())
-                }
+                [b'.', name @ ..] if host.eq_ignore_ascii_case(name) || ends_with(n) => Some(name.len()),
                 _ => None,
             };
             if let Some(len) = head_len {
@@ -853,9 +758,7 @@ pub fn find_location<'a>(locs: &'a [Arc<LocConf>], uri: &[u8]) -> Option<&'a Arc
             }
             continue;
         }
-        if uri.starts_with(c.name.as_bytes())
-            && best.is_none_or(|b| b.core.name.len() < c.name.len())
-        {
+        if uri.starts_with(c.name.as_bytes()) && best.is_none_or(|b| b.core.name.len() < c.name.len()) {
             best = Some(l);
         }
     }

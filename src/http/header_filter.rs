@@ -111,11 +111,7 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     if r.chunked {
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
-    head.extend_from_slice(if r.keepalive {
-        b"Connection: keep-alive\r\n"
-    } else {
-        b"Connection: close\r\n"
-    });
+    head.extend_from_slice(if r.keepalive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" });
     if let (true, Some(t)) = (r.keepalive, r.loc.core.keepalive_header) {
         let _ = write!(head, "Keep-Alive: timeout={t}\r\n");
     }

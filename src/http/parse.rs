@@ -77,9 +77,7 @@ impl ParseError {
     pub fn status(&self) -> u16 {
         match self {
             ParseError::InvalidVersion => 505,
-            ParseError::NoValidStatusLine
-            | ParseError::InvalidStatusLine
-            | ParseError::InvalidHeader => 502,
+            ParseError::NoValidStatusLine | ParseError::InvalidStatusLine | ParseError::InvalidHeader => 502,
             ParseError::InvalidChunk
             | ParseError::InvalidRequest
             | ParseError::InvalidMethod
@@ -95,9 +93,7 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ParseError::InvalidChunk => "client sent invalid chunked body",
-            ParseError::NoValidStatusLine | ParseError::InvalidStatusLine => {
-                "upstream sent no valid HTTP/1.0 header"
-            }
+            ParseError::NoValidStatusLine | ParseError::InvalidStatusLine => "upstream sent no valid HTTP/1.0 header",
             ParseError::InvalidHeader => "upstream sent invalid header",
             ParseError::InvalidRequest | ParseError::InvalidUri => "client sent invalid request",
             ParseError::InvalidMethod => "client sent invalid method",
@@ -189,11 +185,7 @@ impl ChunkedDecoder {
     ///
     /// nginx: `ngx_pcalloc(sizeof(ngx_http_chunked_t))`
     pub fn new(max_chunk_size: u64) -> Self {
-        ChunkedDecoder {
-            state: ChunkedState::Start,
-            size: 0,
-            max_chunk_size: max_chunk_size.min(MAX_OFF_T),
-        }
+        ChunkedDecoder { state: ChunkedState::Start, size: 0, max_chunk_size: max_chunk_size.min(MAX_OFF_T) }
     }
 
     /// Consumes bytes from `buf[*pos..]`, advancing `*pos`.
@@ -747,10 +739,7 @@ fn uri_parent(out: &mut Vec<u8>) -> Result<(), ParseError> {
 /// nginx: the `complex_uri`/`quoted_uri`/`args_start` bookkeeping of
 /// `ngx_http_parse_request_line()`, `ngx_http_split_args()`
 pub fn split_target(target: &[u8]) -> (&[u8], Option<&[u8]>, bool) {
-    let path_end = target
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .unwrap_or(target.len());
+    let path_end = target.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(target.len());
     let path = &target[..path_end];
     let args = match target.get(path_end) {
         Some(b'?') => {
@@ -829,10 +818,7 @@ pub struct RequestHead {
 pub fn parse_request_head(buf: &[u8], head: &mut RequestHead) -> Result<Step, ParseError> {
     head.headers.clear();
     // nginx's sw_start: skip CR and LF bytes before the method
-    let skip = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
+    let skip = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
     let rest = &buf[skip..];
     if check_method(rest)? == Step::Again {
         return Ok(Step::Again);
@@ -885,13 +871,9 @@ fn check_method(line: &[u8]) -> Result<Step, ParseError> {
 fn map_httparse_error(e: httparse::Error, rest: &[u8]) -> ParseError {
     match e {
         httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
-        httparse::Error::HeaderName | httparse::Error::HeaderValue => {
-            ParseError::InvalidRequestHeader
-        }
+        httparse::Error::HeaderName | httparse::Error::HeaderValue => ParseError::InvalidRequestHeader,
         // a bare CR in the header section is NewLine too: a sound request line blames it
-        httparse::Error::NewLine => {
-            request_line_error(rest).unwrap_or(ParseError::InvalidRequestHeader)
-        }
+        httparse::Error::NewLine => request_line_error(rest).unwrap_or(ParseError::InvalidRequestHeader),
         _ => request_line_error(rest).unwrap_or(ParseError::InvalidRequest),
     }
 }
@@ -962,11 +944,7 @@ mod tests {
     const NEXT: &[u8] = b"GET /next HTTP/1.1\r\n";
 
     /// Feeds one read's worth of bytes; Some(pos) once the body is done.
-    fn feed(
-        dec: &mut ChunkedDecoder,
-        buf: &[u8],
-        body: &mut Vec<u8>,
-    ) -> Result<Option<usize>, ParseError> {
+    fn feed(dec: &mut ChunkedDecoder, buf: &[u8], body: &mut Vec<u8>) -> Result<Option<usize>, ParseError> {
         let mut pos = 0;
         loop {
             match dec.parse(buf, &mut pos)? {
@@ -1063,15 +1041,7 @@ mod tests {
 
     #[test]
     fn chunked_incomplete_is_again() {
-        for input in [
-            &b""[..],
-            b"4",
-            b"4\r",
-            b"4\r\nWi",
-            b"4\r\nWiki\r",
-            b"0\r\n",
-            b"0\r\nX: y\r\n",
-        ] {
+        for input in [&b""[..], b"4", b"4\r", b"4\r\nWi", b"4\r\nWiki\r", b"0\r\n", b"0\r\nX: y\r\n"] {
             assert_eq!(decode(input).unwrap().1, None, "{input:?}");
         }
     }
@@ -1112,16 +1082,12 @@ mod tests {
         assert!(dec.parse(b"400\r\n", &mut pos).is_ok());
         let mut dec = ChunkedDecoder::new(1024);
         let mut pos = 0;
-        assert_eq!(
-            dec.parse(b"401\r\n", &mut pos),
-            Err(ParseError::InvalidChunk)
-        );
+        assert_eq!(dec.parse(b"401\r\n", &mut pos), Err(ParseError::InvalidChunk));
     }
 
     // ----- status line + header lines -----
 
-    const RESPONSE: &[u8] =
-        b"HTTP/1.1 200 OK\r\nServer: rginx-test\r\nContent-Type:  text/html \r\n\
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: rginx-test\r\nContent-Type:  text/html \r\n\
         X-Empty:\r\nX_Under: a b\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\nBODY";
 
     #[derive(Debug, PartialEq)]
@@ -1152,11 +1118,7 @@ mod tests {
                     }
                     Step::Done(HeaderLine::End) => {
                         let status = status.unwrap();
-                        return Parsed {
-                            status,
-                            headers,
-                            body_at: pos,
-                        };
+                        return Parsed { status, headers, body_at: pos };
                     }
                     Step::Done(HeaderLine::Header { name, value }) => {
                         headers.push((buf[name].to_vec(), buf[value].to_vec()))
@@ -1187,11 +1149,7 @@ mod tests {
         .collect();
         assert_eq!(whole.headers, expect);
         for i in 0..=RESPONSE.len() {
-            assert_eq!(
-                parse_response(RESPONSE, &[i, RESPONSE.len()]),
-                whole,
-                "split at {i}"
-            );
+            assert_eq!(parse_response(RESPONSE, &[i, RESPONSE.len()]), whole, "split at {i}");
         }
         let one_by_one: Vec<usize> = (0..=RESPONSE.len()).collect();
         assert_eq!(parse_response(RESPONSE, &one_by_one), whole);
@@ -1206,30 +1164,17 @@ mod tests {
         let mut pos = 0;
         let buf = b"HTTP/1.0 404\nX";
         let s = parse_status_line(buf, &mut pos).unwrap();
-        let want = StatusLine {
-            http_version: 1000,
-            code: 404,
-            start: 9,
-            end: 12,
-        };
+        let want = StatusLine { http_version: 1000, code: 404, start: 9, end: 12 };
         assert_eq!((s, pos), (Step::Done(want), 13));
-        let Ok(Step::Done(s)) = status(b"HTTP/1.1 403.1 Forbidden\r\n") else {
-            panic!()
-        };
+        let Ok(Step::Done(s)) = status(b"HTTP/1.1 403.1 Forbidden\r\n") else { panic!() };
         assert_eq!((s.code, s.start, s.end), (403, 9, 24));
-        let Ok(Step::Done(s)) = status(b"HTTP/1.1   099 x\r\n") else {
-            panic!()
-        };
+        let Ok(Step::Done(s)) = status(b"HTTP/1.1   099 x\r\n") else { panic!() };
         assert_eq!(s.code, 99); // nginx takes any three digits
-        let Ok(Step::Done(s)) = status(b"HTTP/65.535 200\r\n") else {
-            panic!()
-        };
+        let Ok(Step::Done(s)) = status(b"HTTP/65.535 200\r\n") else { panic!() };
         assert_eq!(s.http_version, 65535);
         // status line starting mid-buffer
         let mut pos = 4;
-        let Ok(Step::Done(s)) = parse_status_line(b"junkHTTP/1.1 200 OK\r\n", &mut pos) else {
-            panic!()
-        };
+        let Ok(Step::Done(s)) = parse_status_line(b"junkHTTP/1.1 200 OK\r\n", &mut pos) else { panic!() };
         assert_eq!((s.start, s.end, pos), (13, 19, 21));
     }
 
@@ -1238,11 +1183,7 @@ mod tests {
         let full = b"HTTP/1.1 200 OK\r\n";
         for i in 0..full.len() {
             let mut pos = 0;
-            assert_eq!(
-                parse_status_line(&full[..i], &mut pos),
-                Ok(Step::Again),
-                "{i}"
-            );
+            assert_eq!(parse_status_line(&full[..i], &mut pos), Ok(Step::Again), "{i}");
             assert_eq!(pos, 0);
         }
         assert_eq!(parse_status_line(full, &mut 99), Ok(Step::Again)); // pos past the end
@@ -1250,18 +1191,8 @@ mod tests {
 
     #[test]
     fn status_line_http09_fallback() {
-        for input in [
-            &b"<html>"[..],
-            b"ICY 200 OK\r\n",
-            b"http/1.1 200 OK\r\n",
-            b"HTTP 200",
-            b"\r\n",
-        ] {
-            assert_eq!(
-                status(input),
-                Err(ParseError::NoValidStatusLine),
-                "{input:?}"
-            );
+        for input in [&b"<html>"[..], b"ICY 200 OK\r\n", b"http/1.1 200 OK\r\n", b"HTTP 200", b"\r\n"] {
+            assert_eq!(status(input), Err(ParseError::NoValidStatusLine), "{input:?}");
         }
         let bad: &[&[u8]] = &[
             b"HTTP/1.1 20x OK\r\n",
@@ -1277,11 +1208,7 @@ mod tests {
             b"HTTP/99.9 200\r\n", // 99009 does not fit u16
         ];
         for input in bad {
-            assert_eq!(
-                status(input),
-                Err(ParseError::InvalidStatusLine),
-                "{input:?}"
-            );
+            assert_eq!(status(input), Err(ParseError::InvalidStatusLine), "{input:?}");
         }
     }
 
@@ -1301,35 +1228,15 @@ mod tests {
         assert_eq!(header_pair(b"A:b\n"), (&b"A"[..], &b"b"[..]));
         assert_eq!(header_pair(b"A: \t b  c \t\r\n"), (&b"A"[..], &b"b  c"[..]));
         assert_eq!(header_pair(b"NoColon\r\n"), (&b"NoColon"[..], &b""[..]));
-        assert_eq!(
-            header_pair(b"Foo@bar.x: 1\r\n"),
-            (&b"Foo@bar.x"[..], &b"1"[..])
-        );
+        assert_eq!(header_pair(b"Foo@bar.x: 1\r\n"), (&b"Foo@bar.x"[..], &b"1"[..]));
         assert_eq!(header_pair(b"A: b\r\r\n"), (&b"A"[..], &b"b"[..]));
-        assert_eq!(
-            header_pair(b"A: \x01\xff\r\n"),
-            (&b"A"[..], &b"\x01\xff"[..])
-        );
-        assert_eq!(
-            header_pair(b"HTTP/1.1 200 OK\r\nA: b\r\n"),
-            (&b"A"[..], &b"b"[..])
-        );
+        assert_eq!(header_pair(b"A: \x01\xff\r\n"), (&b"A"[..], &b"\x01\xff"[..]));
+        assert_eq!(header_pair(b"HTTP/1.1 200 OK\r\nA: b\r\n"), (&b"A"[..], &b"b"[..]));
         let mut pos = 0;
-        assert_eq!(
-            parse_header_line(b"\r\nX", &mut pos),
-            Ok(Step::Done(HeaderLine::End))
-        );
+        assert_eq!(parse_header_line(b"\r\nX", &mut pos), Ok(Step::Done(HeaderLine::End)));
         assert_eq!(pos, 2);
         assert_eq!(header(b"\n"), Ok(Step::Done(HeaderLine::End)));
-        for partial in [
-            &b""[..],
-            b"A",
-            b"A:",
-            b"A: b",
-            b"A: b\r",
-            b"\r",
-            b"HTTP/1.1 200 OK\r\n",
-        ] {
+        for partial in [&b""[..], b"A", b"A:", b"A: b", b"A: b\r", b"\r", b"HTTP/1.1 200 OK\r\n"] {
             assert_eq!(header(partial), Ok(Step::Again), "{partial:?}");
         }
         let bad: &[&[u8]] = &[
@@ -1415,30 +1322,12 @@ mod tests {
     #[test]
     fn split_target_cases() {
         assert_eq!(split_target(b"/a/b"), (&b"/a/b"[..], None, false));
-        assert_eq!(
-            split_target(b"/a?x=1&y"),
-            (&b"/a"[..], Some(&b"x=1&y"[..]), false)
-        );
+        assert_eq!(split_target(b"/a?x=1&y"), (&b"/a"[..], Some(&b"x=1&y"[..]), false));
         assert_eq!(split_target(b"/a?"), (&b"/a"[..], Some(&b""[..]), false));
-        assert_eq!(
-            split_target(b"/a?x#frag"),
-            (&b"/a"[..], Some(&b"x"[..]), false)
-        );
+        assert_eq!(split_target(b"/a?x#frag"), (&b"/a"[..], Some(&b"x"[..]), false));
         assert_eq!(split_target(b"/a#f?x"), (&b"/a"[..], None, false));
-        assert_eq!(
-            split_target(b"/a.b/c?x=/../"),
-            (&b"/a.b/c"[..], Some(&b"x=/../"[..]), false)
-        );
-        for complex in [
-            &b"/a%20b"[..],
-            b"//a",
-            b"/a/./b",
-            b"/a/../b",
-            b"/a/.",
-            b"/a/..",
-            b"/.h",
-            b"*",
-        ] {
+        assert_eq!(split_target(b"/a.b/c?x=/../"), (&b"/a.b/c"[..], Some(&b"x=/../"[..]), false));
+        for complex in [&b"/a%20b"[..], b"//a", b"/a/./b", b"/a/../b", b"/a/.", b"/a/..", b"/.h", b"*"] {
             assert!(split_target(complex).2, "{complex:?}");
         }
         assert!(split_target(b"").2);
@@ -1466,19 +1355,12 @@ mod tests {
         assert_eq!(h.version, 1001);
         assert_eq!(h.headers.len(), 7);
         let (n, v) = h.headers[0].clone();
-        assert_eq!(
-            (&BROWSER_GET[n], &BROWSER_GET[v]),
-            (&b"Host"[..], &b"example.com"[..])
-        );
+        assert_eq!((&BROWSER_GET[n], &BROWSER_GET[v]), (&b"Host"[..], &b"example.com"[..]));
         assert_eq!(&BROWSER_GET[h.len..], b"BODY");
         // every shorter prefix is Again, and the Vec's allocation is reused
         let cap = h.headers.capacity();
         for i in 0..h.len {
-            assert_eq!(
-                parse_request_head(&BROWSER_GET[..i], &mut h),
-                Ok(Step::Again),
-                "{i}"
-            );
+            assert_eq!(parse_request_head(&BROWSER_GET[..i], &mut h), Ok(Step::Again), "{i}");
         }
         assert_eq!(parse_request_head(BROWSER_GET, &mut h), Ok(Step::Done(())));
         assert_eq!(h.headers.capacity(), cap);
@@ -1533,41 +1415,18 @@ mod tests {
             (b"GET /a b HTTP/1.1\r\n\r\n", ParseError::InvalidRequest),
             (b"GET /a\x01b HTTP/1.1\r\n\r\n", ParseError::InvalidRequest),
             (b"GET / HTTP/1.1\rX\r\n\r\n", ParseError::InvalidRequest),
-            (
-                b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
-                ParseError::InvalidRequestHeader,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nName : x\r\n\r\n",
-                ParseError::InvalidRequestHeader,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nA: b\0c\r\n\r\n",
-                ParseError::InvalidRequestHeader,
-            ),
-            (
-                b"GET / HTTP/1.1\r\n folded\r\n\r\n",
-                ParseError::InvalidRequestHeader,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nA: b\r\n\rX",
-                ParseError::InvalidRequestHeader,
-            ),
+            (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", ParseError::InvalidRequestHeader),
+            (b"GET / HTTP/1.1\r\nName : x\r\n\r\n", ParseError::InvalidRequestHeader),
+            (b"GET / HTTP/1.1\r\nA: b\0c\r\n\r\n", ParseError::InvalidRequestHeader),
+            (b"GET / HTTP/1.1\r\n folded\r\n\r\n", ParseError::InvalidRequestHeader),
+            (b"GET / HTTP/1.1\r\nA: b\r\n\rX", ParseError::InvalidRequestHeader),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                head(input),
-                Err(*want),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(head(input), Err(*want), "{:?}", String::from_utf8_lossy(input));
         }
         assert_eq!(ParseError::InvalidVersion.status(), 505);
         assert_eq!(ParseError::InvalidMethod.status(), 400);
-        assert_eq!(
-            ParseError::InvalidMethod.to_string(),
-            "client sent invalid method"
-        );
+        assert_eq!(ParseError::InvalidMethod.to_string(), "client sent invalid method");
     }
 
     // ----- never panic -----
@@ -1588,9 +1447,7 @@ mod tests {
         let mut h = RequestHead::default();
         for _ in 0..20_000 {
             let len = (rng(&mut seed) % 40) as usize;
-            let buf: Vec<u8> = (0..len)
-                .map(|_| ALPHABET[(rng(&mut seed) % ALPHABET.len() as u64) as usize])
-                .collect();
+            let buf: Vec<u8> = (0..len).map(|_| ALPHABET[(rng(&mut seed) % ALPHABET.len() as u64) as usize]).collect();
             let start = (rng(&mut seed) % 48) as usize;
             let mut dec = ChunkedDecoder::new(rng(&mut seed));
             let mut pos = start;

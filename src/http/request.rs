@@ -501,7 +501,11 @@ fn alloc_large_header_buffer(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> 
             if let Some(c) = cy.conns.get(r.connection) {
                 // nginx logs the start of the offending line.
                 let line = &data[line_start..data.len().min(line_start + 1748)];
-                log::info!("*{} client sent too long header line: \"{}...\" while reading client request headers", c.number, String::from_utf8_lossy(line));
+                log::info!(
+                    "*{} client sent too long header line: \"{}...\" while reading client request headers",
+                    c.number,
+                    String::from_utf8_lossy(line)
+                );
             }
         }
         return Err(status);
@@ -633,7 +637,10 @@ fn host_without_port(h: &[u8]) -> Vec<u8> {
 /// nginx: `ngx_http_validate_host()`: no '/', no control bytes, spaces or DEL, no "..", no
 /// leading '.'.
 fn valid_host(h: &[u8]) -> bool {
-    !h.is_empty() && h[0] != b'.' && !h.windows(2).any(|w| w == b"..") && !h.iter().any(|&b| b == b'/' || b <= 0x20 || b == 0x7f)
+    !h.is_empty()
+        && h[0] != b'.'
+        && !h.windows(2).any(|w| w == b"..")
+        && !h.iter().any(|&b| b == b'/' || b <= 0x20 || b == 0x7f)
 }
 
 fn process_headers(r: &mut Request) -> Result<(), (u16, &'static str)> {
@@ -644,7 +651,8 @@ fn process_headers(r: &mut Request) -> Result<(), (u16, &'static str)> {
         let name = &r.header_in.mem[n.clone()];
         let value = &r.header_in.mem[v.clone()];
         if name.eq_ignore_ascii_case(b"host") {
-            if host_seen && r.head.target.start < r.header_in.mem.len() && r.header_in.mem[r.head.target.start] == b'/' {
+            if host_seen && r.head.target.start < r.header_in.mem.len() && r.header_in.mem[r.head.target.start] == b'/'
+            {
                 return Err((400, "client sent duplicate host header"));
             }
             if !host_seen {
@@ -745,7 +753,11 @@ pub fn update_location_config(cy: &mut Cycle, rid: RequestId) {
     let lc = &r.loc.core;
     if r.keepalive {
         // A worker that is shutting down closes after this request: say so in the header.
-        if exiting || lc.keepalive_timeout() == 0 || u64::from(c.requests) >= lc.keepalive_requests() || now.saturating_sub(c.start_msec) > lc.keepalive_time() {
+        if exiting
+            || lc.keepalive_timeout() == 0
+            || u64::from(c.requests) >= lc.keepalive_requests()
+            || now.saturating_sub(c.start_msec) > lc.keepalive_time()
+        {
             r.keepalive = false;
         }
     }
@@ -1141,4 +1153,3 @@ fn lingering_close_handler(cy: &mut Cycle, ev: Ev) {
         }
     }
 }
-

@@ -71,10 +71,7 @@ fn page_title(code: u16) -> Option<&'static str> {
 pub fn error_page(code: u16) -> Option<String> {
     let title = page_title(code)?;
     let (h1, extra) = match code {
-        494 => (
-            "400 Bad Request",
-            "<center>Request Header Or Cookie Too Large</center>\r\n",
-        ),
+        494 => ("400 Bad Request", "<center>Request Header Or Cookie Too Large</center>\r\n"),
         _ => (title, ""),
     };
     Some(format!(
@@ -85,11 +82,7 @@ pub fn error_page(code: u16) -> Option<String> {
 /// nginx: `ngx_http_error_full_tail` / `ngx_http_error_tail`.
 pub fn error_tail(tokens: bool) -> &'static str {
     if tokens {
-        concat!(
-            "<hr><center>rginx/",
-            env!("CARGO_PKG_VERSION"),
-            "</center>\r\n</body>\r\n</html>\r\n"
-        )
+        concat!("<hr><center>rginx/", env!("CARGO_PKG_VERSION"), "</center>\r\n</body>\r\n</html>\r\n")
     } else {
         "<hr><center>rginx</center>\r\n</body>\r\n</html>\r\n"
     }
@@ -147,10 +140,7 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId, body: Option<Vec<u8>>) -> H
     if send_header(cy, rid).is_err() {
         return HandlerRc::Error;
     }
-    let header_only = cy
-        .requests
-        .get(rid)
-        .is_none_or(|r| r.header_only || r.method == Method::Head);
+    let header_only = cy.requests.get(rid).is_none_or(|r| r.header_only || r.method == Method::Head);
     let mut out = Chain::new();
     match body {
         Some(b) if !header_only && !b.is_empty() => {

@@ -68,10 +68,17 @@ impl ComplexValue {
             }
             i += 1;
             let (name, next) = if b.get(i) == Some(&b'{') {
-                let end = b[i..].iter().position(|&c| c == b'}').ok_or_else(|| format!("the closing bracket in \"{}\" variable is missing", &s[i + 1..]))?;
+                let end = b[i..]
+                    .iter()
+                    .position(|&c| c == b'}')
+                    .ok_or_else(|| format!("the closing bracket in \"{}\" variable is missing", &s[i + 1..]))?;
                 (&s[i + 1..i + end], i + end + 1)
             } else {
-                let end = b[i..].iter().position(|c| !(c.is_ascii_alphanumeric() || *c == b'_')).map(|p| i + p).unwrap_or(b.len());
+                let end = b[i..]
+                    .iter()
+                    .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                    .map(|p| i + p)
+                    .unwrap_or(b.len());
                 (&s[i..end], end)
             };
             if name.is_empty() {
@@ -165,12 +172,21 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
     var!("document_uri", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(&r.uri))),
     var!("args", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(&r.args))),
     var!("query_string", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(&r.args))),
-    var!("is_args", |cy, r, _, o| with_r(cy, r, |r| if !r.args.is_empty() { o.push(b'?') })),
+    var!("is_args", |cy, r, _, o| with_r(cy, r, |r| if !r.args.is_empty() {
+        o.push(b'?')
+    })),
     var!("request_uri", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.unparsed_uri()))),
     var!("request_method", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.method_name()))),
     var!("request", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.request_line()))),
-    var!("server_protocol", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(if r.http_version >= 1001 { b"HTTP/1.1" } else { b"HTTP/1.0" }))),
-    var!("scheme", |_, _, _, o| { o.extend_from_slice(b"http"); true }),
+    var!("server_protocol", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(if r.http_version >= 1001 {
+        b"HTTP/1.1"
+    } else {
+        b"HTTP/1.0"
+    }))),
+    var!("scheme", |_, _, _, o| {
+        o.extend_from_slice(b"http");
+        true
+    }),
     var!("host", |cy, r, _, o| with_r(cy, r, |r| {
         if r.headers_in.host.is_empty() {
             o.extend_from_slice(r.srv.core.server_names.first().map(String::as_bytes).unwrap_or(b""));
@@ -178,34 +194,88 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
             o.extend_from_slice(&r.headers_in.host);
         }
     })),
-    var!("server_name", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.srv.core.server_names.first().map(String::as_bytes).unwrap_or(b"")))),
-    var!("remote_addr", |cy, r, _, o| with_c(cy, r, |c| { if let Some(p) = c.peer { let _ = write!(o, "{}", p.ip()); } })),
-    var!("remote_port", |cy, r, _, o| with_c(cy, r, |c| { if let Some(p) = c.peer { let _ = write!(o, "{}", p.port()); } })),
+    var!("server_name", |cy, r, _, o| with_r(cy, r, |r| o
+        .extend_from_slice(r.srv.core.server_names.first().map(String::as_bytes).unwrap_or(b"")))),
+    var!("remote_addr", |cy, r, _, o| with_c(cy, r, |c| {
+        if let Some(p) = c.peer {
+            let _ = write!(o, "{}", p.ip());
+        }
+    })),
+    var!("remote_port", |cy, r, _, o| with_c(cy, r, |c| {
+        if let Some(p) = c.peer {
+            let _ = write!(o, "{}", p.port());
+        }
+    })),
     var!("remote_user", |_, _, _, _| false),
-    var!("server_addr", |cy, r, _, o| with_c(cy, r, |c| { if let Some(p) = c.local { let _ = write!(o, "{}", p.ip()); } })),
-    var!("server_port", |cy, r, _, o| with_c(cy, r, |c| { if let Some(p) = c.local { let _ = write!(o, "{}", p.port()); } })),
-    var!("connection", |cy, r, _, o| with_c(cy, r, |c| { let _ = write!(o, "{}", c.number); })),
-    var!("connection_requests", |cy, r, _, o| with_c(cy, r, |c| { let _ = write!(o, "{}", c.requests); })),
-    var!("status", |cy, r, _, o| with_r(cy, r, |r| { let _ = write!(o, "{:03}", r.headers_out.status); })),
+    var!("server_addr", |cy, r, _, o| with_c(cy, r, |c| {
+        if let Some(p) = c.local {
+            let _ = write!(o, "{}", p.ip());
+        }
+    })),
+    var!("server_port", |cy, r, _, o| with_c(cy, r, |c| {
+        if let Some(p) = c.local {
+            let _ = write!(o, "{}", p.port());
+        }
+    })),
+    var!("connection", |cy, r, _, o| with_c(cy, r, |c| {
+        let _ = write!(o, "{}", c.number);
+    })),
+    var!("connection_requests", |cy, r, _, o| with_c(cy, r, |c| {
+        let _ = write!(o, "{}", c.requests);
+    })),
+    var!("status", |cy, r, _, o| with_r(cy, r, |r| {
+        let _ = write!(o, "{:03}", r.headers_out.status);
+    })),
     var!("request_time", |cy, r, _, o| with_r(cy, r, |r| {
         let ms = cy.times.unix_ms.saturating_sub(r.start_unix_ms);
         let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000);
     })),
-    var!("msec", |cy, _, _, o| { let ms = cy.times.unix_ms; let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000); true }),
-    var!("time_local", |cy, _, _, o| { o.extend_from_slice(cy.times.http_log_time.as_bytes()); true }),
-    var!("time_iso8601", |cy, _, _, o| { o.extend_from_slice(cy.times.iso8601.as_bytes()); true }),
-    var!("request_length", |cy, r, _, o| with_r(cy, r, |r| { let _ = write!(o, "{}", r.request_length); })),
+    var!("msec", |cy, _, _, o| {
+        let ms = cy.times.unix_ms;
+        let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000);
+        true
+    }),
+    var!("time_local", |cy, _, _, o| {
+        o.extend_from_slice(cy.times.http_log_time.as_bytes());
+        true
+    }),
+    var!("time_iso8601", |cy, _, _, o| {
+        o.extend_from_slice(cy.times.iso8601.as_bytes());
+        true
+    }),
+    var!("request_length", |cy, r, _, o| with_r(cy, r, |r| {
+        let _ = write!(o, "{}", r.request_length);
+    })),
     var!("body_bytes_sent", |cy, r, _, o| with_rc(cy, r, |r, c| {
         let sent = c.sent.saturating_sub(r.sent_start).saturating_sub(r.header_size);
         let _ = write!(o, "{sent}");
     })),
-    var!("bytes_sent", |cy, r, _, o| with_rc(cy, r, |r, c| { let _ = write!(o, "{}", c.sent.saturating_sub(r.sent_start)); })),
+    var!("bytes_sent", |cy, r, _, o| with_rc(cy, r, |r, c| {
+        let _ = write!(o, "{}", c.sent.saturating_sub(r.sent_start));
+    })),
     var!("pipe", |cy, r, _, o| with_r(cy, r, |r| o.push(if r.pipelined { b'p' } else { b'.' }))),
-    var!("content_length", |cy, r, _, o| with_r(cy, r, |r| { if let Some(n) = r.headers_in.content_length_n { let _ = write!(o, "{n}"); } })),
-    var!("content_type", |cy, r, _, o| with_r(cy, r, |r| { if let Some(v) = r.header("content-type") { o.extend_from_slice(v); } })),
-    var!("nginx_version", |_, _, _, o| { o.extend_from_slice(b"1.22.1"); true }),
-    var!("rginx_version", |_, _, _, o| { o.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes()); true }),
-    var!("pid", |_, _, _, o| { let _ = write!(o, "{}", std::process::id()); true }),
+    var!("content_length", |cy, r, _, o| with_r(cy, r, |r| {
+        if let Some(n) = r.headers_in.content_length_n {
+            let _ = write!(o, "{n}");
+        }
+    })),
+    var!("content_type", |cy, r, _, o| with_r(cy, r, |r| {
+        if let Some(v) = r.header("content-type") {
+            o.extend_from_slice(v);
+        }
+    })),
+    var!("nginx_version", |_, _, _, o| {
+        o.extend_from_slice(b"1.22.1");
+        true
+    }),
+    var!("rginx_version", |_, _, _, o| {
+        o.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+        true
+    }),
+    var!("pid", |_, _, _, o| {
+        let _ = write!(o, "{}", std::process::id());
+        true
+    }),
     var!("request_body", |cy, r, _, o| with_r(cy, r, |r| {
         if let Some(rb) = &r.request_body {
             if rb.done && rb.temp_file.is_none() {
@@ -215,34 +285,51 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
             }
         }
     })),
-    prefix!("arg_", |cy, r, name, o| cy.requests.get(r).and_then(|r| arg(&r.args, name.as_bytes())).map(|v| o.extend_from_slice(v)).is_some()),
-    prefix!("http_", |cy, r, name, o| cy.requests.get(r).and_then(|r| {
-        let want: Vec<u8> = name.bytes().map(|b| if b == b'_' { b'-' } else { b }).collect();
-        let want = std::str::from_utf8(&want).ok()?.to_string();
-        r.header(&want).map(|v| o.extend_from_slice(v))
-    }).is_some()),
-    prefix!("sent_http_", |cy, r, name, o| cy.requests.get(r).and_then(|r| {
-        let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
-        let ho = &r.headers_out;
-        let v: Option<String> = match want.as_str() {
-            "content-type" => ho.content_type.clone(),
-            "content-length" => ho.content_length_n.map(|n| n.to_string()),
-            "location" => ho.location.clone(),
-            "last-modified" => ho.last_modified.clone(),
-            "connection" => Some(if r.keepalive { "keep-alive".into() } else { "close".into() }),
-            "transfer-encoding" => r.chunked.then(|| "chunked".into()),
-            _ => ho.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&want)).map(|(_, v)| v.clone()),
-        };
-        v.map(|v| o.extend_from_slice(v.as_bytes()))
-    }).is_some()),
-    prefix!("cookie_", |cy, r, name, o| cy.requests.get(r).and_then(|r| {
-        let c = r.header("cookie")?;
-        c.split(|&b| b == b';').find_map(|kv| {
-            let kv = kv.trim_ascii();
-            let eq = kv.iter().position(|&b| b == b'=')?;
-            kv[..eq].eq_ignore_ascii_case(name.as_bytes()).then(|| o.extend_from_slice(&kv[eq + 1..]))
+    prefix!("arg_", |cy, r, name, o| cy
+        .requests
+        .get(r)
+        .and_then(|r| arg(&r.args, name.as_bytes()))
+        .map(|v| o.extend_from_slice(v))
+        .is_some()),
+    prefix!("http_", |cy, r, name, o| cy
+        .requests
+        .get(r)
+        .and_then(|r| {
+            let want: Vec<u8> = name.bytes().map(|b| if b == b'_' { b'-' } else { b }).collect();
+            let want = std::str::from_utf8(&want).ok()?.to_string();
+            r.header(&want).map(|v| o.extend_from_slice(v))
         })
-    }).is_some()),
+        .is_some()),
+    prefix!("sent_http_", |cy, r, name, o| cy
+        .requests
+        .get(r)
+        .and_then(|r| {
+            let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
+            let ho = &r.headers_out;
+            let v: Option<String> = match want.as_str() {
+                "content-type" => ho.content_type.clone(),
+                "content-length" => ho.content_length_n.map(|n| n.to_string()),
+                "location" => ho.location.clone(),
+                "last-modified" => ho.last_modified.clone(),
+                "connection" => Some(if r.keepalive { "keep-alive".into() } else { "close".into() }),
+                "transfer-encoding" => r.chunked.then(|| "chunked".into()),
+                _ => ho.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&want)).map(|(_, v)| v.clone()),
+            };
+            v.map(|v| o.extend_from_slice(v.as_bytes()))
+        })
+        .is_some()),
+    prefix!("cookie_", |cy, r, name, o| cy
+        .requests
+        .get(r)
+        .and_then(|r| {
+            let c = r.header("cookie")?;
+            c.split(|&b| b == b';').find_map(|kv| {
+                let kv = kv.trim_ascii();
+                let eq = kv.iter().position(|&b| b == b'=')?;
+                kv[..eq].eq_ignore_ascii_case(name.as_bytes()).then(|| o.extend_from_slice(&kv[eq + 1..]))
+            })
+        })
+        .is_some()),
 ];
 
 fn with_r(cy: &Cycle, r: RequestId, f: impl FnOnce(&super::request::Request)) -> bool {
@@ -265,7 +352,11 @@ fn with_c(cy: &Cycle, r: RequestId, f: impl FnOnce(&crate::core::connection::Con
     }
 }
 
-fn with_rc(cy: &Cycle, r: RequestId, f: impl FnOnce(&super::request::Request, &crate::core::connection::Connection)) -> bool {
+fn with_rc(
+    cy: &Cycle,
+    r: RequestId,
+    f: impl FnOnce(&super::request::Request, &crate::core::connection::Connection),
+) -> bool {
     match cy.requests.get(r).and_then(|r| cy.conns.get(r.connection).map(|c| (r, c))) {
         Some((r, c)) => {
             f(r, c);

@@ -52,6 +52,7 @@ struct LogFiles {
 /// The module. nginx: `ngx_http_log_module`.
 pub struct LogModule;
 
+#[rustfmt::skip]
 static COMMANDS: &[Command] = &[
     Command {
         name: "log_format",
@@ -117,9 +118,7 @@ fn set_log(cx: &mut Cx<'_>) -> Result<(), SetError> {
         return Err(format!("invalid parameter \"{p}\"").into());
     }
     let lc = cx.loc_conf::<LogLocConf>()?;
-    lc.logs
-        .get_or_insert_with(Vec::new)
-        .push(AccessLog { path, format });
+    lc.logs.get_or_insert_with(Vec::new).push(AccessLog { path, format });
     Ok(())
 }
 

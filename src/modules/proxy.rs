@@ -28,9 +28,7 @@ use crate::core::step::{HandlerRc, Step};
 use crate::http::parse::{self, Chunked, ChunkedDecoder, HeaderLine};
 use crate::http::variables::ComplexValue;
 use crate::http::{body, AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError, VariableDef};
-use crate::upstream::conf::{
-    split_host_port, Ft, UpstreamConf, UpstreamMainConf, FT_NON_IDEMPOTENT, FT_OFF,
-};
+use crate::upstream::conf::{split_host_port, Ft, UpstreamConf, UpstreamMainConf, FT_NON_IDEMPOTENT, FT_OFF};
 use crate::upstream::{self, response, Resolved, Rewrite, UpstreamError, UpstreamHandler};
 
 /// The parsed `proxy_pass` URL. nginx: `plcf->url`, `plcf->vars`, `plcf->location`.
@@ -142,6 +140,7 @@ fn p_flag(cx: &mut Cx<'_>) -> Result<bool, SetError> {
     Ok(conf::flag(cx.d)?)
 }
 
+#[rustfmt::skip]
 static COMMANDS: &[Command] = &[
     Command {
         name: "proxy_pass",
@@ -337,33 +336,15 @@ fn set_pass(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let group = if explicit_port || host.starts_with("unix:") {
         m.add(&host, Some((host.clone(), port, file, line)))
     } else {
-        match m
-            .upstreams
-            .iter()
-            .position(|u| u.explicit && u.name == host)
-        {
+        match m.upstreams.iter().position(|u| u.explicit && u.name == host) {
             Some(i) => i,
             None => m.add(&host, Some((host.clone(), port, file, line))),
         }
     };
     let location = cx.loc.core.name.clone();
-    let proxy_host = if port == 80 || host.starts_with("unix:") {
-        host.clone()
-    } else {
-        format!("{host}:{port}")
-    };
-    let proxy_host = if host.starts_with("unix:") {
-        "localhost".to_string()
-    } else {
-        proxy_host
-    };
-    cx.loc_conf::<ProxyLocConf>()?.pass = Some(ProxyPass {
-        url,
-        host: proxy_host,
-        uri,
-        group,
-        location,
-    });
+    let proxy_host = if port == 80 || host.starts_with("unix:") { host.clone() } else { format!("{host}:{port}") };
+    let proxy_host = if host.starts_with("unix:") { "localhost".to_string() } else { proxy_host };
+    cx.loc_conf::<ProxyLocConf>()?.pass = Some(ProxyPass { url, host: proxy_host, uri, group, location });
     cx.loc.core.handler = Some(proxy_handler);
     Ok(())
 }
@@ -371,10 +352,7 @@ fn set_pass(cx: &mut Cx<'_>) -> Result<(), SetError> {
 fn set_header(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let name = cx.arg(0).to_string();
     let v = ComplexValue::compile(cx.arg(1), cx.opts.modules)?;
-    cx.loc_conf::<ProxyLocConf>()?
-        .set_headers
-        .get_or_insert_with(Vec::new)
-        .push((name, v));
+    cx.loc_conf::<ProxyLocConf>()?.set_headers.get_or_insert_with(Vec::new).push((name, v));
     Ok(())
 }
 
@@ -481,7 +459,10 @@ impl HttpModule for ProxyModule {
             return Err("\"proxy_busy_buffers_size\" must be equal to or greater than the maximum of the value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"".into());
         }
         if busy > (bufs.0 - 1) * bufs.1 {
-            return Err("\"proxy_busy_buffers_size\" must be less than the size of all \"proxy_buffers\" minus one buffer".into());
+            return Err(
+                "\"proxy_busy_buffers_size\" must be less than the size of all \"proxy_buffers\" minus one buffer"
+                    .into(),
+            );
         }
         let mut hide: Vec<String> = HIDE_HEADERS.iter().map(|s| s.to_string()).collect();
         if let Some(ph) = &c.pass_headers {
@@ -498,9 +479,7 @@ impl HttpModule for ProxyModule {
             bufs,
             busy_buffers_size: busy,
             max_temp_file_size: c.max_temp_file_size.unwrap_or(d.max_temp_file_size),
-            temp_file_write_size: c
-                .temp_file_write_size
-                .unwrap_or(buffer_size.max(bufs.1) * 2),
+            temp_file_write_size: c.temp_file_write_size.unwrap_or(buffer_size.max(bufs.1) * 2),
             temp_path: c.temp_path.clone().map(Into::into).unwrap_or(d.temp_path),
             hide_headers: hide,
             next_upstream: c.next_upstream.unwrap_or(d.next_upstream),
@@ -509,9 +488,7 @@ impl HttpModule for ProxyModule {
             intercept_errors: c.intercept_errors.unwrap_or(false),
         };
         c.upstream = Some(Arc::new(u));
-        c.headers = Some(Arc::new(merge_headers(
-            c.set_headers.as_deref().unwrap_or(&[]),
-        )));
+        c.headers = Some(Arc::new(merge_headers(c.set_headers.as_deref().unwrap_or(&[]))));
         Ok(())
     }
     fn postconfiguration(&self, _http: &mut HttpConf) -> Result<(), ConfError> {
@@ -570,11 +547,8 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
     let Some(plcf) = r.loc.confs.get::<ProxyLocConf>() else {
         return HandlerRc::Status(500);
     };
-    let (Some(pass), Some(uconf), Some(headers)) = (
-        plcf.pass.clone(),
-        plcf.upstream.clone(),
-        plcf.headers.clone(),
-    ) else {
+    let (Some(pass), Some(uconf), Some(headers)) = (plcf.pass.clone(), plcf.upstream.clone(), plcf.headers.clone())
+    else {
         return HandlerRc::Status(500);
     };
     let ctx = ProxyCtx {
@@ -587,10 +561,7 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         closes: true,
     };
     let unbuffered = !uconf.request_buffering && !r.headers_in.chunked;
-    let resolved = Resolved {
-        group: pass.group,
-        host: pass.host.clone(),
-    };
+    let resolved = Resolved { group: pass.group, host: pass.host.clone() };
     if upstream::create(cy, rid, Box::new(ctx), uconf, resolved).is_none() {
         return HandlerRc::Status(500);
     }
@@ -629,11 +600,7 @@ impl ProxyCtx {
             Some(u) => {
                 out.extend_from_slice(u.as_bytes());
                 let loc = self.pass.location.as_bytes();
-                let rest = if r.uri.starts_with(loc) {
-                    &r.uri[loc.len()..]
-                } else {
-                    &r.uri[..]
-                };
+                let rest = if r.uri.starts_with(loc) { &r.uri[loc.len()..] } else { &r.uri[..] };
                 escape_uri(out, rest);
                 if !r.args.is_empty() {
                     out.push(b'?');
@@ -644,11 +611,7 @@ impl ProxyCtx {
     }
 
     /// nginx: `ngx_http_proxy_process_status_line()`.
-    fn process_status_line(
-        &mut self,
-        cy: &mut Cycle,
-        rid: RequestId,
-    ) -> Result<Step, UpstreamError> {
+    fn process_status_line(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
         let Some((r, u, _)) = upstream::parts(cy, rid) else {
             return Err(UpstreamError::Internal("gone".into()));
         };
@@ -657,8 +620,7 @@ impl ProxyCtx {
             Ok(Step::Again) => Ok(Step::Again),
             Ok(Step::Done(st)) => {
                 u.headers_in.status_n = st.code;
-                u.headers_in.status_line =
-                    String::from_utf8_lossy(&u.buffer.mem[st.start..st.end]).into_owned();
+                u.headers_in.status_line = String::from_utf8_lossy(&u.buffer.mem[st.start..st.end]).into_owned();
                 if st.http_version < 1001 {
                     u.headers_in.connection_close = true;
                 }
@@ -682,11 +644,7 @@ impl ProxyCtx {
 
     /// nginx: `ngx_http_proxy_process_header()`; an invalid header is logged here, with the
     /// request context, as nginx's module does (the framework only tries the next peer).
-    fn process_header_lines(
-        &mut self,
-        cy: &mut Cycle,
-        rid: RequestId,
-    ) -> Result<Step, UpstreamError> {
+    fn process_header_lines(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
         match Self::parse_header_lines(cy, rid) {
             Ok(Step::Done(())) if self.closes => {
                 if let Some(u) = upstream::u_mut(cy, rid) {
@@ -717,31 +675,19 @@ impl ProxyCtx {
                     u.buffer.pos = pos;
                     let hi = &mut u.headers_in;
                     if n.eq_ignore_ascii_case("content-length") {
-                        let len = v
-                            .parse::<u64>()
-                            .ok()
-                            .filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+                        let len =
+                            v.parse::<u64>().ok().filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
                         match len {
-                            Some(l) if hi.content_length_n.is_none_or(|o| o == l) => {
-                                hi.content_length_n = Some(l)
-                            }
-                            _ => {
-                                return Err(format!(
-                                    "upstream sent invalid \"Content-Length\" header: \"{n}: {v}\""
-                                ))
-                            }
+                            Some(l) if hi.content_length_n.is_none_or(|o| o == l) => hi.content_length_n = Some(l),
+                            _ => return Err(format!("upstream sent invalid \"Content-Length\" header: \"{n}: {v}\"")),
                         }
                     } else if n.eq_ignore_ascii_case("transfer-encoding") {
                         if v.eq_ignore_ascii_case("chunked") {
                             hi.chunked = true;
                         } else {
-                            return Err(format!(
-                                "upstream sent unknown \"Transfer-Encoding\": \"{v}\""
-                            ));
+                            return Err(format!("upstream sent unknown \"Transfer-Encoding\": \"{v}\""));
                         }
-                    } else if n.eq_ignore_ascii_case("connection")
-                        && v.to_ascii_lowercase().contains("close")
-                    {
+                    } else if n.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close") {
                         hi.connection_close = true;
                     }
                     hi.headers.push((n, v));
@@ -750,17 +696,15 @@ impl ProxyCtx {
                     u.buffer.pos = pos;
                     let hi = &mut u.headers_in;
                     if hi.chunked && hi.content_length_n.is_some() {
-                        return Err("upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time".into());
+                        return Err(
+                            "upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time"
+                                .into(),
+                        );
                     }
                     u.keepalive = !hi.connection_close;
                     return Ok(Step::Done(()));
                 }
-                Err(_) => {
-                    return Err(invalid_header_message(
-                        &u.buffer.mem[..u.buffer.last],
-                        u.buffer.pos,
-                    ))
-                }
+                Err(_) => return Err(invalid_header_message(&u.buffer.mem[..u.buffer.last], u.buffer.pos)),
             }
         }
     }
@@ -788,10 +732,7 @@ fn invalid_header_message(buf: &[u8], start: usize) -> String {
         bad -= 1; // "CR not followed by LF": nginx points at the CR
     }
     let shown = String::from_utf8_lossy(&buf[start..bad]);
-    format!(
-        "upstream sent invalid header: \"{shown}\\x{:02x}...\"",
-        buf.get(bad).copied().unwrap_or(0)
-    )
+    format!("upstream sent invalid header: \"{shown}\\x{:02x}...\"", buf.get(bad).copied().unwrap_or(0))
 }
 
 impl UpstreamHandler for ProxyCtx {
@@ -806,11 +747,7 @@ impl UpstreamHandler for ProxyCtx {
         let uri_start = head.len();
         self.upstream_uri(r, &mut head);
         let uri = String::from_utf8_lossy(&head[uri_start..]).into_owned();
-        head.extend_from_slice(if self.http_version == 1001 {
-            b" HTTP/1.1\r\n"
-        } else {
-            b" HTTP/1.0\r\n"
-        });
+        head.extend_from_slice(if self.http_version == 1001 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
         let body_len: Option<u64> = r.request_body.as_ref().map(|b| {
             if b.unbuffered {
                 r.headers_in.content_length_n.unwrap_or(0)
@@ -824,11 +761,7 @@ impl UpstreamHandler for ProxyCtx {
             val.clear();
             if name.eq_ignore_ascii_case("Content-Length") && cv.source.is_empty() {
                 match body_len {
-                    Some(n)
-                        if n > 0
-                            || r.headers_in.content_length_n.is_some()
-                            || r.headers_in.chunked =>
-                    {
+                    Some(n) if n > 0 || r.headers_in.content_length_n.is_some() || r.headers_in.chunked => {
                         let _ = write!(val, "{n}");
                     }
                     _ => {}
@@ -847,16 +780,12 @@ impl UpstreamHandler for ProxyCtx {
             head.extend_from_slice(&val);
             head.extend_from_slice(b"\r\n");
         }
-        self.closes = sent_connection.contains("close")
-            || (self.http_version < 1001 && !sent_connection.contains("keep-alive"));
+        self.closes =
+            sent_connection.contains("close") || (self.http_version < 1001 && !sent_connection.contains("keep-alive"));
         let buf = &r.header_in.mem;
         for (n, v) in &r.head.headers {
             let name = &buf[n.clone()];
-            if self
-                .headers
-                .iter()
-                .any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name))
-            {
+            if self.headers.iter().any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name)) {
                 continue;
             }
             head.extend_from_slice(name);
@@ -867,11 +796,7 @@ impl UpstreamHandler for ProxyCtx {
         head.extend_from_slice(b"\r\n");
         // The body: copies of memory buffers, shared file regions (nginx chains the same bufs).
         let mut body = Vec::new();
-        if let Some(rb) = cy
-            .requests
-            .get_mut(rid)
-            .and_then(|r| r.request_body.as_mut())
-        {
+        if let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) {
             if rb.unbuffered {
                 rb.data_handler = Some(upstream::request::body_data);
                 body.extend(rb.bufs.drain(..));
@@ -936,12 +861,7 @@ impl UpstreamHandler for ProxyCtx {
     }
 
     /// nginx: `ngx_http_proxy_non_buffered_chunked_filter()` / `ngx_http_proxy_copy_filter()`.
-    fn input_filter(
-        &mut self,
-        cy: &mut Cycle,
-        rid: RequestId,
-        bytes: usize,
-    ) -> Result<(), UpstreamError> {
+    fn input_filter(&mut self, cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
         let Some(dec) = self.chunked.as_mut() else {
             return response::non_buffered_filter(cy, rid, bytes);
         };
@@ -979,20 +899,14 @@ impl UpstreamHandler for ProxyCtx {
         let rules: Vec<(String, Option<&ComplexValue>)> = match &self.redirect {
             Redirect::Off => return Rewrite::Declined,
             Redirect::Default => vec![(String::new(), None)],
-            Redirect::List(l) => l
-                .iter()
-                .map(|(f, t)| (f.clone(), (!f.is_empty()).then_some(t)))
-                .collect(),
+            Redirect::List(l) => l.iter().map(|(f, t)| (f.clone(), (!f.is_empty()).then_some(t))).collect(),
         };
         for (from, to) in rules {
             let (from, to_bytes) = match to {
                 None => {
                     // `default`: proxy_pass URL → location name ("url/" → "/" without a URI part).
                     match &self.pass.uri {
-                        Some(_) => (
-                            self.pass.url.clone(),
-                            self.pass.location.clone().into_bytes(),
-                        ),
+                        Some(_) => (self.pass.url.clone(), self.pass.location.clone().into_bytes()),
                         None => (format!("{}/", self.pass.url), b"/".to_vec()),
                     }
                 }

@@ -27,12 +27,8 @@ pub struct ReturnConf {
 /// The module. nginx: `ngx_http_rewrite_module` (its `return` part).
 pub struct ReturnModule;
 
-static COMMANDS: &[Command] = &[Command {
-    name: "return",
-    ctx: Ctx(Ctx::HTTP_SRV.0 | Ctx::HTTP_LOC.0),
-    args: Args::TAKE12,
-    set: set_return,
-}];
+static COMMANDS: &[Command] =
+    &[Command { name: "return", ctx: Ctx(Ctx::HTTP_SRV.0 | Ctx::HTTP_LOC.0), args: Args::TAKE12, set: set_return }];
 
 fn is_redirect(code: u16) -> bool {
     matches!(code, 301 | 302 | 303 | 307 | 308)
@@ -44,9 +40,7 @@ fn set_return(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let (code, text) = match a0.parse::<u16>() {
         Ok(c) if c <= 999 => (c, cx.d.args.get(1).cloned()),
         _ if cx.d.args.len() == 1
-            && (a0.starts_with("http://")
-                || a0.starts_with("https://")
-                || a0.starts_with("$scheme")) =>
+            && (a0.starts_with("http://") || a0.starts_with("https://") || a0.starts_with("$scheme")) =>
         {
             (302, Some(a0))
         }
@@ -65,13 +59,7 @@ fn set_return(cx: &mut Cx<'_>) -> Result<(), SetError> {
 
 /// Server-level `return`. nginx: the server rewrite phase.
 fn server_rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let ret = cy.requests.get(rid).and_then(|r| {
-        r.srv
-            .loc
-            .confs
-            .get::<ReturnConf>()
-            .and_then(|c| c.ret.clone())
-    });
+    let ret = cy.requests.get(rid).and_then(|r| r.srv.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
     match ret {
         Some((code, text)) => run_return(cy, rid, code, text.as_ref()),
         None => HandlerRc::Declined,
@@ -80,10 +68,7 @@ fn server_rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
 
 /// Location-level `return`. nginx: the rewrite phase.
 fn rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let ret = cy
-        .requests
-        .get(rid)
-        .and_then(|r| r.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
+    let ret = cy.requests.get(rid).and_then(|r| r.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
     match ret {
         Some((code, text)) => run_return(cy, rid, code, text.as_ref()),
         None => HandlerRc::Declined,

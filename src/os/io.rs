@@ -157,10 +157,7 @@ fn load_file_piece(chain: &mut Chain, pool: &mut BufPool) -> io::Result<()> {
     let mut mb = pool.get(FILE_CHUNK);
     let n = fb.read_file(&mut mb.mem)?;
     if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "temp file shorter than expected",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "temp file shorter than expected"));
     }
     fb.consume(n);
     mb.last = n;

@@ -96,9 +96,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
                         i += 1;
                         match args.get(i) {
                             Some(v) => v.clone(),
-                            None => {
-                                return Err(format!("option \"-{ch}\" requires {}", arg_name(ch)))
-                            }
+                            None => return Err(format!("option \"-{ch}\" requires {}", arg_name(ch))),
                         }
                     };
                     match ch {
@@ -183,18 +181,12 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
     }
     if let Some(e) = &o.error_log {
         if let Err(err) = rlog::set_error_log(e, Level::Notice) {
-            rlog::stderr(
-                Level::Alert,
-                &format!("could not open error log file: open() \"{e}\" failed ({err})"),
-            );
+            rlog::stderr(Level::Alert, &format!("could not open error log file: open() \"{e}\" failed ({err})"));
         }
     }
     let opts = LoadOpts {
         prefix: o.prefix.clone().unwrap_or_default(),
-        conf_file: o
-            .conf_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("conf/rginx.conf")),
+        conf_file: o.conf_file.clone().unwrap_or_else(|| PathBuf::from("conf/rginx.conf")),
         globals: o.globals.clone(),
         modules,
     };
@@ -211,14 +203,8 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
     };
     if o.test {
         if !o.quiet {
-            eprintln!(
-                "rginx: the configuration file {} syntax is ok",
-                shown.display()
-            );
-            eprintln!(
-                "rginx: configuration file {} test is successful",
-                shown.display()
-            );
+            eprintln!("rginx: the configuration file {} syntax is ok", shown.display());
+            eprintln!("rginx: configuration file {} test is successful", shown.display());
         }
         if o.dump {
             for (path, text) in &conf.files {
@@ -244,22 +230,12 @@ fn signal_process(conf: &Conf, name: &str) -> i32 {
     let text = match std::fs::read_to_string(pidfile) {
         Ok(t) => t,
         Err(e) => {
-            rlog::stderr(
-                Level::Error,
-                &format!("open() \"{}\" failed ({})", pidfile.display(), os_err(&e)),
-            );
+            rlog::stderr(Level::Error, &format!("open() \"{}\" failed ({})", pidfile.display(), os_err(&e)));
             return 1;
         }
     };
     let Ok(pid) = text.trim().parse::<i32>() else {
-        rlog::stderr(
-            Level::Error,
-            &format!(
-                "invalid PID number \"{}\" in \"{}\"",
-                text.trim(),
-                pidfile.display()
-            ),
-        );
+        rlog::stderr(Level::Error, &format!("invalid PID number \"{}\" in \"{}\"", text.trim(), pidfile.display()));
         return 1;
     };
     let sig = match name {
@@ -271,10 +247,7 @@ fn signal_process(conf: &Conf, name: &str) -> i32 {
     // SAFETY: kill(2) with a pid read from our own pid file and a valid signal number.
     if unsafe { libc::kill(pid, sig) } != 0 {
         let e = io::Error::last_os_error();
-        rlog::stderr(
-            Level::Alert,
-            &format!("kill({pid}, {sig}) failed ({})", os_err(&e)),
-        );
+        rlog::stderr(Level::Alert, &format!("kill({pid}, {sig}) failed ({})", os_err(&e)));
         return 1;
     }
     0
@@ -294,11 +267,7 @@ pub fn os_err(e: &io::Error) -> String {
 
 /// Binds one listening socket. nginx: `ngx_open_listening_sockets()`.
 fn bind(opt: &ListenOpt, reuseport: bool) -> io::Result<std::net::TcpListener> {
-    let domain = if opt.addr.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
+    let domain = if opt.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     if reuseport {
@@ -327,10 +296,7 @@ impl Listeners {
         let mut socks = Vec::new();
         for opt in conf.listens() {
             let want = if opt.reuseport { workers } else { 1 };
-            let mut have = match old
-                .iter()
-                .position(|(o, _)| o.addr == opt.addr && o.reuseport == opt.reuseport)
-            {
+            let mut have = match old.iter().position(|(o, _)| o.addr == opt.addr && o.reuseport == opt.reuseport) {
                 Some(i) => old.swap_remove(i).1,
                 None => Vec::new(),
             };
@@ -355,11 +321,7 @@ impl Listeners {
     fn for_worker(&self, n: usize) -> io::Result<Vec<(usize, std::net::TcpListener)>> {
         let mut v = Vec::new();
         for (i, (opt, socks)) in self.socks.iter().enumerate() {
-            let s = if opt.reuseport {
-                &socks[n % socks.len()]
-            } else {
-                &socks[0]
-            };
+            let s = if opt.reuseport { &socks[n % socks.len()] } else { &socks[0] };
             v.push((i, s.try_clone()?));
         }
         Ok(v)
@@ -402,11 +364,7 @@ fn start_workers(conf: &Arc<Conf>, ls: &Listeners, gen: usize) -> io::Result<Vec
         let handle = std::thread::Builder::new()
             .name(format!("rginx-worker-{n}"))
             .spawn(move || worker_process_cycle(c, poll, socks, s, gen * 100 + n + 1))?;
-        workers.push(Worker {
-            signals,
-            waker,
-            handle: Some(handle),
-        });
+        workers.push(Worker { signals, waker, handle: Some(handle) });
     }
     Ok(workers)
 }
@@ -415,20 +373,13 @@ fn apply_error_log(conf: &Conf, cli: bool) -> bool {
     if cli && conf.main.error_log.is_none() {
         return true;
     }
-    let (path, level) = conf.main.error_log.clone().unwrap_or_else(|| {
-        (
-            conf.prefix
-                .join("logs/error.log")
-                .to_string_lossy()
-                .into_owned(),
-            Level::Error,
-        )
-    });
+    let (path, level) = conf
+        .main
+        .error_log
+        .clone()
+        .unwrap_or_else(|| (conf.prefix.join("logs/error.log").to_string_lossy().into_owned(), Level::Error));
     if let Err(e) = rlog::set_error_log(&path, level) {
-        rlog::stderr(
-            Level::Emerg,
-            &format!("open() \"{path}\" failed ({})", os_err(&e)),
-        );
+        rlog::stderr(Level::Emerg, &format!("open() \"{path}\" failed ({})", os_err(&e)));
         return false;
     }
     true
@@ -479,14 +430,7 @@ fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
     };
     let mut ls = Some(ls);
     if let Err(e) = write_pid(&conf.main.pid) {
-        rlog::stderr(
-            Level::Emerg,
-            &format!(
-                "open() \"{}\" failed ({})",
-                conf.main.pid.display(),
-                os_err(&e)
-            ),
-        );
+        rlog::stderr(Level::Emerg, &format!("open() \"{}\" failed ({})", conf.main.pid.display(), os_err(&e)));
         for w in &mut workers {
             w.tell(|s| s.terminate.store(true, Ordering::Release));
             w.join();
@@ -587,11 +531,7 @@ type Reloaded = (Arc<Conf>, Listeners, Vec<Worker>);
 
 /// Reads the configuration again and starts workers with it; on any error the old
 /// listeners are handed back. nginx: `ngx_init_cycle()` on SIGHUP.
-fn reload(
-    opts: &LoadOpts,
-    ls: Option<Listeners>,
-    gen: usize,
-) -> (Result<Reloaded, String>, Option<Listeners>) {
+fn reload(opts: &LoadOpts, ls: Option<Listeners>, gen: usize) -> (Result<Reloaded, String>, Option<Listeners>) {
     let conf = match conf::load(opts) {
         Ok(c) => c,
         Err(e) => return (Err(e.to_string()), ls),
@@ -600,12 +540,7 @@ fn reload(
     let backup = ls.as_ref().and_then(|l| {
         l.socks
             .iter()
-            .map(|(o, v)| {
-                v.iter()
-                    .map(|s| s.try_clone())
-                    .collect::<io::Result<Vec<_>>>()
-                    .map(|v| (o.clone(), v))
-            })
+            .map(|(o, v)| v.iter().map(|s| s.try_clone()).collect::<io::Result<Vec<_>>>().map(|v| (o.clone(), v)))
             .collect::<io::Result<Vec<_>>>()
             .ok()
             .map(|socks| Listeners { socks })
@@ -694,10 +629,7 @@ fn worker_process_cycle(
                 break;
             }
             if shutdown_deadline.is_some_and(|d| cy.times.msec >= d) {
-                log::info!(
-                    "worker_shutdown_timeout expired, closing {} connection(s)",
-                    cy.conns.len()
-                );
+                log::info!("worker_shutdown_timeout expired, closing {} connection(s)", cy.conns.len());
                 break;
             }
         }
@@ -715,14 +647,12 @@ fn worker_process_cycle(
 /// nginx: `ngx_close_idle_connections()` (only `c->idle` ones).
 fn close_idle_connections(cy: &mut Cycle) {
     for id in cy.conns.ids() {
-        let idle = cy.conns.get(id).is_some_and(|c| {
-            c.idle && c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none()
-        });
-        // Idle upstream connections of the keepalive cache go too (nginx marks them idle).
-        let cached = cy
+        let idle = cy
             .conns
             .get(id)
-            .is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Cached);
+            .is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none());
+        // Idle upstream connections of the keepalive cache go too (nginx marks them idle).
+        let cached = cy.conns.get(id).is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Cached);
         if idle {
             cy.stats.active = cy.stats.active.saturating_sub(1);
         }

@@ -201,20 +201,12 @@ pub struct UpstreamMainConf {
 impl UpstreamMainConf {
     /// Finds or adds a group. For an implicit one, `host` is the `host:port` to resolve later.
     /// nginx: `ngx_http_upstream_add()`.
-    pub fn add(
-        &mut self,
-        name: &str,
-        implicit_host: Option<(String, u16, String, usize)>,
-    ) -> usize {
+    pub fn add(&mut self, name: &str, implicit_host: Option<(String, u16, String, usize)>) -> usize {
         let key = match &implicit_host {
             Some((h, p, _, _)) => format!("{h}:{p}"),
             None => name.to_string(),
         };
-        if let Some(i) = self
-            .upstreams
-            .iter()
-            .position(|u| u.name == key || u.explicit && u.name == name)
-        {
+        if let Some(i) = self.upstreams.iter().position(|u| u.name == key || u.explicit && u.name == name) {
             return i;
         }
         self.upstreams.push(UpstreamSrvConf {
@@ -264,11 +256,9 @@ pub fn split_host_port(s: &str, dflt: u16) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p > 0)
-            .ok_or_else(|| format!("invalid port in upstream \"{s}\""))?,
+        Some(p) => {
+            p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("invalid port in upstream \"{s}\""))?
+        }
         None => dflt,
     };
     if host.is_empty() {
@@ -309,11 +299,7 @@ fn upstream_block(cx: &mut Cx<'_>) -> Result<(), SetError> {
     }
     // An earlier `proxy_pass http://NAME` created an implicit entry with this name: take it
     // over, as `ngx_http_upstream_add()` does with NGX_HTTP_UPSTREAM_CREATE.
-    match m
-        .upstreams
-        .iter()
-        .position(|u| !u.explicit && u.host.as_ref().is_some_and(|(h, _, _, _)| *h == name))
-    {
+    match m.upstreams.iter().position(|u| !u.explicit && u.host.as_ref().is_some_and(|(h, _, _, _)| *h == name)) {
         Some(i) => m.upstreams[i] = us,
         None => m.upstreams.push(us),
     }
@@ -342,12 +328,7 @@ fn upstream_directive(us: &mut UpstreamSrvConf, d: &Directive) -> Result<(), Con
             check(Args::TAKE1)?;
             us.keepalive_timeout = conf::msec(d, 0).map_err(e)?;
         }
-        _ => {
-            return Err(ConfError::at(
-                format!("unknown directive \"{}\"", d.name),
-                d,
-            ))
-        }
+        _ => return Err(ConfError::at(format!("unknown directive \"{}\"", d.name), d)),
     }
     Ok(())
 }

@@ -3,9 +3,7 @@
 //! nginx: `ngx_http_upstream_connect()`, `ngx_http_upstream_reinit()`,
 //! `ngx_http_upstream_test_connect()` (src/http/ngx_http_upstream.c).
 
-use super::{
-    keepalive, next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState, WriteHandler,
-};
+use super::{keepalive, next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState, WriteHandler};
 use crate::core::connection::{ConnId, Ev, Owner, RequestId};
 use crate::core::cycle::Cycle;
 use crate::core::step::HandlerRc;
@@ -17,10 +15,7 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
     let now = cy.times.msec;
     let Some(u) = u_mut(cy, rid) else { return };
     let retry = u.request_sent || u.state.start > 0 || !u.states.is_empty();
-    u.state = UpstreamState {
-        start: now,
-        ..Default::default()
-    };
+    u.state = UpstreamState { start: now, ..Default::default() };
     let group = u.resolved.group;
     let tried = u.peer.tried.clone();
     let Some(pick) = round_robin::get_peer(cy, group, &tried) else {
@@ -32,11 +27,7 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
             .and_then(|m| m.upstreams.get(group))
             .map(|g| g.name.clone())
             .unwrap_or_default();
-        super::log_error(
-            cy,
-            rid,
-            &format!("no live upstreams while connecting to upstream \"{name}\""),
-        );
+        super::log_error(cy, rid, &format!("no live upstreams while connecting to upstream \"{name}\""));
         // `$upstream_addr` names the group when no peer was tried. nginx: `state->peer =
         // u->peer.name` (the upstream's name) on NGX_BUSY.
         if let Some(u) = u_mut(cy, rid) {
@@ -64,24 +55,10 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
     match connect_peer(cy, &addr, Owner::Upstream(rid)) {
         Ok(cid) => {
             adopt(cy, rid, cid, false);
-            event::add_timer(
-                cy,
-                Ev {
-                    c: cid,
-                    write: true,
-                },
-                timeout,
-            );
+            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
         }
         Err(e) => {
-            super::log_error(
-                cy,
-                rid,
-                &format!(
-                    "connect() to {addr} failed ({})",
-                    crate::os::process::os_err(&e)
-                ),
-            );
+            super::log_error(cy, rid, &format!("connect() to {addr} failed ({})", crate::os::process::os_err(&e)));
             next(cy, rid, Ft::Error);
         }
     }

@@ -70,12 +70,7 @@ pub trait UpstreamHandler {
     /// Consumes `bytes` new body bytes at the end of `u.buffer`; the default passes them on
     /// to the client (through `u.out`) until `u.length` is reached.
     /// nginx: `input_filter(data, bytes)`; default `ngx_http_upstream_non_buffered_filter`.
-    fn input_filter(
-        &mut self,
-        cy: &mut Cycle,
-        r: RequestId,
-        bytes: usize,
-    ) -> Result<(), UpstreamError> {
+    fn input_filter(&mut self, cy: &mut Cycle, r: RequestId, bytes: usize) -> Result<(), UpstreamError> {
         super::response::non_buffered_filter(cy, r, bytes)
     }
 

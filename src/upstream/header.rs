@@ -27,22 +27,13 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
         // checks the connection here too.
         if let Some(c) = cy.conns.get_mut(cid) {
             if let Err(e) = crate::event::connect::test_connect(c) {
-                super::log_error(
-                    cy,
-                    rid,
-                    &format!("connect() failed ({})", crate::os::process::os_err(&e)),
-                );
+                super::log_error(cy, rid, &format!("connect() failed ({})", crate::os::process::os_err(&e)));
                 return next(cy, rid, Ft::Error);
             }
         }
     }
     loop {
-        let Cycle {
-            requests,
-            upstreams,
-            conns,
-            ..
-        } = &mut *cy;
+        let Cycle { requests, upstreams, conns, .. } = &mut *cy;
         let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else {
             return;
         };
@@ -65,21 +56,8 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
             }
             Recv::Again => {
                 let timeout = u.conf.read_timeout;
-                if !event::timer_set(
-                    cy,
-                    Ev {
-                        c: cid,
-                        write: false,
-                    },
-                ) {
-                    event::add_timer(
-                        cy,
-                        Ev {
-                            c: cid,
-                            write: false,
-                        },
-                        timeout,
-                    );
+                if !event::timer_set(cy, Ev { c: cid, write: false }) {
+                    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
                 }
                 return;
             }
@@ -88,11 +66,7 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
                 return next(cy, rid, Ft::Error);
             }
             Recv::Error(e) => {
-                super::log_error(
-                    cy,
-                    rid,
-                    &format!("recv() failed ({})", crate::os::process::os_err(&e)),
-                );
+                super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
                 return next(cy, rid, Ft::Error);
             }
         }
@@ -192,9 +166,7 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
                 let mut v = value.clone();
                 if let Some(at) = at {
                     let mut url = value[at..].to_string();
-                    if let Some(Rewrite::Done) =
-                        with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut url))
-                    {
+                    if let Some(Rewrite::Done) = with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut url)) {
                         v = format!("{}{url}", &value[..at]);
                     }
                 }
@@ -202,8 +174,7 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
             }
             "set-cookie" => {
                 let mut v = value.clone();
-                let _: Option<Rewrite> =
-                    with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
+                let _: Option<Rewrite> = with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
                 out.headers.push((name.clone(), v));
             }
             "server" => {

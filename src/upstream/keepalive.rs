@@ -44,13 +44,7 @@ pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
     let items = cy.http.get::<KeepaliveCache>()?.groups.get_mut(group)?;
     let i = items.iter().position(|(_, a)| a == addr)?;
     let (cid, _) = items.remove(i)?;
-    event::del_timer(
-        cy,
-        Ev {
-            c: cid,
-            write: false,
-        },
-    );
+    event::del_timer(cy, Ev { c: cid, write: false });
     let c = cy.conns.get_mut(cid)?;
     c.idle = false;
     c.read.timedout = false;
@@ -67,8 +61,7 @@ pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
         return event::connect::close_connection(cy, cid);
     };
     let usable = cy.conns.get(cid).is_some_and(|c| {
-        !(c.read.eof || c.read.error || c.write.error || c.error || c.read.timedout)
-            && u64::from(c.requests) < requests
+        !(c.read.eof || c.read.error || c.write.error || c.error || c.read.timedout) && u64::from(c.requests) < requests
     });
     if !usable || cy.exiting {
         return event::connect::close_connection(cy, cid);
@@ -80,30 +73,13 @@ pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
         cache.groups.resize_with(group + 1, VecDeque::new);
     }
     let items = &mut cache.groups[group];
-    let evicted = if items.len() >= max {
-        items.pop_back()
-    } else {
-        None
-    };
+    let evicted = if items.len() >= max { items.pop_back() } else { None };
     items.push_front((cid, addr));
     if let Some((old, _)) = evicted {
         event::connect::close_connection(cy, old);
     }
-    event::del_timer(
-        cy,
-        Ev {
-            c: cid,
-            write: true,
-        },
-    );
-    event::add_timer(
-        cy,
-        Ev {
-            c: cid,
-            write: false,
-        },
-        timeout,
-    );
+    event::del_timer(cy, Ev { c: cid, write: true });
+    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
     let Some(c) = cy.conns.get_mut(cid) else {
         return;
     };
@@ -113,13 +89,7 @@ pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
     c.read.handler = close_handler;
     c.write.handler = crate::core::connection::empty_handler;
     // Bytes or a FIN may already be here: no new edge would announce them.
-    close_handler(
-        cy,
-        Ev {
-            c: cid,
-            write: false,
-        },
-    );
+    close_handler(cy, Ev { c: cid, write: false });
 }
 
 /// The read handler of an idle cached connection: anything readable (the peer closed it, or

@@ -100,10 +100,7 @@ pub struct HeadersIn {
 impl HeadersIn {
     /// The first header named `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -228,16 +225,8 @@ pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
 }
 
 /// The request and its upstream at once (disjoint borrows of the cycle).
-pub fn parts(
-    cy: &mut Cycle,
-    rid: RequestId,
-) -> Option<(&mut Request, &mut Upstream, &mut crate::core::buf::BufPool)> {
-    let Cycle {
-        requests,
-        upstreams,
-        bufs,
-        ..
-    } = cy;
+pub fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut crate::core::buf::BufPool)> {
+    let Cycle { requests, upstreams, bufs, .. } = cy;
     let r = requests.get_mut(rid)?;
     let uid = r.upstream?;
     let u = &mut upstreams.get_mut(uid)?.u;
@@ -297,10 +286,7 @@ pub fn create(
         upstream_done: false,
         start_msec: now,
     };
-    let uid = cy.upstreams.insert(UpstreamCtx {
-        u,
-        module: Some(module),
-    });
+    let uid = cy.upstreams.insert(UpstreamCtx { u, module: Some(module) });
     let r = cy.requests.get_mut(rid)?;
     r.upstream = Some(uid);
     r.pool_cleanup.push(free_upstream);
@@ -393,8 +379,7 @@ pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
     }
     u.peer.tries = u.peer.tries.saturating_sub(1);
     let c = &u.conf;
-    let timed_out =
-        c.next_upstream_timeout > 0 && now.saturating_sub(u.start_msec) >= c.next_upstream_timeout;
+    let timed_out = c.next_upstream_timeout > 0 && now.saturating_sub(u.start_msec) >= c.next_upstream_timeout;
     let give_up = u.peer.tries == 0
         || ft == Ft::NoLive
         || c.next_upstream & FT_OFF_BIT != 0
@@ -419,26 +404,12 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
     let Some(c) = cy.conns.get(r.connection) else {
         return;
     };
-    let action = u_ref(cy, rid)
-        .and_then(|u| u.peer.connection)
-        .and_then(|uc| cy.conns.get(uc))
-        .map_or(c.action, |uc| uc.action);
-    let (upstream, uri) = u_ref(cy, rid)
-        .map(|u| (u.state.peer.clone(), u.uri.clone()))
-        .unwrap_or_default();
-    let uri = if uri.is_empty() {
-        String::from_utf8_lossy(r.unparsed_uri()).into_owned()
-    } else {
-        uri
-    };
+    let action =
+        u_ref(cy, rid).and_then(|u| u.peer.connection).and_then(|uc| cy.conns.get(uc)).map_or(c.action, |uc| uc.action);
+    let (upstream, uri) = u_ref(cy, rid).map(|u| (u.state.peer.clone(), u.uri.clone())).unwrap_or_default();
+    let uri = if uri.is_empty() { String::from_utf8_lossy(r.unparsed_uri()).into_owned() } else { uri };
     let client = c.peer.map(|p| p.ip().to_string()).unwrap_or_default();
-    let server = r
-        .srv
-        .core
-        .server_names
-        .first()
-        .map(String::as_str)
-        .unwrap_or("");
+    let server = r.srv.core.server_names.first().map(String::as_str).unwrap_or("");
     log::error!(
         "*{} {} while {}, client: {}, server: {}, request: \"{}\", upstream: \"http://{}{}\", host: \"{}\"",
         c.number,
@@ -462,17 +433,11 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     // The connection can serve another request only if this response was read to its exact
     // end: the module vouched for the framing (`u.keepalive`), nothing extra came, and the
     // request went out whole. nginx: the checks of `ngx_http_upstream_free_keepalive_peer()`.
-    let clean = !failed
-        && u.keepalive
-        && u.request_sent
-        && (u.upstream_done || header_only)
-        && u.buffer.pos == u.buffer.last;
+    let clean =
+        !failed && u.keepalive && u.request_sent && (u.upstream_done || header_only) && u.buffer.pos == u.buffer.last;
     let conn = u.peer.connection.take();
     let pick = u.peer.pick.take();
-    let reuse = pick
-        .as_ref()
-        .filter(|_| clean)
-        .map(|p| (p.group, p.addr.clone()));
+    let reuse = pick.as_ref().filter(|_| clean).map(|p| (p.group, p.addr.clone()));
     if !u.state.peer.is_empty() || u.state.start > 0 {
         u.state.response_time = now.saturating_sub(u.state.start);
         let st = std::mem::take(&mut u.state);
@@ -501,11 +466,7 @@ fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     u.read_handler = ReadHandler::Dummy;
     u.write_handler = WriteHandler::Dummy;
     let failed = matches!(rc, HandlerRc::Status(502 | 504));
-    close_peer(
-        cy,
-        rid,
-        failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent),
-    );
+    close_peer(cy, rid, failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent));
     with_module(cy, rid, |m, cy| m.finalize_request(cy, rid, rc));
     true
 }

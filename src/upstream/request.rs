@@ -59,22 +59,11 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
         Ok(Step::Done(())) => {}
         Ok(Step::Again) => {
             let timeout = u_mut(cy, rid).map_or(60_000, |u| u.conf.send_timeout);
-            event::add_timer(
-                cy,
-                Ev {
-                    c: cid,
-                    write: true,
-                },
-                timeout,
-            );
+            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
             return;
         }
         Err(e) => {
-            super::log_error(
-                cy,
-                rid,
-                &format!("writev() failed ({})", crate::os::process::os_err(&e)),
-            );
+            super::log_error(cy, rid, &format!("writev() failed ({})", crate::os::process::os_err(&e)));
             return next(cy, rid, Ft::Error);
         }
     }
@@ -90,33 +79,14 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
     u.request_sent = true;
     u.write_handler = WriteHandler::Dummy;
     let timeout = u.conf.read_timeout;
-    event::del_timer(
-        cy,
-        Ev {
-            c: cid,
-            write: true,
-        },
-    );
+    event::del_timer(cy, Ev { c: cid, write: true });
     let Some(c) = cy.conns.get_mut(cid) else {
         return;
     };
     c.action = "reading response header from upstream";
     let ready = c.read.ready;
-    if !event::timer_set(
-        cy,
-        Ev {
-            c: cid,
-            write: false,
-        },
-    ) {
-        event::add_timer(
-            cy,
-            Ev {
-                c: cid,
-                write: false,
-            },
-            timeout,
-        );
+    if !event::timer_set(cy, Ev { c: cid, write: false }) {
+        event::add_timer(cy, Ev { c: cid, write: false }, timeout);
     }
     if ready {
         // The response may already be here; no new edge will announce it.
@@ -150,12 +120,7 @@ fn drop_sent(cy: &mut Cycle, rid: RequestId) {
 
 /// Writes from `u.send_pos` until done or the socket is full.
 fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
-    let Cycle {
-        requests,
-        upstreams,
-        conns,
-        ..
-    } = cy;
+    let Cycle { requests, upstreams, conns, .. } = cy;
     let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else {
         return Ok(Step::Done(()));
     };

@@ -99,29 +99,19 @@ fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
 /// nginx: `ngx_http_upstream_non_buffered_filter_init()` — the body length is the upstream's
 /// `Content-Length`, or unknown (until close); none for HEAD, 204, 304.
 pub fn non_buffered_filter_init(cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
-    let head = cy
-        .requests
-        .get(rid)
-        .is_some_and(|r| r.method == Method::Head);
+    let head = cy.requests.get(rid).is_some_and(|r| r.method == Method::Head);
     let Some(u) = u_mut(cy, rid) else {
         return Ok(());
     };
     let s = u.headers_in.status_n;
-    u.length = if head || s == 204 || s == 304 || (100..200).contains(&s) {
-        Some(0)
-    } else {
-        u.headers_in.content_length_n
-    };
+    u.length =
+        if head || s == 204 || s == 304 || (100..200).contains(&s) { Some(0) } else { u.headers_in.content_length_n };
     Ok(())
 }
 
 /// nginx: `ngx_http_upstream_non_buffered_filter()` — passes the new bytes on, up to
 /// `u.length`.
-pub fn non_buffered_filter(
-    cy: &mut Cycle,
-    rid: RequestId,
-    bytes: usize,
-) -> Result<(), UpstreamError> {
+pub fn non_buffered_filter(cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
     let Some((_, u, pool)) = super::parts(cy, rid) else {
         return Ok(());
     };
@@ -151,10 +141,7 @@ pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usiz
     };
     let mut pos = start;
     while pos < end {
-        let need_new = u
-            .out
-            .back()
-            .is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
+        let need_new = u.out.back().is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
         if need_new {
             u.out.push_back(pool.get(size.max(1)));
         }
@@ -166,11 +153,7 @@ pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usiz
 
 /// Memory bytes of a chain (file regions cost no memory).
 fn mem_len(chain: &Chain) -> usize {
-    chain
-        .iter()
-        .filter(|b| b.file.is_none())
-        .map(|b| b.last - b.pos)
-        .sum()
+    chain.iter().filter(|b| b.file.is_none()).map(|b| b.last - b.pos).sum()
 }
 
 /// The upstream's read handler during the body. nginx:
@@ -221,10 +204,7 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
             return false;
         };
         let main = r.main;
-        let in_flight = cy
-            .requests
-            .get(main)
-            .map_or(0, |m| crate::core::buf::chain_len(&m.out));
+        let in_flight = cy.requests.get(main).map_or(0, |m| crate::core::buf::chain_len(&m.out));
         let Some(u) = u_mut(cy, rid) else {
             return false;
         };
@@ -277,13 +257,7 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
                 continue;
             }
             // Back-pressure: the client is slow; stop reading the upstream.
-            event::del_timer(
-                cy,
-                Ev {
-                    c: cid,
-                    write: false,
-                },
-            );
+            event::del_timer(cy, Ev { c: cid, write: false });
             arm_client_timer(cy, rid);
             return;
         }
@@ -294,8 +268,7 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
             match read_upstream(cy, rid, cid) {
                 Some(true) => {
                     got = true;
-                    let burst = u_ref(cy, rid)
-                        .is_some_and(|u| u.mode == BodyMode::Buffered && !u.upstream_done);
+                    let burst = u_ref(cy, rid).is_some_and(|u| u.mode == BodyMode::Buffered && !u.upstream_done);
                     if !burst || !may_read(cy, rid) {
                         break;
                     }
@@ -325,9 +298,7 @@ fn may_read(cy: &Cycle, rid: RequestId) -> bool {
         BodyMode::InMemory => true,
         BodyMode::NonBuffered => {
             let main = cy.requests.get(rid).map(|r| r.main);
-            let client = main
-                .and_then(|m| cy.requests.get(m))
-                .map_or(0, |m| mem_len(&m.out));
+            let client = main.and_then(|m| cy.requests.get(m)).map_or(0, |m| mem_len(&m.out));
             mem_len(&u.out) + client < u.conf.buffer_size.max(1)
         }
         BodyMode::Buffered => mem_len(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1),
@@ -357,17 +328,8 @@ fn spill(cy: &mut Cycle, rid: RequestId) -> bool {
 
 /// One read from the upstream into `u.buffer`, through the input filter.
 /// `Some(true)`: read something, go on; `Some(false)`: wait for an event; `None`: finalized.
-fn read_upstream(
-    cy: &mut Cycle,
-    rid: RequestId,
-    cid: crate::core::connection::ConnId,
-) -> Option<bool> {
-    let Cycle {
-        requests,
-        upstreams,
-        conns,
-        ..
-    } = &mut *cy;
+fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::ConnId) -> Option<bool> {
+    let Cycle { requests, upstreams, conns, .. } = &mut *cy;
     let uid = requests.get(rid)?.upstream?;
     let u = &mut upstreams.get_mut(uid)?.u;
     let c = conns.get_mut(cid)?;
@@ -389,14 +351,7 @@ fn read_upstream(
         }
         Recv::Again => {
             let timeout = u.conf.read_timeout;
-            event::add_timer(
-                cy,
-                Ev {
-                    c: cid,
-                    write: false,
-                },
-                timeout,
-            );
+            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
             Some(false)
         }
         Recv::Eof => {
@@ -409,11 +364,7 @@ fn read_upstream(
             None
         }
         Recv::Error(e) => {
-            super::log_error(
-                cy,
-                rid,
-                &format!("recv() failed ({})", crate::os::process::os_err(&e)),
-            );
+            super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
             finalize(cy, rid, HandlerRc::Error);
             None
         }
@@ -432,10 +383,7 @@ fn arm_client_timer(cy: &mut Cycle, rid: RequestId) {
         return;
     };
     let (cid, pending, t) = (m.connection, !m.out.is_empty(), m.loc.core.send_timeout());
-    let ev = Ev {
-        c: cid,
-        write: true,
-    };
+    let ev = Ev { c: cid, write: true };
     if pending {
         event::add_timer(cy, ev, t);
     } else {

@@ -78,12 +78,7 @@ pub struct PeerPick {
 
 /// Builds the worker's peer lists. nginx: `ngx_http_upstream_init_round_robin()`.
 pub fn init_worker(cy: &mut Cycle) {
-    let Some(m) = cy
-        .conf
-        .http
-        .as_ref()
-        .and_then(|h| h.main.get::<UpstreamMainConf>())
-    else {
+    let Some(m) = cy.conf.http.as_ref().and_then(|h| h.main.get::<UpstreamMainConf>()) else {
         return;
     };
     let mut rr = RoundRobin::default();
@@ -115,10 +110,7 @@ pub fn init_worker(cy: &mut Cycle) {
 
 /// How many tries a request gets: every peer once. nginx: `rrp->peers->tries`.
 pub fn tries(cy: &mut Cycle, group: usize) -> usize {
-    cy.http
-        .get::<RoundRobin>()
-        .and_then(|rr| rr.groups.get(group))
-        .map_or(0, |g| g.primary.len() + g.backup.len())
+    cy.http.get::<RoundRobin>().and_then(|rr| rr.groups.get(group)).map_or(0, |g| g.primary.len() + g.backup.len())
 }
 
 /// Picks the next peer not yet `tried`. `None` means "no live upstreams".
@@ -129,23 +121,13 @@ pub fn get_peer(cy: &mut Cycle, group: usize, tried: &[(bool, usize)]) -> Option
     let g = rr.groups.get_mut(group)?;
     let single = g.primary.len() == 1 && g.backup.is_empty();
     for backup in [false, true] {
-        let list = if backup {
-            &mut g.backup
-        } else {
-            &mut g.primary
-        };
+        let list = if backup { &mut g.backup } else { &mut g.primary };
         if let Some(i) = pick(list, backup, tried, now, single) {
             let p = &mut list[i];
             p.conns += 1;
             p.requests += 1;
             let addr = p.addr.clone()?;
-            return Some(PeerPick {
-                group,
-                backup,
-                index: i,
-                addr,
-                name: p.name.clone(),
-            });
+            return Some(PeerPick { group, backup, index: i, addr, name: p.name.clone() });
         }
     }
     // All peers failed: mark them live again for a quick recovery, as nginx does.
@@ -156,13 +138,7 @@ pub fn get_peer(cy: &mut Cycle, group: usize, tried: &[(bool, usize)]) -> Option
 }
 
 /// The smooth weighted choice over one list. nginx: `ngx_http_upstream_get_peer()`.
-fn pick(
-    list: &mut [PeerState],
-    backup: bool,
-    tried: &[(bool, usize)],
-    now: u64,
-    single: bool,
-) -> Option<usize> {
+fn pick(list: &mut [PeerState], backup: bool, tried: &[(bool, usize)], now: u64, single: bool) -> Option<usize> {
     if single {
         // nginx skips health accounting and the tried set for a single peer, except `down`
         // (its one try is bounded by `tries`; a retry after a stale keepalive connection
@@ -200,9 +176,7 @@ fn pick(
 
 fn eligible(p: &PeerState, backup: bool, i: usize, tried: &[(bool, usize)], now: u64) -> bool {
     // nginx: a peer with `max_fails` failures is skipped until `fail_timeout` has passed.
-    let failing = p.max_fails > 0
-        && p.fails >= p.max_fails
-        && now.saturating_sub(p.checked) <= p.fail_timeout;
+    let failing = p.max_fails > 0 && p.fails >= p.max_fails && now.saturating_sub(p.checked) <= p.fail_timeout;
     !p.down && !tried.contains(&(backup, i)) && !failing
 }
 
@@ -217,11 +191,7 @@ pub fn free_peer(cy: &mut Cycle, pick: &PeerPick, failed: bool) {
         return;
     };
     let single = g.primary.len() == 1 && g.backup.is_empty();
-    let list = if pick.backup {
-        &mut g.backup
-    } else {
-        &mut g.primary
-    };
+    let list = if pick.backup { &mut g.backup } else { &mut g.primary };
     let Some(p) = list.get_mut(pick.index) else {
         return;
     };
@@ -239,7 +209,10 @@ pub fn free_peer(cy: &mut Cycle, pick: &PeerPick, failed: bool) {
         if p.max_fails > 0 {
             p.effective_weight -= p.weight / p.max_fails as i64;
             if p.fails >= p.max_fails {
-                log::warn!("upstream server temporarily disabled while connecting to upstream, upstream: \"{}\"", p.name);
+                log::warn!(
+                    "upstream server temporarily disabled while connecting to upstream, upstream: \"{}\"",
+                    p.name
+                );
             }
         }
         if p.effective_weight < 0 {
@@ -255,21 +228,14 @@ mod tests {
     use super::*;
 
     fn peer(w: i64) -> PeerState {
-        PeerState {
-            weight: w,
-            effective_weight: w,
-            max_fails: 1,
-            fail_timeout: 10_000,
-            ..Default::default()
-        }
+        PeerState { weight: w, effective_weight: w, max_fails: 1, fail_timeout: 10_000, ..Default::default() }
     }
 
     #[test]
     fn smooth_weighted_sequence_matches_nginx() {
         let mut l = vec![peer(5), peer(1), peer(1)];
-        let seq: String = (0..7)
-            .map(|_| [b'a', b'b', b'c'][pick(&mut l, false, &[], 0, false).unwrap_or(0)] as char)
-            .collect();
+        let seq: String =
+            (0..7).map(|_| [b'a', b'b', b'c'][pick(&mut l, false, &[], 0, false).unwrap_or(0)] as char).collect();
         assert_eq!(seq, "aabacaa");
     }
 }

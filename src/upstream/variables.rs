@@ -11,12 +11,7 @@ use crate::core::connection::RequestId;
 use crate::core::cycle::Cycle;
 use crate::http::VariableDef;
 
-fn each(
-    cy: &Cycle,
-    r: RequestId,
-    out: &mut Vec<u8>,
-    f: impl Fn(&UpstreamState, &mut Vec<u8>),
-) -> bool {
+fn each(cy: &Cycle, r: RequestId, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {
     let Some(u) = u_ref(cy, r) else { return false };
     let live = (!u.state.peer.is_empty()).then_some(&u.state);
     let mut first = true;
@@ -106,10 +101,7 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
         prefix: true,
         get: |cy, r, name, o| {
             let Some(u) = u_ref(cy, r) else { return false };
-            let want: String = name
-                .chars()
-                .map(|c| if c == '_' { '-' } else { c })
-                .collect();
+            let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
             match u.headers_in.get(&want) {
                 Some(v) => {
                     o.extend_from_slice(v.as_bytes());

@@ -60,17 +60,8 @@ fn read_lossy(path: &Path) -> String {
 pub fn free_port() -> u16 {
     static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if USED
-            .lock()
-            .unwrap()
-            .get_or_insert_with(HashSet::new)
-            .insert(port)
-        {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if USED.lock().unwrap().get_or_insert_with(HashSet::new).insert(port) {
             return port;
         }
     }
@@ -168,14 +159,7 @@ impl Rginx {
         let code = match ready {
             Some(Ok(())) => {
                 let backends = backends.to_vec();
-                return Ok(Rginx {
-                    port,
-                    port2,
-                    prefix,
-                    pid,
-                    child,
-                    backends,
-                });
+                return Ok(Rginx { port, port2, prefix, pid, child, backends });
             }
             Some(Err(code)) => code,
             None => {
@@ -228,15 +212,8 @@ impl Rginx {
     pub fn assert_no_alerts(&self) {
         let log = self.error_log();
         let bad = ["[alert]", "[crit]", "[emerg]"];
-        let lines: Vec<&str> = log
-            .lines()
-            .filter(|l| bad.iter().any(|b| l.contains(b)))
-            .collect();
-        assert!(
-            lines.is_empty(),
-            "error.log has alerts:\n{}",
-            lines.join("\n")
-        );
+        let lines: Vec<&str> = log.lines().filter(|l| bad.iter().any(|b| l.contains(b))).collect();
+        assert!(lines.is_empty(), "error.log has alerts:\n{}", lines.join("\n"));
     }
 
     /// Polls `PREFIX/logs/FILE` ("error.log", "access.log") until it contains `needle`; false
@@ -304,22 +281,14 @@ fn kill(sig: &str, pid: u32) -> bool {
 }
 
 /// Expands the placeholders documented on [`Rginx::start`]; `Err` names one left over.
-fn expand(
-    conf: &str,
-    dir: &Path,
-    ports: (u16, u16),
-    peers: &[SocketAddr],
-) -> Result<String, String> {
+fn expand(conf: &str, dir: &Path, ports: (u16, u16), peers: &[SocketAddr]) -> Result<String, String> {
     let p = dir.display();
     let globals = format!(
         "daemon off;\nmaster_process off;\npid {p}/logs/rginx.pid;\n\
          error_log {p}/logs/error.log info;\n"
     );
     let pairs = [
-        (
-            "%%TEST_GLOBALS_HTTP%%",
-            format!("access_log {p}/logs/access.log;\n"),
-        ),
+        ("%%TEST_GLOBALS_HTTP%%", format!("access_log {p}/logs/access.log;\n")),
         ("%%TEST_GLOBALS%%", globals),
         ("%%PREFIX%%", p.to_string()),
         ("%%PORT2%%", ports.1.to_string()),
@@ -336,9 +305,7 @@ fn expand(
     let name = s.split("%%").nth(1).unwrap_or("");
     let upper = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
     if !name.is_empty() && name.chars().all(upper) {
-        return Err(format!(
-            "placeholder %%{name}%% not expanded (missing backend?)"
-        ));
+        return Err(format!("placeholder %%{name}%% not expanded (missing backend?)"));
     }
     Ok(s)
 }
@@ -406,10 +373,7 @@ fn is_chunked(headers: &[(String, String)]) -> bool {
 
 impl<R: Read> Wire<R> {
     fn new(src: R) -> Self {
-        Wire {
-            src,
-            buf: Vec::new(),
-        }
+        Wire { src, buf: Vec::new() }
     }
 
     /// Reads once more into `buf`; `Ok(0)` is EOF. A reset counts as EOF: nginx may reset
@@ -514,13 +478,7 @@ impl<R: Read> Wire<R> {
             self.read_to_eof()?
         };
         let head = lossy(&raw);
-        Ok(Response {
-            status,
-            head,
-            headers,
-            body,
-            chunked,
-        })
+        Ok(Response { status, head, headers, body, chunked })
     }
 
     /// One request as raw bytes (head + body framed by Content-Length or chunked); `Ok(None)`
@@ -617,10 +575,7 @@ impl Conn {
     /// Connects to 127.0.0.1:`port` (10 s timeouts).
     pub fn new(port: u16) -> Conn {
         let stream = connect(port);
-        Conn {
-            wire: Wire::new(stream.try_clone().unwrap()),
-            stream,
-        }
+        Conn { wire: Wire::new(stream.try_clone().unwrap()), stream }
     }
 
     /// Writes all of `bytes`; panics on error.
@@ -754,10 +709,7 @@ impl Backend {
     pub fn echo() -> Backend {
         Self::spawn(Mode::Answer(Box::new(|req| {
             let r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", req.len());
-            r.into_bytes()
-                .into_iter()
-                .chain(req.iter().copied())
-                .collect()
+            r.into_bytes().into_iter().chain(req.iter().copied()).collect()
         })))
     }
 
@@ -774,21 +726,13 @@ impl Backend {
                 let Ok(stream) = stream else { continue };
                 let mut received = sh.received.lock().unwrap();
                 received.push(Vec::new());
-                let rec = Recording {
-                    stream,
-                    shared: sh.clone(),
-                    idx: received.len() - 1,
-                };
+                let rec = Recording { stream, shared: sh.clone(), idx: received.len() - 1 };
                 drop(received);
                 let mode = mode.clone();
                 thread::spawn(move || serve(rec, &mode));
             }
         });
-        Backend {
-            addr,
-            shared,
-            accept: Some(accept),
-        }
+        Backend { addr, shared, accept: Some(accept) }
     }
 
     /// Raw bytes received per connection, in accept order.
@@ -860,8 +804,7 @@ fn serve(rec: Recording, mode: &Mode) {
                         Ok(got) if got == want => true,
                         got => {
                             let got = got.map(|g| lossy(&g));
-                            let msg =
-                                format!("conn {idx}: expected {:?}, got {got:?}", lossy(&want));
+                            let msg = format!("conn {idx}: expected {:?}, got {got:?}", lossy(&want));
                             shared.errors.lock().unwrap().push(msg);
                             false
                         }
@@ -882,11 +825,7 @@ fn serve(rec: Recording, mode: &Mode) {
 /// Whether a keepalive backend closes after answering `req` with `resp`.
 fn wants_close(req: &[u8], resp: &[u8]) -> bool {
     let (line, req_h) = parse_head(req);
-    let resp_head = lossy(resp)
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let resp_head = lossy(resp).split("\r\n\r\n").next().unwrap_or("").to_string();
     let (_, resp_h) = parse_head(resp_head.as_bytes());
     let connection = |h| header(h, "connection").map(|v| v.to_ascii_lowercase());
     let closes = |h| connection(h).is_some_and(|v| v.contains("close"));
@@ -920,9 +859,7 @@ pub fn digest(bytes: &[u8]) -> u64 {
 /// (its name in `Server` and in error pages).
 pub fn is_nginx() -> bool {
     let b = bin();
-    let name = Path::new(&b)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned());
+    let name = Path::new(&b).file_name().map(|n| n.to_string_lossy().into_owned());
     name.is_some_and(|n| n.starts_with("nginx"))
 }
 
