@@ -407,7 +407,12 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
                     return Err(ConfError::at("\"events\" directive is duplicate", d));
                 }
                 seen_events = true;
+                let mut seen_ev: Vec<&str> = Vec::new();
                 for e in d.block.as_deref().unwrap_or(&[]) {
+                    if seen_ev.contains(&e.name.as_str()) {
+                        return Err(ConfError::at(format!("\"{}\" directive is duplicate", e.name), e));
+                    }
+                    seen_ev.push(&e.name);
                     main_directive(&mut main, e, Ctx::EVENT, opts)?;
                 }
             }

@@ -115,7 +115,14 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
 /// connections in slab order.
 fn drain_connections(cy: &mut Cycle) -> bool {
     let ids = cy.conns.ids();
-    let idle: Vec<ConnId> = ids.into_iter().filter(|&id| cy.conns.get(id).is_some_and(|c| c.idle)).collect();
+    // Client keepalive connections only (nginx's `ngx_reusable_connection`); cached upstream
+    // connections are the keepalive module's to manage.
+    let idle: Vec<ConnId> = ids
+        .into_iter()
+        .filter(|&id| {
+            cy.conns.get(id).is_some_and(|c| c.idle && matches!(c.owner, crate::core::connection::Owner::Client(None)))
+        })
+        .collect();
     if idle.is_empty() {
         return false;
     }

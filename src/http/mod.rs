@@ -9,7 +9,8 @@
 //!   indexed by `ctx_index`); `Confs::get::<T>()` finds it by type.
 //! - filter chains are vectors of function pointers; a filter calls the next through `Next`
 //!   (nginx: the `ngx_http_next_header_filter` static each filter module saves).
-//! - the phase engine keeps only the phases rginx's modules use: access, precontent, content, log.
+//! - the phase engine keeps only the phases rginx's modules use: server rewrite, rewrite, access,
+//!   precontent, content, log.
 
 pub mod body;
 pub mod chunked_filter;

@@ -5,7 +5,8 @@
 //! `ngx_http_log_escape`).
 //!
 //! Differs from nginx:
-//! - no `buffer=`, `gzip=`, `flush=`, `if=`, `escape=` parameters (an `[emerg]` if used).
+//! - no `buffer=`, `gzip=`, `flush=`, `if=` parameters, and only `escape=default` (anything
+//!   else is an `[emerg]`).
 //! - files are opened per worker on first use and reopened on USR1; nginx opens them in the
 //!   master and shares the descriptors.
 

@@ -7,7 +7,7 @@
 //! mytest module implements the three required ones.
 //!
 //! Every callback receives the cycle and the request id (the C callbacks receive `r`, and
-//! reach `r->upstream`); `super::parts()` gives `(&Request, &mut Upstream)` at once.
+//! reach `r->upstream`); `super::parts()` gives `(&mut Request, &mut Upstream, &mut BufPool)` at once.
 //! While a callback runs, the framework holds the module outside the upstream context, so the
 //! callback may use all of the cycle.
 
