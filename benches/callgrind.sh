@@ -298,10 +298,14 @@ echo "### callgrind: instructions per request ($N requests after $WARMUP warm-up
 echo
 echo "| scenario | server | Ir total | Ir / request | rginx/nginx | bad responses |"
 echo "|---|---|---:|---:|---:|---:|"
-awk -F'\t' '{ ir[$1","$2] = $3 / $4; row[NR] = $0 }
-    END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t");
-        ratio = (f[2] == "rginx" && ((f[1]",nginx") in ir)) ? sprintf("%.2f", ir[f[1]",rginx"] / ir[f[1]",nginx"]) : "";
-        printf "| %s | %s | %'"'"'d | %'"'"'d | %s | %s |\n", f[1], f[2], f[3], f[3] / f[4], ratio, f[5] } }' "$SUMMARY"
+python3 - "$SUMMARY" <<'PYEOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+ir = {(r[0], r[1]): int(r[2]) / int(r[3]) for r in rows}
+for scn, name, total, n, bad in rows:
+    ratio = f"{ir[(scn, 'rginx')] / ir[(scn, 'nginx')]:.2f}" if name == "rginx" and (scn, "nginx") in ir else ""
+    print(f"| {scn} | {name} | {int(total):,} | {int(total) / int(n):,.0f} | {ratio} | {bad} |")
+PYEOF
 echo
 for scn in "${SCN[@]}"; do
     for name in "${PRX[@]}"; do

@@ -6,7 +6,8 @@
 # rounds whose order alternates (rginx nginx, nginx rginx, ...).
 #
 # Per run: req/s, p50/p99 (wrk --latency), socket errors and non-2xx responses (must be 0),
-# and CPU µs/request = (utime+stime delta of the server from /proc/PID/stat) / requests.
+# and CPU µs/request = (utime+stime delta of the server from /proc/PID/stat) / requests,
+# and "foreign CPU" = busy time of the machine - server - wrk (other work disturbing the run).
 # Report: medians over rounds and the rginx/nginx ratio, with the min-max of the paired
 # per-round ratios in brackets.
 #
@@ -60,7 +61,7 @@ cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     sleep 0.3
-    # rginx may ignore TERM (see docs/performance.md): make sure nothing is left behind.
+    # whatever did not stop on TERM (rginx before 941a91c ignored signals) is killed.
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
