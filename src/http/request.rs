@@ -595,28 +595,36 @@ fn process_request_header(cy: &mut Cycle, rid: RequestId) {
 }
 
 fn process_uri(r: &mut Request) -> Result<(), (u16, &'static str)> {
-    let target = r.header_in.mem[r.head.target.clone()].to_vec();
+    let Request { header_in, head, uri, args, headers_in, .. } = r;
+    let Some(target) = header_in.mem.get(head.target.clone()) else {
+        return Err((400, "client sent invalid request"));
+    };
     if target.first() != Some(&b'/') {
         // absolute-form ("http://host/path") is accepted by nginx: take host and path from it
         if let Some(rest) = target.strip_prefix(b"http://").or_else(|| target.strip_prefix(b"https://")) {
             let slash = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-            r.headers_in.host = host_without_port(&rest[..slash]);
-            let path = if slash == rest.len() { b"/".to_vec() } else { rest[slash..].to_vec() };
-            return set_uri(r, &path);
+            headers_in.host = host_without_port(&rest[..slash]);
+            let path: &[u8] = if slash == rest.len() { b"/" } else { &rest[slash..] };
+            return set_uri(uri, args, path);
         }
         return Err((400, "client sent invalid request"));
     }
-    set_uri(r, &target)
+    set_uri(uri, args, target)
 }
 
-fn set_uri(r: &mut Request, target: &[u8]) -> Result<(), (u16, &'static str)> {
-    let (path, args, complex) = parse::split_target(target);
-    r.args = args.map(<[u8]>::to_vec).unwrap_or_default();
-    r.uri.clear();
+/// Splits the target into `r.uri` (decoded, normalised when needed) and `r.args`.
+/// nginx: `ngx_http_process_request_uri()`.
+fn set_uri(uri: &mut Vec<u8>, args: &mut Vec<u8>, target: &[u8]) -> Result<(), (u16, &'static str)> {
+    let (path, a, complex) = parse::split_target(target);
+    args.clear();
+    if let Some(a) = a {
+        args.extend_from_slice(a);
+    }
+    uri.clear();
     if complex {
-        parse::normalize_uri(path, &mut r.uri).map_err(|_| (400, "client sent invalid request"))?;
+        parse::normalize_uri(path, uri).map_err(|_| (400, "client sent invalid request"))?;
     } else {
-        r.uri.extend_from_slice(path);
+        uri.extend_from_slice(path);
     }
     Ok(())
 }

@@ -106,6 +106,19 @@ pub struct ProxyLocConf {
     pub upstream: Option<Arc<UpstreamConf>>,
     /// The merged header list: (name, value) to send, in nginx's order.
     pub headers: Option<Arc<Vec<(String, ComplexValue)>>>,
+    /// Everything a request of this location needs, shared by its requests (one `Arc`
+    /// clone per request instead of copies).
+    pub shared: Option<Arc<ProxyShared>>,
+}
+
+/// The per-location proxy settings a request uses. nginx: the `plcf` a request reads through
+/// `ngx_http_get_module_loc_conf()`.
+#[derive(Debug)]
+pub struct ProxyShared {
+    pass: ProxyPass,
+    headers: Arc<Vec<(String, ComplexValue)>>,
+    http_version: u16,
+    redirect: Redirect,
 }
 
 /// The module. nginx: `ngx_http_proxy_module`.
@@ -488,7 +501,16 @@ impl HttpModule for ProxyModule {
             intercept_errors: c.intercept_errors.unwrap_or(false),
         };
         c.upstream = Some(Arc::new(u));
-        c.headers = Some(Arc::new(merge_headers(c.set_headers.as_deref().unwrap_or(&[]))));
+        let headers = Arc::new(merge_headers(c.set_headers.as_deref().unwrap_or(&[])));
+        c.shared = c.pass.clone().map(|pass| {
+            Arc::new(ProxyShared {
+                pass,
+                headers: headers.clone(),
+                http_version: c.http_version.unwrap_or(1000),
+                redirect: c.redirect.clone().unwrap_or(Redirect::Default),
+            })
+        });
+        c.headers = Some(headers);
         Ok(())
     }
     fn postconfiguration(&self, _http: &mut HttpConf) -> Result<(), ConfError> {
@@ -527,10 +549,7 @@ enum Phase {
 /// Per-request proxy state. nginx: `ngx_http_proxy_ctx_t`.
 pub struct ProxyCtx {
     phase: Phase,
-    pass: ProxyPass,
-    headers: Arc<Vec<(String, ComplexValue)>>,
-    http_version: u16,
-    redirect: Redirect,
+    shared: Arc<ProxyShared>,
     chunked: Option<ChunkedDecoder>,
     /// Our request asked the upstream to close after answering (`Connection: close`, or
     /// HTTP/1.0 without `keep-alive`): the connection is never cached for keepalive, as the
@@ -547,21 +566,12 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
     let Some(plcf) = r.loc.confs.get::<ProxyLocConf>() else {
         return HandlerRc::Status(500);
     };
-    let (Some(pass), Some(uconf), Some(headers)) = (plcf.pass.clone(), plcf.upstream.clone(), plcf.headers.clone())
-    else {
+    let (Some(shared), Some(uconf)) = (plcf.shared.clone(), plcf.upstream.clone()) else {
         return HandlerRc::Status(500);
     };
-    let ctx = ProxyCtx {
-        phase: Phase::StatusLine,
-        headers,
-        http_version: plcf.http_version.unwrap_or(1000),
-        redirect: plcf.redirect.clone().unwrap_or(Redirect::Default),
-        chunked: None,
-        pass: pass.clone(),
-        closes: true,
-    };
     let unbuffered = !uconf.request_buffering && !r.headers_in.chunked;
-    let resolved = Resolved { group: pass.group, host: pass.host.clone() };
+    let resolved = Resolved { group: shared.pass.group, host: shared.pass.host.clone() };
+    let ctx = ProxyCtx { phase: Phase::StatusLine, shared, chunked: None, closes: true };
     if upstream::create(cy, rid, Box::new(ctx), uconf, resolved).is_none() {
         return HandlerRc::Status(500);
     }
@@ -588,7 +598,7 @@ impl ProxyCtx {
     /// `ngx_http_proxy_create_request()`: no URI in `proxy_pass` → the client's URI as sent;
     /// with one → the location prefix of the normalised URI replaced by it.
     fn upstream_uri(&self, r: &crate::http::request::Request, out: &mut Vec<u8>) {
-        match &self.pass.uri {
+        match &self.shared.pass.uri {
             None if !r.internal => out.extend_from_slice(r.unparsed_uri()),
             None => {
                 escape_uri(out, &r.uri);
@@ -599,7 +609,7 @@ impl ProxyCtx {
             }
             Some(u) => {
                 out.extend_from_slice(u.as_bytes());
-                let loc = self.pass.location.as_bytes();
+                let loc = self.shared.pass.location.as_bytes();
                 let rest = if r.uri.starts_with(loc) { &r.uri[loc.len()..] } else { &r.uri[..] };
                 escape_uri(out, rest);
                 if !r.args.is_empty() {
@@ -747,7 +757,7 @@ impl UpstreamHandler for ProxyCtx {
         let uri_start = head.len();
         self.upstream_uri(r, &mut head);
         let uri = String::from_utf8_lossy(&head[uri_start..]).into_owned();
-        head.extend_from_slice(if self.http_version == 1001 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
+        head.extend_from_slice(if self.shared.http_version == 1001 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
         let body_len: Option<u64> = r.request_body.as_ref().map(|b| {
             if b.unbuffered {
                 r.headers_in.content_length_n.unwrap_or(0)
@@ -757,7 +767,7 @@ impl UpstreamHandler for ProxyCtx {
         });
         let mut val = Vec::new();
         let mut sent_connection = String::new();
-        for (name, cv) in self.headers.iter() {
+        for (name, cv) in self.shared.headers.iter() {
             val.clear();
             if name.eq_ignore_ascii_case("Content-Length") && cv.source.is_empty() {
                 match body_len {
@@ -780,12 +790,12 @@ impl UpstreamHandler for ProxyCtx {
             head.extend_from_slice(&val);
             head.extend_from_slice(b"\r\n");
         }
-        self.closes =
-            sent_connection.contains("close") || (self.http_version < 1001 && !sent_connection.contains("keep-alive"));
+        self.closes = sent_connection.contains("close")
+            || (self.shared.http_version < 1001 && !sent_connection.contains("keep-alive"));
         let buf = &r.header_in.mem;
         for (n, v) in &r.head.headers {
             let name = &buf[n.clone()];
-            if self.headers.iter().any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name)) {
+            if self.shared.headers.iter().any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name)) {
                 continue;
             }
             head.extend_from_slice(name);
@@ -896,7 +906,7 @@ impl UpstreamHandler for ProxyCtx {
 
     /// nginx: `ngx_http_proxy_rewrite_redirect()` with the `proxy_redirect` rules.
     fn rewrite_redirect(&mut self, cy: &Cycle, rid: RequestId, value: &mut String) -> Rewrite {
-        let rules: Vec<(String, Option<&ComplexValue>)> = match &self.redirect {
+        let rules: Vec<(String, Option<&ComplexValue>)> = match &self.shared.redirect {
             Redirect::Off => return Rewrite::Declined,
             Redirect::Default => vec![(String::new(), None)],
             Redirect::List(l) => l.iter().map(|(f, t)| (f.clone(), (!f.is_empty()).then_some(t))).collect(),
@@ -905,9 +915,9 @@ impl UpstreamHandler for ProxyCtx {
             let (from, to_bytes) = match to {
                 None => {
                     // `default`: proxy_pass URL → location name ("url/" → "/" without a URI part).
-                    match &self.pass.uri {
-                        Some(_) => (self.pass.url.clone(), self.pass.location.clone().into_bytes()),
-                        None => (format!("{}/", self.pass.url), b"/".to_vec()),
+                    match &self.shared.pass.uri {
+                        Some(_) => (self.shared.pass.url.clone(), self.shared.pass.location.clone().into_bytes()),
+                        None => (format!("{}/", self.shared.pass.url), b"/".to_vec()),
                     }
                 }
                 Some(t) => {

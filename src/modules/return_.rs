@@ -59,18 +59,23 @@ fn set_return(cx: &mut Cx<'_>) -> Result<(), SetError> {
 
 /// Server-level `return`. nginx: the server rewrite phase.
 fn server_rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let ret = cy.requests.get(rid).and_then(|r| r.srv.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
-    match ret {
-        Some((code, text)) => run_return(cy, rid, code, text.as_ref()),
+    // Borrow the `return` from an `Arc` of the level's conf instead of cloning it per request.
+    let Some(loc) = cy.requests.get(rid).map(|r| r.srv.loc.clone()) else {
+        return HandlerRc::Declined;
+    };
+    match loc.confs.get::<ReturnConf>().and_then(|c| c.ret.as_ref()) {
+        Some((code, text)) => run_return(cy, rid, *code, text.as_ref()),
         None => HandlerRc::Declined,
     }
 }
 
 /// Location-level `return`. nginx: the rewrite phase.
 fn rewrite_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let ret = cy.requests.get(rid).and_then(|r| r.loc.confs.get::<ReturnConf>().and_then(|c| c.ret.clone()));
-    match ret {
-        Some((code, text)) => run_return(cy, rid, code, text.as_ref()),
+    let Some(loc) = cy.requests.get(rid).map(|r| r.loc.clone()) else {
+        return HandlerRc::Declined;
+    };
+    match loc.confs.get::<ReturnConf>().and_then(|c| c.ret.as_ref()) {
+        Some((code, text)) => run_return(cy, rid, *code, text.as_ref()),
         None => HandlerRc::Declined,
     }
 }

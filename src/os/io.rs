@@ -36,7 +36,17 @@ pub fn recv(c: &mut Connection, buf: &mut [u8]) -> Recv {
                 c.read.eof = true;
                 return Recv::Eof;
             }
-            Ok(n) => return Recv::Data(n),
+            Ok(n) => {
+                // A short read drained the socket. mio registers EPOLLRDHUP, so a pending EOF
+                // would have been reported (`read.eof`); otherwise the next data brings a new
+                // edge. Clearing `ready` here saves the EAGAIN read, as `ngx_unix_recv()` does
+                // with `ngx_use_epoll_rdhup` — and keeps a loop of posted events from
+                // re-reading sockets that are empty instead of returning to epoll.
+                if n < buf.len() && !c.read.eof {
+                    c.read.ready = false;
+                }
+                return Recv::Data(n);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.read.ready = false;
@@ -125,7 +135,15 @@ pub fn send_chain(c: &mut Connection, chain: &mut Chain, pool: &mut BufPool) -> 
             return Err(io::ErrorKind::WriteZero.into());
         }
         c.sent += written as u64;
+        let asked: usize = iov[..n].iter().map(|s| s.len()).sum();
         consume_chain(chain, written as u64);
+        if written < asked {
+            // The socket buffer is full: wait for the next EPOLLOUT edge instead of an
+            // EAGAIN writev. nginx: `wev->ready = 0` in `ngx_writev_chain()`.
+            c.write.ready = false;
+            drop_empty(chain, pool);
+            return Ok(Step::Again);
+        }
     }
 }
 

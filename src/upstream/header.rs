@@ -133,71 +133,71 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
     let Some(u) = u_mut(cy, rid) else {
         return Err(HandlerRc::Error);
     };
-    let hi = u.headers_in.clone();
-    let hide = u.conf.hide_headers.clone();
+    // Walk the headers by index (no copy of the whole set); names compare case-insensitively
+    // in place, without lowercased copies.
+    let conf = u.conf.clone();
+    let hi = &u.headers_in;
+    let chunked = hi.chunked;
     let mut out = crate::http::request::HeadersOut {
         status: hi.status_n,
         status_line: (!hi.status_line.is_empty()).then(|| hi.status_line.clone()),
-        content_length_n: hi.content_length_n,
+        content_length_n: if chunked { None } else { hi.content_length_n },
         ..Default::default()
     };
-    for (name, value) in &hi.headers {
-        let lname = name.to_ascii_lowercase();
-        if hide.contains(&lname) {
+    out.headers.reserve(hi.headers.len());
+    let n = hi.headers.len();
+    for i in 0..n {
+        let Some(u) = u_mut(cy, rid) else {
+            return Err(HandlerRc::Error);
+        };
+        let (name, value) = &u.headers_in.headers[i];
+        let is = |h: &str| name.eq_ignore_ascii_case(h);
+        if conf.hide_headers.iter().any(|h| is(h)) {
             continue;
         }
-        match lname.as_str() {
-            "content-type" => out.content_type = Some(value.clone()),
-            "last-modified" => out.last_modified = Some(value.clone()),
-            "location" => {
-                // Only a rewritten Location becomes `headers_out.location` (which the header
-                // filter makes absolute); one left alone passes exactly as sent.
-                // nginx: `ngx_http_upstream_rewrite_location()`.
-                let mut v = value.clone();
-                match with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut v)) {
-                    Some(Rewrite::Done) => out.location = Some(v),
-                    _ => out.headers.push((name.clone(), value.clone())),
+        if is("content-type") {
+            out.content_type = Some(value.clone());
+        } else if is("last-modified") {
+            out.last_modified = Some(value.clone());
+        } else if is("location") {
+            // Only a rewritten Location becomes `headers_out.location` (which the header
+            // filter makes absolute); one left alone passes exactly as sent.
+            // nginx: `ngx_http_upstream_rewrite_location()`.
+            let (name, value) = (name.clone(), value.clone());
+            let mut v = value.clone();
+            match with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut v)) {
+                Some(Rewrite::Done) => out.location = Some(v),
+                _ => out.headers.push((name, value)),
+            }
+        } else if is("refresh") {
+            // Only the URL after "url=" is the module's to rewrite.
+            // nginx: `ngx_http_upstream_rewrite_refresh()`.
+            let (name, value) = (name.clone(), value.clone());
+            let at = value.to_ascii_lowercase().find("url=").map(|i| i + 4);
+            let mut v = value.clone();
+            if let Some(at) = at {
+                let mut url = value[at..].to_string();
+                if let Some(Rewrite::Done) = with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut url)) {
+                    v = format!("{}{url}", &value[..at]);
                 }
             }
-            "refresh" => {
-                // Only the URL after "url=" is the module's to rewrite.
-                // nginx: `ngx_http_upstream_rewrite_refresh()`.
-                let at = value.to_ascii_lowercase().find("url=").map(|i| i + 4);
-                let mut v = value.clone();
-                if let Some(at) = at {
-                    let mut url = value[at..].to_string();
-                    if let Some(Rewrite::Done) = with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut url)) {
-                        v = format!("{}{url}", &value[..at]);
-                    }
-                }
-                out.headers.push((name.clone(), v));
-            }
-            "set-cookie" => {
-                let mut v = value.clone();
-                let _: Option<Rewrite> = with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
-                out.headers.push((name.clone(), v));
-            }
-            "server" => {
-                out.no_server = true;
-                out.headers.push((name.clone(), value.clone()));
-            }
-            "date" => {
-                out.no_date = true;
-                out.headers.push((name.clone(), value.clone()));
-            }
-            _ if framework_hidden(&lname) => {}
-            _ => out.headers.push((name.clone(), value.clone())),
+            out.headers.push((name, v));
+        } else if is("set-cookie") {
+            let name = name.clone();
+            let mut v = value.clone();
+            let _: Option<Rewrite> = with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
+            out.headers.push((name, v));
+        } else if is("server") || is("date") {
+            out.no_server |= is("server");
+            out.no_date |= is("date");
+            out.headers.push((name.clone(), value.clone()));
+        } else if !framework_hidden(name) {
+            out.headers.push((name.clone(), value.clone()));
         }
     }
     let Some(r) = cy.requests.get_mut(rid) else {
         return Err(HandlerRc::Error);
     };
-    if hi.chunked || r.method == crate::http::request::Method::Head {
-        // The client framing is decided by our own filters.
-        if hi.chunked {
-            out.content_length_n = None;
-        }
-    }
     r.headers_out = out;
     Ok(())
 }

@@ -88,8 +88,11 @@ pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
     c.action = "keepalive";
     c.read.handler = close_handler;
     c.write.handler = crate::core::connection::empty_handler;
-    // Bytes or a FIN may already be here: no new edge would announce them.
-    close_handler(cy, Ev { c: cid, write: false });
+    // Bytes or a FIN may already be here, and no new edge would announce them — but only if
+    // the last read did not drain the socket (`ready`). nginx checks `c->read->ready` too.
+    if c.read.ready || c.read.eof {
+        close_handler(cy, Ev { c: cid, write: false });
+    }
 }
 
 /// The read handler of an idle cached connection: anything readable (the peer closed it, or

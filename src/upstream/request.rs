@@ -38,11 +38,13 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
     let Some(u) = u_mut(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
     let first = u.state.connect_time.is_none();
+    let cached = u.peer.cached;
     let Some(c) = cy.conns.get_mut(cid) else {
         return;
     };
     if first {
-        match test_connect(c) {
+        // A cached keepalive connection is known to be connected: no getpeername().
+        match if cached { Ok(true) } else { test_connect(c) } {
             Ok(true) => {}
             Ok(false) => return, // spurious wakeup: still connecting
             Err(e) => {
