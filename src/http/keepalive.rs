@@ -1,0 +1,94 @@
+//! After a response: keep the connection for the next request, or close it lingering so the
+//! client reads the response instead of a reset.
+//!
+//! nginx: src/http/ngx_http_request.c — `ngx_http_set_keepalive()`,
+//! `ngx_http_keepalive_handler()` (here `request::wait_request_handler` serves both waits),
+//! `ngx_http_set_lingering_close()`, `ngx_http_lingering_close_handler()`.
+
+use super::request::{close_client, free_request, log_request, wait_request_handler};
+use crate::core::connection::RequestId;
+use crate::core::connection::{ConnId, Ev, Stream};
+use crate::core::cycle::Cycle;
+use crate::event::{self, posted};
+use crate::os::io::{self, Recv};
+
+/// Keeps the connection for the next request. nginx: `ngx_http_set_keepalive()`.
+pub(super) fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
+    // The log line reads `$request` out of `header_in`, which a pipelined request takes below.
+    log_request(cy, rid);
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    let cid = r.connection;
+    let timeout = r.loc.core.keepalive_timeout();
+    // Bytes after this request are the next pipelined request: copy them to a fresh buffer
+    // (the head stays in `header_in` for the access log).
+    let leftover = if r.header_in.is_empty() {
+        None
+    } else {
+        let size = r.srv.core.client_header_buffer_size().max(r.header_in.data().len());
+        let mut nb = cy.bufs.get(size);
+        nb.append(r.header_in.data());
+        Some(nb)
+    };
+    free_request(cy, rid, 0);
+    let Some(c) = cy.conns.get_mut(cid) else { return };
+    c.read.handler = wait_request_handler;
+    c.write.handler = crate::core::connection::empty_handler;
+    c.action = "keepalive";
+    let pipelined = leftover.is_some();
+    c.buffer = leftover;
+    // Idle unless the next request is already buffered: a graceful stop closes idle ones.
+    c.idle = !pipelined;
+    if pipelined || c.read.ready {
+        // Data is already here (no new edge will announce it): handle it in this turn.
+        posted::post_event(cy, Ev { c: cid, write: false }, posted::Queue::Events);
+    }
+    event::del_timer(cy, Ev { c: cid, write: true });
+    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+}
+
+/// Closes the write side and drains the read side for a while, so the client gets the response
+/// instead of a reset. nginx: `ngx_http_set_lingering_close()`.
+pub(super) fn set_lingering_close(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get(rid) else { return };
+    let cid = r.connection;
+    let (time, timeout) = r.loc.core.lingering();
+    free_request(cy, rid, 0);
+    let now = cy.times.msec;
+    let Some(c) = cy.conns.get_mut(cid) else { return };
+    c.read.handler = lingering_close_handler;
+    c.write.handler = crate::core::connection::empty_handler;
+    c.start_msec = now + time; // reused as the lingering deadline
+    c.action = "lingering close";
+    if let Stream::Tcp(s) = &c.stream {
+        if s.shutdown(std::net::Shutdown::Write).is_err() {
+            return close_client(cy, cid);
+        }
+    }
+    event::del_timer(cy, Ev { c: cid, write: true });
+    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    if c_ready(cy, cid) {
+        lingering_close_handler(cy, Ev { c: cid, write: false });
+    }
+}
+
+fn c_ready(cy: &Cycle, cid: ConnId) -> bool {
+    cy.conns.get(cid).is_some_and(|c| c.read.ready)
+}
+
+/// Reads and drops client data until EOF, timeout or the lingering deadline.
+/// nginx: `ngx_http_lingering_close_handler()`.
+fn lingering_close_handler(cy: &mut Cycle, ev: Ev) {
+    let now = cy.times.msec;
+    let Some(c) = cy.conns.get_mut(ev.c) else { return };
+    if c.read.timedout || now >= c.start_msec {
+        return close_client(cy, ev.c);
+    }
+    let mut scratch = [0u8; 4096];
+    loop {
+        match io::recv(c, &mut scratch) {
+            Recv::Data(_) => continue,
+            Recv::Again => return,
+            Recv::Eof | Recv::Error(_) => return close_client(cy, ev.c),
+        }
+    }
+}
