@@ -13,23 +13,7 @@ use std::time::Duration;
 
 use common::{send, Action, Backend, Conn, Rginx};
 
-/// A config with one server; `LOCATIONS` is replaced by the test's locations.
-fn conf(locations: &str) -> String {
-    "
-%%TEST_GLOBALS%%
-events {}
-http {
-    %%TEST_GLOBALS_HTTP%%
-    proxy_temp_path %%PREFIX%%/proxy_temp;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        server_name localhost;
-        LOCATIONS
-    }
-}
-"
-    .replace("LOCATIONS", locations)
-}
+use common::proxy_conf as conf;
 
 /// Sends `raw` on a fresh connection and reads one response.
 fn ask(port: u16, raw: &str) -> common::Response {

@@ -11,22 +11,7 @@ use std::time::Duration;
 
 use common::{send, Action, Backend, Conn, Rginx};
 
-fn conf(locations: &str) -> String {
-    "
-%%TEST_GLOBALS%%
-events {}
-http {
-    %%TEST_GLOBALS_HTTP%%
-    proxy_temp_path %%PREFIX%%/proxy_temp;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        server_name localhost;
-        LOCATIONS
-    }
-}
-"
-    .replace("LOCATIONS", locations)
-}
+use common::proxy_conf as conf;
 
 const LOCATIONS: &str = "
         location /on/ { proxy_pass http://%%BACKEND%%/; }

@@ -883,3 +883,22 @@ pub fn error_page(title: &str) -> String {
         server_token()
     )
 }
+
+/// A config with one server on %%PORT%% and a `proxy_temp_path` under the prefix;
+/// `locations` is the text of the server's locations (shared by the proxy test files).
+pub fn proxy_conf(locations: &str) -> String {
+    "
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    proxy_temp_path %%PREFIX%%/proxy_temp;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+        LOCATIONS
+    }
+}
+"
+    .replace("LOCATIONS", locations)
+}
