@@ -359,3 +359,33 @@ fn signal_flag_without_instance() {
     assert!(err.contains("[error]"), "{err}");
     assert!(err.contains(&format!("open() \"{pid}\" failed (2: No such file or directory)")), "{err}");
 }
+
+/// `-s` with a pid file that does not hold a pid > 0: nginx's `invalid PID number "..." in
+/// "FILE"`, exit 1, and no signal sent. nginx 1.22 takes "0" (its `ngx_atoi` accepts it) and
+/// signals its own process group; rginx refuses it too (docs/differences.md). Each run is the
+/// only process of a new pid namespace (so a `kill(-1)` could hit nothing else) and of a new
+/// process group (so a `kill(0)` hits only the run itself, never the test harness).
+#[test]
+fn signal_flag_refuses_pid_not_above_zero() {
+    if !common::limits::can_isolate() {
+        eprintln!("skipped: no user/pid namespaces here (unshare), and kill(-1) is not safe to risk");
+        return;
+    }
+    let p = Prefix::new();
+    let pid = format!("{}/logs/bad.pid", p.path().display());
+    let conf = p.write("conf/x.conf", &format!("pid {pid};\nevents {{}}\n"));
+    for (content, shown) in [("0\n", "0"), ("-1\n", "-1"), ("abc\n", "abc"), ("", ""), ("\n", ""), ("12abc", "12abc")] {
+        fs::write(&pid, content).unwrap();
+        let args = ["-e", "stderr", "-c", &conf, "-s", "quit"];
+        let (code, err) = common::limits::run_cli_isolated(&args, p.path()).unwrap();
+        if is_nginx() && content == "0\n" {
+            // nginx sent SIGQUIT to its process group: the group made for this run, whose
+            // leader (`unshare`) died of it.
+            assert_eq!(code, None, "{err}");
+            continue;
+        }
+        assert_eq!(code, Some(1), "pid file {content:?}: {err}");
+        let line = err.lines().find(|l| l.contains("[error]")).unwrap_or_else(|| panic!("{content:?}: {err}"));
+        assert!(line.ends_with(&format!("invalid PID number \"{shown}\" in \"{pid}\"")), "{line}");
+    }
+}

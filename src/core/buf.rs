@@ -7,8 +7,10 @@
 //!   marks the live bytes exactly as in nginx; ownership moves along the chain instead of several
 //!   `ngx_buf_t` headers pointing into one pool allocation.
 //! - a chain is a `VecDeque<Buf>`; nginx links `ngx_chain_t` nodes from a pool.
-//! - spent buffers go back to a per-worker `BufPool` keyed by size, which plays the role of
-//!   nginx's per-request pools and `free`/`busy` lists: the hot path allocates nothing once warm.
+//! - spent buffers go back to a per-worker `BufPool` of fixed power-of-two classes (32 bytes to
+//!   1 MiB, a bounded number each), which plays the role of nginx's per-request pools and
+//!   `free`/`busy` lists: the hot path allocates nothing once warm, and no size a request asks
+//!   for can change which sizes are pooled.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -114,16 +116,29 @@ impl Buf {
         self.last += n;
         n
     }
-    /// Reads up to `out.len()` bytes of the file region at its current position (blocking read of
-    /// a regular file, bounded by the caller's buffer: nginx does the same in `ngx_read_file`).
+    /// Reads `min(out.len(), len())` bytes of the file region at its current position, at that
+    /// explicit offset (`pread`: the writer's appends and this read share no cursor). A blocking
+    /// read of a regular file, bounded by the caller's buffer: nginx does the same in
+    /// `ngx_read_file`. Fewer bytes than the region promises is an error, never a short buffer
+    /// (the file was truncated under us): nginx's "read only N of M" alert.
+    ///
+    /// nginx: `ngx_read_file()` as `ngx_output_chain_copy_buf()` checks it.
     pub fn read_file(&self, out: &mut [u8]) -> std::io::Result<usize> {
-        match &self.file {
-            Some(f) => {
-                let want = out.len().min((f.last - f.pos) as usize);
-                f.file.read_at(&mut out[..want], f.pos)
+        let Some(f) = &self.file else { return Ok(0) };
+        let want = out.len().min((f.last - f.pos) as usize);
+        let mut got = 0;
+        while got < want {
+            match f.file.read_at(&mut out[got..want], f.pos + got as u64) {
+                Ok(0) => {
+                    let msg = format!("read only {got} of {want} from temp file at offset {}", f.pos);
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
-            None => Ok(0),
         }
+        Ok(want)
     }
 }
 
@@ -135,54 +150,112 @@ pub fn chain_len(chain: &Chain) -> u64 {
     chain.iter().map(Buf::len).sum()
 }
 
-/// Recycles buffer memory per size class, so steady-state traffic allocates nothing.
+/// Smallest pooled class: 2^5 = 32 bytes (a chunk-size line); smaller requests use it too.
+const MIN_SHIFT: u32 = 5;
+/// Largest pooled class: 2^20 = 1 MiB. Bigger buffers are allocated exactly and freed on `put`.
+const MAX_SHIFT: u32 = 20;
+/// Number of classes, one per power of two from `MIN_SHIFT` to `MAX_SHIFT`.
+const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
+/// Bytes each class may keep spare; beyond it (or `CLASS_KEEP` buffers) buffers are freed.
+const CLASS_BYTES: usize = 2 * 1024 * 1024;
+/// Spare buffers kept per class at most, however small the class.
+const CLASS_KEEP: usize = 512;
+
+/// Recycles buffer memory in fixed power-of-two classes, so steady-state traffic allocates
+/// nothing.
 ///
-/// nginx: request pools and the `free` lists of `ngx_chain_update_chains()`.
+/// A request for `size` bytes is served from the class `size.next_power_of_two()` (at least
+/// 32 bytes, at most 1 MiB): the `Vec` has that capacity and a length of exactly `size`, so a
+/// buffer never holds more than its configuration says. The classes are fixed in advance, not
+/// learned from the sizes asked for, so request-dependent sizes (a body buffer sized by
+/// `Content-Length`, an error page) land in the same classes as everything else and cannot
+/// push the common sizes out; memory of any other capacity (grown `Vec`s, `from_vec` of a
+/// foreign `Vec`, anything over 1 MiB) is freed on `put`. Each class keeps at most
+/// `CLASS_BYTES` (and `CLASS_KEEP` buffers), so the whole pool holds at most
+/// [`BufPool::MAX_POOLED`] bytes per worker. Once warm, `get` and `put` move a `Vec` between
+/// the caller and a free list: no allocation, no zero-filling beyond a length change.
+///
+/// nginx: request pools and the `free` lists of `ngx_chain_update_chains()`; nginx frees a
+/// request's buffers with its pool and lets malloc recycle them.
 #[derive(Default)]
 pub struct BufPool {
-    classes: Vec<(usize, Vec<Vec<u8>>)>,
+    /// Free memory per class: `free[i]` holds `Vec`s of capacity `1 << (MIN_SHIFT + i)`.
+    free: [Vec<Vec<u8>>; CLASSES],
 }
 
-/// Spare buffers kept per size class; beyond this they are freed.
-const POOL_KEEP: usize = 256;
+const _: () = assert!(BufPool::MAX_POOLED <= 24 << 20, "the pool's bound grew: say so in the docs");
+
+/// The class of a buffer of `size` bytes, `None` above the largest class.
+fn class_of(size: usize) -> Option<usize> {
+    let shift = size.max(1).next_power_of_two().trailing_zeros().max(MIN_SHIFT);
+    (shift <= MAX_SHIFT).then(|| (shift - MIN_SHIFT) as usize)
+}
+
+/// How many spare buffers class `i` keeps.
+const fn class_keep(i: usize) -> usize {
+    let n = CLASS_BYTES >> (MIN_SHIFT as usize + i);
+    if n > CLASS_KEEP {
+        CLASS_KEEP
+    } else {
+        n
+    }
+}
 
 impl BufPool {
-    /// A zero-filled buffer of exactly `size` bytes, recycled when possible.
+    /// The most memory the pool can hold at once: each class's keep times its size.
+    pub const MAX_POOLED: usize = {
+        let mut total = 0;
+        let mut i = 0;
+        while i < CLASSES {
+            total += class_keep(i) << (MIN_SHIFT as usize + i);
+            i += 1;
+        }
+        total
+    };
+
+    /// A buffer of exactly `size` usable bytes (`mem.len() == size`), recycled when possible.
+    /// Its bytes are not cleared: `pos..last` says what is live.
     pub fn get(&mut self, size: usize) -> Buf {
-        // A size asked for becomes a class (up to 16); only classes are recycled, so odd
-        // one-off buffers (chunk trailers, error pages) never crowd out the real sizes.
-        if self.classes.len() < 16 && !self.classes.iter().any(|(s, _)| *s == size) {
-            self.classes.push((size, Vec::new()));
-        }
-        let v = self
-            .classes
-            .iter_mut()
-            .find(|(s, _)| *s == size)
-            .and_then(|(_, l)| l.pop())
-            .unwrap_or_else(|| vec![0; size]);
-        Buf { mem: v, ..Buf::default() }
+        let mem = match class_of(size) {
+            Some(i) => match self.free[i].pop() {
+                Some(mut v) => {
+                    v.resize(size, 0);
+                    v
+                }
+                None => {
+                    let mut v = vec![0; 1 << (MIN_SHIFT as usize + i)];
+                    v.truncate(size);
+                    v
+                }
+            },
+            None => vec![0; size],
+        };
+        Buf { mem, ..Buf::default() }
     }
-    /// Returns a buffer's memory to the pool.
+
+    /// Returns a buffer's memory to the pool: kept if its capacity is exactly a class and the
+    /// class has room, freed otherwise.
     pub fn put(&mut self, b: Buf) {
-        let mut v = b.mem;
-        // A buffer built with `from_vec` over pooled memory has len < capacity: restore it
-        // to its class size. Unknown sizes beyond 16 classes are simply freed.
-        let size = v.capacity();
-        if size == 0 {
+        let v = b.mem;
+        let cap = v.capacity();
+        let Some(i) = class_of(cap).filter(|&i| cap == 1 << (MIN_SHIFT as usize + i)) else {
             return;
-        }
-        if let Some((_, l)) = self.classes.iter_mut().find(|(s, _)| *s == size) {
-            if l.len() < POOL_KEEP {
-                v.resize(size, 0);
-                l.push(v);
-            }
+        };
+        if self.free[i].len() < class_keep(i) {
+            self.free[i].push(v);
         }
     }
+
     /// Returns every buffer of a chain.
     pub fn put_chain(&mut self, chain: &mut Chain) {
         while let Some(b) = chain.pop_front() {
             self.put(b);
         }
+    }
+
+    /// Bytes of spare memory held now (for tests and `debug` logs).
+    pub fn pooled(&self) -> usize {
+        self.free.iter().flatten().map(Vec::capacity).sum()
     }
 }
 
@@ -204,5 +277,75 @@ mod tests {
         let b2 = p.get(8);
         assert_eq!(b2.mem.len(), 8);
         assert!(b2.is_empty());
+    }
+
+    /// The addresses of `n` warm buffers of `size`, taken and given back.
+    fn warm(p: &mut BufPool, size: usize, n: usize) -> Vec<*const u8> {
+        let bufs: Vec<Buf> = (0..n).map(|_| p.get(size)).collect();
+        let ptrs = bufs.iter().map(|b| b.mem.as_ptr()).collect();
+        for b in bufs {
+            p.put(b);
+        }
+        ptrs
+    }
+
+    /// A stream of request-dependent sizes, each used once and given back.
+    fn odd_stream(p: &mut BufPool, seed: usize) {
+        let mut x = seed;
+        for _ in 0..5_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let size = 1 + (x >> 33) % (3 * 1024 * 1024);
+            let b = p.get(size);
+            assert_eq!(b.mem.len(), size);
+            p.put(b);
+        }
+    }
+
+    #[test]
+    fn odd_sizes_cannot_evict_the_common_classes() {
+        let mut p = BufPool::default();
+        // Odd sizes first: the old pool made the first 16 sizes ever seen its only classes,
+        // after which 4096 and 1024 were never recycled.
+        odd_stream(&mut p, 1);
+        let mut common = warm(&mut p, 4096, 64);
+        common.extend(warm(&mut p, 1024, 64));
+        odd_stream(&mut p, 2);
+        // Every common buffer is still there: the next gets reuse exactly that memory.
+        let again: Vec<Buf> = (0..128).map(|i| p.get(if i < 64 { 4096 } else { 1024 })).collect();
+        for b in &again {
+            assert!(common.contains(&b.mem.as_ptr()), "a common buffer was not recycled");
+        }
+        assert!(again.iter().take(64).all(|b| b.mem.len() == 4096));
+    }
+
+    #[test]
+    fn an_odd_size_is_served_from_its_class_exactly_sized() {
+        let mut p = BufPool::default();
+        let b = p.get(3000);
+        assert_eq!((b.mem.len(), b.mem.capacity()), (3000, 4096));
+        let ptr = b.mem.as_ptr();
+        p.put(b);
+        let b = p.get(4096);
+        assert_eq!((b.mem.as_ptr(), b.mem.len()), (ptr, 4096));
+        let b = p.get(2049);
+        assert_ne!(b.mem.as_ptr(), ptr);
+    }
+
+    #[test]
+    fn pooled_memory_is_bounded() {
+        let mut p = BufPool::default();
+        let sizes = [1, 31, 32, 33, 1000, 4096, 5000, 65536, 100_000, 1 << 20, (1 << 20) + 1, 8 << 20];
+        for &size in &sizes {
+            let bufs: Vec<Buf> = (0..2000).map(|_| p.get(size)).collect();
+            for b in bufs {
+                p.put(b);
+            }
+            assert!(p.pooled() <= BufPool::MAX_POOLED, "{} > {}", p.pooled(), BufPool::MAX_POOLED);
+        }
+        // Foreign memory of a non-class capacity and anything over 1 MiB is not kept.
+        let before = p.pooled();
+        p.put(Buf::from_vec(Vec::with_capacity(3000)));
+        p.put(Buf::from_vec(vec![0; 2 << 20]));
+        assert_eq!(p.pooled(), before);
     }
 }

@@ -3,13 +3,26 @@
 //! nginx: `ngx_event_accept()` (src/event/ngx_event_accept.c), `ngx_listening_t`
 //! (src/core/ngx_connection.h).
 //!
+//! When `accept()` fails for want of descriptors (EMFILE, ENFILE), retrying at once would fail
+//! again, and with edge-triggered events returning would leave the pending connections unseen
+//! until a new one arrives. So, as nginx does, every listening socket leaves the poller
+//! (`disable_accept_events`) and a timer of `ACCEPT_DELAY` is armed; when it fires they come
+//! back (`enable_accept_events`) and each is tried again by posting its accept event (mio is
+//! edge-triggered: connections queued meanwhile raise no new edge).
+//!
 //! Differs from nginx:
 //! - no accept mutex: workers either share one listening socket (the kernel wakes them all, and
-//!   the losers get `WouldBlock`) or each has its own `SO_REUSEPORT` socket.
+//!   the losers get `WouldBlock`) or each has its own `SO_REUSEPORT` socket. The retry delay is
+//!   therefore nginx's no-mutex path (`ngx_add_timer(ev, ecf->accept_mutex_delay)`), with
+//!   `accept_mutex_delay`'s default of 500 ms fixed.
+//! - other `accept()` errors (ENOBUFS, ENOMEM, EPERM...) take the same pause: nginx just returns
+//!   and its level-triggered listening socket reports the backlog again on the next turn; an
+//!   edge-triggered one would not.
 
+use std::io;
 use std::net::SocketAddr;
 
-use super::epoll;
+use super::{epoll, posted};
 use crate::core::connection::{ConnId, Connection, Ev, Owner, Stream};
 use crate::core::cycle::Cycle;
 
@@ -26,9 +39,13 @@ pub struct Listening {
     pub servers: usize,
 }
 
+/// How long accepting pauses after `accept()` ran out of descriptors.
+/// nginx: `accept_mutex_delay` (default 500 ms), used as the retry timer without a mutex.
+pub const ACCEPT_DELAY: u64 = 500;
+
 /// Registers every listening socket of the worker and installs `event_accept` on it.
 /// nginx: `ngx_event_process_init()` (the listening part).
-pub fn enable_accept_events(cy: &mut Cycle, sockets: Vec<(usize, mio::net::TcpListener)>) {
+pub fn event_process_init(cy: &mut Cycle, sockets: Vec<(usize, mio::net::TcpListener)>) {
     for (i, l) in sockets {
         let mut c = Connection::new(Stream::Listener(l), Owner::Listening(i));
         c.read.handler = event_accept;
@@ -45,18 +62,55 @@ pub fn enable_accept_events(cy: &mut Cycle, sockets: Vec<(usize, mio::net::TcpLi
 pub fn close_listening_sockets(cy: &mut Cycle) {
     for i in 0..cy.listening.len() {
         if let Some(id) = cy.listening[i].conn.take() {
+            super::del_timer(cy, Ev { c: id, write: false });
+            posted::delete_posted_event(cy, Ev { c: id, write: false });
             epoll::del_connection(cy, id);
             cy.conns.remove(id);
         }
     }
 }
 
+/// Takes every listening socket out of the poller: nothing is accepted until
+/// `enable_accept_events`. nginx: `ngx_disable_accept_events()`.
+fn disable_accept_events(cy: &mut Cycle) {
+    for id in listening_conns(cy) {
+        if cy.conns.get(id).is_some_and(|c| c.read.active) {
+            epoll::del_connection(cy, id);
+        }
+    }
+}
+
+/// Puts every listening socket back into the poller and posts its accept event: connections
+/// that queued up while it was out raise no edge of their own. nginx:
+/// `ngx_enable_accept_events()` (there, the level-triggered listening socket reports them).
+fn enable_accept_events(cy: &mut Cycle) {
+    for id in listening_conns(cy) {
+        if cy.conns.get(id).is_some_and(|c| !c.read.active) {
+            if let Err(e) = epoll::add_connection(cy, id) {
+                crate::ngx_log!(Alert, "epoll add listening socket failed ({e})");
+                continue;
+            }
+        }
+        posted::post_event(cy, Ev { c: id, write: false }, posted::Queue::Accept);
+    }
+}
+
+fn listening_conns(cy: &Cycle) -> Vec<ConnId> {
+    cy.listening.iter().filter_map(|l| l.conn).collect()
+}
+
 /// Accepts every pending connection. nginx: `ngx_event_accept()`.
+///
+/// Also the handler of the retry timer armed by `accept_failed`: it brings every listening
+/// socket back first, as nginx's `if (ev->timedout) ngx_enable_accept_events()`.
 pub fn event_accept(cy: &mut Cycle, ev: Ev) {
-    let Some(ls) = cy.conns.get(ev.c).map(|c| c.owner) else {
+    let Some(c) = cy.conns.get_mut(ev.c) else {
         return;
     };
-    let Owner::Listening(li) = ls else { return };
+    let Owner::Listening(li) = c.owner else { return };
+    if std::mem::take(&mut c.read.timedout) {
+        enable_accept_events(cy);
+    }
     loop {
         let accepted = match cy.conns.get_mut(ev.c).map(|c| &mut c.stream) {
             Some(Stream::Listener(l)) => l.accept(),
@@ -64,20 +118,18 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if let Some(c) = cy.conns.get_mut(ev.c) {
                     c.read.ready = false;
                 }
                 return;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
-            Err(e) => {
-                // EMFILE/ENFILE: nginx disables accept events for a while; we log and retry on
-                // the next edge.
-                log::error!("accept() failed ({e})");
-                return;
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
+                log::error!("accept4() failed ({})", errno(&e));
+                continue;
             }
+            Err(e) => return accept_failed(cy, ev, &e),
         };
         if cy.conns.len() >= cy.conf.main.worker_connections && !drain_connections(cy) {
             crate::ngx_log!(Alert, "{} worker_connections are not enough", cy.conf.main.worker_connections);
@@ -103,6 +155,32 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
         cy.stats.active += 1;
         let h = cy.listening[li].handler;
         h(cy, id);
+    }
+}
+
+/// `accept()` failed and retrying now would fail again: pause accepting for `ACCEPT_DELAY`.
+/// Out of descriptors (EMFILE/ENFILE) is `crit`, anything else `alert`, as nginx logs them.
+/// nginx: the error path of `ngx_event_accept()`.
+fn accept_failed(cy: &mut Cycle, ev: Ev, e: &io::Error) {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
+        crate::ngx_log!(Crit, "accept4() failed ({})", errno(e));
+    } else {
+        crate::ngx_log!(Alert, "accept4() failed ({})", errno(e));
+    }
+    disable_accept_events(cy);
+    super::add_timer(cy, ev, ACCEPT_DELAY);
+}
+
+/// "24: Too many open files", nginx's rendering of an errno.
+fn errno(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let s = e.to_string();
+            format!("{n}: {}", s.split(" (os error").next().unwrap_or(&s))
+        }
+        None => e.to_string(),
     }
 }
 

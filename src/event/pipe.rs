@@ -10,8 +10,10 @@
 //! chain it spills from keeps the order `[file regions][memory buffers]`, so the client still
 //! receives the bytes in order.
 
+use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::rc::Rc;
 
 use crate::core::buf::{Buf, BufPool, Chain};
 use crate::core::temp_file::TempFile;
@@ -32,6 +34,13 @@ impl Pipe {
     /// Moves up to `write_size` bytes of the first memory buffers of `out` into the temp file,
     /// never letting the file exceed `max_size`. Returns the bytes moved (0: nothing to spill
     /// or the file is full). nginx: `ngx_event_pipe_write_chain_to_temp_file()`.
+    ///
+    /// The chain stays exact after every single write: a piece leaves its memory buffer only
+    /// once it is whole in the file, and the file region naming it is extended (or added) at
+    /// once. So an error (creating the file, or a failed or short write: ENOSPC, EFBIG) leaves
+    /// nothing half-moved, and no region ever covers bytes that were not written. The error
+    /// carries nginx's words (`pwrite() "NAME" failed (28: No space left on device)`); the
+    /// caller ends the response, as nginx's NGX_ABORT does.
     pub fn spill(
         &mut self,
         out: &mut Chain,
@@ -42,9 +51,8 @@ impl Pipe {
     ) -> io::Result<usize> {
         let room = max_size.saturating_sub(self.spilled());
         let budget = (write_size as u64).min(room) as usize;
-        let first_mem = out.iter().position(|b| b.file.is_none());
-        let Some(start) = first_mem else { return Ok(0) };
-        if budget == 0 {
+        let Some(start) = out.iter().position(|b| b.file.is_none()) else { return Ok(0) };
+        if budget == 0 || out.get(start).is_none_or(|b| b.last_buf) {
             return Ok(0);
         }
         if self.temp_file.is_none() {
@@ -54,14 +62,14 @@ impl Pipe {
         let Some(tf) = self.temp_file.as_mut() else {
             return Ok(0);
         };
-        let file_start = tf.len;
-        let mut moved = 0;
+        let (mut moved, mut start) = (0, start);
         while moved < budget {
             let Some(b) = out.get_mut(start) else { break };
             if b.file.is_some() || b.last_buf {
                 break;
             }
             let take = b.data().len().min(budget - moved);
+            let at = tf.len;
             tf.append(&b.data()[..take])?;
             b.consume(take);
             moved += take;
@@ -70,19 +78,84 @@ impl Pipe {
                     pool.put(b);
                 }
             }
-        }
-        if moved > 0 {
-            // Extend the last file region when it ends where we wrote, else add one.
-            let extend =
-                start > 0 && out.get(start - 1).and_then(|b| b.file.as_ref()).is_some_and(|f| f.last == file_start);
-            if extend {
-                if let Some(f) = out.get_mut(start - 1).and_then(|b| b.file.as_mut()) {
-                    f.last += moved as u64;
-                }
-            } else {
-                out.insert(start, Buf::from_file(tf.file.clone(), file_start, file_start + moved as u64));
+            if add_region(out, start, &tf.file, at, take as u64) {
+                start += 1;
             }
         }
         Ok(moved)
+    }
+}
+
+/// Records that `len` bytes now sit in `file` at `at`, just before the memory buffer at
+/// `start`: extends the file region in front of it when that region ends at `at`, else
+/// inserts one (then returns true: the memory buffer moved one place back).
+fn add_region(out: &mut Chain, start: usize, file: &Rc<File>, at: u64, len: u64) -> bool {
+    let prev = start.checked_sub(1).and_then(|i| out.get_mut(i)).and_then(|b| b.file.as_mut());
+    match prev {
+        Some(f) if f.last == at && Rc::ptr_eq(&f.file, file) => {
+            f.last += len;
+            false
+        }
+        _ => {
+            out.insert(start, Buf::from_file(file.clone(), at, at + len));
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::OpenOptions;
+
+    fn mem(pool: &mut BufPool, s: &[u8]) -> Buf {
+        let mut b = pool.get(s.len());
+        b.append(s);
+        b
+    }
+
+    /// What the client would receive from `out`: file regions read back at their offsets.
+    fn contents(out: &Chain) -> Vec<u8> {
+        let mut v = Vec::new();
+        for b in out {
+            if b.file.is_some() {
+                let mut piece = vec![0; b.len() as usize];
+                assert_eq!(b.read_file(&mut piece).unwrap(), piece.len());
+                v.extend_from_slice(&piece);
+            } else {
+                v.extend_from_slice(b.data());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn spill_keeps_order_and_offsets_and_a_failed_write_moves_nothing() {
+        let dir = std::env::temp_dir().join(format!("rginx-pipe-{}", std::process::id()));
+        let mut pool = BufPool::default();
+        let mut out: Chain = [b"aaaa", b"bbbb", b"cccc", b"dddd"].iter().map(|s| mem(&mut pool, *s)).collect();
+        let mut p = Pipe::default();
+        assert_eq!(p.spill(&mut out, &mut pool, &dir, 6, 1 << 20).unwrap(), 6);
+        assert_eq!(p.spill(&mut out, &mut pool, &dir, 4, 1 << 20).unwrap(), 4);
+        // One region (extended), then the rest in memory.
+        assert_eq!(out.iter().filter(|b| b.file.is_some()).count(), 1);
+        assert_eq!(contents(&out), b"aaaabbbbccccdddd");
+        assert_eq!(p.spilled(), 10);
+
+        // The disk is full now: the next write fails, and the chain is exactly as before.
+        let full = OpenOptions::new().read(true).write(true).open("/dev/full").unwrap();
+        let tf = p.temp_file.as_mut().unwrap();
+        let real = std::mem::replace(&mut tf.file, Rc::new(full));
+        let e = p.spill(&mut out, &mut pool, &dir, 4, 1 << 20).unwrap_err();
+        assert!(e.to_string().ends_with("failed (28: No space left on device)"), "{e}");
+        assert_eq!(p.spilled(), 10);
+        p.temp_file.as_mut().unwrap().file = real;
+        assert_eq!(contents(&out), b"aaaabbbbccccdddd");
+
+        // The file limit stops spilling without an error.
+        assert_eq!(p.spill(&mut out, &mut pool, &dir, 100, 12).unwrap(), 2);
+        assert_eq!(p.spill(&mut out, &mut pool, &dir, 100, 12).unwrap(), 0);
+        assert_eq!(contents(&out), b"aaaabbbbccccdddd");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

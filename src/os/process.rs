@@ -227,15 +227,17 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
 /// Sends a signal to the running instance. nginx: `ngx_signal_process()`.
 fn signal_process(conf: &Conf, name: &str) -> i32 {
     let pidfile = &conf.main.pid;
-    let text = match std::fs::read_to_string(pidfile) {
-        Ok(t) => t,
-        Err(e) => {
-            rlog::stderr(Level::Error, &format!("open() \"{}\" failed ({})", pidfile.display(), os_err(&e)));
-            return 1;
-        }
-    };
-    let Ok(pid) = text.trim().parse::<i32>() else {
-        rlog::stderr(Level::Error, &format!("invalid PID number \"{}\" in \"{}\"", text.trim(), pidfile.display()));
+    // nginx reads NGX_INT64_LEN + 2 bytes: a pid and its line end, whatever the file holds.
+    let mut head = Vec::with_capacity(22);
+    let read = std::fs::File::open(pidfile).and_then(|f| io::Read::read_to_end(&mut io::Read::take(f, 22), &mut head));
+    if let Err(e) = read {
+        rlog::stderr(Level::Error, &format!("open() \"{}\" failed ({})", pidfile.display(), os_err(&e)));
+        return 1;
+    }
+    let text = String::from_utf8_lossy(&head);
+    let Some(pid) = pid_number(&text) else {
+        let shown = text.trim_end_matches(['\r', '\n']);
+        rlog::stderr(Level::Error, &format!("invalid PID number \"{shown}\" in \"{}\"", pidfile.display()));
         return 1;
     };
     let sig = match name {
@@ -251,6 +253,20 @@ fn signal_process(conf: &Conf, name: &str) -> i32 {
         return 1;
     }
     0
+}
+
+/// The pid in a pid file's text: digits only after nginx's trailing CR/LF are cut, and greater
+/// than 0 — `kill(0)` would signal our own process group and `kill(-1)` every process we may
+/// signal. nginx: the `ngx_atoi()` check in `ngx_signal_process()`.
+///
+/// Differs from nginx: nginx 1.22 takes "0" (ngx_atoi accepts it) and signals its own process
+/// group; rginx refuses it as an invalid PID number.
+fn pid_number(text: &str) -> Option<i32> {
+    let digits = text.trim_end_matches(['\r', '\n']);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<i32>().ok().filter(|&pid| pid > 0)
 }
 
 /// "2: No such file or directory", nginx's errno rendering.
@@ -602,7 +618,7 @@ fn worker_process_cycle(
     for (i, s) in socks {
         mio_socks.push((i, mio::net::TcpListener::from_std(s)));
     }
-    accept::enable_accept_events(&mut cy, mio_socks);
+    accept::event_process_init(&mut cy, mio_socks);
     if let Some(http) = conf.http.as_ref() {
         for m in http.modules {
             m.init_worker(&mut cy);

@@ -253,8 +253,12 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
         let Some(cid) = u.peer.connection else { return };
         if !may_read(cy, rid) {
             let Some(u) = u_mut(cy, rid) else { return };
-            if u.mode == BodyMode::Buffered && spill(cy, rid) {
-                continue;
+            if u.mode == BodyMode::Buffered {
+                match spill(cy, rid) {
+                    Some(true) => continue,
+                    Some(false) => {}
+                    None => return, // finalized
+                }
             }
             // Back-pressure: the client is slow; stop reading the upstream.
             event::del_timer(cy, Ev { c: cid, write: false });
@@ -305,23 +309,27 @@ fn may_read(cy: &Cycle, rid: RequestId) -> bool {
     }
 }
 
-/// Buffered mode: moves waiting memory to the temp file. False if nothing could move.
-fn spill(cy: &mut Cycle, rid: RequestId) -> bool {
+/// Buffered mode: moves waiting memory to the temp file. `Some(moved anything)`, or `None`
+/// when the temp file could not be created or written (ENOSPC, EFBIG, a short write): the
+/// error is logged in nginx's words and the response ends at once — the header is out, so the
+/// client connection is closed after the bytes that were already whole, never with a gap or
+/// bytes from the wrong offset (`event::pipe` keeps the chain exact after every write).
+///
+/// nginx: `ngx_event_pipe_write_chain_to_temp_file()` returning NGX_ABORT, on which
+/// `ngx_http_upstream_process_request()` finalizes with NGX_ERROR.
+fn spill(cy: &mut Cycle, rid: RequestId) -> Option<bool> {
     let dir = {
-        let Some(u) = u_ref(cy, rid) else {
-            return false;
-        };
+        let u = u_ref(cy, rid)?;
         crate::conf::full_name(&cy.conf.prefix, &u.conf.temp_path.to_string_lossy())
     };
-    let Some((_, u, pool)) = super::parts(cy, rid) else {
-        return false;
-    };
+    let (_, u, pool) = super::parts(cy, rid)?;
     let (ws, max) = (u.conf.temp_file_write_size, u.conf.max_temp_file_size);
     match u.pipe.spill(&mut u.out, pool, &dir, ws, max) {
-        Ok(n) => n > 0,
+        Ok(n) => Some(n > 0),
         Err(e) => {
-            log::error!("write to temp file in \"{}\" failed ({e})", dir.display());
-            false
+            super::log_error(cy, rid, &e.to_string());
+            finalize(cy, rid, HandlerRc::Error);
+            None
         }
     }
 }

@@ -11,6 +11,8 @@
 //! server fails a test instead of hanging it. `RGINX_BIN=/usr/sbin/nginx` runs them against nginx.
 #![allow(dead_code)]
 
+pub mod limits;
+
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, ErrorKind, Read, Write};
