@@ -4,8 +4,16 @@
 //!
 //! The head is queued on the request's output chain, not sent: the write filter sends it
 //! together with the first body bytes in one `writev`, as nginx does.
+//!
+//! Differs from nginx: no header rginx writes can split the response. Every name and value goes
+//! through `push_header_value`, which writes CR, LF and NUL as `%0D`, `%0A`, `%00` — whatever a
+//! variable brought in (`$uri` is percent-decoded, so `return 302 https://$host$uri;` with
+//! `%0d%0a` in the path would otherwise add headers of the client's choosing). In a `Location`
+//! this gives back the URL the client sent; anywhere else it keeps the bytes visible and
+//! harmless. nginx writes them raw (docs/differences.md).
 
 use std::io::Write;
+use std::net::SocketAddr;
 
 use super::request::Method;
 use super::special_response::status_line;
@@ -46,9 +54,10 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     let mut head = cy.bufs.get(HEAD_BUF).mem;
     head.clear();
     let ho = &r.headers_out;
+    let mut escaped = false;
     head.extend_from_slice(b"HTTP/1.1 ");
     match (&ho.status_line, status_line(status)) {
-        (Some(l), _) => head.extend_from_slice(l.as_bytes()),
+        (Some(l), _) => escaped |= push_header_value(&mut head, l.as_bytes()),
         (None, Some(l)) => head.extend_from_slice(l.as_bytes()),
         (None, None) => {
             let _ = write!(head, "{status:03} ");
@@ -68,45 +77,19 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
         head.extend_from_slice(b"\r\n");
     }
     if let Some(ct) = &ho.content_type {
-        head.extend_from_slice(b"Content-Type: ");
-        head.extend_from_slice(ct.as_bytes());
-        head.extend_from_slice(b"\r\n");
+        escaped |= push_header(&mut head, b"Content-Type", ct.as_bytes());
     }
     if let Some(n) = ho.content_length_n {
         let _ = write!(head, "Content-Length: {n}\r\n");
     }
     if let Some(lm) = &ho.last_modified {
-        head.extend_from_slice(b"Last-Modified: ");
-        head.extend_from_slice(lm.as_bytes());
-        head.extend_from_slice(b"\r\n");
+        escaped |= push_header(&mut head, b"Last-Modified", lm.as_bytes());
     }
-    if let Some(loc) = &ho.location {
-        head.extend_from_slice(b"Location: ");
-        if loc.starts_with('/') {
-            // A relative redirect is made absolute from the Host the client used (nginx's
-            // defaults `absolute_redirect on`, `server_name_in_redirect off`,
-            // `port_in_redirect on`), else from the local address.
-            let local = cy.conns.get(r.connection).and_then(|c| c.local);
-            head.extend_from_slice(b"http://");
-            match local {
-                _ if !r.headers_in.host.is_empty() => head.extend_from_slice(&r.headers_in.host),
-                Some(std::net::SocketAddr::V6(a)) => {
-                    let _ = write!(head, "[{}]", a.ip());
-                }
-                Some(a) => {
-                    let _ = write!(head, "{}", a.ip());
-                }
-                None => {}
-            }
-            match local.map(|a| a.port()) {
-                Some(80) | None => {}
-                Some(port) => {
-                    let _ = write!(head, ":{port}");
-                }
-            }
-        }
-        head.extend_from_slice(loc.as_bytes());
-        head.extend_from_slice(b"\r\n");
+    // A relative Location made absolute comes here; an absolute one is one of the other
+    // headers, after Connection, as in nginx (which keeps it in the headers list).
+    if let Some(loc) = ho.location.as_ref().filter(|l| l.starts_with('/')) {
+        let local = cy.conns.get(r.connection).and_then(|c| c.local);
+        escaped |= push_relative_location(&mut head, &r.headers_in.host, local, loc);
     }
     if r.chunked {
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -115,16 +98,82 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     if let (true, Some(t)) = (r.keepalive, r.loc.core.keepalive_header) {
         let _ = write!(head, "Keep-Alive: timeout={t}\r\n");
     }
+    if let Some(loc) = ho.location.as_ref().filter(|l| !l.starts_with('/')) {
+        escaped |= push_header(&mut head, b"Location", loc.as_bytes());
+    }
     for (n, v) in &ho.headers {
-        head.extend_from_slice(n.as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(v.as_bytes());
-        head.extend_from_slice(b"\r\n");
+        escaped |= push_header(&mut head, n.as_bytes(), v.as_bytes());
     }
     head.extend_from_slice(b"\r\n");
+    if escaped {
+        let n = cy.conns.get(r.connection).map_or(0, |c| c.number);
+        log::info!("*{n} CR, LF or NUL in a response header escaped, request: \"{}\"", request_line(r));
+    }
     r.header_size = head.len() as u64;
     r.out.push_back(Buf::from_vec(head));
     Ok(Step::Done(()))
+}
+
+/// `Location: http://HOST[:PORT]/path` for a relative redirect: made absolute from the Host the
+/// client used (nginx's defaults `absolute_redirect on`, `server_name_in_redirect off`,
+/// `port_in_redirect on`), else from the local address. Returns whether anything was escaped.
+///
+/// nginx: the `r->headers_out.location` block of `ngx_http_header_filter()`.
+fn push_relative_location(head: &mut Vec<u8>, host: &[u8], local: Option<SocketAddr>, loc: &str) -> bool {
+    head.extend_from_slice(b"Location: http://");
+    let mut escaped = false;
+    match local {
+        _ if !host.is_empty() => escaped |= push_header_value(head, host),
+        Some(SocketAddr::V6(a)) => {
+            let _ = write!(head, "[{}]", a.ip());
+        }
+        Some(a) => {
+            let _ = write!(head, "{}", a.ip());
+        }
+        None => {}
+    }
+    if let Some(port) = local.map(|a| a.port()).filter(|&p| p != 80) {
+        let _ = write!(head, ":{port}");
+    }
+    escaped |= push_header_value(head, loc.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    escaped
+}
+
+/// Appends `NAME: VALUE\r\n`, both escaped by `push_header_value`; whether anything was.
+fn push_header(head: &mut Vec<u8>, name: &[u8], value: &[u8]) -> bool {
+    let escaped = push_header_value(head, name);
+    head.extend_from_slice(b": ");
+    let escaped = push_header_value(head, value) | escaped;
+    head.extend_from_slice(b"\r\n");
+    escaped
+}
+
+/// Appends a header name or value, writing CR, LF and NUL as `%0D`, `%0A`, `%00` so that
+/// nothing a variable holds can end the header line or the head. Returns whether any byte was
+/// escaped. Values without those bytes (all of them, in practice) are copied as they are.
+///
+/// nginx: none — nginx copies values raw; this is rginx's one step beyond it (see the header
+/// of this file). Also used for the headers sent upstream (`ComplexValue::eval_header`).
+pub fn push_header_value(out: &mut Vec<u8>, v: &[u8]) -> bool {
+    let unsafe_byte = |b: &u8| matches!(*b, b'\r' | b'\n' | 0);
+    if !v.iter().any(unsafe_byte) {
+        out.extend_from_slice(v);
+        return false;
+    }
+    for &b in v {
+        if unsafe_byte(&b) {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(b);
+        }
+    }
+    true
+}
+
+/// The request line for a log message, with its own control bytes shown harmlessly.
+fn request_line(r: &super::request::Request) -> String {
+    String::from_utf8_lossy(r.request_line()).escape_debug().to_string()
 }
 
 /// The module. nginx: `ngx_http_header_filter_module`.

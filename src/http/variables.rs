@@ -120,6 +120,21 @@ impl ComplexValue {
         }
     }
 
+    /// Appends the value as a header value (`proxy_set_header`): like `eval`, then CR, LF and
+    /// NUL are written as `%0D`, `%0A`, `%00`, so a variable (`$uri` is percent-decoded) cannot
+    /// end the header line and add headers of its own. Returns whether anything was escaped.
+    ///
+    /// nginx: `ngx_http_complex_value()`; the escaping is rginx's (see `header_filter`).
+    pub fn eval_header(&self, cy: &Cycle, r: RequestId, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        self.eval(cy, r, out);
+        if !out[start..].iter().any(|b| matches!(*b, b'\r' | b'\n' | 0)) {
+            return false;
+        }
+        let raw = out.split_off(start);
+        super::header_filter::push_header_value(out, &raw)
+    }
+
     /// Appends the value, writing "-" for variables that are not found (access log rule).
     pub fn eval_log(&self, cy: &Cycle, r: RequestId, out: &mut Vec<u8>) {
         for p in &self.parts {

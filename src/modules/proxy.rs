@@ -777,7 +777,7 @@ impl UpstreamHandler for ProxyCtx {
                     _ => {}
                 }
             } else {
-                cv.eval(cy, rid, &mut val);
+                cv.eval_header(cy, rid, &mut val);
             }
             if val.is_empty() {
                 continue;
