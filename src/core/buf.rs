@@ -253,7 +253,7 @@ impl BufPool {
         }
     }
 
-    /// Bytes of spare memory held now (for tests and `debug` logs).
+    /// Bytes of spare memory held now (bounded by `MAX_POOLED`).
     pub fn pooled(&self) -> usize {
         self.free.iter().flatten().map(Vec::capacity).sum()
     }
