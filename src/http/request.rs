@@ -679,6 +679,12 @@ fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
         }
         return close_request(cy, main, 0);
     }
+    // The client closed (its EOF was read: nginx's `rev->eof`), or failed (reset) while its
+    // body was discarded: nothing more will come, not even a new event. (nginx goes to
+    // keepalive after a reset and holds the connection until `keepalive_timeout`.)
+    if cy.conns.get(mr.connection).is_none_or(|c| c.error || c.read.eof && !c.read.ready) {
+        return close_request(cy, main, 0);
+    }
     if mr.request_body.as_ref().is_some_and(|rb| rb.reading) {
         // A streamed body was not read to its end: the rest must be drained, not parsed.
         mr.keepalive = false;
