@@ -366,3 +366,36 @@ fn chunked_body_is_streamed_exactly() {
     assert_eq!(digest(&got), digest(&body));
     r.assert_no_alerts();
 }
+
+/// While the upstream cannot take more, the client is not read, and that wait is the
+/// upstream's (`proxy_send_timeout`), not the client's: an upstream that stalls for longer than
+/// `client_body_timeout` does not make the client "time out".
+#[test]
+fn upstream_stall_is_not_a_client_timeout() {
+    let b = Backend::scripted(|_| {
+        vec![
+            common::Action::Sleep(Duration::from_millis(2500)),
+            common::Action::ReadRequest,
+            common::send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+        ]
+    });
+    let locations = "location / { proxy_pass http://%%BACKEND%%; proxy_request_buffering off; \
+                     client_body_timeout 1s; }";
+    let r = Rginx::start(&conf(locations), &[b.addr]);
+    let body = vec![b'k'; 32 * 1024 * 1024];
+    let mut c = Conn::new(r.port);
+    c.stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!("PUT /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len());
+    let (s, data) = (c.stream.try_clone().unwrap(), body.clone());
+    let writer = thread::spawn(move || {
+        let mut s = s;
+        std::io::Write::write_all(&mut s, head.as_bytes())?;
+        std::io::Write::write_all(&mut s, &data)
+    });
+    let resp = c.read_response(false);
+    writer.join().unwrap().unwrap();
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "ok"));
+    let up = &b.requests()[0];
+    assert_eq!(digest(&up[up.len() - body.len()..]), digest(&body));
+    r.assert_no_alerts();
+}

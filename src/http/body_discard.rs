@@ -41,14 +41,13 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
     if test_expect(cy, rid).is_err() {
         return Err(500);
     }
+    let Some(cid) = cy.requests.get(rid).map(|r| r.connection) else { return Ok(()) };
+    event::del_timer(cy, Ev { c: cid, write: false });
     let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
-    let cid = r.connection;
     if !has_body(r) {
-        event::del_timer(cy, Ev { c: cid, write: false });
         return Ok(());
     }
     r.request_body = Some(RequestBody::new(r, empty_handler));
-    event::del_timer(cy, Ev { c: cid, write: false });
     if let Err(f) = discard_preread(cy, rid) {
         return Err(log_failure(cy, rid, &f));
     }

@@ -176,6 +176,11 @@ fn send_request_body(cy: &mut Cycle, rid: RequestId, mut do_write: bool) -> Resu
             let Some(u) = u_mut(cy, rid) else { return Ok(Step::Again) };
             u.request_body_blocked = step == Step::Again;
             if step == Step::Again {
+                // The client is not read while the upstream is full: its idle timer must not
+                // run meanwhile (`send_timeout` bounds the upstream).
+                if let Some(cid) = cy.requests.get(rid).map(|r| r.connection) {
+                    event::del_timer(cy, Ev { c: cid, write: false });
+                }
                 return Ok(Step::Again);
             }
             if !reading_body(cy, rid) {
