@@ -258,3 +258,23 @@ fn expect_100_continue_without_body() {
     let up = String::from_utf8_lossy(&b.requests()[0]).into_owned();
     assert!(!up.to_ascii_lowercase().contains("expect"), "{up}");
 }
+
+/// The next request arrives in the same read as the end of a chunked body (read from the
+/// socket, not with the head): it is served next, whether the body was read or discarded.
+#[test]
+fn pipelined_request_after_chunked_body() {
+    let (r, _b) = start();
+    for loc in ["/proxy", "/"] {
+        let mut c = Conn::new(r.port);
+        c.send(format!("POST {loc} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes());
+        std::thread::sleep(Duration::from_millis(100)); // the head arrives alone
+        c.send(b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = c.read_response(false);
+        assert_eq!(resp.status, 200, "{loc}: {}", resp.head);
+        if loc == "/proxy" {
+            assert!(resp.body_str().ends_with("\r\n\r\nabc"), "{}", resp.body_str());
+        }
+        assert_eq!(c.read_response(false).body_str(), "r=GET /next", "{loc}");
+    }
+    r.assert_no_alerts();
+}
