@@ -180,8 +180,11 @@ pub fn read_client_request_body(
     }
     match start(cy, rid, post_handler, no_buffering) {
         Ok(Step::Done(())) => {
-            if let Some(rb) = rb_mut(cy, rid) {
-                rb.no_buffering = false; // all of it is here: the consumer sends it as a whole
+            if let Some(r) = cy.requests.get_mut(rid) {
+                r.read_event_handler = request::block_reading;
+                if let Some(rb) = r.request_body.as_deref_mut() {
+                    rb.no_buffering = false; // all of it is here: the consumer sends it whole
+                }
             }
             post_handler(cy, rid);
             HandlerRc::Ok
@@ -485,8 +488,9 @@ fn read_loop(cy: &mut Cycle, rid: RequestId) -> Result<Read, Failure> {
         match io::recv(c, &mut b.mem[start..start + want]) {
             Recv::Data(n) => {
                 b.last += n;
-                r.request_length += n as u64;
                 filter(rb, start, max, pool)?;
+                // Bytes of the next request are its own (`$request_length`).
+                r.request_length += (n - rb.pipelined.as_ref().map_or(0, |p| p.data().len())) as u64;
                 if !c.read.ready {
                     stop = Read::Client;
                     break;
