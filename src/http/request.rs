@@ -13,6 +13,8 @@
 //!   in `request_head.rs`, one concept per file.
 //! - the reference count `r->main->count` and the finalize logic are kept as in nginx, because
 //!   subrequests and the upstream rely on them.
+//! - `finalize_connection` closes a connection whose client failed (a reset while its body was
+//!   discarded); nginx goes to keepalive and holds it until `keepalive_timeout`.
 
 use std::sync::Arc;
 
