@@ -193,3 +193,88 @@ fn chunked_body_too_large() {
     assert!(echoed.contains("Content-Length: 10\r\n"), "{echoed}");
     assert!(echoed.ends_with("\r\n\r\nhelloworld"), "{echoed}");
 }
+
+/// A head that fills `client_header_buffer_size` exactly, then a chunked body: the body is
+/// read into its own buffer (not the rest of the header buffer), for a proxied location and
+/// for a `return` one (discarded), and the connection serves the next request.
+#[test]
+fn head_filling_the_header_buffer_then_chunked_body() {
+    let conf = "
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    client_header_buffer_size 1k;
+    client_body_buffer_size 1k;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /return { return 200 ok; }
+        location /proxy { proxy_pass http://%%BACKEND%%; }
+    }
+}
+";
+    let backend = Backend::echo();
+    let r = Rginx::start(conf, &[backend.addr]);
+    for loc in ["/proxy", "/return"] {
+        let start = format!("POST {loc} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Pad: ");
+        let pad = 1024 - start.len() - "\r\n\r\n".len();
+        let head = format!("{start}{}\r\n\r\n", "p".repeat(pad));
+        assert_eq!(head.len(), 1024);
+        let mut c = Conn::new(r.port);
+        c.send(head.as_bytes());
+        std::thread::sleep(Duration::from_millis(100)); // the head arrives alone
+        c.send(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        let resp = c.read_response(false);
+        assert_eq!(resp.status, 200, "{loc}: {}", resp.head);
+        if loc == "/proxy" {
+            let echoed = resp.body_str();
+            assert!(echoed.contains("\r\nContent-Length: 11\r\n"), "{echoed}");
+            assert!(echoed.ends_with("\r\n\r\nhello world"), "{echoed}");
+        }
+        c.send(b"GET /return HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(c.read_response(false).body_str(), "ok");
+    }
+    r.assert_no_alerts();
+}
+
+/// nginx 1.22 answers `Expect: 100-continue` with "100 Continue" when the handler reads or
+/// discards the body, even when there is none; never before an error page.
+#[test]
+fn expect_100_continue_without_body() {
+    let (r, b) = start();
+    for (path, cont, status) in [("/", true, 200), ("/proxy", true, 200), ("/missing", false, 404)] {
+        let mut c = Conn::new(r.port);
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n").as_bytes());
+        if cont {
+            assert_eq!(c.read_response(false).head, "HTTP/1.1 100 Continue\r\n\r\n", "{path}");
+        }
+        let resp = c.read_response(false);
+        assert_eq!(resp.status, status, "{path}: {}", resp.head);
+        assert_eq!(resp.header("Connection"), Some("keep-alive"));
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(c.read_response(false).body_str(), "r=GET /");
+    }
+    // The backend never sees the Expect header.
+    let up = String::from_utf8_lossy(&b.requests()[0]).into_owned();
+    assert!(!up.to_ascii_lowercase().contains("expect"), "{up}");
+}
+
+/// The next request arrives in the same read as the end of a chunked body (read from the
+/// socket, not with the head): it is served next, whether the body was read or discarded.
+#[test]
+fn pipelined_request_after_chunked_body() {
+    let (r, _b) = start();
+    for loc in ["/proxy", "/"] {
+        let mut c = Conn::new(r.port);
+        c.send(format!("POST {loc} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes());
+        std::thread::sleep(Duration::from_millis(100)); // the head arrives alone
+        c.send(b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = c.read_response(false);
+        assert_eq!(resp.status, 200, "{loc}: {}", resp.head);
+        if loc == "/proxy" {
+            assert!(resp.body_str().ends_with("\r\n\r\nabc"), "{}", resp.body_str());
+        }
+        assert_eq!(c.read_response(false).body_str(), "r=GET /next", "{loc}");
+    }
+    r.assert_no_alerts();
+}

@@ -450,6 +450,53 @@ http {
     assert_eq!(bad.connections(), 1);
 }
 
+/// A POST whose sending started is never sent again (nginx sets `u->request_sent` as sending
+/// starts): the first peer takes the head and resets in the middle of a 16 MiB body (more than
+/// the sockets can hold), and the second never sees the request, unless `non_idempotent`
+/// allows it. A PUT is idempotent and goes again.
+#[test]
+fn non_idempotent_request_is_not_retried_once_sending_started() {
+    let bad = Backend::scripted(|_| vec![Action::Expect(b"P".to_vec()), Action::Reset]);
+    let good = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let conf = "
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    client_max_body_size 20m;
+    upstream u { server %%BACKEND1%% max_fails=0; server %%BACKEND2%% backup; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { proxy_pass http://u; }
+        location /retry/ { proxy_pass http://u; proxy_next_upstream error timeout non_idempotent; }
+    }
+}";
+    let r = Rginx::start(conf, &[bad.addr, good.addr]);
+    let body: Vec<u8> = (0..16 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let send = |method: &str, path: &str| {
+        let mut c = Conn::new(r.port);
+        let head = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len());
+        c.send(head.as_bytes());
+        c.send(&body);
+        c.read_response(false)
+    };
+    let resp = send("POST", "/strict");
+    assert_eq!(resp.status, 502);
+    assert_eq!((bad.connections(), good.connections()), (1, 0), "the POST went to a second upstream");
+
+    let resp = send("POST", "/retry/x");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "ok"));
+    assert_eq!((bad.connections(), good.connections()), (2, 1));
+    let resp = send("PUT", "/put");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "ok"));
+    assert_eq!((bad.connections(), good.connections()), (3, 2));
+    for (i, req) in good.requests().iter().enumerate() {
+        assert!(req.len() > body.len(), "request {i} is short");
+        assert_eq!(common::digest(&req[req.len() - body.len()..]), common::digest(&body), "request {i}");
+    }
+    r.assert_no_alerts();
+}
+
 #[test]
 fn next_upstream_on_timeout() {
     let slow = Backend::scripted(|_| vec![Action::ReadRequest, Action::Sleep(Duration::from_secs(3))]);

@@ -4,6 +4,10 @@
 //! nginx: src/http/ngx_http_request.c — `ngx_http_set_keepalive()`,
 //! `ngx_http_keepalive_handler()` (here `request::wait_request_handler` serves both waits),
 //! `ngx_http_set_lingering_close()`, `ngx_http_lingering_close_handler()`.
+//!
+//! Differs from nginx: the request is freed before the lingering close (nginx keeps it until
+//! the connection closes), so the lingering handler uses the default server's
+//! `lingering_timeout`, and the deadline lives in `Connection::start_msec`.
 
 use super::request::{close_client, free_request, log_request, wait_request_handler};
 use crate::core::connection::RequestId;
@@ -20,13 +24,16 @@ pub(super) fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
     let cid = r.connection;
     let timeout = r.loc.core.keepalive_timeout();
     // Bytes after this request are the next pipelined request: copy them to a fresh buffer
-    // (the head stays in `header_in` for the access log).
-    let leftover = if r.header_in.is_empty() {
+    // (the head stays in `header_in` for the access log). A chunked body read from the socket
+    // may have brought some along (`rb.pipelined`); they follow whatever `header_in` holds.
+    let extra = super::body::pipelined(r);
+    let leftover = if r.header_in.is_empty() && extra.is_empty() {
         None
     } else {
-        let size = r.srv.core.client_header_buffer_size().max(r.header_in.data().len());
-        let mut nb = cy.bufs.get(size);
+        let len = r.header_in.data().len() + extra.len();
+        let mut nb = cy.bufs.get(r.srv.core.client_header_buffer_size().max(len));
         nb.append(r.header_in.data());
+        nb.append(extra);
         Some(nb)
     };
     free_request(cy, rid, 0);
@@ -57,7 +64,7 @@ pub(super) fn set_lingering_close(cy: &mut Cycle, rid: RequestId) {
     let Some(c) = cy.conns.get_mut(cid) else { return };
     c.read.handler = lingering_close_handler;
     c.write.handler = crate::core::connection::empty_handler;
-    c.start_msec = now + time; // reused as the lingering deadline
+    c.start_msec = now + time; // reused as the lingering deadline: nginx's `r->lingering_time`
     c.action = "lingering close";
     if let Stream::Tcp(s) = &c.stream {
         if s.shutdown(std::net::Shutdown::Write).is_err() {
@@ -75,20 +82,24 @@ fn c_ready(cy: &Cycle, cid: ConnId) -> bool {
     cy.conns.get(cid).is_some_and(|c| c.read.ready)
 }
 
-/// Reads and drops client data until EOF, timeout or the lingering deadline.
-/// nginx: `ngx_http_lingering_close_handler()`.
+/// Reads and drops client data until EOF, timeout or the lingering deadline; each read re-arms
+/// the idle timer, never past the deadline. nginx: `ngx_http_lingering_close_handler()`.
 fn lingering_close_handler(cy: &mut Cycle, ev: Ev) {
     let now = cy.times.msec;
+    // The request is gone (nginx keeps it until the close): the server's setting applies.
+    let timeout = super::request::default_server(cy, ev.c).map_or(5_000, |s| s.loc.core.lingering().1);
     let Some(c) = cy.conns.get_mut(ev.c) else { return };
     if c.read.timedout || now >= c.start_msec {
         return close_client(cy, ev.c);
     }
+    let deadline = c.start_msec;
     let mut scratch = [0u8; 4096];
     loop {
         match io::recv(c, &mut scratch) {
-            Recv::Data(_) => continue,
-            Recv::Again => return,
+            Recv::Data(_) if c.read.ready => continue,
+            Recv::Data(_) | Recv::Again => break,
             Recv::Eof | Recv::Error(_) => return close_client(cy, ev.c),
         }
     }
+    event::add_timer(cy, ev, (deadline - now).min(timeout));
 }

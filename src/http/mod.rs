@@ -13,6 +13,7 @@
 //!   precontent, content, log.
 
 pub mod body;
+pub mod body_discard;
 pub mod chunked_filter;
 pub mod core_module;
 pub mod header_filter;

@@ -13,6 +13,8 @@
 //!   in `request_head.rs`, one concept per file.
 //! - the reference count `r->main->count` and the finalize logic are kept as in nginx, because
 //!   subrequests and the upstream rely on them.
+//! - `finalize_connection` closes a connection whose client failed (a reset while its body was
+//!   discarded); nginx goes to keepalive and holds it until `keepalive_timeout`.
 
 use std::sync::Arc;
 
@@ -661,16 +663,34 @@ pub fn writer(cy: &mut Cycle, rid: RequestId) {
 
 /// Drops a reference and decides the connection's fate. nginx: `ngx_http_finalize_connection()`.
 fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
+    let now = cy.times.msec;
     let Some(r) = cy.requests.get(rid) else { return };
     let main = r.main;
-    let Some(mr) = cy.requests.get(main) else { return };
+    let Some(mr) = cy.requests.get_mut(main) else { return };
     if mr.count != 1 {
         if mr.discard_body {
-            if let Some(mr) = cy.requests.get_mut(main) {
-                mr.read_event_handler = super::body::discarded_request_body_handler;
+            // The response is done; the body still arrives: drop it for a while, bounded by
+            // `lingering_time`, idle at most `lingering_timeout` (re-armed on each read).
+            let (time, timeout) = mr.loc.core.lingering();
+            mr.read_event_handler = super::body::discarded_request_body_handler;
+            if let Some(rb) = mr.request_body.as_mut().filter(|rb| rb.lingering_time == 0) {
+                rb.lingering_time = now + time;
             }
+            let cid = mr.connection;
+            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
         }
         return close_request(cy, main, 0);
+    }
+    // The client closed (its EOF was read: nginx's `rev->eof`), or failed (reset) while its
+    // body was discarded: nothing more will come, not even a new event. (nginx goes to
+    // keepalive after a reset and holds the connection until `keepalive_timeout`.)
+    if cy.conns.get(mr.connection).is_none_or(|c| c.error || c.read.eof && !c.read.ready) {
+        return close_request(cy, main, 0);
+    }
+    if mr.request_body.as_ref().is_some_and(|rb| rb.reading) {
+        // A streamed body was not read to its end: the rest must be drained, not parsed.
+        mr.keepalive = false;
+        mr.lingering_close = true;
     }
     let (keepalive, linger) = (mr.keepalive && !cy.exiting, needs_lingering(cy, main));
     if keepalive && !linger_data_blocks_keepalive(cy, main) {
@@ -687,10 +707,12 @@ fn linger_data_blocks_keepalive(cy: &Cycle, rid: RequestId) -> bool {
     cy.requests.get(rid).is_some_and(|r| r.lingering_close)
 }
 
+/// nginx: the `lingering_close on` test of `ngx_http_finalize_connection()`.
 fn needs_lingering(cy: &Cycle, rid: RequestId) -> bool {
     let Some(r) = cy.requests.get(rid) else { return false };
     let Some(c) = cy.conns.get(r.connection) else { return false };
-    !c.error && (r.lingering_close || c.read.ready || !r.header_in.is_empty() && !r.keepalive)
+    let unread = !r.header_in.is_empty() || !super::body::pipelined(r).is_empty();
+    !c.error && (r.lingering_close || c.read.ready || unread && !r.keepalive)
 }
 
 /// Closes a request immediately (no response): header timeout, early EOF.

@@ -14,14 +14,12 @@
 //!
 //! Differs from nginx:
 //! - no variables in `proxy_pass`, no `https://`, no caching, no `proxy_store`.
-//! - with `proxy_request_buffering off`, a chunked client body is still buffered (nginx
-//!   streams it re-chunked to HTTP/1.1 upstreams).
 
 use std::io::Write;
 use std::sync::Arc;
 
 use crate::conf::{self, Args, ConfError, Ctx};
-use crate::core::buf::Buf;
+use crate::core::buf::{chain_len, Buf, Chain};
 use crate::core::connection::RequestId;
 use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
@@ -556,6 +554,9 @@ pub struct ProxyCtx {
     /// peer is about to close it. nginx caches it anyway and may then find it closed when it
     /// reuses it (retried, but logged as an error).
     closes: bool,
+    /// The client's chunked body is streamed still chunked: `Transfer-Encoding: chunked`, and
+    /// `body_output_filter` frames each piece. nginx: `ctx->internal_chunked`.
+    internal_chunked: bool,
 }
 
 /// The content handler. nginx: `ngx_http_proxy_handler()`.
@@ -569,13 +570,15 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
     let (Some(shared), Some(uconf)) = (plcf.shared.clone(), plcf.upstream.clone()) else {
         return HandlerRc::Status(500);
     };
-    let unbuffered = !uconf.request_buffering && !r.headers_in.chunked;
+    // A chunked body is streamed only to an HTTP/1.1 upstream (re-chunked); for HTTP/1.0 it
+    // is read whole to learn its length.
+    let no_buffering = !uconf.request_buffering && (!r.headers_in.chunked || shared.http_version == 1001);
     let resolved = Resolved { group: shared.pass.group, host: shared.pass.host.clone() };
-    let ctx = ProxyCtx { phase: Phase::StatusLine, shared, chunked: None, closes: true };
+    let ctx = ProxyCtx { phase: Phase::StatusLine, shared, chunked: None, closes: true, internal_chunked: false };
     if upstream::create(cy, rid, Box::new(ctx), uconf, resolved).is_none() {
         return HandlerRc::Status(500);
     }
-    match body::read_client_request_body(cy, rid, upstream::init, unbuffered) {
+    match body::read_client_request_body(cy, rid, upstream::init, no_buffering) {
         HandlerRc::Status(s) => HandlerRc::Status(s),
         HandlerRc::Error => HandlerRc::Error,
         _ => HandlerRc::Done,
@@ -758,8 +761,11 @@ impl UpstreamHandler for ProxyCtx {
         self.upstream_uri(r, &mut head);
         let uri = String::from_utf8_lossy(&head[uri_start..]).into_owned();
         head.extend_from_slice(if self.shared.http_version == 1001 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
-        let body_len: Option<u64> = r.request_body.as_ref().map(|b| {
-            if b.unbuffered {
+        // nginx: `ctx->internal_body_length` — the client's length, or what was read of a
+        // chunked body; none (and chunked framing) while a chunked body is still streaming.
+        self.internal_chunked = r.headers_in.chunked && r.request_body.as_ref().is_some_and(|b| b.reading);
+        let body_len: Option<u64> = r.request_body.as_ref().filter(|_| !self.internal_chunked).map(|b| {
+            if b.no_buffering {
                 r.headers_in.content_length_n.unwrap_or(0)
             } else {
                 b.received
@@ -775,6 +781,10 @@ impl UpstreamHandler for ProxyCtx {
                         let _ = write!(val, "{n}");
                     }
                     _ => {}
+                }
+            } else if name.eq_ignore_ascii_case("Transfer-Encoding") && cv.source.is_empty() {
+                if self.internal_chunked {
+                    val.extend_from_slice(b"chunked");
                 }
             } else {
                 cv.eval_header(cy, rid, &mut val);
@@ -804,13 +814,11 @@ impl UpstreamHandler for ProxyCtx {
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(b"\r\n");
-        // The body: copies of memory buffers, shared file regions (nginx chains the same bufs).
+        // The body: copies of memory buffers, shared file regions (nginx chains the same bufs),
+        // kept for a retry. A streamed body is queued by the framework as it is sent.
         let mut body = Vec::new();
         if let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) {
-            if rb.unbuffered {
-                rb.data_handler = Some(upstream::request::body_data);
-                body.extend(rb.bufs.drain(..));
-            } else {
+            if !rb.no_buffering {
                 for b in &rb.bufs {
                     body.push(match &b.file {
                         Some(f) => Buf::from_file(f.file.clone(), f.pos, f.last),
@@ -841,6 +849,24 @@ impl UpstreamHandler for ProxyCtx {
         }
         // here: the status line is in; parse header lines (nginx swapped u->process_header)
         self.process_header_lines(cy, rid)
+    }
+
+    /// Frames each piece of a streamed chunked body as a chunk, and ends the body with the
+    /// last chunk. nginx: `ngx_http_proxy_body_output_filter()`.
+    fn body_output_filter(&mut self, _cy: &mut Cycle, _rid: RequestId, body: &mut Chain, last: bool) {
+        if !self.internal_chunked {
+            return;
+        }
+        let size = chain_len(body);
+        if size > 0 {
+            body.push_front(Buf::from_vec(format!("{size:x}\r\n").into_bytes()));
+        }
+        match (last, size > 0) {
+            (true, true) => body.push_back(Buf::from_vec(b"\r\n0\r\n\r\n".to_vec())),
+            (true, false) => body.push_back(Buf::from_vec(b"0\r\n\r\n".to_vec())),
+            (false, true) => body.push_back(Buf::from_vec(b"\r\n".to_vec())),
+            (false, false) => {}
+        }
     }
 
     /// nginx: `ngx_http_proxy_finalize_request()` — only a debug line.

@@ -50,7 +50,7 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
         // on a socket that is writable already). nginx: `rc == NGX_DONE` of
         // `ngx_event_connect_peer()` with `pc->cached`.
         adopt(cy, rid, cid, true);
-        return super::request::send_request(cy, rid);
+        return super::request::send_request(cy, rid, true);
     }
     match connect_peer(cy, &addr, Owner::Upstream(rid)) {
         Ok(cid) => {
@@ -92,6 +92,8 @@ fn reinit(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
     };
     u.send_pos = (0, 0);
     u.request_sent = false;
+    u.request_body_sent = false;
+    u.request_body_blocked = false;
     u.headers_in = Default::default();
     u.buffer.reset();
     u.length = None;

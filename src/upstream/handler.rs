@@ -3,7 +3,7 @@
 //!
 //! nginx: `create_request`, `reinit_request`, `process_header`, `abort_request`,
 //! `finalize_request`, `rewrite_redirect`, `rewrite_cookie`, `input_filter_init`,
-//! `input_filter` (src/http/ngx_http_upstream.h). The seed document 000 lists them; its
+//! `input_filter`, `output.output_filter` (src/http/ngx_http_upstream.h). The seed document 000 lists them; its
 //! mytest module implements the three required ones.
 //!
 //! Every callback receives the cycle and the request id (the C callbacks receive `r`, and
@@ -11,6 +11,7 @@
 //! While a callback runs, the framework holds the module outside the upstream context, so the
 //! callback may use all of the cycle.
 
+use crate::core::buf::Chain;
 use crate::core::connection::RequestId;
 use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
@@ -80,6 +81,13 @@ pub trait UpstreamHandler {
     fn rewrite_redirect(&mut self, _cy: &Cycle, _r: RequestId, _value: &mut String) -> Rewrite {
         Rewrite::Declined
     }
+
+    /// Transforms a streamed request body (`proxy_request_buffering off`) on its way to the
+    /// upstream: `body` is what the client sent since the last call (maybe nothing), `last`
+    /// says the body ends with it. The default passes it unchanged; proxy re-chunks a chunked
+    /// body for an HTTP/1.1 upstream. nginx: `u->output.output_filter`
+    /// (`ngx_http_proxy_body_output_filter()`).
+    fn body_output_filter(&mut self, _cy: &mut Cycle, _r: RequestId, _body: &mut Chain, _last: bool) {}
 
     /// Rewrites a `Set-Cookie` header value. nginx: `rewrite_cookie(r, h)`.
     fn rewrite_cookie(&mut self, _cy: &Cycle, _r: RequestId, _value: &mut String) -> Rewrite {

@@ -5,6 +5,7 @@
 //! `ngx_http_upstream_process_headers()`, the `ngx_http_upstream_headers_in[]` copy/hide rules
 //! (src/http/ngx_http_upstream.c).
 
+use super::conf::FT_NON_IDEMPOTENT;
 use super::{finalize, next, response, u_mut, with_module, Ft, Rewrite, UpstreamError};
 use crate::core::connection::{Ev, RequestId};
 use crate::core::cycle::Cycle;
@@ -82,10 +83,12 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
             None => return,
         }
     }
+    let Some(r) = cy.requests.get(rid) else { return };
+    let (idempotent, streamed) = (super::is_idempotent(r), super::no_buffering(r));
     let Some(u) = u_mut(cy, rid) else { return };
     u.state.header_time = Some(now.saturating_sub(u.state.start));
     u.state.status = u.headers_in.status_n;
-    if let Some(ft) = test_next(u) {
+    if let Some(ft) = test_next(u, idempotent, streamed, now) {
         return next(cy, rid, ft);
     }
     if let Err(rc) = process_headers(cy, rid) {
@@ -95,8 +98,9 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
 }
 
 /// Whether the status asks for another peer (`proxy_next_upstream http_502 ...`), only when
-/// one is left. nginx: `ngx_http_upstream_test_next()`.
-fn test_next(u: &super::Upstream) -> Option<Ft> {
+/// one is left and the request may be sent again (a non-idempotent one only with
+/// `non_idempotent`, a streamed body never). nginx: `ngx_http_upstream_test_next()`.
+fn test_next(u: &super::Upstream, idempotent: bool, streamed: bool, now: u64) -> Option<Ft> {
     let ft = match u.headers_in.status_n {
         500 => Ft::Http500,
         502 => Ft::Http502,
@@ -107,7 +111,11 @@ fn test_next(u: &super::Upstream) -> Option<Ft> {
         429 => Ft::Http429,
         _ => return None,
     };
-    (u.peer.tries > 1 && u.conf.next_upstream & ft.bit() != 0).then_some(ft)
+    let mask = if u.request_sent && !idempotent { ft.bit() | FT_NON_IDEMPOTENT } else { ft.bit() };
+    let timeout = u.conf.next_upstream_timeout;
+    let timed_out = timeout > 0 && now.saturating_sub(u.start_msec) >= timeout;
+    let retry = u.peer.tries > 1 && u.conf.next_upstream & mask == mask && !(u.request_sent && streamed) && !timed_out;
+    retry.then_some(ft)
 }
 
 /// Headers the framework itself never passes (hop-by-hop or recomputed).

@@ -180,8 +180,15 @@ pub struct Upstream {
     pub mode: BodyMode,
     /// Keep the body for the module (nginx: `r->subrequest_in_memory`).
     pub in_memory: bool,
-    /// The request bytes went out completely. nginx: `u->request_sent`.
+    /// Sending the request started (a byte may have reached the peer): a non-idempotent
+    /// request is then not retried without `non_idempotent`, a streamed body never.
+    /// nginx: `u->request_sent`.
     pub request_sent: bool,
+    /// The whole request, body included, went out. nginx: `u->request_body_sent`.
+    pub request_body_sent: bool,
+    /// The last write of the request left bytes behind: the upstream's write event continues,
+    /// and a streamed body is not read meanwhile. nginx: `u->request_body_blocked`.
+    pub request_body_blocked: bool,
     /// The response header went to the client. nginx: `u->header_sent`.
     pub header_sent: bool,
     /// nginx: `u->read_event_handler`.
@@ -275,6 +282,8 @@ pub fn create(
         mode: BodyMode::NonBuffered,
         in_memory: false,
         request_sent: false,
+        request_body_sent: false,
+        request_body_blocked: false,
         header_sent: false,
         read_handler: ReadHandler::Dummy,
         write_handler: WriteHandler::Dummy,
@@ -303,9 +312,13 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     r.cleanup.push(cleanup);
     r.read_event_handler = rd_check_broken_connection;
     r.write_event_handler = http_request::empty_handler;
-    if let Some(c) = cy.conns.get_mut(r.connection) {
+    let cid = r.connection;
+    if let Some(c) = cy.conns.get_mut(cid) {
         c.action = "connecting to upstream";
     }
+    // A streamed body's client timer waits until sending starts (nginx:
+    // `ngx_http_upstream_init()` deletes the read timer).
+    crate::event::del_timer(cy, Ev { c: cid, write: false });
     match with_module(cy, rid, |m, cy| m.create_request(cy, rid)) {
         Some(Ok(())) => {}
         Some(Err(e)) => {
@@ -348,8 +361,15 @@ pub fn handler(cy: &mut Cycle, ev: Ev) {
     http_request::run_posted_requests(cy);
 }
 
-fn is_idempotent(r: &Request) -> bool {
+/// nginx: `!(r->method & (NGX_HTTP_POST|NGX_HTTP_LOCK|NGX_HTTP_PATCH))`.
+pub(super) fn is_idempotent(r: &Request) -> bool {
     !matches!(r.method_name(), b"POST" | b"LOCK" | b"PATCH")
+}
+
+/// The client body is streamed (`proxy_request_buffering off`): once sending started, the
+/// request cannot be sent again. nginx: `r->request_body_no_buffering`.
+pub(super) fn no_buffering(r: &Request) -> bool {
+    r.request_body.as_ref().is_some_and(|rb| rb.no_buffering)
 }
 
 /// Gives up on the current peer: tries the next one, or ends the request with an error.
@@ -370,7 +390,7 @@ pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
     let Some(r) = cy.requests.get(rid) else {
         return;
     };
-    let idempotent = is_idempotent(r);
+    let (idempotent, streamed) = (is_idempotent(r), no_buffering(r));
     let Some(u) = u_mut(cy, rid) else { return };
     if u.peer.cached && ft == Ft::Error {
         // A cached connection the peer had closed meanwhile: that try does not count.
@@ -385,6 +405,7 @@ pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
         || c.next_upstream & FT_OFF_BIT != 0
         || c.next_upstream & ft.bit() == 0
         || (u.request_sent && !idempotent && c.next_upstream & conf::FT_NON_IDEMPOTENT == 0)
+        || (u.request_sent && streamed)
         || timed_out
         || u.header_sent;
     if give_up {
@@ -433,8 +454,11 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     // The connection can serve another request only if this response was read to its exact
     // end: the module vouched for the framing (`u.keepalive`), nothing extra came, and the
     // request went out whole. nginx: the checks of `ngx_http_upstream_free_keepalive_peer()`.
-    let clean =
-        !failed && u.keepalive && u.request_sent && (u.upstream_done || header_only) && u.buffer.pos == u.buffer.last;
+    let clean = !failed
+        && u.keepalive
+        && u.request_body_sent
+        && (u.upstream_done || header_only)
+        && u.buffer.pos == u.buffer.last;
     let conn = u.peer.connection.take();
     let pick = u.peer.pick.take();
     let reuse = pick.as_ref().filter(|_| clean).map(|p| (p.group, p.addr.clone()));

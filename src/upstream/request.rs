@@ -1,48 +1,76 @@
-//! Sending the request to the upstream, resuming partial writes.
+//! Sending the request to the upstream, resuming partial writes; a streamed client body
+//! (`proxy_request_buffering off`) is pulled from the client as the upstream takes it.
 //!
 //! nginx: `ngx_http_upstream_send_request()`, `ngx_http_upstream_send_request_body()`,
-//! `ngx_http_upstream_send_request_handler()` (src/http/ngx_http_upstream.c).
+//! `ngx_http_upstream_send_request_handler()`, `ngx_http_upstream_read_request_handler()`
+//! (src/http/ngx_http_upstream.c).
+//!
+//! Reading and sending a streamed body never call each other: `send_request_body` is one loop
+//! that writes what is queued, then asks the body reader for more
+//! (`read_unbuffered_request_body`, which only reads and returns), and is entered again from
+//! the upstream's write event or the client's read event (`read_request_handler`). The
+//! reader gets a new buffer only once everything queued went out, so at most one
+//! `client_body_buffer_size` of body waits in memory.
 //!
 //! Differs from nginx: the request buffers are never consumed; a cursor (`u.send_pos`) walks
-//! them, so `reinit` only rewinds the cursor. File buffers (a spilled request body) are read a
+//! them, so `reinit` only rewinds the cursor (a streamed body's sent buffers are dropped: it
+//! is never retried once sending started). File buffers (a spilled request body) are read a
 //! piece at a time into a scratch buffer.
 
 use std::io::IoSlice;
 
-use super::{finalize, header, next, u_mut, Ft, WriteHandler};
+use super::{finalize, header, next, u_mut, u_ref, with_module, Ft, WriteHandler};
 use crate::core::buf::{Buf, Chain};
 use crate::core::connection::{Connection, Ev, RequestId};
 use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
 use crate::event::{self, connect::test_connect, posted};
+use crate::http::body;
 
 /// The write handler while connecting and sending. nginx:
 /// `ngx_http_upstream_send_request_handler()`.
 pub fn send_request_handler(cy: &mut Cycle, rid: RequestId) {
     let Some(u) = u_mut(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
+    if cy.conns.get(cid).is_some_and(|c| c.write.timedout) {
+        return next(cy, rid, Ft::Timeout);
+    }
+    let Some(u) = u_mut(cy, rid) else { return };
     if u.header_sent {
         u.write_handler = WriteHandler::Dummy;
         return;
     }
-    if cy.conns.get(cid).is_some_and(|c| c.write.timedout) {
-        return next(cy, rid, Ft::Timeout);
-    }
-    send_request(cy, rid);
+    send_request(cy, rid, true);
 }
 
-/// Connect check, then write `request_bufs` from the cursor; once all is out, wait for the
-/// header. nginx: `ngx_http_upstream_send_request()`.
-pub fn send_request(cy: &mut Cycle, rid: RequestId) {
+/// The client's read handler while a streamed body is sent: more body arrived.
+/// nginx: `ngx_http_upstream_read_request_handler()`.
+pub fn read_request_handler(cy: &mut Cycle, rid: RequestId) {
+    if u_ref(cy, rid).is_none_or(|u| u.finalized || u.peer.connection.is_none()) {
+        return;
+    }
+    // A client timeout is noticed by the body reader (408).
+    send_request(cy, rid, false);
+}
+
+/// Why sending stopped early.
+enum SendError {
+    /// Writing to the upstream failed: try the next peer. nginx: NGX_ERROR.
+    Io(std::io::Error),
+    /// Reading the client body failed (already logged): finalize with this status.
+    Body(u16),
+}
+
+/// Connect check, then the request (and a streamed body as it comes); once all of it is out,
+/// wait for the header. `do_write`: the upstream is writable (false: the client sent more).
+/// nginx: `ngx_http_upstream_send_request()`.
+pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
     let now = cy.times.msec;
     let Some(u) = u_mut(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
-    let first = u.state.connect_time.is_none();
-    let cached = u.peer.cached;
-    let Some(c) = cy.conns.get_mut(cid) else {
-        return;
-    };
-    if first {
+    let (request_sent, cached) = (u.request_sent, u.peer.cached);
+    let Some(c) = cy.conns.get_mut(cid) else { return };
+    if !request_sent {
         // A cached keepalive connection is known to be connected: no getpeername().
         match if cached { Ok(true) } else { test_connect(c) } {
             Ok(true) => {}
@@ -53,71 +81,154 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId) {
                 return next(cy, rid, Ft::Error);
             }
         }
-        c.action = "sending request to upstream";
-        let Some(u) = u_mut(cy, rid) else { return };
-        u.state.connect_time = Some(now.saturating_sub(u.state.start));
-    }
-    match write_request(cy, rid) {
-        Ok(Step::Done(())) => {}
-        Ok(Step::Again) => {
-            let timeout = u_mut(cy, rid).map_or(60_000, |u| u.conf.send_timeout);
-            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
-            return;
-        }
-        Err(e) => {
-            super::log_error(cy, rid, &format!("writev() failed ({})", crate::os::process::os_err(&e)));
-            return next(cy, rid, Ft::Error);
-        }
-    }
-    // here: everything queued is out; a streamed body may still be arriving
-    if body_pending(cy, rid) {
-        drop_sent(cy, rid);
-        if let Err(status) = crate::http::body::read_unbuffered_request_body(cy, rid) {
-            return finalize(cy, rid, HandlerRc::Status(status));
-        }
-        return;
     }
     let Some(u) = u_mut(cy, rid) else { return };
-    u.request_sent = true;
+    if u.state.connect_time.is_none() {
+        u.state.connect_time = Some(now.saturating_sub(u.state.start));
+    }
+    let Some(c) = cy.conns.get_mut(cid) else { return };
+    c.action = "sending request to upstream";
+    let sent = if request_sent { Some(c.sent) } else { None };
+    let rc = send_request_body(cy, rid, do_write);
+    let Some(c) = cy.conns.get(cid) else { return };
+    let (write_ready, read_ready, sent_now) = (c.write.ready, c.read.ready, c.sent);
+    match rc {
+        Ok(Step::Again) => {
+            let blocked = u_ref(cy, rid).is_some_and(|u| u.request_body_blocked);
+            let wev = Ev { c: cid, write: true };
+            if !write_ready || blocked {
+                let timeout = u_ref(cy, rid).map_or(60_000, |u| u.conf.send_timeout);
+                if sent != Some(sent_now) || !event::timer_set(cy, wev) {
+                    event::add_timer(cy, wev, timeout);
+                }
+            } else {
+                event::del_timer(cy, wev); // waiting for the client, not the upstream
+            }
+            if read_ready {
+                // The response may already be here; no new edge will announce it.
+                posted::post_event(cy, Ev { c: cid, write: false }, posted::Queue::Events);
+            }
+        }
+        Ok(Step::Done(())) => request_body_sent(cy, rid, cid),
+        Err(SendError::Io(e)) => {
+            super::log_error(cy, rid, &format!("writev() failed ({})", crate::os::process::os_err(&e)));
+            next(cy, rid, Ft::Error)
+        }
+        Err(SendError::Body(status)) => finalize(cy, rid, HandlerRc::Status(status)),
+    }
+}
+
+/// Everything went out: wait for the response header (it may be here already).
+fn request_body_sent(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::ConnId) {
+    event::del_timer(cy, Ev { c: cid, write: true });
+    let Some(u) = u_mut(cy, rid) else { return };
     u.write_handler = WriteHandler::Dummy;
     let timeout = u.conf.read_timeout;
-    event::del_timer(cy, Ev { c: cid, write: true });
-    let Some(c) = cy.conns.get_mut(cid) else {
+    if u.request_body_sent {
         return;
-    };
+    }
+    u.request_body_sent = true;
+    if u.header_sent {
+        return;
+    }
+    let Some(c) = cy.conns.get_mut(cid) else { return };
     c.action = "reading response header from upstream";
     let ready = c.read.ready;
-    if !event::timer_set(cy, Ev { c: cid, write: false }) {
-        event::add_timer(cy, Ev { c: cid, write: false }, timeout);
-    }
+    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
     if ready {
-        // The response may already be here; no new edge will announce it.
         header::process_header(cy, rid);
     }
-    let _ = posted::Queue::Events;
 }
 
-/// A streamed (`proxy_request_buffering off`) body is not complete yet.
-fn body_pending(cy: &Cycle, rid: RequestId) -> bool {
-    cy.requests
-        .get(rid)
-        .and_then(|r| r.request_body.as_ref())
-        .is_some_and(|rb| rb.unbuffered && (!rb.done || !rb.bufs.is_empty()))
+/// Writes the request; a streamed body is read from the client and queued as the upstream
+/// takes it. `u.request_sent` is set as sending *starts*: from then on a non-idempotent
+/// request is not retried without `non_idempotent`, and a streamed one never.
+///
+/// # Returns
+/// `Done` when everything went out; `Again` when the upstream is full (`request_body_blocked`)
+/// or the client has sent nothing more yet.
+///
+/// nginx: `ngx_http_upstream_send_request_body()`.
+fn send_request_body(cy: &mut Cycle, rid: RequestId, mut do_write: bool) -> Result<Step, SendError> {
+    let no_buffering = cy.requests.get(rid).and_then(|r| r.request_body.as_ref()).is_some_and(|rb| rb.no_buffering);
+    let Some(u) = u_mut(cy, rid) else { return Ok(Step::Again) };
+    let first = !u.request_sent;
+    u.request_sent = true;
+    if !no_buffering {
+        let step = write_request(cy, rid).map_err(SendError::Io)?;
+        if let Some(u) = u_mut(cy, rid) {
+            u.request_body_blocked = step == Step::Again;
+        }
+        return Ok(step);
+    }
+    if first {
+        if let Some(r) = cy.requests.get_mut(rid) {
+            r.read_event_handler = read_request_handler;
+        }
+    }
+    if !do_write && u_ref(cy, rid).is_some_and(|u| u.request_body_blocked) {
+        return Ok(Step::Again); // the upstream's write event continues
+    }
+    loop {
+        if do_write {
+            let step = write_request(cy, rid).map_err(SendError::Io)?;
+            drop_sent(cy, rid);
+            let Some(u) = u_mut(cy, rid) else { return Ok(Step::Again) };
+            u.request_body_blocked = step == Step::Again;
+            if step == Step::Again {
+                // The client is not read while the upstream is full: its idle timer must not
+                // run meanwhile (`send_timeout` bounds the upstream).
+                if let Some(cid) = cy.requests.get(rid).map(|r| r.connection) {
+                    event::del_timer(cy, Ev { c: cid, write: false });
+                }
+                return Ok(Step::Again);
+            }
+            if !reading_body(cy, rid) {
+                break;
+            }
+        }
+        // here: everything queued went out, and the client body is still being read
+        let step = body::read_unbuffered_request_body(cy, rid).map_err(SendError::Body)?;
+        if !queue_body(cy, rid, step == Step::Done(())) && step == Step::Again {
+            return Ok(Step::Again); // wait for the client
+        }
+        do_write = true;
+    }
+    // here: the whole body went out; from now on the client is only watched for a close
+    if let Some(r) = cy.requests.get_mut(rid) {
+        r.read_event_handler = super::rd_check_broken_connection;
+    }
+    Ok(Step::Done(()))
 }
 
-/// Frees the buffers already sent of a streamed body (it cannot be retried anyway), so memory
-/// stays bounded by the body buffer.
+/// nginx: `r->reading_body`.
+fn reading_body(cy: &Cycle, rid: RequestId) -> bool {
+    cy.requests.get(rid).and_then(|r| r.request_body.as_ref()).is_some_and(|rb| rb.reading)
+}
+
+/// Moves what the body reader handed over to the request buffers, through the module's
+/// `body_output_filter` (proxy re-chunks a chunked body there). `last`: the body ends here.
+/// Returns whether anything was queued.
+fn queue_body(cy: &mut Cycle, rid: RequestId, last: bool) -> bool {
+    let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) else { return false };
+    let mut body: Chain = rb.bufs.drain(..).collect();
+    with_module(cy, rid, |m, cy| m.body_output_filter(cy, rid, &mut body, last));
+    let Some(u) = u_mut(cy, rid) else { return false };
+    let queued = !body.is_empty();
+    u.request_bufs.extend(body);
+    queued
+}
+
+/// Frees the buffers already sent of a streamed body (it is never retried), so memory stays
+/// bounded by the body buffer.
 fn drop_sent(cy: &mut Cycle, rid: RequestId) {
-    let Some((_, u, pool)) = super::parts(cy, rid) else {
-        return;
-    };
+    let Some((_, u, pool)) = super::parts(cy, rid) else { return };
     while u.send_pos.0 > 0 {
         if let Some(b) = u.request_bufs.pop_front() {
             pool.put(b);
         }
         u.send_pos.0 -= 1;
     }
-    u.peer.tries = u.peer.tries.min(1);
 }
 
 /// Writes from `u.send_pos` until done or the socket is full.
@@ -218,27 +329,4 @@ fn advance(bufs: &Chain, pos: &mut (usize, u64), mut n: u64) {
 /// Appends a copy of memory bytes to the request buffers (helper for `create_request`).
 pub fn push_bytes(u: &mut super::Upstream, bytes: Vec<u8>) {
     u.request_bufs.push_back(Buf::from_vec(bytes));
-}
-
-/// New client body bytes arrived (`proxy_request_buffering off`): queue them and send.
-/// nginx: `ngx_http_upstream_read_request_handler()` → `ngx_http_upstream_send_request()`.
-pub fn body_data(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get_mut(rid) else {
-        return;
-    };
-    let Some(rb) = r.request_body.as_mut() else {
-        return;
-    };
-    let more: Vec<Buf> = rb.bufs.drain(..).collect();
-    let Some(u) = u_mut(cy, rid) else { return };
-    u.request_bufs.extend(more);
-    let connected = u.state.connect_time.is_some() && !u.request_sent;
-    if connected {
-        send_request(cy, rid);
-    }
-}
-
-/// Ends the request when it cannot even be sent.
-pub fn fail(cy: &mut Cycle, rid: RequestId) {
-    finalize(cy, rid, HandlerRc::Status(500));
 }
