@@ -1,0 +1,765 @@
+//! The client request head: nginx's request-line and header-line state machines, resumable
+//! byte by byte.
+//!
+//! nginx: src/http/ngx_http_parse.c (`ngx_http_parse_request_line()`,
+//! `ngx_http_parse_header_line()`), as nginx 1.22.1 answers.
+//!
+//! The parser state nginx keeps in `ngx_http_request_t` (`r->state`, `r->request_start`,
+//! `r->uri_start`, ..., `r->header_name_start`, ...) lives in `RequestHead` as offsets into the
+//! head buffer instead of pointers, and `RequestHead::pos` is nginx's `b->pos`. Each call
+//! resumes at `pos`, so every byte is examined once however the head is split into reads.
+//! The offsets stay valid when the head buffer grows: `alloc_large_header_buffer`
+//! (request_head.rs) keeps the whole head in one buffer whose start does not move.
+//!
+//! Differs from nginx:
+//! - no header-name hash and lowercased copy (`r->header_hash`, `r->lowcase_header`):
+//!   callers compare names with `eq_ignore_ascii_case`.
+//! - no `uri_ext`/`plus_in_uri` bookkeeping (rginx has no use for `$exten`), no Win32 rules.
+//! - the method name is matched with a `match` on the bytes, not nginx's 4-byte compares.
+
+use std::ops::Range;
+
+use super::parse::ParseError;
+use crate::core::step::Step;
+
+/// The request method. nginx: `r->method` (NGX_HTTP_GET ...), set by the parser when the
+/// method name ends; `Unknown` is NGX_HTTP_UNKNOWN, any other name of `A-Z`, `_`, `-`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Method {
+    /// NGX_HTTP_UNKNOWN: a name nginx does not know; served like any other.
+    #[default]
+    Unknown,
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// MKCOL
+    Mkcol,
+    /// COPY
+    Copy,
+    /// MOVE
+    Move,
+    /// OPTIONS
+    Options,
+    /// PROPFIND
+    Propfind,
+    /// PROPPATCH
+    Proppatch,
+    /// LOCK
+    Lock,
+    /// UNLOCK
+    Unlock,
+    /// PATCH
+    Patch,
+    /// TRACE: refused with 405 once the head is read.
+    Trace,
+    /// CONNECT: refused with 405 once the head is read (nginx 1.22 parses its target as any
+    /// other, so "CONNECT host:443" is a 400 first).
+    Connect,
+}
+
+impl Method {
+    /// The method a name stands for. nginx: the `switch (p - m)` of `sw_method`.
+    pub fn from_bytes(m: &[u8]) -> Method {
+        match m {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"MKCOL" => Method::Mkcol,
+            b"COPY" => Method::Copy,
+            b"MOVE" => Method::Move,
+            b"OPTIONS" => Method::Options,
+            b"PROPFIND" => Method::Propfind,
+            b"PROPPATCH" => Method::Proppatch,
+            b"LOCK" => Method::Lock,
+            b"UNLOCK" => Method::Unlock,
+            b"PATCH" => Method::Patch,
+            b"TRACE" => Method::Trace,
+            b"CONNECT" => Method::Connect,
+            _ => Method::Unknown,
+        }
+    }
+}
+
+/// Where the request-line parser stands: the `sw_*` states of
+/// `ngx_http_parse_request_line()` (nginx 1.22, without the later `sw_spaces_before_host`).
+#[allow(missing_docs)] // each variant is the nginx state of the same name
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RequestLineState {
+    #[default]
+    Start,
+    Method,
+    SpacesBeforeUri,
+    Schema,
+    SchemaSlash,
+    SchemaSlashSlash,
+    HostStart,
+    Host,
+    HostEnd,
+    HostIpLiteral,
+    Port,
+    AfterSlashInUri,
+    CheckUri,
+    Uri,
+    Http09,
+    HttpH,
+    HttpHT,
+    HttpHTT,
+    HttpHTTP,
+    FirstMajorDigit,
+    MajorDigit,
+    FirstMinorDigit,
+    MinorDigit,
+    SpacesAfterDigit,
+    AlmostDone,
+}
+
+/// Where the header-line parser stands: the `sw_*` states of `ngx_http_parse_header_line()`
+/// for a client (`sw_ignore_line` is upstream-only).
+#[allow(missing_docs)] // each variant is the nginx state of the same name
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RequestHeaderState {
+    #[default]
+    Start,
+    Name,
+    SpaceBeforeValue,
+    Value,
+    SpaceAfterValue,
+    AlmostDone,
+    HeaderAlmostDone,
+}
+
+/// What `RequestHead::parse_header_line` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestHeaderLine {
+    /// One header line (nginx: NGX_OK). `invalid`: the name has bytes outside `A-Za-z0-9-`
+    /// (or `_` when underscores are not allowed): `r->invalid_header`, which
+    /// `ignore_invalid_headers on` drops.
+    Header {
+        /// The name as sent (`header_name_start..header_name_end`).
+        name: Range<usize>,
+        /// The value (`header_start..header_end`): leading and trailing SP dropped, HTAB kept.
+        value: Range<usize>,
+        /// nginx: `r->invalid_header`.
+        invalid: bool,
+    },
+    /// The empty line ending the head (nginx: NGX_HTTP_PARSE_HEADER_DONE).
+    Done,
+}
+
+/// A request head being parsed, and once parsed: nginx's parser fields of
+/// `ngx_http_request_t`, as offsets into the head buffer (`r->header_in`).
+///
+/// nginx: `r->state`, `r->request_start`, `r->method_end`, `r->uri_start`, ...,
+/// `r->header_name_start`, ... and `r->headers_in.headers`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHead {
+    /// The next byte to examine (nginx: `b->pos`).
+    pub pos: usize,
+    /// Request-line state (nginx: `r->state` while reading the line).
+    pub state: RequestLineState,
+    /// Header-line state (nginx: `r->state` while reading headers).
+    pub header_state: RequestHeaderState,
+    /// The request line has been parsed (the handler moved on to the headers).
+    pub line_done: bool,
+
+    /// First byte of the request line, after leading CR/LF (nginx: `r->request_start`).
+    pub request_start: usize,
+    /// Last byte of the method (nginx: `r->method_end`).
+    pub method_end: usize,
+    /// nginx: `r->uri_start`: the origin-form part of the target (also of an absolute one).
+    pub uri_start: Option<usize>,
+    /// nginx: `r->uri_end`.
+    pub uri_end: Option<usize>,
+    /// nginx: `r->args_start`: just after the first '?' the line parser saw.
+    pub args_start: Option<usize>,
+    /// nginx: `r->schema_start` / `r->schema_end` of an absolute-form target.
+    pub schema: Option<Range<usize>>,
+    /// nginx: `r->host_start`, of an absolute-form target.
+    pub host_start: Option<usize>,
+    /// nginx: `r->host_end` (after the port, if any).
+    pub host_end: Option<usize>,
+    /// nginx: `r->http_protocol.data`: the 'H' of "HTTP/1.1"; none for HTTP/0.9.
+    pub http_protocol: Option<usize>,
+    /// nginx: `r->request_end`: the CR ending the line, else its LF.
+    pub request_end: Option<usize>,
+    /// nginx: `r->http_major`.
+    pub http_major: u16,
+    /// nginx: `r->http_minor`.
+    pub http_minor: u16,
+    /// The path has "//", "/.", '#': it needs normalising (nginx: `r->complex_uri`).
+    pub complex_uri: bool,
+    /// The path has '%' (nginx: `r->quoted_uri`).
+    pub quoted_uri: bool,
+    /// "http://host?args": no path at all (nginx: `r->empty_path_in_uri`).
+    pub empty_path_in_uri: bool,
+
+    /// nginx: `r->header_name_start` of the header line being parsed.
+    pub header_name_start: usize,
+    /// nginx: `r->header_name_end`.
+    pub header_name_end: usize,
+    /// nginx: `r->header_start` (the value).
+    pub header_start: usize,
+    /// nginx: `r->header_end`; on an error, the offending byte (logged as `\xNN`).
+    pub header_end: usize,
+    /// nginx: `r->invalid_header`.
+    pub invalid_header: bool,
+
+    /// The method name, e.g. "GET" (nginx: `r->method_name`).
+    pub method: Range<usize>,
+    /// nginx: `r->method`.
+    pub method_code: Method,
+    /// The target as sent, origin-form: "/a/b?x=1" also for "http://h/a/b?x=1"
+    /// (nginx: `r->unparsed_uri`, `$request_uri`).
+    pub target: Range<usize>,
+    /// The whole request line without CRLF (nginx: `r->request_line`, `$request`).
+    pub request_line: Range<usize>,
+    /// `1000 * major + minor`: 9 for HTTP/0.9, 1000, 1001, 1002 ... (nginx: `r->http_version`).
+    pub version: u16,
+    /// The header lines kept, as (name, value) ranges, in arrival order
+    /// (nginx: `r->headers_in.headers`).
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    /// End of the head: the body (or the next pipelined request) starts at `buf[len..]`.
+    pub len: usize,
+}
+
+/// Bytes `sw_check_uri` and `sw_uri` pass over: nginx's `usual[]` table on Unix, i.e. all
+/// but the controls, SP, '#', '%', '+', '.', '/', '?' and DEL.
+static USUAL: [bool; 256] = {
+    let mut t = [true; 256];
+    let mut b = 0;
+    while b <= 0x20 {
+        t[b] = false;
+        b += 1;
+    }
+    let special = b"#%+./?\x7f";
+    let mut i = 0;
+    while i < special.len() {
+        t[special[i] as usize] = false;
+        i += 1;
+    }
+    t
+};
+
+/// A header-name byte that is always valid: nginx's `lowcase[]` table is non-zero for
+/// `-`, digits and letters only.
+fn is_token(ch: u8) -> bool {
+    ch.is_ascii_alphanumeric() || ch == b'-'
+}
+
+fn is_method_byte(ch: u8) -> bool {
+    ch.is_ascii_uppercase() || ch == b'_' || ch == b'-'
+}
+
+/// One request-line byte's outcome: go on in this state, or the line is complete ("goto done").
+type LineStep = Result<Option<RequestLineState>, ParseError>;
+
+impl RequestHead {
+    /// Parses the request line at `buf[self.pos..]`, resuming where the last call stopped.
+    ///
+    /// # Returns
+    /// - `Done`: `self.pos` is past the line's LF; `method`, `method_code`, `target`,
+    ///   `request_line`, `version` are set.
+    /// - `Again`: `buf` ends mid-line; `self.pos == buf.len()`. Call again with more bytes
+    ///   (the same buffer, grown; earlier bytes unchanged).
+    /// - `Err`: `InvalidMethod`, `InvalidRequest`, `InvalidVersion` (505), `InvalidMethod09`
+    ///   (then `version` is 9: the answer goes without a header, as nginx's does).
+    ///
+    /// nginx: `ngx_http_parse_request_line()`
+    pub fn parse_request_line(&mut self, buf: &[u8]) -> Result<Step, ParseError> {
+        let mut p = self.pos;
+        while let Some(&ch) = buf.get(p) {
+            if matches!(self.state, RequestLineState::CheckUri | RequestLineState::Uri) && USUAL[usize::from(ch)] {
+                p += 1; // the common case: a run of plain path bytes changes nothing
+                continue;
+            }
+            match self.line_byte(buf, p, ch) {
+                Ok(Some(s)) => self.state = s,
+                Ok(None) => return self.line_done(p),
+                Err(e) => {
+                    self.pos = p;
+                    return Err(e);
+                }
+            }
+            p += 1;
+        }
+        self.pos = p;
+        Ok(Step::Again)
+    }
+
+    /// The `switch (state)` of `ngx_http_parse_request_line()`, one group of states per helper.
+    fn line_byte(&mut self, buf: &[u8], p: usize, ch: u8) -> LineStep {
+        use RequestLineState::*;
+        match self.state {
+            Start | Method => self.method_byte(buf, p, ch),
+            SpacesBeforeUri | Schema | SchemaSlash | SchemaSlashSlash => self.schema_byte(p, ch),
+            HostStart | Host | HostEnd | HostIpLiteral | Port => self.host_byte(p, ch),
+            AfterSlashInUri | CheckUri | Uri => self.uri_byte(p, ch),
+            _ => self.version_byte(p, ch),
+        }
+    }
+
+    /// nginx: `sw_start`, `sw_method`.
+    fn method_byte(&mut self, buf: &[u8], p: usize, ch: u8) -> LineStep {
+        if self.state == RequestLineState::Start {
+            self.request_start = p;
+            if ch == b'\r' || ch == b'\n' {
+                return Ok(Some(RequestLineState::Start)); // empty lines before the request
+            }
+        } else if ch == b' ' {
+            self.method_end = p - 1;
+            self.method_code = Method::from_bytes(buf.get(self.request_start..p).unwrap_or(b""));
+            return Ok(Some(RequestLineState::SpacesBeforeUri));
+        }
+        if !is_method_byte(ch) {
+            return Err(ParseError::InvalidMethod);
+        }
+        Ok(Some(RequestLineState::Method))
+    }
+
+    /// nginx: `sw_spaces_before_uri`, `sw_schema`, `sw_schema_slash`, `sw_schema_slash_slash`.
+    fn schema_byte(&mut self, p: usize, ch: u8) -> LineStep {
+        use RequestLineState::*;
+        let next = match (self.state, ch) {
+            (SpacesBeforeUri, b'/') => {
+                self.uri_start = Some(p);
+                AfterSlashInUri
+            }
+            (SpacesBeforeUri, _) if ch.is_ascii_alphabetic() => {
+                self.schema = Some(p..p);
+                Schema
+            }
+            (SpacesBeforeUri, b' ') => SpacesBeforeUri,
+            (Schema, _) if ch.is_ascii_alphanumeric() || matches!(ch, b'+' | b'-' | b'.') => Schema,
+            (Schema, b':') => {
+                if let Some(s) = self.schema.as_mut() {
+                    s.end = p;
+                }
+                SchemaSlash
+            }
+            (SchemaSlash, b'/') => SchemaSlashSlash,
+            (SchemaSlashSlash, b'/') => HostStart,
+            _ => return Err(ParseError::InvalidRequest),
+        };
+        Ok(Some(next))
+    }
+
+    /// nginx: `sw_host_start`, `sw_host`, `sw_host_end`, `sw_host_ip_literal`, `sw_port`
+    /// (the first three fall through into each other, as in nginx).
+    fn host_byte(&mut self, p: usize, ch: u8) -> LineStep {
+        use RequestLineState::*;
+        let mut state = self.state;
+        if state == HostStart {
+            self.host_start = Some(p);
+            if ch == b'[' {
+                return Ok(Some(HostIpLiteral));
+            }
+            state = Host;
+        }
+        match state {
+            Host if ch.is_ascii_alphanumeric() || ch == b'.' || ch == b'-' => Ok(Some(Host)),
+            Host | HostEnd if ch == b':' => Ok(Some(Port)),
+            HostIpLiteral => match ch {
+                b']' => Ok(Some(HostEnd)),
+                _ if ch.is_ascii_alphanumeric() || b":-._~!$&'()*+,;=".contains(&ch) => Ok(Some(HostIpLiteral)),
+                _ => Err(ParseError::InvalidRequest),
+            },
+            Port if ch.is_ascii_digit() => Ok(Some(Port)),
+            _ => self.after_host(p, ch), // here: Host, HostEnd or Port, at the host's end
+        }
+    }
+
+    /// The end of the host (and port) of an absolute-form target: the path, the args or the
+    /// space before the version begins. nginx: the tail of `sw_host_end` and `sw_port`.
+    fn after_host(&mut self, p: usize, ch: u8) -> LineStep {
+        use RequestLineState::*;
+        self.host_end = Some(p);
+        match ch {
+            b'/' => {
+                self.uri_start = Some(p);
+                Ok(Some(AfterSlashInUri))
+            }
+            b'?' => {
+                self.uri_start = Some(p);
+                self.args_start = Some(p + 1);
+                self.empty_path_in_uri = true;
+                Ok(Some(Uri))
+            }
+            b' ' => {
+                // No path: the URI is the single '/' of "//" (nginx keeps the pointers inside
+                // the request line for the same reason: they survive a buffer copy).
+                let slash = self.schema.as_ref().map_or(p, |s| s.end + 1);
+                self.uri_start = Some(slash);
+                self.uri_end = Some(slash + 1);
+                Ok(Some(Http09))
+            }
+            _ => Err(ParseError::InvalidRequest),
+        }
+    }
+
+    /// nginx: `sw_after_slash_in_uri`, `sw_check_uri`, `sw_uri`.
+    fn uri_byte(&mut self, p: usize, ch: u8) -> LineStep {
+        use RequestLineState::*;
+        let state = self.state;
+        match ch {
+            b' ' => {
+                self.uri_end = Some(p);
+                return Ok(Some(Http09));
+            }
+            b'\r' | b'\n' => {
+                self.uri_end = Some(p);
+                self.http_minor = 9;
+                return if ch == b'\r' { Ok(Some(AlmostDone)) } else { Ok(None) };
+            }
+            _ if ch < 0x20 || ch == 0x7f => return Err(ParseError::InvalidRequest),
+            _ => {}
+        }
+        let next = match (state, ch) {
+            (AfterSlashInUri, _) if USUAL[usize::from(ch)] => CheckUri,
+            (_, b'#') => {
+                self.complex_uri = true;
+                Uri
+            }
+            (Uri, _) => Uri,
+            (AfterSlashInUri, b'.' | b'/') => {
+                self.complex_uri = true;
+                Uri
+            }
+            (CheckUri, b'/') => AfterSlashInUri,
+            (_, b'%') => {
+                self.quoted_uri = true;
+                Uri
+            }
+            (_, b'?') => {
+                self.args_start = Some(p + 1);
+                Uri
+            }
+            (AfterSlashInUri, b'+') => AfterSlashInUri,
+            _ => CheckUri, // here: '.', '+' or a byte >= 0x80 in sw_check_uri
+        };
+        Ok(Some(next))
+    }
+
+    /// nginx: `sw_http_09` through `sw_almost_done`.
+    fn version_byte(&mut self, p: usize, ch: u8) -> LineStep {
+        use RequestLineState::*;
+        let digit = ch.wrapping_sub(b'0');
+        let next = match (self.state, ch) {
+            (Http09, b' ') => Http09,
+            (Http09, b'\r' | b'\n') => {
+                self.http_minor = 9;
+                return if ch == b'\r' { Ok(Some(AlmostDone)) } else { Ok(None) };
+            }
+            (Http09, b'H') => {
+                self.http_protocol = Some(p);
+                HttpH
+            }
+            (HttpH, b'T') => HttpHT,
+            (HttpHT, b'T') => HttpHTT,
+            (HttpHTT, b'P') => HttpHTTP,
+            (HttpHTTP, b'/') => FirstMajorDigit,
+            (FirstMajorDigit, b'1'..=b'9') => {
+                self.http_major = u16::from(digit);
+                if self.http_major > 1 {
+                    return Err(ParseError::InvalidVersion);
+                }
+                MajorDigit
+            }
+            (MajorDigit, b'.') => FirstMinorDigit,
+            (MajorDigit, b'0'..=b'9') => return Err(ParseError::InvalidVersion), // here: major is 1
+            (FirstMinorDigit, b'0'..=b'9') => {
+                self.http_minor = u16::from(digit);
+                MinorDigit
+            }
+            (MinorDigit | SpacesAfterDigit, b'\r') => AlmostDone,
+            (MinorDigit | SpacesAfterDigit, b'\n') => return Ok(None),
+            (MinorDigit | SpacesAfterDigit, b' ') => SpacesAfterDigit,
+            (MinorDigit, b'0'..=b'9') if self.http_minor <= 99 => {
+                self.http_minor = self.http_minor * 10 + u16::from(digit);
+                MinorDigit
+            }
+            (AlmostDone, b'\n') => {
+                self.request_end = Some(p - 1);
+                return Ok(None);
+            }
+            _ => return Err(ParseError::InvalidRequest),
+        };
+        Ok(Some(next))
+    }
+
+    /// The request line is complete at the LF at `p`. nginx: the `done:` label.
+    fn line_done(&mut self, p: usize) -> Result<Step, ParseError> {
+        self.pos = p + 1;
+        if self.state == RequestLineState::AlmostDone {
+            self.request_end = Some(p - 1);
+        }
+        let request_end = *self.request_end.get_or_insert(p);
+        self.request_line = self.request_start..request_end;
+        self.method = self.request_start..self.method_end + 1;
+        let uri_start = self.uri_start.unwrap_or(p);
+        self.target = uri_start..self.uri_end.unwrap_or(uri_start).max(uri_start);
+        self.version = self.http_major * 1000 + self.http_minor;
+        self.state = RequestLineState::Start;
+        self.line_done = true;
+        if self.version == 9 && self.method_code != Method::Get {
+            return Err(ParseError::InvalidMethod09);
+        }
+        Ok(Step::Done(()))
+    }
+
+    /// Parses one header line at `buf[self.pos..]`, resuming where the last call stopped.
+    /// `allow_underscores`: `underscores_in_headers on` (else a '_' makes the line invalid).
+    ///
+    /// # Returns
+    /// `Done(Header{..})` or `Done(Done)` with `self.pos` past the line's LF; `Again` with
+    /// `self.pos == buf.len()`; `Err(InvalidRequestHeader)` for what nginx refuses with 400: a
+    /// name starting with a byte <= 0x20, DEL or ':' (so folded lines), a control byte or SP
+    /// in a name, NUL in a value, CR not followed by LF. `header_name_start..header_end` and
+    /// the byte at `header_end` are what nginx logs.
+    ///
+    /// nginx: `ngx_http_parse_header_line(r, b, allow_underscores)` (1.22: only SP, not HTAB,
+    /// is whitespace around a value)
+    pub fn parse_header_line(
+        &mut self,
+        buf: &[u8],
+        allow_underscores: bool,
+    ) -> Result<Step<RequestHeaderLine>, ParseError> {
+        let mut p = self.pos;
+        while let Some(&ch) = buf.get(p) {
+            let done = match self.header_state {
+                RequestHeaderState::Start | RequestHeaderState::Name => self.name_byte(p, ch, allow_underscores),
+                _ => self.value_byte(p, ch),
+            };
+            match done {
+                Ok(None) => p += 1,
+                Ok(Some(line)) => {
+                    self.pos = p + 1;
+                    self.header_state = RequestHeaderState::Start;
+                    return Ok(Step::Done(line));
+                }
+                Err(e) => {
+                    self.pos = p;
+                    return Err(e);
+                }
+            }
+        }
+        self.pos = p;
+        Ok(Step::Again)
+    }
+
+    /// The line as parsed, at its LF. nginx: the `done:` label.
+    fn header_done(&self) -> Option<RequestHeaderLine> {
+        let name = self.header_name_start..self.header_name_end;
+        let value = self.header_start..self.header_end.max(self.header_start);
+        Some(RequestHeaderLine::Header { name, value, invalid: self.invalid_header })
+    }
+
+    /// The header line ends with the name (no colon): an empty value.
+    fn end_of_name(&mut self, p: usize) {
+        self.header_name_end = p;
+        self.header_start = p;
+        self.header_end = p;
+    }
+
+    /// nginx: `sw_start`, `sw_name`.
+    fn name_byte(
+        &mut self,
+        p: usize,
+        ch: u8,
+        allow_underscores: bool,
+    ) -> Result<Option<RequestHeaderLine>, ParseError> {
+        use RequestHeaderState::*;
+        if self.header_state == Start {
+            self.header_name_start = p;
+            self.invalid_header = false;
+            match ch {
+                b'\r' => {
+                    self.header_end = p;
+                    self.header_state = HeaderAlmostDone;
+                    return Ok(None);
+                }
+                b'\n' => {
+                    self.header_end = p;
+                    return Ok(Some(RequestHeaderLine::Done));
+                }
+                _ if ch <= 0x20 || ch == 0x7f || ch == b':' => {
+                    self.header_end = p;
+                    return Err(ParseError::InvalidRequestHeader);
+                }
+                _ => self.header_state = Name,
+            }
+        } else {
+            match ch {
+                b':' => {
+                    self.header_name_end = p;
+                    self.header_state = SpaceBeforeValue;
+                    return Ok(None);
+                }
+                b'\r' => {
+                    self.end_of_name(p);
+                    self.header_state = AlmostDone;
+                    return Ok(None);
+                }
+                b'\n' => {
+                    self.end_of_name(p);
+                    return Ok(self.header_done());
+                }
+                _ if ch <= 0x20 || ch == 0x7f => {
+                    self.header_end = p;
+                    return Err(ParseError::InvalidRequestHeader);
+                }
+                _ => {}
+            }
+        }
+        // here: a name byte, the first or a later one
+        if !(is_token(ch) || ch == b'_' && allow_underscores) {
+            self.invalid_header = true;
+        }
+        Ok(None)
+    }
+
+    /// nginx: `sw_space_before_value`, `sw_value`, `sw_space_after_value`, `sw_almost_done`,
+    /// `sw_header_almost_done`.
+    fn value_byte(&mut self, p: usize, ch: u8) -> Result<Option<RequestHeaderLine>, ParseError> {
+        use RequestHeaderState::*;
+        let state = self.header_state;
+        let next = match (state, ch) {
+            (HeaderAlmostDone, b'\n') => return Ok(Some(RequestHeaderLine::Done)),
+            (AlmostDone, b'\n') => return Ok(self.header_done()),
+            (AlmostDone, b'\r') => AlmostDone,
+            (HeaderAlmostDone | AlmostDone, _) => return Err(ParseError::InvalidRequestHeader),
+            (_, 0) => {
+                self.header_end = p;
+                return Err(ParseError::InvalidRequestHeader);
+            }
+            (SpaceBeforeValue | SpaceAfterValue, b' ') => state,
+            (SpaceBeforeValue, b'\r' | b'\n') => {
+                self.header_start = p;
+                self.header_end = p;
+                if ch == b'\n' {
+                    return Ok(self.header_done());
+                }
+                AlmostDone
+            }
+            (Value, b'\r' | b'\n') => {
+                self.header_end = p;
+                if ch == b'\n' {
+                    return Ok(self.header_done());
+                }
+                AlmostDone
+            }
+            (SpaceAfterValue, b'\r') => AlmostDone,
+            (SpaceAfterValue, b'\n') => return Ok(self.header_done()),
+            (Value, b' ') => {
+                self.header_end = p;
+                SpaceAfterValue
+            }
+            (SpaceBeforeValue, _) => {
+                self.header_start = p;
+                Value
+            }
+            _ => Value, // here: a value byte in sw_value or sw_space_after_value
+        };
+        self.header_state = next;
+        Ok(None)
+    }
+
+    /// nginx's `r->state != 0`: a line (request or header) is partly parsed, so a buffer
+    /// change must keep its bytes.
+    pub fn in_line(&self) -> bool {
+        if self.line_done {
+            self.header_state != RequestHeaderState::Start
+        } else {
+            self.state != RequestLineState::Start
+        }
+    }
+
+    /// Where the line being parsed starts (for the large header buffer limits): the request
+    /// start, or the header name start; `pos` between lines.
+    pub fn line_start(&self) -> usize {
+        match (self.line_done, self.in_line()) {
+            (false, true) => self.request_start,
+            (true, true) => self.header_name_start,
+            _ => self.pos,
+        }
+    }
+
+    /// The path of the target without the args: `uri_start..args_start - 1` or `..uri_end`
+    /// (nginx: what `ngx_http_process_request_uri()` takes as `r->uri`).
+    pub fn uri_path(&self) -> Range<usize> {
+        match self.args_start {
+            Some(a) if a > self.target.start && a - 1 <= self.target.end => self.target.start..a - 1,
+            _ => self.target.clone(),
+        }
+    }
+
+    /// The host of an absolute-form target, port included (nginx: `r->host_start..host_end`).
+    pub fn host(&self) -> Option<Range<usize>> {
+        match (self.host_start, self.host_end) {
+            (Some(s), Some(e)) if e >= s => Some(s..e),
+            _ => None,
+        }
+    }
+
+    /// "HTTP/1.1" as sent, with trailing spaces (nginx: `r->http_protocol`); empty for 0.9.
+    pub fn protocol(&self) -> Range<usize> {
+        match self.http_protocol {
+            Some(s) if self.line_done => s..self.request_line.end.max(s),
+            _ => 0..0,
+        }
+    }
+
+    /// Forgets everything but the `headers` allocation, for the next request.
+    pub fn reset(&mut self) {
+        let mut headers = std::mem::take(&mut self.headers);
+        headers.clear();
+        *self = RequestHead { headers, ..RequestHead::default() };
+    }
+}
+
+/// Parses a whole request head in `buf`, resuming where `head` stopped (a complete `head` is
+/// reset first), with nginx's defaults: `underscores_in_headers off`,
+/// `ignore_invalid_headers on` (invalid lines are dropped). The server does the same with its
+/// configuration in request_head.rs; this is the entry point for benches, fuzzing and tests.
+///
+/// # Returns
+/// `Done(())` with `head.len` set (an HTTP/0.9 head ends with its request line); `Again`;
+/// the `ParseError` of the request line or of a header line.
+///
+/// nginx: `ngx_http_process_request_line()` + `ngx_http_process_request_headers()`, parsing only
+pub fn parse_request_head(buf: &[u8], head: &mut RequestHead) -> Result<Step, ParseError> {
+    if head.len > 0 {
+        head.reset();
+    }
+    if !head.line_done {
+        if head.parse_request_line(buf)? == Step::Again {
+            return Ok(Step::Again);
+        }
+        if head.version < 1000 {
+            head.len = head.pos;
+            return Ok(Step::Done(()));
+        }
+    }
+    loop {
+        match head.parse_header_line(buf, false)? {
+            Step::Again => return Ok(Step::Again),
+            Step::Done(RequestHeaderLine::Header { name, value, invalid }) => {
+                if !invalid {
+                    head.headers.push((name, value));
+                }
+            }
+            Step::Done(RequestHeaderLine::Done) => {
+                head.len = head.pos;
+                return Ok(Step::Done(()));
+            }
+        }
+    }
+}
