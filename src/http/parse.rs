@@ -109,3 +109,27 @@ pub(super) fn hex_digit(ch: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+/// xorshift64*: the deterministic byte source of the parsers' property tests (no crate).
+#[cfg(test)]
+pub(super) fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// `n` random bytes drawn from `alphabet`.
+#[cfg(test)]
+pub(super) fn random_bytes(seed: &mut u64, alphabet: &[u8], n: usize) -> Vec<u8> {
+    (0..n).map(|_| alphabet[(xorshift(seed) % alphabet.len() as u64) as usize]).collect()
+}
+
+/// Random cut points: the lengths at which successive reads end, ending with `len`.
+#[cfg(test)]
+pub(super) fn random_arrivals(seed: &mut u64, len: usize) -> Vec<usize> {
+    let mut cuts: Vec<usize> = (0..xorshift(seed) % 6).map(|_| (xorshift(seed) % (len as u64 + 1)) as usize).collect();
+    cuts.push(len);
+    cuts.sort_unstable();
+    cuts
+}

@@ -363,4 +363,68 @@ mod tests {
         let mut pos = 0;
         assert_eq!(dec.parse(b"401\r\n", &mut pos), Err(ParseError::InvalidChunk));
     }
+
+    // ----- properties -----
+
+    /// What decoding `input`, read in pieces ending at `arrivals`, yields: the body, and
+    /// where the body ended (`Ok(Some(offset))`), or that it has not (`Ok(None)`), or where
+    /// the framing broke (`Err(offset)`). Offsets count from the start of `input`.
+    fn decode_in_pieces(input: &[u8], arrivals: &[usize], max: u64) -> (Vec<u8>, Result<Option<usize>, usize>) {
+        let mut dec = ChunkedDecoder::new(max);
+        let (mut body, mut from) = (Vec::new(), 0);
+        for &n in arrivals {
+            let piece = &input[from..n];
+            let mut pos = 0;
+            loop {
+                match dec.parse(piece, &mut pos) {
+                    Ok(Chunked::Data(r)) => body.extend_from_slice(&piece[r]),
+                    Ok(Chunked::Again) => break,
+                    Ok(Chunked::Done) => return (body, Ok(Some(from + pos))),
+                    Err(_) => return (body, Err(from + pos)),
+                }
+            }
+            from = n;
+        }
+        (body, Ok(None))
+    }
+
+    #[test]
+    fn random_splits_agree_with_one_shot() {
+        use crate::http::parse::{random_arrivals, random_bytes, xorshift};
+        const ALPHABET: &[u8] = b"0123456789abcdefxX;= \t\r\n\r\nA:b";
+        let mut seed = 3;
+        for round in 0..20_000 {
+            let input = if round % 2 == 0 {
+                let mut v = CHUNKED.to_vec();
+                let at = (xorshift(&mut seed) % v.len() as u64) as usize;
+                v[at] = random_bytes(&mut seed, ALPHABET, 1)[0];
+                v
+            } else {
+                let n = (xorshift(&mut seed) % 48) as usize;
+                random_bytes(&mut seed, ALPHABET, n)
+            };
+            let max = if round % 3 == 0 { 0x20 } else { u64::MAX };
+            let whole = decode_in_pieces(&input, &[input.len()], max);
+            let arrivals = random_arrivals(&mut seed, input.len());
+            assert_eq!(decode_in_pieces(&input, &arrivals, max), whole, "{input:?} as {arrivals:?}");
+            if round % 64 == 0 {
+                let one_by_one: Vec<usize> = (0..=input.len()).collect();
+                assert_eq!(decode_in_pieces(&input, &one_by_one, max), whole, "{input:?} byte by byte");
+            }
+        }
+    }
+
+    #[test]
+    fn any_bytes_never_panic() {
+        use crate::http::parse::{random_bytes, xorshift};
+        let all: Vec<u8> = (0..=255).collect();
+        let mut seed = 5;
+        for _ in 0..20_000 {
+            let n = (xorshift(&mut seed) % 48) as usize;
+            let buf = random_bytes(&mut seed, &all, n);
+            let mut dec = ChunkedDecoder::new(xorshift(&mut seed));
+            let mut pos = (xorshift(&mut seed) % 50) as usize;
+            while let Ok(Chunked::Data(_)) = dec.parse(&buf, &mut pos) {}
+        }
+    }
 }

@@ -763,3 +763,315 @@ pub fn parse_request_head(buf: &[u8], head: &mut RequestHead) -> Result<Step, Pa
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parse::{random_arrivals, random_bytes, xorshift};
+
+    /// Everything a parsed head says, for comparing two ways of parsing the same bytes.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Parsed {
+        method: Vec<u8>,
+        code: Method,
+        target: Vec<u8>,
+        line: Vec<u8>,
+        version: u16,
+        host: Option<Vec<u8>>,
+        args_start: Option<usize>,
+        flags: (bool, bool, bool),
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+        len: usize,
+    }
+
+    type Outcome = Result<Option<Parsed>, ParseError>;
+
+    /// Feeds `input` as reads ending at each of `arrivals` (the buffer grows, as `header_in`
+    /// does), resuming one `RequestHead`. `Ok(None)`: still incomplete at the end.
+    fn feed(input: &[u8], arrivals: &[usize]) -> Outcome {
+        let mut h = RequestHead::default();
+        for &n in arrivals {
+            if parse_request_head(&input[..n], &mut h)? == Step::Done(()) {
+                let b = |r: Range<usize>| input[r].to_vec();
+                return Ok(Some(Parsed {
+                    method: b(h.method.clone()),
+                    code: h.method_code,
+                    target: b(h.target.clone()),
+                    line: b(h.request_line.clone()),
+                    version: h.version,
+                    host: h.host().map(b),
+                    args_start: h.args_start,
+                    flags: (h.complex_uri, h.quoted_uri, h.empty_path_in_uri),
+                    headers: h.headers.iter().map(|(n, v)| (b(n.clone()), b(v.clone()))).collect(),
+                    len: h.len,
+                }));
+            }
+            assert_eq!(h.pos, n, "Again leaves pos at the end of the data");
+        }
+        Ok(None)
+    }
+
+    fn one_shot(input: &[u8]) -> Outcome {
+        feed(input, &[input.len()])
+    }
+
+    fn parsed(input: &[u8]) -> Parsed {
+        match one_shot(input) {
+            Ok(Some(p)) => p,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+        }
+    }
+
+    fn error(input: &[u8]) -> ParseError {
+        match one_shot(input) {
+            Err(e) => e,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+        }
+    }
+
+    // ----- the request line, as nginx 1.22 answers (recorded with tools/nginx-compare) -----
+
+    #[test]
+    fn request_line_versions() {
+        assert_eq!(parsed(b"GET / HTTP/1.1\r\n\r\n").version, 1001);
+        assert_eq!(parsed(b"GET / HTTP/1.0\n\n").version, 1000);
+        assert_eq!(parsed(b"GET / HTTP/1.2\r\n\r\n").version, 1002); // served as 1.1
+        assert_eq!(parsed(b"GET / HTTP/1.999\r\n\r\n").version, 1999);
+        let p = parsed(b"GET / HTTP/1.1  \r\n\r\n"); // spaces after the version
+        assert_eq!((p.version, &p.line[..]), (1001, &b"GET / HTTP/1.1  "[..]));
+        for v in [&b"2.0"[..], b"3", b"10.0", b"1"] {
+            let line = [&b"GET / HTTP/"[..], v, b"1\r\n\r\n"].concat();
+            assert_eq!(error(&line), ParseError::InvalidVersion, "{v:?}");
+        }
+        for bad in [
+            &b"HTTP/1.1000"[..],
+            b"HTTP/01.1",
+            b"HTTP/0.9",
+            b"HTTP/1.",
+            b"HTTP/1",
+            b"http/1.1",
+            b"HTTP/1.1 x",
+            b"HTTX/1.1",
+        ] {
+            let line = [&b"GET / "[..], bad, b"\r\n\r\n"].concat();
+            assert_eq!(error(&line), ParseError::InvalidRequest, "{bad:?}");
+        }
+        assert_eq!(error(b"GET / HTTP/1.1\rX"), ParseError::InvalidRequest);
+    }
+
+    #[test]
+    fn request_line_http09() {
+        for line in [&b"GET /\r\n"[..], b"GET /\n", b"GET / \r\n", b"GET  /x?a=1  \r\n", b"\r\n\r\nGET /\r\n"] {
+            let p = parsed(line);
+            assert_eq!((p.version, p.len), (9, line.len()), "{line:?}");
+            assert!(p.headers.is_empty());
+        }
+        assert_eq!(parsed(b"GET /x?a=1\r\nHost: h\r\n\r\n").len, 12); // the rest is not a head
+        assert_eq!(error(b"POST /\r\n"), ParseError::InvalidMethod09);
+        assert_eq!(error(b"GET http://a.com\r\n"), ParseError::InvalidRequest);
+        assert_eq!(parsed(b"GET http://a.com/p/q\r\n").target, b"/p/q");
+    }
+
+    #[test]
+    fn request_line_methods() {
+        let cases: &[(&[u8], Method)] = &[
+            (b"GET", Method::Get),
+            (b"HEAD", Method::Head),
+            (b"TRACE", Method::Trace),
+            (b"CONNECT", Method::Connect),
+            (b"PROPPATCH", Method::Proppatch),
+            (b"FOO", Method::Unknown),
+            (b"F_O-O", Method::Unknown),
+        ];
+        for (m, code) in cases {
+            let p = parsed(&[m, &b" / HTTP/1.1\r\n\r\n"[..]].concat());
+            assert_eq!((&p.method[..], p.code), (*m, *code));
+        }
+        for bad in [&b"get / HTTP/1.1\r\n"[..], b" GET / HTTP/1.1\r\n", b"GET\t/ HTTP/1.1\r\n", b"GET\r\n", b"G@T /"] {
+            assert_eq!(error(bad), ParseError::InvalidMethod, "{bad:?}");
+        }
+        assert_eq!(error(b"GET \r\n"), ParseError::InvalidRequest);
+        assert_eq!(error(b"CONNECT h:443 HTTP/1.1\r\n"), ParseError::InvalidRequest);
+        // 1.22
+    }
+
+    #[test]
+    fn request_line_targets() {
+        let p = parsed(b"GET http://Example.COM:80/p/a?b HTTP/1.1\r\n\r\n");
+        assert_eq!((&p.target[..], p.host.as_deref()), (&b"/p/a?b"[..], Some(&b"Example.COM:80"[..])));
+        let p = parsed(b"GET http://example.com HTTP/1.1\r\n\r\n");
+        assert_eq!((&p.target[..], p.host.as_deref()), (&b"/"[..], Some(&b"example.com"[..])));
+        let p = parsed(b"GET http://example.com?x=1 HTTP/1.1\r\n\r\n");
+        assert_eq!((&p.target[..], p.flags.2), (&b"?x=1"[..], true));
+        let p = parsed(b"GET http://[::1]:80/z HTTP/1.1\r\n\r\n");
+        assert_eq!((&p.target[..], p.host.as_deref()), (&b"/z"[..], Some(&b"[::1]:80"[..])));
+        assert_eq!(parsed(b"GET ftp://a.com:/ HTTP/1.1\r\n\r\n").host.as_deref(), Some(&b"a.com:"[..]));
+        for bad in [&b"http://ex_a.com/"[..], b"http:/a.com/", b"*", b"/a\x01b", b"/a\x7fb", b"/a\tb", b"1http://a/"] {
+            let line = [&b"GET "[..], bad, b" HTTP/1.1\r\n\r\n"].concat();
+            assert_eq!(error(&line), ParseError::InvalidRequest, "{bad:?}");
+        }
+        let p = parsed(b"GET /a\x80b/./c%41?x#y HTTP/1.1\r\n\r\n");
+        // sw_uri does not look at '%': quoted_uri stays off once "/." made the URI complex
+        assert_eq!((&p.target[..], p.flags.0, p.flags.1), (&b"/a\x80b/./c%41?x#y"[..], true, false));
+        assert!(!parsed(b"GET /a/b.c?x/../y HTTP/1.1\r\n\r\n").flags.0);
+    }
+
+    // ----- header lines -----
+
+    fn headers(input: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        parsed(&[&b"GET / HTTP/1.1\r\n"[..], input].concat()).headers
+    }
+
+    fn header_error(input: &[u8]) -> (ParseError, Vec<u8>) {
+        let buf = [&b"GET / HTTP/1.1\r\n"[..], input].concat();
+        let mut h = RequestHead::default();
+        let e = parse_request_head(&buf, &mut h).unwrap_err();
+        (e, buf[h.header_name_start..=h.header_end].to_vec())
+    }
+
+    #[test]
+    fn header_lines_kept_dropped_refused() {
+        let pair = |n: &str, v: &[u8]| (n.as_bytes().to_vec(), v.to_vec());
+        assert_eq!(
+            headers(b"A:b\r\nNoColon\r\nX:   a  b \t \r\n\r\n"),
+            [pair("A", b"b"), pair("NoColon", b""), pair("X", b"a  b \t")]
+        );
+        assert_eq!(
+            headers(b"X:\ta\r\nY: a\x01b\x7f\xff\r\nZ: a\r\r\n\r\n"),
+            [pair("X", b"\ta"), pair("Y", b"a\x01b\x7f\xff"), pair("Z", b"a")]
+        );
+        // invalid names are dropped by parse_request_head (ignore_invalid_headers on)
+        assert_eq!(
+            headers(b"X_Under: 1\r\n_X: 1\r\nX@Y: 1\r\nX\x80Y: 1\r\nNo/Colon\r\nOk: 2\r\n\r\n"),
+            [pair("Ok", b"2")]
+        );
+        assert_eq!(headers(b"A: b\nC: d\r\n\n"), [pair("A", b"b"), pair("C", b"d")]);
+        let refused: &[(&[u8], &[u8])] = &[
+            (b"X: a\x00b\r\n", b"X: a\x00"),
+            (b"X:\x00\r\n", b"X:\x00"),
+            (b"X: a\rb\r\n", b"X: a\r"),
+            (b"X : a\r\n", b"X "),
+            (b"X\x01: a\r\n", b"X\x01"),
+            (b"X\x7f: a\r\n", b"X\x7f"),
+            (b" folded\r\n", b" "),
+            (b":X\r\n", b":"),
+            (b"\r\r\n", b"\r"),
+            (b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 "),
+        ];
+        for (line, logged) in refused {
+            assert_eq!(header_error(line), (ParseError::InvalidRequestHeader, logged.to_vec()), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn header_line_underscores_and_invalid_flag() {
+        let mut h = RequestHead::default();
+        let buf = b"GET / HTTP/1.1\r\nX_A: 1\r\nX@A: 2\r\n";
+        assert_eq!(h.parse_request_line(buf), Ok(Step::Done(())));
+        let Ok(Step::Done(RequestHeaderLine::Header { invalid, .. })) = h.parse_header_line(buf, true) else {
+            panic!()
+        };
+        assert!(!invalid, "underscores_in_headers on");
+        let Ok(Step::Done(RequestHeaderLine::Header { invalid, value, .. })) = h.parse_header_line(buf, true) else {
+            panic!()
+        };
+        assert!(invalid);
+        assert_eq!(&buf[value], b"2");
+        assert_eq!(h.parse_header_line(buf, true), Ok(Step::Again));
+    }
+
+    #[test]
+    fn line_start_and_in_line() {
+        let mut h = RequestHead::default();
+        assert_eq!(h.parse_request_line(b"\r\n\r\n"), Ok(Step::Again));
+        assert!(!h.in_line(), "only empty lines so far: nginx's state 0");
+        assert_eq!(h.parse_request_line(b"\r\n\r\nGET /ab"), Ok(Step::Again));
+        assert_eq!((h.in_line(), h.line_start()), (true, 4));
+        let buf = b"\r\n\r\nGET /ab HTTP/1.0\r\nHost: x";
+        assert_eq!(h.parse_request_line(buf), Ok(Step::Done(())));
+        assert_eq!(h.parse_header_line(buf, false), Ok(Step::Again));
+        assert_eq!((h.in_line(), h.line_start()), (true, 22));
+    }
+
+    // ----- properties -----
+
+    /// Requests nginx answers, with most of the request-line and header-line paths.
+    const VALID: &[&[u8]] = &[
+        b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 (X11)\r\n\
+          Accept: text/html,*/*;q=0.8\r\nX-Empty:\r\nNoColon\r\nX_Under: 1\r\n\r\nBODY",
+        b"\r\n\nPOST  /a//b/../c%20d#f   HTTP/1.0 \nA:  b \nC:\n\nrest",
+        b"GET http://Ex.com:8080/p?x=1 HTTP/1.2\r\nHost: h\r\nX: a\tb \t\r\nY: \x01\xff\r\r\n\r\n",
+        b"GET http://[::1]/ HTTP/1.1\r\n\r\n",
+        b"GET http://h?x HTTP/1.1\r\n\r\n",
+        b"GET /x?a=1\r\n",
+        b"HEAD /+.a/.b HTTP/1.1\nHost: h\n\n",
+    ];
+
+    #[test]
+    fn every_split_point_agrees_with_one_shot() {
+        for input in VALID {
+            let whole = one_shot(input);
+            assert!(matches!(whole, Ok(Some(_))), "{:?}: {whole:?}", String::from_utf8_lossy(input));
+            for i in 0..=input.len() {
+                assert_eq!(feed(input, &[i, input.len()]), whole, "split at {i}");
+            }
+            let one_by_one: Vec<usize> = (0..=input.len()).collect();
+            assert_eq!(feed(input, &one_by_one), whole, "byte at a time");
+        }
+    }
+
+    /// Bytes that steer the two state machines.
+    const ALPHABET: &[u8] = b"GETPOSH HTTP/1.0 9 \r\n\r\n:%./?#[]_-@\t\0\x01\x7f\x80\xffhttp://a:80";
+
+    /// A valid request with some bytes replaced, inserted or dropped.
+    fn mutate(seed: &mut u64) -> Vec<u8> {
+        let mut v = VALID[(xorshift(seed) % VALID.len() as u64) as usize].to_vec();
+        for _ in 0..xorshift(seed) % 4 {
+            let at = (xorshift(seed) % (v.len() as u64 + 1)) as usize;
+            let b = random_bytes(seed, ALPHABET, 1)[0];
+            match xorshift(seed) % 3 {
+                0 if at < v.len() => v[at] = b,
+                1 if at < v.len() => {
+                    v.remove(at);
+                }
+                _ => v.insert(at, b),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn random_splits_agree_and_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..30_000 {
+            let input = if round % 2 == 0 {
+                mutate(&mut seed)
+            } else {
+                let n = (xorshift(&mut seed) % 64) as usize;
+                random_bytes(&mut seed, ALPHABET, n)
+            };
+            let whole = one_shot(&input);
+            let arrivals = random_arrivals(&mut seed, input.len());
+            assert_eq!(feed(&input, &arrivals), whole, "{:?} as {arrivals:?}", String::from_utf8_lossy(&input));
+            if round % 64 == 0 {
+                let one_by_one: Vec<usize> = (0..=input.len()).collect();
+                assert_eq!(feed(&input, &one_by_one), whole);
+            }
+        }
+    }
+
+    #[test]
+    fn any_bytes_never_panic() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut seed = 42;
+        let mut h = RequestHead::default();
+        for _ in 0..20_000 {
+            let n = (xorshift(&mut seed) % 48) as usize;
+            let buf = random_bytes(&mut seed, &all, n);
+            h.reset();
+            h.pos = (xorshift(&mut seed) % 50) as usize; // even a position past the data
+            let _ = parse_request_head(&buf, &mut h);
+            let _ = (h.uri_path(), h.host(), h.protocol(), h.line_start());
+        }
+    }
+}

@@ -471,4 +471,62 @@ mod tests {
             assert_eq!(header(line), Err(ParseError::InvalidHeader), "{line:?}");
         }
     }
+
+    // ----- properties -----
+
+    const ALPHABET: &[u8] = b"HTTP/1.0 200 OK\r\n:X-y_ \t\0\x7f\x80.0123456789";
+
+    /// Pure parsers: every prefix of an input gives `Again` (with `pos` unchanged) or the
+    /// answer the whole input gives, so reading byte by byte agrees with one shot.
+    fn prefixes_agree<T: PartialEq + std::fmt::Debug>(
+        input: &[u8],
+        parse: impl Fn(&[u8], &mut usize) -> Result<Step<T>, ParseError>,
+    ) {
+        let mut pos = 0;
+        let whole = parse(input, &mut pos);
+        for i in 0..input.len() {
+            let mut p = 0;
+            match parse(&input[..i], &mut p) {
+                Ok(Step::Again) => assert_eq!(p, 0, "{input:?} at {i}"),
+                other => assert_eq!(other, whole, "{input:?}: prefix {i}"),
+            }
+        }
+    }
+
+    #[test]
+    fn status_and_header_lines_split_anywhere() {
+        for input in [RESPONSE, b"HTTP/1.0 404\nX", b"HTTP/1.1 403.1 Forbidden\r\n", b"HTTP/1.1 20x\r\n"] {
+            prefixes_agree(input, parse_status_line);
+        }
+        for line in [
+            &b"A:b\n"[..],
+            b"A: \t b  c \t\r\n",
+            b"NoColon\r\n",
+            b"A: b\r\r\n",
+            b"HTTP/1.1 200 OK\r\nA: b\r\n",
+            b"\r\nX",
+        ] {
+            prefixes_agree(line, parse_header_line);
+        }
+        let mut seed = 7;
+        for _ in 0..20_000 {
+            let n = (crate::http::parse::xorshift(&mut seed) % 40) as usize;
+            let input = crate::http::parse::random_bytes(&mut seed, ALPHABET, n);
+            prefixes_agree(&input, parse_status_line);
+            prefixes_agree(&input, parse_header_line);
+        }
+    }
+
+    #[test]
+    fn any_bytes_never_panic() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut seed = 11;
+        for _ in 0..20_000 {
+            let n = (crate::http::parse::xorshift(&mut seed) % 48) as usize;
+            let buf = crate::http::parse::random_bytes(&mut seed, &all, n);
+            let start = (crate::http::parse::xorshift(&mut seed) % 50) as usize;
+            let _ = parse_status_line(&buf, &mut start.clone());
+            let _ = parse_header_line(&buf, &mut start.clone());
+        }
+    }
 }

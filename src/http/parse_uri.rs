@@ -239,4 +239,20 @@ mod tests {
         assert!(split_target(b"").2);
         assert!(split_target(b"?a").2);
     }
+
+    #[test]
+    fn any_bytes_never_panic() {
+        use crate::http::parse::{random_bytes, xorshift};
+        let all: Vec<u8> = (0..=255).collect();
+        let (mut seed, mut out) = (9, Vec::new());
+        for _ in 0..20_000 {
+            let n = (xorshift(&mut seed) % 40) as usize;
+            let mut buf = random_bytes(&mut seed, b"/.%2eE0fF?#a", n);
+            if n.is_multiple_of(3) {
+                buf = random_bytes(&mut seed, &all, n);
+            }
+            let _ = normalize_uri(&buf, &mut out);
+            let _ = split_target(&buf);
+        }
+    }
 }
