@@ -152,8 +152,12 @@ fn process_request_header_done(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     r.head_done = true;
     r.request_length = r.head.len.saturating_sub(r.head.request_start) as u64;
-    if let Err(refusal) = headers_in::process_request_header(r) {
-        return refuse(cy, rid, refusal);
+    if let Err((status, msg)) = headers_in::process_request_header(r) {
+        // The head is complete: the answer is sent after the body nginx already knows of
+        // (a valid Content-Length) is discarded, as ngx_http_special_response_handler does.
+        r.header_in.pos += r.head.len;
+        log_refusal(cy, rid, &msg);
+        return finalize_refused_head(cy, rid, status);
     }
     // nginx: `ngx_http_handler()` picks keepalive from the Connection header and the version
     r.keepalive =
@@ -305,7 +309,6 @@ fn bad_header_line(cy: &mut Cycle, rid: RequestId) {
 /// nginx: the `rc != NGX_AGAIN` branch of `ngx_http_process_request_line()`.
 fn bad_request_line(cy: &mut Cycle, rid: RequestId, e: ParseError) {
     if let Some(r) = cy.requests.get_mut(rid) {
-        r.method = r.head.method_code;
         if e == ParseError::InvalidMethod09 {
             r.http_version = r.head.version; // answered without a header, as nginx does
         }
@@ -318,12 +321,28 @@ fn bad_request_line(cy: &mut Cycle, rid: RequestId, e: ParseError) {
 
 /// Logs a refusal from headers_in.rs and answers with its status.
 fn refuse(cy: &mut Cycle, rid: RequestId, (status, msg): Refusal) {
+    log_refusal(cy, rid, &msg);
+    finalize_bad_head(cy, rid, status);
+}
+
+fn log_refusal(cy: &Cycle, rid: RequestId, msg: &str) {
     if let Some(r) = cy.requests.get(rid) {
         if let Some(c) = cy.conns.get(r.connection) {
             log::info!("*{} {} while {}", c.number, msg, c.action);
         }
     }
-    finalize_bad_head(cy, rid, status);
+}
+
+/// Answers a complete head refused by the final checks (framing, TRACE, Host): no
+/// keepalive (nginx decides it only in `ngx_http_handler()`, never reached), and the body a
+/// valid `Content-Length` announces is discarded first (`head.len` stays set for that).
+fn finalize_refused_head(cy: &mut Cycle, rid: RequestId, status: u16) {
+    if let Some(r) = cy.requests.get_mut(rid) {
+        r.keepalive = false;
+        r.reading = false;
+    }
+    start_request_processing(cy, rid);
+    finalize_request(cy, rid, HandlerRc::Status(status));
 }
 
 /// Answers a request whose head could not be read or was refused; the connection closes
@@ -335,7 +354,11 @@ pub(super) fn finalize_bad_head(cy: &mut Cycle, rid: RequestId, status: u16) {
         r.reading = false;
         r.head_done = true;
         r.head.len = 0;
-        r.method = r.head.method_code; // a HEAD gets its error without a body, as in nginx
+        if r.http_version >= 1000 {
+            // a HEAD gets its error without a body; an HTTP/0.9 answer has no header, and
+            // nginx's header filter returns before it looks at the method
+            r.method = r.head.method_code;
+        }
         if status == 414 {
             if let Some(c) = cy.conns.get(r.connection) {
                 log::info!("*{} client sent too long URI while {}", c.number, c.action);
