@@ -249,6 +249,32 @@ static USUAL: [bool; 256] = {
     t
 };
 
+/// Bytes that leave `sw_name` as it is whatever `allow_underscores` says: nginx's `lowcase[]`
+/// letters, digits and '-'.
+static NAME_PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-';
+        b += 1;
+    }
+    t
+};
+
+/// Bytes that leave `sw_value` as it is: all but NUL, CR, LF and SP.
+static VALUE_PLAIN: [bool; 256] = {
+    let mut t = [true; 256];
+    t[0] = false;
+    t[b'\r' as usize] = false;
+    t[b'\n' as usize] = false;
+    t[b' ' as usize] = false;
+    t
+};
+
+/// For the other states: look at every byte.
+static NOTHING_PLAIN: [bool; 256] = [false; 256];
+
 /// A header-name byte that is always valid: nginx's `lowcase[]` table is non-zero for
 /// `-`, digits and letters only.
 fn is_token(ch: u8) -> bool {
@@ -296,6 +322,7 @@ impl RequestHead {
     }
 
     /// The `switch (state)` of `ngx_http_parse_request_line()`, one group of states per helper.
+    #[inline]
     fn line_byte(&mut self, buf: &[u8], p: usize, ch: u8) -> LineStep {
         use RequestLineState::*;
         match self.state {
@@ -308,6 +335,7 @@ impl RequestHead {
     }
 
     /// nginx: `sw_start`, `sw_method`.
+    #[inline]
     fn method_byte(&mut self, buf: &[u8], p: usize, ch: u8) -> LineStep {
         if self.state == RequestLineState::Start {
             self.request_start = p;
@@ -406,6 +434,7 @@ impl RequestHead {
     }
 
     /// nginx: `sw_after_slash_in_uri`, `sw_check_uri`, `sw_uri`.
+    #[inline]
     fn uri_byte(&mut self, p: usize, ch: u8) -> LineStep {
         use RequestLineState::*;
         let state = self.state;
@@ -449,6 +478,7 @@ impl RequestHead {
     }
 
     /// nginx: `sw_http_09` through `sw_almost_done`.
+    #[inline]
     fn version_byte(&mut self, p: usize, ch: u8) -> LineStep {
         use RequestLineState::*;
         let digit = ch.wrapping_sub(b'0');
@@ -534,6 +564,16 @@ impl RequestHead {
     ) -> Result<Step<RequestHeaderLine>, ParseError> {
         let mut p = self.pos;
         while let Some(&ch) = buf.get(p) {
+            // the common case: runs of name or value bytes change nothing but the position
+            let plain = match self.header_state {
+                RequestHeaderState::Name => &NAME_PLAIN,
+                RequestHeaderState::Value => &VALUE_PLAIN,
+                _ => &NOTHING_PLAIN,
+            };
+            if plain[usize::from(ch)] {
+                p += 1;
+                continue;
+            }
             let done = match self.header_state {
                 RequestHeaderState::Start | RequestHeaderState::Name => self.name_byte(p, ch, allow_underscores),
                 _ => self.value_byte(p, ch),
@@ -570,6 +610,7 @@ impl RequestHead {
     }
 
     /// nginx: `sw_start`, `sw_name`.
+    #[inline]
     fn name_byte(
         &mut self,
         p: usize,
@@ -628,6 +669,7 @@ impl RequestHead {
 
     /// nginx: `sw_space_before_value`, `sw_value`, `sw_space_after_value`, `sw_almost_done`,
     /// `sw_header_almost_done`.
+    #[inline]
     fn value_byte(&mut self, p: usize, ch: u8) -> Result<Option<RequestHeaderLine>, ParseError> {
         use RequestHeaderState::*;
         let state = self.header_state;
