@@ -531,6 +531,11 @@ impl RequestHead {
         if self.state == RequestLineState::AlmostDone {
             self.request_end = Some(p - 1);
         }
+        if self.http_major == 0 && self.method_code != Method::Get {
+            // nginx sets `r->http_version` (9: the answer has no header), nothing else
+            self.version = 9;
+            return Err(ParseError::InvalidMethod09);
+        }
         let request_end = *self.request_end.get_or_insert(p);
         self.request_line = self.request_start..request_end;
         self.method = self.request_start..self.method_end + 1;
@@ -539,9 +544,6 @@ impl RequestHead {
         self.version = self.http_major * 1000 + self.http_minor;
         self.state = RequestLineState::Start;
         self.line_done = true;
-        if self.version == 9 && self.method_code != Method::Get {
-            return Err(ParseError::InvalidMethod09);
-        }
         Ok(Step::Done(()))
     }
 

@@ -84,6 +84,7 @@ fn request_line_done(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     r.http_version = r.head.version;
     r.method = r.head.method_code;
+    r.request_length = r.head.pos.saturating_sub(r.head.request_start) as u64;
     let result = headers_in::process_request_uri(r).and_then(|()| headers_in::process_request_line_host(r));
     match result {
         Err(refusal) => return refuse(cy, rid, refusal),
@@ -118,6 +119,7 @@ fn process_request_headers(cy: &mut Cycle, rid: RequestId) {
         let data = r.header_in.mem.get(..r.header_in.last).unwrap_or(b"");
         match r.head.parse_header_line(data, underscores) {
             Ok(Step::Done(RequestHeaderLine::Header { name, value, invalid })) => {
+                r.request_length = r.head.pos.saturating_sub(r.head.request_start) as u64;
                 if invalid && ignore_invalid {
                     log_header_line(cy, rid, "client sent invalid header line: \"", "\"");
                     continue;
