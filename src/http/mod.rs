@@ -21,6 +21,7 @@ pub mod keepalive;
 pub mod parse;
 pub mod parse_chunked;
 pub mod parse_request;
+pub mod parse_request_header;
 pub mod parse_status;
 pub mod parse_uri;
 pub mod request;

@@ -1,8 +1,8 @@
 //! HTTP/1 wire parsers: what they share (`ParseError`), and the one path every caller names
 //! them by (`http::parse::*`).
 //!
-//! - `parse_request.rs`: the client request line and header lines, resumable byte by byte
-//!   (`ngx_http_parse_request_line()`, `ngx_http_parse_header_line()`).
+//! - `parse_request.rs`, `parse_request_header.rs`: the client request line and header lines,
+//!   resumable byte by byte (`ngx_http_parse_request_line()`, `ngx_http_parse_header_line()`).
 //! - `parse_status.rs`: the upstream status line and header lines.
 //! - `parse_chunked.rs`: chunked bodies, both directions (`ngx_http_parse_chunked()`).
 //! - `parse_uri.rs`: splitting and normalising the request URI (`ngx_http_parse_complex_uri()`).
