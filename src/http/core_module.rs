@@ -35,6 +35,10 @@ pub struct CoreSrvConf {
     pub large_client_header_buffers: Option<(usize, usize)>,
     /// `client_header_timeout` ms (default 60s).
     pub client_header_timeout: Option<u64>,
+    /// `underscores_in_headers` (default off: a header name with '_' is invalid).
+    pub underscores_in_headers: Option<bool>,
+    /// `ignore_invalid_headers` (default on: invalid header lines are dropped).
+    pub ignore_invalid_headers: Option<bool>,
 }
 
 impl CoreSrvConf {
@@ -49,6 +53,14 @@ impl CoreSrvConf {
     /// nginx default 60s.
     pub fn client_header_timeout(&self) -> u64 {
         self.client_header_timeout.unwrap_or(60_000)
+    }
+    /// nginx default off.
+    pub fn underscores_in_headers(&self) -> bool {
+        self.underscores_in_headers.unwrap_or(false)
+    }
+    /// nginx default on.
+    pub fn ignore_invalid_headers(&self) -> bool {
+        self.ignore_invalid_headers.unwrap_or(true)
     }
 }
 
@@ -229,6 +241,26 @@ static CORE_COMMANDS: &[Command] = &[
                 return Err("invalid value".into());
             }
             srv(cx)?.large_client_header_buffers = Some((n, s));
+            Ok(())
+        },
+    },
+    Command {
+        name: "underscores_in_headers",
+        ctx: SRV,
+        args: Args::FLAG,
+        set: |cx| {
+            let v = conf::flag(cx.d)?;
+            srv(cx)?.underscores_in_headers = Some(v);
+            Ok(())
+        },
+    },
+    Command {
+        name: "ignore_invalid_headers",
+        ctx: SRV,
+        args: Args::FLAG,
+        set: |cx| {
+            let v = conf::flag(cx.d)?;
+            srv(cx)?.ignore_invalid_headers = Some(v);
             Ok(())
         },
     },
@@ -624,6 +656,12 @@ fn merge_srv(s: &mut SrvBuild, http: &SrvBuild, modules: &[&'static dyn HttpModu
     }
     if c.client_header_timeout.is_none() {
         c.client_header_timeout = hs.client_header_timeout;
+    }
+    if c.underscores_in_headers.is_none() {
+        c.underscores_in_headers = hs.underscores_in_headers;
+    }
+    if c.ignore_invalid_headers.is_none() {
+        c.ignore_invalid_headers = hs.ignore_invalid_headers;
     }
     for m in modules {
         m.merge_srv_conf(&http.confs, &mut s.confs)?;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::core_module::find_location;
 use super::keepalive::{set_keepalive, set_lingering_close};
 use super::parse::RequestHead;
-use super::request_head::{process_request_headers, process_request_headers_handler};
+use super::request_head::{process_request_line, process_request_line_handler};
 use super::{LocConf, SrvConf};
 use crate::core::buf::{Buf, Chain};
 use crate::core::connection::{ConnId, Ev, Owner, RequestId, Stream};
@@ -36,55 +36,28 @@ pub type RequestHandler = fn(&mut Cycle, RequestId);
 /// A cleanup run when the request is freed or terminated. nginx: `ngx_http_cleanup_t`.
 pub type Cleanup = fn(&mut Cycle, RequestId);
 
-/// The request method. nginx: `r->method` (NGX_HTTP_GET ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// GET
-    Get,
-    /// HEAD
-    Head,
-    /// POST
-    Post,
-    /// PUT
-    Put,
-    /// DELETE
-    Delete,
-    /// OPTIONS
-    Options,
-    /// PATCH
-    Patch,
-    /// Anything else (a valid token).
-    Other,
-}
-
-impl Method {
-    /// The method named by its bytes.
-    pub fn from_bytes(m: &[u8]) -> Method {
-        match m {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            b"PUT" => Method::Put,
-            b"DELETE" => Method::Delete,
-            b"OPTIONS" => Method::Options,
-            b"PATCH" => Method::Patch,
-            _ => Method::Other,
-        }
-    }
-}
+/// The request method: defined beside the parser that sets it. nginx: `r->method`.
+pub use super::parse::Method;
 
 /// Request headers nginx gives a meaning to. nginx: `ngx_http_headers_in_t`.
 #[derive(Clone, Debug, Default)]
 pub struct HeadersIn {
-    /// `Host` value (lowercased, without port), as bytes.
+    /// The host: from an absolute-form target, else from `Host`; lowercased, without port
+    /// (nginx: `headers_in.server`, what `$host` shows).
     pub host: Vec<u8>,
+    /// Index in `head.headers` of the `Host` header line (nginx: `headers_in.host`).
+    pub host_line: Option<usize>,
+    /// Index in `head.headers` of each header nginx refuses twice, in the order of
+    /// `headers_in::UNIQUE_HEADERS` (nginx: `headers_in.content_length`, `.expect`, ...).
+    pub unique: [Option<usize>; 10],
     /// `Content-Length`. nginx: `content_length_n`.
     pub content_length_n: Option<u64>,
     /// `Transfer-Encoding: chunked`.
     pub chunked: bool,
-    /// `Connection: close`.
+    /// The last `Connection` naming "close" or "keep-alive" said "close"
+    /// (nginx: `connection_type == NGX_HTTP_CONNECTION_CLOSE`).
     pub connection_close: bool,
-    /// `Connection: keep-alive`.
+    /// ... said "keep-alive" (nginx: NGX_HTTP_CONNECTION_KEEP_ALIVE).
     pub connection_keep_alive: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
@@ -232,22 +205,23 @@ impl Request {
     }
     /// The whole request line. nginx: `r->request_line`.
     ///
-    /// For a head that did not parse (a bad request, a timeout mid-head), nginx's
-    /// `$request` is the line as far as it came: from the first byte of the request to CR, LF
-    /// or the end of the data. nginx: `ngx_http_variable_request_line()`.
+    /// For a head whose line did not parse (a bad request, a timeout mid-line, a 414),
+    /// nginx's `$request` is the line as far as it came: from the first byte of the request
+    /// to CR, LF or the end of the data. nginx: `ngx_http_variable_request_line()`.
     pub fn request_line(&self) -> &[u8] {
         let b = &self.header_in.mem;
-        if self.head.len == 0 {
-            let data = b.get(self.header_in.pos..self.header_in.last).unwrap_or(b"");
-            let start = data.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(data.len());
-            let line = &data[start..];
-            let end = line.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(line.len());
-            return &line[..end];
+        if self.head.line_done {
+            return b.get(self.head.request_line.clone()).unwrap_or(b"");
         }
-        let start = self.head.method.start;
-        let line = b.get(start..self.head.len.max(start)).unwrap_or(b"");
-        let end = line.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(0);
+        let data = b.get(self.head.request_start..self.header_in.last).unwrap_or(b"");
+        let start = data.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(data.len());
+        let line = &data[start..];
+        let end = line.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(line.len());
         &line[..end]
+    }
+    /// "HTTP/1.1" as sent (nginx: `r->http_protocol`, `$server_protocol`); empty for HTTP/0.9.
+    pub fn http_protocol(&self) -> &[u8] {
+        self.header_in.mem.get(self.head.protocol()).unwrap_or(b"")
     }
 }
 
@@ -330,9 +304,9 @@ pub fn wait_request_handler(cy: &mut Cycle, ev: Ev) {
     c.action = "reading client request line";
     let Some(rid) = create_request(cy, cid, b, pipelined) else { return };
     if let Some(c) = cy.conns.get_mut(cid) {
-        c.read.handler = process_request_headers_handler;
+        c.read.handler = process_request_line_handler;
     }
-    process_request_headers(cy, rid);
+    process_request_line(cy, rid);
 }
 
 pub(super) fn close_client(cy: &mut Cycle, cid: ConnId) {

@@ -193,11 +193,12 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
     var!("request_uri", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.unparsed_uri()))),
     var!("request_method", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.method_name()))),
     var!("request", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.request_line()))),
-    var!("server_protocol", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(if r.http_version >= 1001 {
-        b"HTTP/1.1"
-    } else {
-        b"HTTP/1.0"
-    }))),
+    // nginx: `r->http_protocol`: not found before an "H" was seen (HTTP/0.9, a bad method),
+    // empty while the line is not complete
+    var!("server_protocol", |cy, r, _, o| cy.requests.get(r).is_some_and(|r| {
+        o.extend_from_slice(r.http_protocol());
+        r.head.http_protocol.is_some()
+    })),
     var!("scheme", |_, _, _, o| {
         o.extend_from_slice(b"http");
         true

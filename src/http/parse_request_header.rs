@@ -1,0 +1,251 @@
+//! The client request head, header lines: nginx's `ngx_http_parse_header_line()` as it runs
+//! for a client (no `r->upstream`), resumable byte by byte on the state in `RequestHead`.
+//!
+//! nginx: src/http/ngx_http_parse.c (`ngx_http_parse_header_line()`), as nginx 1.22.1 answers:
+//! only SP, not HTAB, is whitespace around a value.
+//!
+//! Differs from nginx:
+//! - no header-name hash and lowercased copy (`r->header_hash`, `r->lowcase_header`):
+//!   callers compare names with `eq_ignore_ascii_case`.
+
+use std::ops::Range;
+
+use super::parse::ParseError;
+use super::parse_request::RequestHead;
+use crate::core::step::Step;
+
+/// Where the header-line parser stands: the `sw_*` states of `ngx_http_parse_header_line()`
+/// for a client (`sw_ignore_line` is upstream-only).
+#[allow(missing_docs)] // each variant is the nginx state of the same name
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RequestHeaderState {
+    #[default]
+    Start,
+    Name,
+    SpaceBeforeValue,
+    Value,
+    SpaceAfterValue,
+    AlmostDone,
+    HeaderAlmostDone,
+}
+
+/// What `RequestHead::parse_header_line` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestHeaderLine {
+    /// One header line (nginx: NGX_OK). `invalid`: the name has bytes outside `A-Za-z0-9-`
+    /// (or `_` when underscores are not allowed): `r->invalid_header`, which
+    /// `ignore_invalid_headers on` drops.
+    Header {
+        /// The name as sent (`header_name_start..header_name_end`).
+        name: Range<usize>,
+        /// The value (`header_start..header_end`): leading and trailing SP dropped, HTAB kept.
+        value: Range<usize>,
+        /// nginx: `r->invalid_header`.
+        invalid: bool,
+    },
+    /// The empty line ending the head (nginx: NGX_HTTP_PARSE_HEADER_DONE).
+    Done,
+}
+
+/// Bytes that leave `sw_name` as it is whatever `allow_underscores` says: nginx's `lowcase[]`
+/// letters, digits and '-'.
+static NAME_PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-';
+        b += 1;
+    }
+    t
+};
+
+/// Bytes that leave `sw_value` as it is: all but NUL, CR, LF and SP.
+static VALUE_PLAIN: [bool; 256] = {
+    let mut t = [true; 256];
+    t[0] = false;
+    t[b'\r' as usize] = false;
+    t[b'\n' as usize] = false;
+    t[b' ' as usize] = false;
+    t
+};
+
+/// For the other states: look at every byte.
+static NOTHING_PLAIN: [bool; 256] = [false; 256];
+
+/// A header-name byte that is always valid: nginx's `lowcase[]` table is non-zero for
+/// `-`, digits and letters only.
+fn is_token(ch: u8) -> bool {
+    ch.is_ascii_alphanumeric() || ch == b'-'
+}
+
+impl RequestHead {
+    /// Parses one header line at `buf[self.pos..]`, resuming where the last call stopped.
+    /// `allow_underscores`: `underscores_in_headers on` (else a '_' makes the line invalid).
+    ///
+    /// # Returns
+    /// `Done(Header{..})` or `Done(Done)` with `self.pos` past the line's LF; `Again` with
+    /// `self.pos == buf.len()`; `Err(InvalidRequestHeader)` for what nginx refuses with 400: a
+    /// name starting with a byte <= 0x20, DEL or ':' (so folded lines), a control byte or SP
+    /// in a name, NUL in a value, CR not followed by LF. `header_name_start..header_end` and
+    /// the byte at `header_end` are what nginx logs.
+    ///
+    /// nginx: `ngx_http_parse_header_line(r, b, allow_underscores)` (1.22: only SP, not HTAB,
+    /// is whitespace around a value)
+    pub fn parse_header_line(
+        &mut self,
+        buf: &[u8],
+        allow_underscores: bool,
+    ) -> Result<Step<RequestHeaderLine>, ParseError> {
+        let mut p = self.pos;
+        while let Some(&ch) = buf.get(p) {
+            // the common case: runs of name or value bytes change nothing but the position
+            let plain = match self.header_state {
+                RequestHeaderState::Name => &NAME_PLAIN,
+                RequestHeaderState::Value => &VALUE_PLAIN,
+                _ => &NOTHING_PLAIN,
+            };
+            if plain[usize::from(ch)] {
+                p += 1;
+                continue;
+            }
+            let done = match self.header_state {
+                RequestHeaderState::Start | RequestHeaderState::Name => self.name_byte(p, ch, allow_underscores),
+                _ => self.value_byte(p, ch),
+            };
+            match done {
+                Ok(None) => p += 1,
+                Ok(Some(line)) => {
+                    self.pos = p + 1;
+                    self.header_state = RequestHeaderState::Start;
+                    return Ok(Step::Done(line));
+                }
+                Err(e) => {
+                    self.pos = p;
+                    return Err(e);
+                }
+            }
+        }
+        self.pos = p;
+        Ok(Step::Again)
+    }
+
+    /// The line as parsed, at its LF. nginx: the `done:` label.
+    fn header_done(&self) -> Option<RequestHeaderLine> {
+        let name = self.header_name_start..self.header_name_end;
+        let value = self.header_start..self.header_end.max(self.header_start);
+        Some(RequestHeaderLine::Header { name, value, invalid: self.invalid_header })
+    }
+
+    /// The header line ends with the name (no colon): an empty value.
+    fn end_of_name(&mut self, p: usize) {
+        self.header_name_end = p;
+        self.header_start = p;
+        self.header_end = p;
+    }
+
+    /// nginx: `sw_start`, `sw_name`.
+    #[inline]
+    fn name_byte(
+        &mut self,
+        p: usize,
+        ch: u8,
+        allow_underscores: bool,
+    ) -> Result<Option<RequestHeaderLine>, ParseError> {
+        use RequestHeaderState::*;
+        if self.header_state == Start {
+            self.header_name_start = p;
+            self.invalid_header = false;
+            match ch {
+                b'\r' => {
+                    self.header_end = p;
+                    self.header_state = HeaderAlmostDone;
+                    return Ok(None);
+                }
+                b'\n' => {
+                    self.header_end = p;
+                    return Ok(Some(RequestHeaderLine::Done));
+                }
+                _ if ch <= 0x20 || ch == 0x7f || ch == b':' => {
+                    self.header_end = p;
+                    return Err(ParseError::InvalidRequestHeader);
+                }
+                _ => self.header_state = Name,
+            }
+        } else {
+            match ch {
+                b':' => {
+                    self.header_name_end = p;
+                    self.header_state = SpaceBeforeValue;
+                    return Ok(None);
+                }
+                b'\r' => {
+                    self.end_of_name(p);
+                    self.header_state = AlmostDone;
+                    return Ok(None);
+                }
+                b'\n' => {
+                    self.end_of_name(p);
+                    return Ok(self.header_done());
+                }
+                _ if ch <= 0x20 || ch == 0x7f => {
+                    self.header_end = p;
+                    return Err(ParseError::InvalidRequestHeader);
+                }
+                _ => {}
+            }
+        }
+        // here: a name byte, the first or a later one
+        if !(is_token(ch) || ch == b'_' && allow_underscores) {
+            self.invalid_header = true;
+        }
+        Ok(None)
+    }
+
+    /// nginx: `sw_space_before_value`, `sw_value`, `sw_space_after_value`, `sw_almost_done`,
+    /// `sw_header_almost_done`.
+    #[inline]
+    fn value_byte(&mut self, p: usize, ch: u8) -> Result<Option<RequestHeaderLine>, ParseError> {
+        use RequestHeaderState::*;
+        let state = self.header_state;
+        let next = match (state, ch) {
+            (HeaderAlmostDone, b'\n') => return Ok(Some(RequestHeaderLine::Done)),
+            (AlmostDone, b'\n') => return Ok(self.header_done()),
+            (AlmostDone, b'\r') => AlmostDone,
+            (HeaderAlmostDone | AlmostDone, _) => return Err(ParseError::InvalidRequestHeader),
+            (_, 0) => {
+                self.header_end = p;
+                return Err(ParseError::InvalidRequestHeader);
+            }
+            (SpaceBeforeValue | SpaceAfterValue, b' ') => state,
+            (SpaceBeforeValue, b'\r' | b'\n') => {
+                self.header_start = p;
+                self.header_end = p;
+                if ch == b'\n' {
+                    return Ok(self.header_done());
+                }
+                AlmostDone
+            }
+            (Value, b'\r' | b'\n') => {
+                self.header_end = p;
+                if ch == b'\n' {
+                    return Ok(self.header_done());
+                }
+                AlmostDone
+            }
+            (SpaceAfterValue, b'\r') => AlmostDone,
+            (SpaceAfterValue, b'\n') => return Ok(self.header_done()),
+            (Value, b' ') => {
+                self.header_end = p;
+                SpaceAfterValue
+            }
+            (SpaceBeforeValue, _) => {
+                self.header_start = p;
+                Value
+            }
+            _ => Value, // here: a value byte in sw_value or sw_space_after_value
+        };
+        self.header_state = next;
+        Ok(None)
+    }
+}
