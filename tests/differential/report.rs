@@ -87,14 +87,20 @@ pub fn differ(n: &Answer, r: &Answer) -> Vec<Aspect> {
     v
 }
 
-/// One request's result after the confirming re-run.
+/// Whether a slow server could explain difference `d`: a close that may have come late, or an
+/// answer on one side only.
+pub fn timing_could_explain(n: &Answer, r: &Answer, d: &[Aspect]) -> bool {
+    d.contains(&Aspect::Close) || n.response.is_empty() != r.response.is_empty()
+}
+
+/// One request's result after the confirming re-runs.
 pub struct Outcome<'a> {
     pub case: &'a Case,
     pub nginx: Answer,
     pub rginx: Answer,
     /// Empty: the same answer.
     pub aspects: Vec<Aspect>,
-    /// The first pass differed, the re-run agreed: timing, not behaviour.
+    /// The first pass differed, a re-run agreed: timing, not behaviour.
     pub unstable: bool,
 }
 

@@ -185,10 +185,25 @@ fn config(prefix: &str, lanes: &[Lane]) -> String {
 }
 
 impl Server {
-    /// Starts `bin` with `n` lanes and waits (up to 10 s) until every lane port accepts.
-    pub fn start(name: &'static str, bin: &str, n: usize, prefix: PathBuf) -> Server {
+    /// Starts `bin` with `n` lanes, each answering `return 200` on its port; three tries, as a
+    /// port found free may be taken by another process before the server binds it.
+    pub fn start(name: &'static str, bin: &str, n: usize) -> Server {
+        let mut errors = String::new();
+        for _ in 0..3 {
+            match Self::try_start(name, bin, n) {
+                Ok(s) => return s,
+                Err(e) => errors += &e,
+            }
+        }
+        panic!("{name} ({bin}) did not start:\n{errors}");
+    }
+
+    fn try_start(name: &'static str, bin: &str, n: usize) -> Result<Server, String> {
+        // The backends first: a port they hold is never handed out as a lane's.
+        let backends: Vec<Backend> = (0..n).map(|_| Backend::start()).collect();
         let lanes: Vec<Lane> =
-            (0..n).map(|_| Lane { port: crate::common::free_port(), backend: Backend::start() }).collect();
+            backends.into_iter().map(|backend| Lane { port: crate::common::free_port(), backend }).collect();
+        let prefix = crate::common::temp_prefix();
         let p = prefix.display().to_string();
         fs::write(prefix.join("conf/server.conf"), config(&p, &lanes)).expect("write the config");
         let log = fs::File::create(prefix.join("logs/stderr.log")).expect("stderr file");
@@ -200,16 +215,19 @@ impl Server {
         let mut s = Server { name, lanes, prefix, child };
         let end = Instant::now() + Duration::from_secs(10);
         for port in s.lanes.iter().map(|l| l.port).collect::<Vec<_>>() {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // Its own answer, not just a listener: another process could hold the port.
+            while !exchange(port, b"GET /ret HTTP/1.0\r\nHost: localhost\r\n\r\n", Duration::from_secs(2))
+                .response
+                .ends_with(b"\r\n\r\nret\n")
+            {
                 let out = s.log("logs/stderr.log") + &s.log("logs/error.log");
-                if let Ok(Some(st)) = s.child.try_wait() {
-                    panic!("{name} ({bin}) exited at start ({st}):\n{out}");
+                if !s.alive() || Instant::now() > end {
+                    return Err(format!("--- port {port}, output and error.log:\n{out}\n"));
                 }
-                assert!(Instant::now() < end, "{name} ({bin}) never listened on {port}:\n{out}");
-                thread::sleep(Duration::from_millis(20));
+                thread::sleep(Duration::from_millis(50));
             }
         }
-        s
+        Ok(s)
     }
 
     pub fn log(&self, file: &str) -> String {
