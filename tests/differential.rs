@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use report::{Allow, Aspect, Kind, Outcome, ANY};
+use report::{Allow, Aspect, Kind, Outcome};
 use run::{Answer, Server};
 
 /// The corpus seed (`RGINX_DIFF_SEED` overrides it to explore; the allowlist is for this one).
@@ -47,97 +47,18 @@ const PASSES: [Duration; 3] = [Duration::from_millis(400), Duration::from_millis
 /// Mismatches shown per family in the report (`RGINX_DIFF_EXAMPLES` overrides).
 const EXAMPLES: usize = 3;
 
-use Aspect::{Backend, Close, Status};
-use Kind::{Deliberate, Pending};
+use Aspect::Status;
+use Kind::Deliberate;
 
-/// Every difference the test tolerates, in one place. `Deliberate` entries match
-/// docs/differences.md; `Pending` ones are bugs other branches of issue 11 are fixing (the
-/// parser: item 5; the body reader and error paths: items 1 and 2): the lead deletes each
-/// after merging its fix, until only `Deliberate` ones are left. The report marks entries that
-/// matched nothing.
-const ALLOWED: &[Allow] = &[
-    // --- deliberate (docs/differences.md) ---
-    allow(
-        "chunked/oversize",
-        &[Close],
-        Deliberate,
-        "413 for a chunked body over client_max_body_size lingers before closing",
-    ),
-    allow(
-        "split/uri",
-        &[Status],
-        Deliberate,
-        "a header value with CR, LF or NUL is refused (item 6); nginx splits the response",
-    ),
-    // --- pending: the parser (item 5) ---
-    allow("version/0.9-simple", ANY, Pending, "HTTP/0.9 simple request: 505; nginx answers without a header"),
-    allow("version/minor", ANY, Pending, "HTTP/1.2 .. HTTP/1.999: 505; nginx serves them as 1.1"),
-    allow("request-line/spaces", ANY, Pending, "spaces (or junk) after the version: 400; nginx serves"),
-    allow(
-        "target/absolute",
-        ANY,
-        Pending,
-        "absolute-form forwarded as such, Host still required; nginx: origin-form, $host from the target",
-    ),
-    allow("target/bytes", ANY, Pending, "bytes >= 0x80 in the target: 400; nginx takes them"),
-    allow("target/form", ANY, Pending, "an empty target: 505; nginx 400"),
-    allow("method/trace", ANY, Pending, "TRACE is proxied; nginx 405"),
-    allow("method/connect", ANY, Pending, "CONNECT with an origin-form target is proxied; nginx 405"),
-    allow("header-name/invalid", ANY, Pending, "a name with non-token bytes: 400; nginx ignores the line"),
-    allow(
-        "header-name/token",
-        &[Backend],
-        Pending,
-        "names with bytes outside [A-Za-z0-9-] are forwarded; nginx drops them",
-    ),
-    allow(
-        "header-name/underscore",
-        &[Backend],
-        Pending,
-        "names with `_` are forwarded; nginx drops them (underscores_in_headers off)",
-    ),
-    allow(
-        "header-name/no-colon",
-        ANY,
-        Pending,
-        "a line without a colon: 400; nginx takes a header with an empty value",
-    ),
-    allow("header-value/ctl", ANY, Pending, "control bytes or DEL in a value: 400; nginx refuses only NUL"),
-    allow("header-value/space", &[Backend], Pending, "HTAB around a value is trimmed; nginx keeps it"),
-    allow("header-value/many", ANY, Pending, "more than 100 header lines: 400; nginx has no count limit"),
-    allow(
-        "host/value",
-        ANY,
-        Pending,
-        "Host checks differ from ngx_http_validate_host (`.h`: 400, nginx 200; `h<TAB>`: 200, nginx 400)",
-    ),
-    allow("line-endings", ANY, Pending, "a CR before the CRLF ending a header line: 400; nginx takes it"),
-    allow("connection", &[Close], Pending, "`Connection: close, keep-alive` keeps alive; nginx looks for close first"),
-    allow("expect/no-body", &[Status], Pending, "no `100 Continue` without a body; nginx sends it"),
-    allow("pipeline/bad-second", ANY, Pending, "a second request in HTTP/0.9 or 1.2: as version/*"),
-    allow("pipeline/smuggle", &[Status], Pending, "`Transfer-Encoding:<VT>chunked`: 400; nginx 501"),
-    allow("mutate/", ANY, Pending, "random edits: mostly the header-name, header-value and host families"),
-    // --- pending: the body reader and its error paths (items 1, 2) ---
-    allow("chunked/framing", &[Close], Pending, "400 for a bad chunked body leaves the connection open; nginx closes"),
-    allow(
-        "chunked/size",
-        ANY,
-        Pending,
-        "400 for a bad chunk size leaves it open; size 7fffffffffffffff waits (or 200 at `return`) where nginx 400",
-    ),
-    allow(
-        "te/with-cl",
-        &[Close],
-        Pending,
-        "400 for Content-Length with Transfer-Encoding closes; nginx discards the body first",
-    ),
-    allow("te/http10", &[Close], Pending, "as te/with-cl, on HTTP/1.0"),
-];
-
-/// rginx keeps descriptors of some failed requests after their clients left (issue 11 item 1,
-/// the body branch): reported, not asserted, until the lead sets this to `false` after the
-/// merge.
-const FD_LEAKS_PENDING: bool = true;
+/// Every difference the test tolerates, in one place: each is a deliberate difference listed
+/// in docs/differences.md with its reason. (`Pending` entries, for bugs being fixed, were
+/// used while issue 11 was in flight; the report marks entries that matched nothing.)
+const ALLOWED: &[Allow] = &[allow(
+    "split/uri",
+    &[Status],
+    Deliberate,
+    "a header value with CR, LF or NUL is escaped (docs/differences.md); nginx splits the response",
+)];
 
 const fn allow(family: &'static str, aspects: &'static [Aspect], kind: Kind, reason: &'static str) -> Allow {
     Allow { family, aspects, kind, reason }
@@ -190,7 +111,7 @@ fn odd_requests_get_nginx_answers() {
     );
     assert!(rginx_alive, "rginx exited during the run; error.log:\n{}", tail(&r.log("logs/error.log")));
     assert!(
-        FD_LEAKS_PENDING || fds_after.1 == fds.1,
+        fds_after.1 == fds.1,
         "rginx holds {} descriptors after every client left, {} before (nginx: {} -> {})",
         fds_after.1,
         fds.1,

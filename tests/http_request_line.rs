@@ -110,7 +110,6 @@ fn http09_simple_requests() {
 /// An HTTP/0.9 request to a proxied location: the upstream gets an HTTP/1.0 request, the
 /// client the upstream's body alone.
 #[test]
-#[ignore = "needs modules/proxy.rs to stop reading r.http_version == 9 as \"the upstream sent HTTP/0.9\""]
 fn http09_proxied() {
     let (r, b) = start();
     let body = common::http(r.port, b"GET /p/x\r\n");

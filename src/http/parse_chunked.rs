@@ -15,6 +15,11 @@ use super::parse::{hex_digit, ParseError};
 /// nginx's NGX_MAX_OFF_T_VALUE: chunk sizes must fit a signed 64-bit file offset.
 const MAX_OFF_T: u64 = i64::MAX as u64;
 
+/// The largest chunk size nginx takes: it computes `ctx->length = ctx->size + 4` (the
+/// framing still due: LF "0" LF LF) in an `off_t` and refuses a negative result, so a size
+/// within 4 of NGX_MAX_OFF_T_VALUE is invalid (400), as the differential test showed.
+const MAX_CHUNK: u64 = MAX_OFF_T - 4;
+
 /// Where the chunked decoder stands. One variant per `sw_*` state of
 /// `ngx_http_parse_chunked()`, plus `Done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +91,7 @@ impl ChunkedDecoder {
     ///
     /// nginx: `ngx_pcalloc(sizeof(ngx_http_chunked_t))`
     pub fn new(max_chunk_size: u64) -> Self {
-        ChunkedDecoder { state: ChunkedState::Start, size: 0, max_chunk_size: max_chunk_size.min(MAX_OFF_T) }
+        ChunkedDecoder { state: ChunkedState::Start, size: 0, max_chunk_size: max_chunk_size.min(MAX_CHUNK) }
     }
 
     /// Consumes bytes from `buf[*pos..]`, advancing `*pos`.
@@ -355,7 +360,9 @@ mod tests {
 
     #[test]
     fn chunked_size_limits() {
-        assert!(decode(b"7fffffffffffffff\r\nabc").is_ok()); // NGX_MAX_OFF_T_VALUE itself
+        assert!(decode(b"7ffffffffffffffb\r\nabc").is_ok()); // NGX_MAX_OFF_T_VALUE - 4
+        assert!(decode(b"7ffffffffffffffc\r\nabc").is_err()); // its `size + 4` overflows
+        assert!(decode(b"7fffffffffffffff\r\nabc").is_err());
         let mut dec = ChunkedDecoder::new(1024);
         let mut pos = 0;
         assert!(dec.parse(b"400\r\n", &mut pos).is_ok());

@@ -557,6 +557,10 @@ pub struct ProxyCtx {
     /// The client's chunked body is streamed still chunked: `Transfer-Encoding: chunked`, and
     /// `body_output_filter` frames each piece. nginx: `ctx->internal_chunked`.
     internal_chunked: bool,
+    /// The upstream answered without a status line (HTTP/0.9): no header lines follow.
+    /// nginx sets `r->http_version = NGX_HTTP_VERSION_9` for this, which the client's own
+    /// HTTP/0.9 request also sets, so rginx keeps the upstream's case apart.
+    upstream_http09: bool,
 }
 
 /// The content handler. nginx: `ngx_http_proxy_handler()`.
@@ -574,7 +578,14 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
     // is read whole to learn its length.
     let no_buffering = !uconf.request_buffering && (!r.headers_in.chunked || shared.http_version == 1001);
     let resolved = Resolved { group: shared.pass.group, host: shared.pass.host.clone() };
-    let ctx = ProxyCtx { phase: Phase::StatusLine, shared, chunked: None, closes: true, internal_chunked: false };
+    let ctx = ProxyCtx {
+        phase: Phase::StatusLine,
+        shared,
+        chunked: None,
+        closes: true,
+        internal_chunked: false,
+        upstream_http09: false,
+    };
     if upstream::create(cy, rid, Box::new(ctx), uconf, resolved).is_none() {
         return HandlerRc::Status(500);
     }
@@ -602,7 +613,8 @@ impl ProxyCtx {
     /// with one → the location prefix of the normalised URI replaced by it.
     fn upstream_uri(&self, r: &crate::http::request::Request, out: &mut Vec<u8>) {
         match &self.shared.pass.uri {
-            None if !r.internal => out.extend_from_slice(r.unparsed_uri()),
+            // nginx's `r->valid_unparsed_uri`: "http://h?x" has no path to pass on as sent
+            None if !r.internal && !r.head.empty_path_in_uri => out.extend_from_slice(r.unparsed_uri()),
             None => {
                 escape_uri(out, &r.uri);
                 if !r.args.is_empty() {
@@ -646,6 +658,7 @@ impl ProxyCtx {
                 // HTTP/0.9 body, sent to the client without a header (`u.buffer.pos` stays
                 // at its first byte).
                 r.http_version = 9;
+                self.upstream_http09 = true;
                 u.headers_in.status_n = 200;
                 u.headers_in.connection_close = true;
                 u.state.status = 200;
@@ -841,7 +854,7 @@ impl UpstreamHandler for ProxyCtx {
             match self.process_status_line(cy, rid)? {
                 Step::Again => return Ok(Step::Again),
                 Step::Done(()) => {
-                    if cy.requests.get(rid).is_some_and(|r| r.http_version == 9) {
+                    if self.upstream_http09 {
                         return Ok(Step::Done(()));
                     }
                 }
@@ -878,6 +891,7 @@ impl UpstreamHandler for ProxyCtx {
     fn reinit_request(&mut self, _cy: &mut Cycle, _rid: RequestId) -> Result<(), UpstreamError> {
         self.phase = Phase::StatusLine;
         self.chunked = None;
+        self.upstream_http09 = false;
         Ok(())
     }
 
