@@ -169,7 +169,7 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
     if o.version {
         eprintln!("rginx version: {VERSION}");
         if o.configure {
-            eprintln!("built with Rust (edition 2021), mio + slab + httparse");
+            eprintln!("built with Rust (edition 2021), mio + slab");
             eprintln!("configure arguments: --prefix=. --conf-path=conf/rginx.conf");
         }
     }
