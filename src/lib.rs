@@ -5,12 +5,13 @@
 //! | module | what it is | nginx |
 //! | --- | --- | --- |
 //! | [`core`] | buffers, connections, ids, the per-worker cycle, clock, error log | src/core/ |
-//! | [`os`] | socket I/O at the edge, process model, signals | src/os/unix/ |
+//! | [`os`] | socket I/O at the edge | src/os/unix/ |
 //! | [`event`] | the reactor: mio poll, hashed timer wheel, posted queues, accept, connect | src/event/ |
 //! | [`conf`] | nginx.conf parser, directive tables, create/merge | src/core/ngx_conf_file.c |
 //! | [`http`] | the HTTP server: requests, phases, filters, variables, request bodies | src/http/ |
 //! | [`upstream`] | talking to other servers without blocking: the upstream framework | src/http/ngx_http_upstream.c |
 //! | [`modules`] | modules on top: return, stub_status, access log, proxy, ... | src/http/modules/ |
+//! | [`process`] | the top: command line, master (signals, pid file, reload), worker threads | src/core/nginx.c, src/os/unix/ngx_process_cycle.c |
 //!
 //! Start with `docs/README.md` for the guided tour.
 
@@ -22,4 +23,5 @@ pub mod event;
 pub mod http;
 pub mod modules;
 pub mod os;
+pub mod process;
 pub mod upstream;

@@ -4,6 +4,6 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = rginx::os::process::main(&args, rginx::modules::HTTP_MODULES);
+    let code = rginx::process::main(&args, rginx::modules::HTTP_MODULES);
     std::process::exit(code);
 }

@@ -279,7 +279,7 @@ impl InProcess {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-        let thread = thread::spawn(move || rginx::os::process::main(&args, modules()));
+        let thread = thread::spawn(move || rginx::process::main(&args, modules()));
         let pid = prefix.join("logs/rginx.pid");
         let end = Instant::now() + common::TIMEOUT;
         while !pid.exists() {
@@ -297,7 +297,7 @@ impl InProcess {
 
 impl Drop for InProcess {
     fn drop(&mut self) {
-        rginx::os::process::stop();
+        rginx::process::stop();
         if let Some(t) = self.thread.take() {
             let end = Instant::now() + Duration::from_secs(5);
             while !t.is_finished() && Instant::now() < end {

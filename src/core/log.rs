@@ -215,3 +215,16 @@ pub fn stderr(level: Level, msg: &str) {
         }
     }
 }
+
+/// "2: No such file or directory", nginx's errno rendering.
+/// nginx: `ngx_log_errno()`.
+pub fn os_err(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let s = e.to_string();
+            let msg = s.split(" (os error").next().unwrap_or(&s).to_string();
+            format!("{n}: {msg}")
+        }
+        None => e.to_string(),
+    }
+}

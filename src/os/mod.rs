@@ -1,6 +1,5 @@
-//! Operating-system glue: socket I/O and the process model.
+//! Operating-system glue: socket I/O.
 //!
 //! nginx: src/os/unix/.
 
 pub mod io;
-pub mod process;

@@ -58,7 +58,7 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
             event::add_timer(cy, Ev { c: cid, write: true }, timeout);
         }
         Err(e) => {
-            super::log_error(cy, rid, &format!("connect() to {addr} failed ({})", crate::os::process::os_err(&e)));
+            super::log_error(cy, rid, &format!("connect() to {addr} failed ({})", crate::core::log::os_err(&e)));
             next(cy, rid, Ft::Error);
         }
     }

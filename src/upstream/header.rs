@@ -28,7 +28,7 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
         // checks the connection here too.
         if let Some(c) = cy.conns.get_mut(cid) {
             if let Err(e) = crate::event::connect::test_connect(c) {
-                super::log_error(cy, rid, &format!("connect() failed ({})", crate::os::process::os_err(&e)));
+                super::log_error(cy, rid, &format!("connect() failed ({})", crate::core::log::os_err(&e)));
                 return next(cy, rid, Ft::Error);
             }
         }
@@ -67,7 +67,7 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
                 return next(cy, rid, Ft::Error);
             }
             Recv::Error(e) => {
-                super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
+                super::log_error(cy, rid, &format!("recv() failed ({})", crate::core::log::os_err(&e)));
                 return next(cy, rid, Ft::Error);
             }
         }

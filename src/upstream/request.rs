@@ -76,7 +76,7 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
             Ok(true) => {}
             Ok(false) => return, // spurious wakeup: still connecting
             Err(e) => {
-                let msg = format!("connect() failed ({})", crate::os::process::os_err(&e));
+                let msg = format!("connect() failed ({})", crate::core::log::os_err(&e));
                 super::log_error(cy, rid, &msg);
                 return next(cy, rid, Ft::Error);
             }
@@ -111,7 +111,7 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
         }
         Ok(Step::Done(())) => request_body_sent(cy, rid, cid),
         Err(SendError::Io(e)) => {
-            super::log_error(cy, rid, &format!("writev() failed ({})", crate::os::process::os_err(&e)));
+            super::log_error(cy, rid, &format!("writev() failed ({})", crate::core::log::os_err(&e)));
             next(cy, rid, Ft::Error)
         }
         Err(SendError::Body(status)) => finalize(cy, rid, HandlerRc::Status(status)),

@@ -372,7 +372,7 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::C
             None
         }
         Recv::Error(e) => {
-            super::log_error(cy, rid, &format!("recv() failed ({})", crate::os::process::os_err(&e)));
+            super::log_error(cy, rid, &format!("recv() failed ({})", crate::core::log::os_err(&e)));
             finalize(cy, rid, HandlerRc::Error);
             None
         }
