@@ -7,7 +7,8 @@
 //!
 //! Differs from nginx:
 //! - one bit is enough for nginx because only the current epoll batch can be stale; rginx ids also
-//!   live in timers, posted queues and parent/child links, so the generation is 32 bits.
+//!   live in timers, posted queues and parent/child links, so the generation is 32 bits (still
+//!   one per slot, as `instance` is, and wrapping to 0 after `u32::MAX`).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -52,10 +53,21 @@ impl<T> fmt::Debug for Id<T> {
     }
 }
 
-/// A `slab::Slab` whose entries remember the generation they were inserted with.
+/// A `slab::Slab` whose every slot keeps its own generation, across frees.
+///
+/// A slot's generation is bumped when its value is removed, so the next value put in that slot
+/// gets a new id. A table-wide counter would not do: it aliases after 2^32 inserts of *any* key,
+/// which a busy worker reaches; a per-slot counter needs 2^32 reuses of *one* slot while an old
+/// id to it is still held. nginx: the `instance` bit of `ngx_connection_t`, one per slot.
+///
+/// At wrap the generation goes from `u32::MAX` back to 0 (`wrapping_add`: no panic, no skipped
+/// value); only an id kept across exactly 2^32 reuses of its slot could then match again.
 pub struct GenSlab<T> {
+    /// The live values, each with the generation it was inserted with (so `get` reads one entry).
     slab: slab::Slab<(u32, T)>,
-    next_gen: u32,
+    /// Per slot key: the generation the slot hands to its next value. Grows with the slab's
+    /// high-water mark and never shrinks, so a freed slot remembers where it was.
+    next_gen: Vec<u32>,
 }
 
 impl<T> Default for GenSlab<T> {
@@ -67,22 +79,28 @@ impl<T> Default for GenSlab<T> {
 impl<T> GenSlab<T> {
     /// An empty slab.
     pub fn new() -> Self {
-        GenSlab { slab: slab::Slab::new(), next_gen: 1 }
+        GenSlab { slab: slab::Slab::new(), next_gen: Vec::new() }
     }
     /// An empty slab with room for `n` entries before it reallocates.
     pub fn with_capacity(n: usize) -> Self {
-        GenSlab { slab: slab::Slab::with_capacity(n), next_gen: 1 }
+        GenSlab { slab: slab::Slab::with_capacity(n), next_gen: Vec::with_capacity(n) }
     }
     /// Stores `v` and returns its id. nginx: `ngx_get_connection()` taking a free slot.
     pub fn insert(&mut self, v: T) -> Id<T> {
-        let gen = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
-        let key = self.slab.insert((gen, v));
-        Id { key: key as u32, gen, _t: PhantomData }
+        let id = self.vacant_id();
+        if id.key() == self.next_gen.len() {
+            self.next_gen.push(id.gen);
+        }
+        let key = self.slab.insert((id.gen, v));
+        debug_assert_eq!(key, id.key());
+        id
     }
     /// The id the next `insert` will return: lets a value record its own id before insertion.
     pub fn vacant_id(&self) -> Id<T> {
-        Id { key: self.slab.vacant_key() as u32, gen: self.next_gen, _t: PhantomData }
+        let key = self.slab.vacant_key();
+        // A key past the high-water mark has never held a value: its first generation is 0.
+        let gen = self.next_gen.get(key).copied().unwrap_or(0);
+        Id { key: key as u32, gen, _t: PhantomData }
     }
     /// The value, if the id is still current.
     pub fn get(&self, id: Id<T>) -> Option<&T> {
@@ -102,13 +120,18 @@ impl<T> GenSlab<T> {
     pub fn contains(&self, id: Id<T>) -> bool {
         self.get(id).is_some()
     }
-    /// Frees the slot. nginx: `ngx_free_connection()`.
+    /// Frees the slot and moves it to its next generation, so `id` (and every copy of it kept
+    /// in timers, posted queues or links) finds nothing from now on. nginx:
+    /// `ngx_free_connection()`; the flip of `instance` happens in `ngx_get_connection()`.
     pub fn remove(&mut self, id: Id<T>) -> Option<T> {
-        if self.contains(id) {
-            Some(self.slab.remove(id.key as usize).1)
-        } else {
-            None
+        if !self.contains(id) {
+            return None;
         }
+        let (gen, v) = self.slab.remove(id.key as usize);
+        if let Some(next) = self.next_gen.get_mut(id.key as usize) {
+            *next = gen.wrapping_add(1);
+        }
+        Some(v)
     }
     /// Live entries.
     pub fn len(&self) -> usize {
@@ -121,25 +144,6 @@ impl<T> GenSlab<T> {
     /// Ids of every live entry (for shutdown sweeps; allocates).
     pub fn ids(&self) -> Vec<Id<T>> {
         self.slab.iter().map(|(k, (g, _))| Id { key: k as u32, gen: *g, _t: PhantomData }).collect()
-    }
-}
-
-impl<T> std::ops::Index<Id<T>> for GenSlab<T> {
-    type Output = T;
-    /// Panics on a stale id: only for ids whose owner guarantees they are live.
-    fn index(&self, id: Id<T>) -> &T {
-        match self.get(id) {
-            Some(v) => v,
-            None => panic!("stale id {:?}", id),
-        }
-    }
-}
-impl<T> std::ops::IndexMut<Id<T>> for GenSlab<T> {
-    fn index_mut(&mut self, id: Id<T>) -> &mut T {
-        match self.get_mut(id) {
-            Some(v) => v,
-            None => panic!("stale id {:?}", id),
-        }
     }
 }
 
@@ -157,5 +161,65 @@ mod tests {
         assert!(s.get(a).is_none());
         assert_eq!(s.get(b), Some(&2));
         assert_eq!(Id::<i32>::from_token(b.to_token()), b);
+    }
+
+    /// One slot freed and reused many times never answers any of its earlier ids, while the
+    /// other slots' ids (issued in between) stay valid: the generation is per slot.
+    #[test]
+    fn reused_slot_never_answers_old_ids() {
+        let mut s = GenSlab::new();
+        let keep = s.insert(-1);
+        let mut old = Vec::new();
+        for i in 0..10_000 {
+            let id = s.insert(i);
+            assert_eq!(id.key(), 1, "the freed slot is reused");
+            assert_eq!(s.get(id), Some(&i));
+            assert_eq!(s.remove(id), Some(i));
+            assert_eq!(s.remove(id), None, "a second free of the same id does nothing");
+            old.push(id);
+        }
+        let current = s.insert(7);
+        assert_eq!(current.key(), 1);
+        for id in &old {
+            assert!(s.get(*id).is_none(), "old id {id:?} answered");
+            assert!(s.get_mut(*id).is_none());
+            assert!(s.remove(*id).is_none());
+        }
+        assert_eq!(s.get(current), Some(&7));
+        assert_eq!(s.get(keep), Some(&-1), "the other slot keeps its id");
+    }
+
+    /// Generations are per slot: inserts into other slots do not move a slot's generation.
+    #[test]
+    fn generation_moves_only_on_reuse_of_that_slot() {
+        let mut s = GenSlab::new();
+        let a = s.insert(0);
+        for i in 1..100 {
+            s.insert(i);
+        }
+        assert_eq!(s.remove(a), Some(0));
+        let next = s.vacant_id();
+        let b = s.insert(42);
+        assert_eq!(b, next, "vacant_id predicts the insert");
+        assert_eq!(b.key(), a.key());
+        assert_eq!(b.gen, a.gen.wrapping_add(1));
+    }
+
+    /// At `u32::MAX` a slot's generation wraps to 0 without a panic, and the id from before the
+    /// wrap is stale.
+    #[test]
+    fn generation_wraps_without_panic() {
+        let mut s = GenSlab::new();
+        let a = s.insert("a");
+        s.remove(a);
+        s.next_gen[a.key()] = u32::MAX; // as if the slot had been reused 2^32 - 1 times
+        let b = s.insert("b");
+        assert_eq!(b.gen, u32::MAX);
+        assert_eq!(Id::<&str>::from_token(b.to_token()), b);
+        assert_eq!(s.remove(b), Some("b"));
+        let c = s.insert("c");
+        assert_eq!((c.key(), c.gen), (b.key(), 0), "wrapped to 0");
+        assert!(s.get(b).is_none());
+        assert_eq!(s.get(c), Some(&"c"));
     }
 }

@@ -48,6 +48,16 @@ pub fn del_connection(cy: &mut Cycle, id: ConnId) {
     }
 }
 
+/// The token the worker's `mio::Waker` is registered with: the master wakes a worker with it
+/// after setting one of its signal flags (nginx: the channel socket between master and worker,
+/// `ngx_channel_handler()`).
+///
+/// It names no connection. Every other token is a `ConnId` (key in the low half, generation in
+/// the high half), and `usize::MAX` would decode to key `u32::MAX`, a slot the slab never
+/// reaches, so today it would also fall through as a stale event; it is matched by name
+/// instead, first, so that the wake-up does not depend on that accident of the packing.
+pub const WAKER: Token = Token(usize::MAX);
+
 const READ: u8 = 1;
 const WRITE: u8 = 2;
 const EOF: u8 = 4;
@@ -79,6 +89,10 @@ pub fn process_events(cy: &mut Cycle, timeout: Option<Duration>) -> io::Result<(
     let mut ready = std::mem::take(&mut cy.ready);
     ready.clear();
     for e in events.iter() {
+        if e.token() == WAKER {
+            // Its only job was to end `poll()`: the caller reads the signal flags next turn.
+            continue;
+        }
         let mut bits = 0;
         if e.is_readable() || e.is_read_closed() || e.is_error() {
             bits |= READ;

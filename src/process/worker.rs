@@ -19,7 +19,7 @@ use crate::core::times::Times;
 use crate::event::{self, accept};
 
 /// The token of a worker's waker in its poll.
-pub const WAKE_TOKEN: usize = usize::MAX;
+pub const WAKE_TOKEN: usize = crate::event::epoll::WAKER.0;
 
 /// One worker's life. nginx: `ngx_worker_process_cycle()`.
 pub(super) fn worker_process_cycle(
