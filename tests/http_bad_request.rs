@@ -30,18 +30,6 @@ http {
 }
 ";
 
-/// The descriptors rginx holds when idle, once the access log is open (it opens on first use).
-fn baseline(r: &Rginx) -> usize {
-    // rginx closes before the client sees EOF, so the count is settled when this returns
-    assert!(!common::http(r.port, b"GET / HTTP/1.0\r\n\r\n").is_empty());
-    r.fd_count()
-}
-
-/// After a batch: every connection of it is closed and released.
-fn fds_back(r: &Rginx, base: usize) {
-    assert_eq!(r.wait_fd_count(base, TIMEOUT), base, "descriptors not back to baseline");
-}
-
 /// Sends `raw`, expects one response with `status` and nginx's page titled `title`, then a
 /// close; `log` must show up in error.log.
 fn expect_error(r: &Rginx, raw: &[u8], status: u16, title: &str, log: &str) {
@@ -65,7 +53,7 @@ fn expect_error(r: &Rginx, raw: &[u8], status: u16, title: &str, log: &str) {
 #[test]
 fn bad_request_line() {
     let r = Rginx::start(CONF, &[]);
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let msg = "client sent invalid method while reading client request line";
     expect_error(&r, b"BAD\r\n\r\n", 400, "400 Bad Request", msg);
     expect_error(&r, b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "400 Bad Request", msg);
@@ -77,14 +65,14 @@ fn bad_request_line() {
     let v = "505 HTTP Version Not Supported";
     expect_error(&r, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, v, msg);
     expect_error(&r, b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505, v, msg);
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
 #[test]
 fn bad_headers() {
     let r = Rginx::start(CONF, &[]);
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let t = "400 Bad Request";
     let msg = "client sent HTTP/1.1 request without \"Host\" header";
     expect_error(&r, b"GET / HTTP/1.1\r\n\r\n", 400, t, msg);
@@ -100,7 +88,7 @@ fn bad_headers() {
     expect_error(&r, b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, t, msg);
     expect_error(&r, b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400, t, msg);
     expect_error(&r, b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, t, msg);
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -108,7 +96,7 @@ fn bad_headers() {
 #[test]
 fn bad_body_framing() {
     let r = Rginx::start(CONF, &[]);
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let t = "400 Bad Request";
     let msg = "client sent duplicate header line: \"Content-Length";
     let raw = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc";
@@ -130,14 +118,14 @@ fn bad_body_framing() {
     expect_error(&r, raw, 501, "501 Not Implemented", msg);
     let raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     expect_error(&r, raw, 501, "501 Not Implemented", msg);
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
 #[test]
 fn bad_chunk_size() {
     let r = Rginx::start(CONF, &[]);
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let t = "400 Bad Request";
     let msg = "client sent invalid chunked body";
     // The bad size arrives with the head: the discard notices it before answering.
@@ -147,7 +135,7 @@ fn bad_chunk_size() {
     let raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
                 fffffffffffffffffffff\r\n";
     expect_error(&r, raw, 400, t, msg);
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -194,7 +182,7 @@ fn body_too_large_content_length() {
 #[test]
 fn header_buffers() {
     let r = Rginx::start(CONF, &[]);
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1100));
     let msg = "client sent too long URI while reading client request line";
     let t = "414 Request-URI Too Large";
@@ -232,7 +220,7 @@ fn header_buffers() {
     c.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.read_response(false).body_str(), "ok GET /again");
     drop(c);
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 

@@ -45,17 +45,6 @@ fn start() -> (Rginx, Backend) {
     (r, b)
 }
 
-/// The descriptors rginx holds when idle, once the access log is open (it opens on first use).
-fn baseline(r: &Rginx) -> usize {
-    // rginx closes before the client sees EOF, so the count is settled when this returns
-    assert!(!common::http(r.port, b"GET / HTTP/1.0\r\n\r\n").is_empty());
-    r.fd_count()
-}
-
-fn fds_back(r: &Rginx, base: usize) {
-    assert_eq!(r.wait_fd_count(base, TIMEOUT), base, "descriptors not back to baseline");
-}
-
 /// The header lines the backend got for one proxied request whose own lines are `lines`,
 /// sent to `port` with `Host: host`; the client connection stays open (keepalive).
 fn forwarded_to(b: &Backend, port: u16, host: &str, lines: &[u8]) -> Vec<u8> {
@@ -102,7 +91,7 @@ fn get_p(lines: &[u8]) -> Vec<u8> {
 #[test]
 fn invalid_names_are_dropped() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let odd = b"X_Under: 1\r\n_X: 2\r\nX@Y: 3\r\nX.Y: 4\r\nX{Y}: 5\r\n@X: 6\r\nX\x80Y: 7\r\nNo/Colon\r\nX-Ok: 8\r\n";
     assert_eq!(forwarded(&r, &b, odd), b"X-Ok: 8\r\n\r\n");
     for line in ["X_Under: 1", "_X: 2", "X@Y: 3", "X.Y: 4", "X{Y}: 5", "@X: 6", "No/Colon"] {
@@ -115,7 +104,7 @@ fn invalid_names_are_dropped() {
     assert_eq!(forwarded_to(&b, r.port2, "h", b"X_Under: 1\r\nX@Y: 3\r\n"), b"X_Under: 1\r\n\r\n");
     // a dropped Host_ is no Host: HTTP/1.1 needs one
     refused(&r, &b, b"GET / HTTP/1.1\r\nHost_: a\r\n\r\n", 400, "400 Bad Request");
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -125,7 +114,7 @@ fn invalid_names_are_dropped() {
 #[test]
 fn values_and_line_ends() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let cases: &[(&[u8], &[u8])] = &[
         (b"X: a\x01b\x7fc\x1fd\r\n", b"X: a\x01b\x7fc\x1fd\r\n"),
         (b"X:   a  b \t \r\n", b"X: a  b \t\r\n"),
@@ -141,7 +130,7 @@ fn values_and_line_ends() {
         want.extend_from_slice(b"\r\n");
         assert_eq!(forwarded(&r, &b, sent), want, "{:?}", String::from_utf8_lossy(sent));
     }
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -149,7 +138,7 @@ fn values_and_line_ends() {
 #[test]
 fn refused_lines() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let cases: &[(&[u8], &str)] = &[
         (b"X: a\x00b\r\n", "\"X: a\\x00...\""),
         (b"X:\x00\r\n", "\"X:\\x00...\""),
@@ -168,7 +157,7 @@ fn refused_lines() {
         let msg = format!("client sent invalid header line: {logged} while reading client request headers");
         assert!(r.wait_log("error.log", &msg, TIMEOUT), "no {msg:?}");
     }
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -177,7 +166,7 @@ fn refused_lines() {
 #[test]
 fn host_header() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     for (host, shown) in [
         ("H.Example.Com.:8080", "h.example.com"),
         (".a", ".a"),
@@ -199,7 +188,7 @@ fn host_header() {
     refused(&r, &b, b"GET / HTTP/1.1\r\nhost: a\r\nHOST: b\r\n\r\n", 400, t);
     let msg = "client sent duplicate host header: \"HOST: b\", previous value: \"host: a\"";
     assert!(r.wait_log("error.log", msg, TIMEOUT));
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -208,7 +197,7 @@ fn host_header() {
 #[test]
 fn unique_headers() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     for name in [
         "Content-Length",
         "Transfer-Encoding",
@@ -231,7 +220,7 @@ fn unique_headers() {
         let want = format!("{lines}\r\n");
         assert_eq!(String::from_utf8_lossy(&forwarded(&r, &b, lines.as_bytes())), want);
     }
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -240,7 +229,7 @@ fn unique_headers() {
 #[test]
 fn transfer_encoding() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     for te in ["chunked", "CHUNKED", "chunked ", " chunked"] {
         let raw = format!("POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
         let mut c = Conn::new(r.port);
@@ -270,7 +259,7 @@ fn transfer_encoding() {
     assert!(resp.body_str().ends_with("\r\nContent-Length: 3\r\n\r\nabc"), "{}", resp.body_str());
     assert!(!resp.body_str().contains("Transfer_Encoding"));
     drop(c);
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -279,7 +268,7 @@ fn transfer_encoding() {
 #[test]
 fn connection_header() {
     let (r, _b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let cases: &[(&[u8], bool)] = &[
         (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n", false),
         (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: xclosex\r\n\r\n", false),
@@ -296,6 +285,6 @@ fn connection_header() {
         let what = String::from_utf8_lossy(raw);
         assert_eq!(!c.is_closed(std::time::Duration::from_millis(300)), *keep, "{what:?}");
     }
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }

@@ -64,18 +64,6 @@ fn body_of(r: &Rginx, raw: &[u8]) -> Vec<u8> {
     answer(r, raw, 200).1.body
 }
 
-/// The descriptors rginx holds when idle, once the access log is open (it opens on first use).
-fn baseline(r: &Rginx) -> usize {
-    // rginx closes before the client sees EOF, so the count is settled when this returns
-    assert!(!common::http(r.port, b"GET / HTTP/1.0\r\n\r\n").is_empty());
-    r.fd_count()
-}
-
-/// Waits until rginx holds no more descriptors than at `base`.
-fn fds_back(r: &Rginx, base: usize) {
-    assert_eq!(r.wait_fd_count(base, TIMEOUT), base, "descriptors not back to baseline");
-}
-
 fn ok_body(uri: &str, args: &str, host: &str, ru: &str, m: &str) -> String {
     format!("uri={uri} args={args} host={host} ru={ru} m={m}\n")
 }
@@ -85,7 +73,7 @@ fn ok_body(uri: &str, args: &str, host: &str, ru: &str, m: &str) -> String {
 #[test]
 fn http09_simple_requests() {
     let (r, _b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     for (raw, body) in [
         (&b"GET /\r\n"[..], ok_body("/", "", "localhost", "/", "GET")),
         (b"GET /x?a=1\n", ok_body("/x", "a=1", "localhost", "/x?a=1", "GET")),
@@ -103,7 +91,7 @@ fn http09_simple_requests() {
     for raw in [&b"GET \r\n"[..], b"GET http://a.com\r\n"] {
         refused(&r, raw, 400, "400 Bad Request");
     }
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -123,7 +111,7 @@ fn http09_proxied() {
 #[test]
 fn http_versions() {
     let (r, _b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     let root = ok_body("/", "", "h", "/", "GET");
     for v in ["HTTP/1.2", "HTTP/1.99", "HTTP/1.999", "HTTP/1.1 ", "HTTP/1.1  ", "HTTP/1.0 "] {
         let raw = format!("GET / {v}\r\nHost: h\r\nConnection: keep-alive\r\n\r\n");
@@ -141,7 +129,7 @@ fn http_versions() {
     refused(&r, b"GET / HTTP/1.2\r\n\r\n", 400, "400 Bad Request");
     assert!(r.wait_log("error.log", "client sent invalid version while reading client request line", TIMEOUT));
     assert!(r.wait_log("error.log", "client sent HTTP/1.1 request without \"Host\" header", TIMEOUT));
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -150,7 +138,7 @@ fn http_versions() {
 #[test]
 fn methods() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     for raw in [
         &b"TRACE / HTTP/1.1\r\nHost: h\r\n\r\n"[..],
         b"TRACE /p HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -174,7 +162,7 @@ fn methods() {
         refused(&r, raw, 400, "400 Bad Request");
     }
     assert!(r.wait_log("error.log", "client sent invalid method while reading client request line", TIMEOUT));
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -184,7 +172,7 @@ fn methods() {
 #[test]
 fn absolute_form_targets() {
     let (r, b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     served(&r, b"GET http://example.com HTTP/1.1\r\nHost: other\r\n\r\n", &ok_body("/", "", "example.com", "/", "GET"));
     served(
         &r,
@@ -213,7 +201,7 @@ fn absolute_form_targets() {
         "client sent duplicate host header: \"Host: i\", previous value: \"Host: h\"",
         TIMEOUT
     ));
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 
@@ -222,7 +210,7 @@ fn absolute_form_targets() {
 #[test]
 fn target_bytes() {
     let (r, _b) = start();
-    let base = baseline(&r);
+    let base = r.fd_baseline();
     for t in [&b"/a\x01b"[..], b"/a\x7fb", b"/a\tb", b"/a b"] {
         let raw = [&b"GET "[..], t, b" HTTP/1.1\r\nHost: h\r\n\r\n"].concat();
         refused(&r, &raw, 400, "400 Bad Request");
@@ -239,7 +227,7 @@ fn target_bytes() {
     );
     let body = String::from_utf8_lossy(&body_of(&r, b"GET /p/a#frag HTTP/1.1\r\nHost: h\r\n\r\n")).into_owned();
     assert!(body.starts_with("GET /p/a#frag HTTP/1.0\r\n"), "{}", body);
-    fds_back(&r, base);
+    r.assert_fds_back(base);
     r.assert_no_alerts();
 }
 

@@ -248,6 +248,20 @@ impl Rginx {
         last
     }
 
+    /// The descriptors held when idle, after one `GET /` over HTTP/1.0 has opened what opens
+    /// on first use (the access log). The server closes before the client sees EOF, so the
+    /// count is settled when this returns. Pairs with [`Rginx::assert_fds_back`].
+    pub fn fd_baseline(&self) -> usize {
+        assert!(!http(self.port, b"GET / HTTP/1.0\r\n\r\n").is_empty());
+        self.fd_count()
+    }
+
+    /// After a batch: every connection of it is closed and released (waits up to
+    /// [`TIMEOUT`] for the count to come back to `base`).
+    pub fn assert_fds_back(&self, base: usize) {
+        assert_eq!(self.wait_fd_count(base, TIMEOUT), base, "descriptors not back to baseline");
+    }
+
     /// Resident set size in KiB (`VmRSS` in `/proc/PID/status`); 0 if unavailable.
     pub fn rss_kib(&self) -> u64 {
         let status = read_lossy(Path::new(&format!("/proc/{}/status", self.pid)));
