@@ -2,6 +2,8 @@
 //!
 //! nginx: src/core/nginx.c (`main`).
 
+#![forbid(unsafe_code)]
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = rginx::process::main(&args, rginx::modules::HTTP_MODULES);

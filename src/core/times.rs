@@ -8,8 +8,33 @@
 //! - nginx keeps slots of cached strings for signal-safety; rginx is one thread per worker, so one
 //!   `Times` per worker, updated at the top of every loop turn, is enough.
 //! - `msec` is monotonic (from `Instant`), as `ngx_current_msec` is since nginx 1.13.
+//! - nginx's `ngx_time_update()` calls `ngx_localtime()` (src/os) itself. In rginx `core` sits
+//!   below `os` in the layer table, so the clock cannot name `os`: the top of the program
+//!   installs the local-offset function once (`set_local_offset(os::sys::local_offset)` in
+//!   `process::main`), before any time is formatted. It is one process-wide hook rather than an
+//!   argument to `update` because the error log (`core::log`, also below `os`) reads the clock
+//!   on every thread, the master's included, not only where a worker updates it. Until it is
+//!   installed (unit tests, a library user that skips `process::main`) local time is UTC.
 
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The local time zone's offset from UTC, in seconds, at a unix time. nginx: `tm_gmtoff` of
+/// `ngx_localtime()`.
+pub type LocalOffset = fn(u64) -> i64;
+
+static LOCAL_OFFSET: OnceLock<LocalOffset> = OnceLock::new();
+
+/// Tells the clock how to find the local UTC offset (`os::sys::local_offset`); called once by
+/// the top of the program. A second call is ignored: the time zone is the process's.
+pub fn set_local_offset(f: LocalOffset) {
+    LOCAL_OFFSET.get_or_init(|| f);
+}
+
+/// The local UTC offset at `secs`; 0 (UTC) until `set_local_offset` ran.
+fn local_offset(secs: u64) -> i64 {
+    LOCAL_OFFSET.get().map_or(0, |f| f(secs))
+}
 
 /// Cached time for one worker. nginx: the `ngx_cached_*` globals.
 pub struct Times {
@@ -64,20 +89,6 @@ pub fn http_time(secs: u64) -> String {
     )
 }
 
-/// The local UTC offset in seconds, as `localtime_r` reports it.
-fn gmtoff(secs: u64) -> i64 {
-    let t = secs as libc::time_t;
-    // SAFETY: localtime_r writes into the zeroed `tm` we own; `t` is a valid time_t.
-    unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            0
-        } else {
-            tm.tm_gmtoff
-        }
-    }
-}
-
 impl Times {
     /// Starts the clock.
     pub fn new() -> Times {
@@ -107,7 +118,7 @@ impl Times {
         }
         self.sec = sec;
         self.http_time = http_time(sec);
-        let off = gmtoff(sec);
+        let off = local_offset(sec);
         let local = (sec as i64 + off) as u64;
         let (y, m, d) = civil((local / 86_400) as i64);
         let rem = local % 86_400;

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 use crate::conf::{self, Conf, LoadOpts};
 use crate::core::log::{self as rlog, os_err, Level};
+use crate::core::times;
 use crate::http::HttpModule;
+use crate::os;
 
 /// The version string. nginx: `NGINX_VER`.
 pub const VERSION: &str = concat!("rginx/", env!("CARGO_PKG_VERSION"));
@@ -129,6 +131,8 @@ Options:\n  -?,-h         : this help\n  -v            : show version and exit\n
 /// Runs rginx with `args` (without the program name) and the given HTTP modules; returns the
 /// exit status. nginx: `main()`.
 pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32 {
+    // First, before any line is logged: the clock's local time comes from os (see core::times).
+    times::set_local_offset(os::sys::local_offset);
     rlog::init();
     let o = match parse_options(args) {
         Ok(o) => o,
@@ -218,9 +222,7 @@ fn signal_process(conf: &Conf, name: &str) -> i32 {
         "reopen" => libc::SIGUSR1,
         _ => libc::SIGHUP,
     };
-    // SAFETY: kill(2) with a pid read from our own pid file and a valid signal number.
-    if unsafe { libc::kill(pid, sig) } != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = os::sys::kill(pid, sig) {
         rlog::stderr(Level::Alert, &format!("kill({pid}, {sig}) failed ({})", os_err(&e)));
         return 1;
     }
