@@ -99,89 +99,125 @@ enum Step {
     Last,
 }
 
+const MIN: i64 = 60;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+/// What `parse_time` has read so far. nginx: the locals of `ngx_parse_time()`.
+struct TimeParser {
+    /// `parse_sec` (a unit-less number is seconds, `ms` is an error) or `parse_msec`.
+    is_sec: bool,
+    /// The last unit read: the next one must be smaller.
+    step: Step,
+    /// A digit was seen: an input of only units and spaces is an error.
+    valid: bool,
+    /// The number being read, before its unit scales it.
+    value: i64,
+    /// The sum of the numbers whose unit has been read, in the result's unit.
+    total: i64,
+}
+
 /// The shared body of [`parse_msec`] and [`parse_sec`]; the result is never negative.
 ///
 /// nginx: `ngx_parse_time()` (src/core/ngx_parse.c)
 fn parse_time(s: &[u8], is_sec: bool) -> Option<i64> {
-    const MIN: i64 = 60;
-    const HOUR: i64 = 60 * MIN;
-    const DAY: i64 = 24 * HOUR;
-    let (cutoff, cutlim) = (MAX_INT / 10, MAX_INT % 10);
     // nginx starts msec parsing at st_month, so "y" and "M" are already out of order there
-    let mut step = if is_sec { Step::Start } else { Step::Month };
-    let (mut valid, mut value, mut total) = (false, 0i64, 0i64);
+    let step = if is_sec { Step::Start } else { Step::Month };
+    let mut t = TimeParser { is_sec, step, valid: false, value: 0, total: 0 };
     let mut p = 0;
-
-    while p < s.len() {
-        let ch = s[p];
+    while let Some(&ch) = s.get(p) {
         p += 1;
         if ch.is_ascii_digit() {
-            let d = i64::from(ch - b'0');
-            if value >= cutoff && (value > cutoff || d > cutlim) {
-                return None;
-            }
-            value = value * 10 + d;
-            valid = true;
+            t.digit(ch)?;
             continue;
         }
         // here: a unit letter (or a space) closes the number read so far
-        let (next, scale) = match ch {
-            b'y' if step == Step::Start => (Step::Year, 365 * DAY),
-            b'M' => (Step::Month, 30 * DAY),
-            b'w' => (Step::Week, 7 * DAY),
-            b'd' => (Step::Day, DAY),
-            b'h' => (Step::Hour, HOUR),
-            b'm' if s.get(p) == Some(&b's') => {
-                if is_sec {
-                    return None;
-                }
-                p += 1;
-                (Step::Msec, 1)
-            }
-            b'm' => (Step::Min, MIN),
-            b's' => (Step::Sec, 1),
-            b' ' if step < Step::Sec => (Step::Last, 1),
-            _ => return None,
-        };
-        if next != Step::Last && step >= next {
-            return None;
+        let (next, scale) = t.unit(ch, s.get(p).copied())?;
+        if next == Step::Msec {
+            p += 1; // the 's' of "ms"
         }
-        step = next;
-
-        let (mut scale, mut max) = (scale, MAX_INT / scale);
-        if step != Step::Msec && !is_sec {
-            scale *= 1000;
-            max /= 1000;
-        }
-        if value > max {
-            return None;
-        }
-        value *= scale;
-        if total > MAX_INT - value {
-            return None;
-        }
-        total += value;
-        value = 0;
-
+        t.close_number(next, scale)?;
         while s.get(p) == Some(&b' ') {
             p += 1;
         }
     }
+    t.finish()
+}
 
-    if !valid {
-        return None;
-    }
-    // here: a trailing number without a unit, which means seconds
-    if !is_sec {
-        if value > MAX_INT / 1000 {
+impl TimeParser {
+    /// Appends a decimal digit to the number being read; `None` past `NGX_MAX_INT_T_VALUE`.
+    fn digit(&mut self, ch: u8) -> Option<()> {
+        let (cutoff, cutlim) = (MAX_INT / 10, MAX_INT % 10);
+        let d = i64::from(ch - b'0');
+        if self.value >= cutoff && (self.value > cutoff || d > cutlim) {
             return None;
         }
-        value *= 1000;
+        self.value = self.value * 10 + d;
+        self.valid = true;
+        Some(())
     }
-    if total > MAX_INT - value {
-        return None;
+
+    /// The unit that `ch` (followed by `after`) names, and its length in seconds (1 for `ms`,
+    /// which `close_number` does not scale). A space after a bare number counts as seconds.
+    /// `None` for anything else, `ms` in a second slot, or `y` anywhere but first.
+    fn unit(&self, ch: u8, after: Option<u8>) -> Option<(Step, i64)> {
+        Some(match ch {
+            b'y' if self.step == Step::Start => (Step::Year, 365 * DAY),
+            b'M' => (Step::Month, 30 * DAY),
+            b'w' => (Step::Week, 7 * DAY),
+            b'd' => (Step::Day, DAY),
+            b'h' => (Step::Hour, HOUR),
+            b'm' if after == Some(b's') && self.is_sec => return None,
+            b'm' if after == Some(b's') => (Step::Msec, 1),
+            b'm' => (Step::Min, MIN),
+            b's' => (Step::Sec, 1),
+            b' ' if self.step < Step::Sec => (Step::Last, 1),
+            _ => return None,
+        })
     }
-    Some(total + value)
+
+    /// Moves to unit `next` (each unit at most once, largest first) and adds the number read
+    /// so far, times `scale` seconds, to the total. `None` out of order or on overflow.
+    fn close_number(&mut self, next: Step, scale: i64) -> Option<()> {
+        if next != Step::Last && self.step >= next {
+            return None;
+        }
+        self.step = next;
+        let (mut scale, mut max) = (scale, MAX_INT / scale);
+        if next != Step::Msec && !self.is_sec {
+            scale *= 1000;
+            max /= 1000;
+        }
+        if self.value > max {
+            return None;
+        }
+        self.add(self.value * scale)
+    }
+
+    /// Adds `v` to the total and starts a new number; `None` on overflow.
+    fn add(&mut self, v: i64) -> Option<()> {
+        if self.total > MAX_INT - v {
+            return None;
+        }
+        self.total += v;
+        self.value = 0;
+        Some(())
+    }
+
+    /// The end of the input: a trailing number without a unit means seconds.
+    fn finish(mut self) -> Option<i64> {
+        if !self.valid {
+            return None;
+        }
+        if !self.is_sec {
+            if self.value > MAX_INT / 1000 {
+                return None;
+            }
+            self.value *= 1000;
+        }
+        self.add(self.value)?;
+        Some(self.total)
+    }
 }
 
 /// Parses plain decimal digits (no sign, no spaces, at least one digit) not above `max`.

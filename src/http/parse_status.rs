@@ -195,6 +195,24 @@ enum HeaderState {
     HeaderAlmostDone,
 }
 
+/// The bytes that leave `state` where it is.
+#[inline]
+fn plain(state: HeaderState) -> &'static [bool; 256] {
+    match state {
+        HeaderState::Name => &NAME_PLAIN,
+        HeaderState::Value => &VALUE_PLAIN,
+        _ => &NOTHING_PLAIN,
+    }
+}
+
+/// What `parse_header_line` has found so far in one call: the positions nginx keeps in
+/// `r->header_name_start`, `header_name_end`, `header_start`, `header_end`.
+struct HeaderScan {
+    line_start: usize,
+    name_end: usize,
+    value: Range<usize>,
+}
+
 /// Parses one header line at `buf[*pos..]`, with the rules nginx applies to upstream
 /// response headers (`ngx_http_parse_header_line(r, b, 1)`: underscores allowed).
 ///
@@ -214,85 +232,128 @@ enum HeaderState {
 ///
 /// nginx: `ngx_http_parse_header_line()`
 pub fn parse_header_line(buf: &[u8], pos: &mut usize) -> Result<Step<HeaderLine>, ParseError> {
-    use HeaderState::*;
     let base = *pos;
-    let invalid = ParseError::InvalidHeader;
-    let (mut line_start, mut name_end, mut value) = (base, base, base..base);
-    let mut state = Start;
+    let mut h = HeaderScan { line_start: base, name_end: base, value: base..base };
+    let mut state = HeaderState::Start;
     let mut next = base;
     while next < buf.len() {
         // fast path: runs of plain name or value bytes change nothing but the position
-        let plain = match state {
-            Name => &NAME_PLAIN,
-            Value => &VALUE_PLAIN,
-            _ => &NOTHING_PLAIN,
-        };
+        let plain = plain(state);
         while next < buf.len() && plain[usize::from(buf[next])] {
             next += 1;
         }
         let Some(&ch) = buf.get(next) else { break };
         let p = next;
         next += 1;
-        if ch == b'\n' {
-            match state {
-                Start | HeaderAlmostDone => {
-                    *pos = p + 1;
-                    return Ok(Step::Done(HeaderLine::End));
-                }
-                IgnoreLine => {
-                    state = Start;
-                    continue;
-                }
-                Name => (name_end, value) = (p, p..p),
-                SpaceBeforeValue => value = p..p,
-                Value => value.end = trim_end(buf, value.start, p),
-                AlmostDone => {}
-            }
-            *pos = p + 1;
-            let name = line_start..name_end;
-            return Ok(Step::Done(HeaderLine::Header { name, value }));
+        if ch != b'\n' {
+            state = h.step(state, buf, p, ch)?;
+            continue;
         }
-        // here: not LF
-        state = match (state, ch) {
-            (Start, b'\r') => HeaderAlmostDone,
-            (Start, _) if ch <= 0x20 || ch == 0x7f || ch == b':' => return Err(invalid),
-            (Start, _) => {
-                line_start = p;
-                Name
-            }
-            (Name, b':') => {
-                name_end = p;
-                SpaceBeforeValue
-            }
-            (Name, b'\r') => {
-                (name_end, value) = (p, p..p);
-                AlmostDone
-            }
-            // IIS may send the duplicate "HTTP/1.1 ..." lines
-            (Name, b'/') if buf[line_start..p] == *b"HTTP" => IgnoreLine,
-            (Name, _) if ch <= 0x20 || ch == 0x7f => return Err(invalid),
-            (Name, _) => Name,
-            (SpaceBeforeValue, b' ' | b'\t') => SpaceBeforeValue,
-            (SpaceBeforeValue | Value, 0) => return Err(invalid),
-            (SpaceBeforeValue, b'\r') => {
-                value = p..p;
-                AlmostDone
-            }
-            (SpaceBeforeValue, _) => {
-                value = p..p;
-                Value
-            }
-            (Value, b'\r') => {
-                value.end = trim_end(buf, value.start, p);
-                AlmostDone
-            }
-            // here: Value only stops at NUL, CR, LF (VALUE_PLAIN)
-            (AlmostDone, b'\r') => AlmostDone,
-            (IgnoreLine, _) => IgnoreLine,
-            _ => return Err(invalid),
+        let Some(line) = h.line_end(state, buf, p) else {
+            state = HeaderState::Start; // an IIS status line skipped: the next line starts
+            continue;
         };
+        *pos = p + 1;
+        return Ok(Step::Done(line));
     }
     Ok(Step::Again)
+}
+
+impl HeaderScan {
+    /// The LF at `p` ends the line: the header found, `End` for the empty line, or `None`
+    /// when the line was an IIS status line to skip.
+    #[inline]
+    fn line_end(&mut self, state: HeaderState, buf: &[u8], p: usize) -> Option<HeaderLine> {
+        use HeaderState::*;
+        match state {
+            Start | HeaderAlmostDone => return Some(HeaderLine::End),
+            IgnoreLine => return None,
+            Name => (self.name_end, self.value) = (p, p..p),
+            SpaceBeforeValue => self.value = p..p,
+            Value => self.value.end = trim_end(buf, self.value.start, p),
+            AlmostDone => {}
+        }
+        Some(HeaderLine::Header { name: self.line_start..self.name_end, value: self.value.clone() })
+    }
+
+    /// One byte `ch` (not LF) at `p`: the next state.
+    #[inline]
+    fn step(&mut self, state: HeaderState, buf: &[u8], p: usize, ch: u8) -> Result<HeaderState, ParseError> {
+        use HeaderState::*;
+        match state {
+            Start => self.start(p, ch),
+            Name => self.name(buf, p, ch),
+            SpaceBeforeValue => self.space_before_value(p, ch),
+            Value => self.value(buf, p, ch),
+            IgnoreLine => Ok(IgnoreLine),
+            // "CR CR LF" ends a line, as in nginx
+            AlmostDone if ch == b'\r' => Ok(AlmostDone),
+            AlmostDone | HeaderAlmostDone => Err(ParseError::InvalidHeader),
+        }
+    }
+
+    /// nginx: `sw_start`. A CR starts the empty line; anything else but a control byte, DEL
+    /// or ':' starts a name.
+    #[inline]
+    fn start(&mut self, p: usize, ch: u8) -> Result<HeaderState, ParseError> {
+        match ch {
+            b'\r' => Ok(HeaderState::HeaderAlmostDone),
+            _ if ch <= 0x20 || ch == 0x7f || ch == b':' => Err(ParseError::InvalidHeader),
+            _ => {
+                self.line_start = p;
+                Ok(HeaderState::Name)
+            }
+        }
+    }
+
+    /// nginx: `sw_name`, at a byte `NAME_PLAIN` stopped on.
+    #[inline]
+    fn name(&mut self, buf: &[u8], p: usize, ch: u8) -> Result<HeaderState, ParseError> {
+        match ch {
+            b':' => {
+                self.name_end = p;
+                Ok(HeaderState::SpaceBeforeValue)
+            }
+            b'\r' => {
+                (self.name_end, self.value) = (p, p..p);
+                Ok(HeaderState::AlmostDone)
+            }
+            // IIS may send the duplicate "HTTP/1.1 ..." lines
+            b'/' if buf[self.line_start..p] == *b"HTTP" => Ok(HeaderState::IgnoreLine),
+            _ if ch <= 0x20 || ch == 0x7f => Err(ParseError::InvalidHeader),
+            _ => Ok(HeaderState::Name),
+        }
+    }
+
+    /// nginx: `sw_space_before_value`.
+    #[inline]
+    fn space_before_value(&mut self, p: usize, ch: u8) -> Result<HeaderState, ParseError> {
+        match ch {
+            b' ' | b'\t' => Ok(HeaderState::SpaceBeforeValue),
+            0 => Err(ParseError::InvalidHeader),
+            b'\r' => {
+                self.value = p..p;
+                Ok(HeaderState::AlmostDone)
+            }
+            _ => {
+                self.value = p..p;
+                Ok(HeaderState::Value)
+            }
+        }
+    }
+
+    /// nginx: `sw_value` / `sw_space_after_value`, at a byte `VALUE_PLAIN` stopped on: NUL or
+    /// CR (LF is the caller's).
+    #[inline]
+    fn value(&mut self, buf: &[u8], p: usize, ch: u8) -> Result<HeaderState, ParseError> {
+        match ch {
+            b'\r' => {
+                self.value.end = trim_end(buf, self.value.start, p);
+                Ok(HeaderState::AlmostDone)
+            }
+            _ => Err(ParseError::InvalidHeader),
+        }
+    }
 }
 
 #[cfg(test)]
