@@ -1,5 +1,3 @@
-//! Operating-system glue: socket I/O.
+//! Operating-system glue: the system calls the standard library does not wrap.
 //!
 //! nginx: src/os/unix/.
-
-pub mod io;
