@@ -5,7 +5,7 @@
 //! | module | what it is | nginx |
 //! | --- | --- | --- |
 //! | [`core`] | buffers, connections, ids, the per-worker cycle, clock, error log | src/core/ |
-//! | [`os`] | socket I/O at the edge; the system calls std does not wrap (the only `unsafe`) | src/os/unix/ |
+//! | [`os`] | the system calls std does not wrap (`kill`, `localtime_r`): the only `unsafe` | src/os/unix/ |
 //! | [`event`] | the reactor: mio poll, hashed timer wheel, posted queues, accept, connect | src/event/ |
 //! | [`conf`] | nginx.conf parser, directive tables, create/merge | src/core/ngx_conf_file.c |
 //! | [`http`] | the HTTP server: requests, phases, filters, variables, request bodies | src/http/ |

@@ -23,9 +23,9 @@ use common::{digest, send, Action, Backend, Conn};
 
 use rginx::conf::{Args, Ctx};
 use rginx::core::buf::{Buf, Chain};
-use rginx::core::connection::RequestId;
-use rginx::core::cycle::Cycle;
 use rginx::core::step::{HandlerRc, Step};
+use rginx::http::cycle::Cycle;
+use rginx::http::cycle::RequestId;
 use rginx::http::parse::{self, HeaderLine};
 use rginx::http::{self as rhttp, AnyConf, Command, Confs, Cx, HttpModule, SetError};
 use rginx::upstream::conf::{split_host_port, UpstreamConf, UpstreamMainConf};

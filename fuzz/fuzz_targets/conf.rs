@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         prefix: PathBuf::from("/nonexistent-rginx-fuzz"),
         conf_file: PathBuf::from("conf/rginx.conf"),
         globals: None,
-        modules: rginx::modules::HTTP_MODULES,
+        modules: rginx::modules::CORE_MODULES,
     };
     let _ = load_str(text, "fuzz.conf", &opts);
 });

@@ -6,10 +6,12 @@
 //!
 //! How it fits together:
 //! 1. `parse::parse_file` turns the text (with `include`s expanded) into a `Directive` tree.
-//! 2. `load` walks the main context with `CORE_COMMANDS`; `http {}` is handed to the HTTP core
-//!    (`http::core_module::http_block`), which creates every module's main/srv/loc confs, runs
-//!    each directive's setter from the module tables (`Command`), and merges
-//!    http → server → location (`merge_loc_conf`), as `ngx_http_block()` does.
+//! 2. `load` walks the main context with `CORE_COMMANDS`; a block such as `http {}` is handed
+//!    to the core module that registered it (`CoreModule`, given in `LoadOpts::modules` by the
+//!    top of the program, as nginx's `ngx_modules[]`). The HTTP one (`http::HttpBlock`)
+//!    creates every HTTP module's main/srv/loc confs, runs each directive's setter from the
+//!    module tables, and merges http → server → location, as `ngx_http_block()` does. This
+//!    folder names no module: it keeps each block's result as `dyn Any` (`Conf::get`).
 //!
 //! Differs from nginx:
 //! - nginx parses and dispatches in one streaming pass; rginx builds the tree first (it is also
@@ -18,7 +20,9 @@
 pub mod parse;
 pub mod units;
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use parse::{ConfError, Directive, ParsedConf};
 
@@ -211,8 +215,9 @@ pub struct MainConf {
 pub struct Conf {
     /// Main context.
     pub main: MainConf,
-    /// `http {}` if present.
-    pub http: Option<crate::http::HttpConf>,
+    /// What each core module's block built (`http {}` → `HttpConf`), in the order read.
+    /// nginx: `cycle->conf_ctx[module->index]`.
+    pub blocks: Vec<Arc<dyn Any + Send + Sync>>,
     /// Every file read, for `-T`.
     pub files: Vec<(PathBuf, String)>,
     /// `-p` prefix.
@@ -230,8 +235,21 @@ pub struct LoadOpts {
     pub conf_file: PathBuf,
     /// `-g "DIRECTIVES"`.
     pub globals: Option<String>,
-    /// The HTTP modules compiled in (nginx's `ngx_modules[]`).
-    pub modules: &'static [&'static dyn crate::http::HttpModule],
+    /// The core modules compiled in, each owning a block of the main context (nginx's
+    /// `ngx_modules[]` of type `NGX_CORE_MODULE`: `ngx_http_module` owns `http {}`).
+    pub modules: &'static [&'static dyn CoreModule],
+}
+
+/// A module that owns a block of the main context. nginx: an `NGX_CORE_MODULE` with a block
+/// directive (`ngx_http_module`'s `http`, whose handler is `ngx_http_block()`).
+pub trait CoreModule: Sync {
+    /// The block directive it owns, e.g. `"http"`.
+    fn block(&self) -> &'static str;
+    /// Whether `name` is one of its directives (inside its block), so that the main context
+    /// can say "is not allowed here" rather than "unknown directive".
+    fn knows(&self, name: &str) -> bool;
+    /// Reads its block: the directive itself (arguments checked) and everything inside.
+    fn read_block(&self, d: &Directive, opts: &LoadOpts) -> Result<Arc<dyn Any + Send + Sync>, ConfError>;
 }
 
 /// Resolves a path from the config against the prefix. nginx: `ngx_conf_full_name()`.
@@ -415,7 +433,7 @@ fn init_conf(
         worker_shutdown_timeout: None,
         user: None,
     };
-    let mut http = None;
+    let mut blocks: Vec<(&str, Arc<dyn Any + Send + Sync>)> = Vec::new();
     let mut seen_events = false;
     let mut seen: Vec<&str> = Vec::new();
     for d in directives {
@@ -435,12 +453,13 @@ fn init_conf(
                     main_directive(&mut main, e, Ctx::EVENT, opts)?;
                 }
             }
-            "http" => {
+            name if opts.modules.iter().any(|m| m.block() == name) => {
                 check_directive(d, Ctx::MAIN, Args::NOARGS | Args::BLOCK, Ctx::MAIN)?;
-                if http.is_some() {
-                    return Err(ConfError::at("\"http\" directive is duplicate", d));
+                if blocks.iter().any(|(b, _)| *b == name) {
+                    return Err(ConfError::at(format!("\"{name}\" directive is duplicate"), d));
                 }
-                http = Some(crate::http::core_module::http_block(d, opts)?);
+                let Some(m) = opts.modules.iter().find(|m| m.block() == name) else { continue };
+                blocks.push((m.block(), m.read_block(d, opts)?));
             }
             name => {
                 // nginx's slot setters refuse a second value; error_log and user may repeat
@@ -456,15 +475,15 @@ fn init_conf(
     if !seen_events {
         return Err(ConfError { msg: "no \"events\" section in configuration".into(), file: None, line: 0 });
     }
-    Ok(Conf { main, http, files, prefix: opts.prefix.clone(), file: conf_path })
+    let blocks = blocks.into_iter().map(|(_, b)| b).collect();
+    Ok(Conf { main, blocks, files, prefix: opts.prefix.clone(), file: conf_path })
 }
 
 fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, opts: &LoadOpts) -> Result<(), ConfError> {
     let Some(cmd) = CORE_COMMANDS.iter().find(|c| c.name == d.name) else {
         // nginx knows every module's directives in every context: a known one in the wrong
         // place is "not allowed here", not "unknown".
-        let known =
-            is_main_directive(&d.name) || opts.modules.iter().flat_map(|m| m.commands()).any(|c| c.name == d.name);
+        let known = is_main_directive(&d.name) || opts.modules.iter().any(|m| m.knows(&d.name));
         let msg = match known {
             true => format!("\"{}\" directive is not allowed here", d.name),
             false => format!("unknown directive \"{}\"", d.name),
@@ -476,7 +495,8 @@ fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, opts: &LoadOpts) 
 }
 
 /// Whether `name` is a directive of the main or events context (`http`, `events` included),
-/// for the "is not allowed here" message when one turns up inside `http {}`.
+/// for the "is not allowed here" message when one turns up inside `http {}`. `http` is named
+/// here as a word only: nginx's message depends on whether the directive exists anywhere.
 pub fn is_main_directive(name: &str) -> bool {
     matches!(name, "http" | "events") || CORE_COMMANDS.iter().any(|c| c.name == name)
 }
@@ -494,96 +514,13 @@ pub fn setter_error(d: &Directive, msg: String) -> ConfError {
 }
 
 impl Conf {
-    /// Every distinct listen address with its options. nginx: `cycle->listening`.
-    pub fn listens(&self) -> Vec<crate::http::ListenOpt> {
-        self.http.as_ref().map(|h| h.addrs.iter().map(|a| a.opt.clone()).collect()).unwrap_or_default()
+    /// The block of type `T` (e.g. the `HttpConf` of `http {}`), if the file had one.
+    /// nginx: `ngx_get_conf(cycle->conf_ctx, ngx_http_module)`.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.blocks.iter().find_map(|b| b.downcast_ref::<T>())
     }
-}
-
-#[cfg(test)]
-mod tests {
-    //! Property tests of the whole reader (the fuzzer's `conf` target, in miniature): no
-    //! input may panic, and every refusal names where it happened.
-    use super::*;
-
-    const VALID: &str = "worker_processes 2;\nevents { worker_connections 64; }\nhttp {\n\
-        log_format main '$remote_addr \"$request\" $status';\n\
-        upstream b { server 127.0.0.1:9 weight=2 max_fails=3; keepalive 8; }\n\
-        server { listen 127.0.0.1:8081 default_server; server_name *.example.com;\n\
-        location ^~ /p/ { proxy_pass http://b/q/; proxy_set_header X-A \"$host\\\"\"; }\n\
-        location = /r { return 302 http://$host$request_uri; } # comment\n\
-        location /n { location /n/m { proxy_buffers 4 8k; client_max_body_size 1m; } } } }\n";
-
-    fn opts() -> LoadOpts {
-        LoadOpts {
-            prefix: PathBuf::from("/nonexistent-rginx-test"),
-            conf_file: PathBuf::from("conf/rginx.conf"),
-            globals: None,
-            modules: crate::modules::HTTP_MODULES,
-        }
-    }
-
-    /// xorshift64*: enough randomness for a property test, no crate.
-    fn rng(seed: &mut u64) -> u64 {
-        *seed ^= *seed >> 12;
-        *seed ^= *seed << 25;
-        *seed ^= *seed >> 27;
-        seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    #[test]
-    fn valid_config_loads() {
-        let conf = load_str(VALID, "t.conf", &opts());
-        assert!(conf.is_ok(), "{:?}", conf.err().map(|e| e.to_string()));
-    }
-
-    #[test]
-    fn every_truncation_fails_cleanly_with_a_position() {
-        for n in 0..VALID.len() {
-            if !VALID.is_char_boundary(n) {
-                continue;
-            }
-            // a cut config may still be complete (cut after a `}` or `;`), else an error
-            // that says where, as nginx's "unexpected end of file" does
-            if let Err(e) = load_str(&VALID[..n], "t.conf", &opts()) {
-                let shown = e.to_string();
-                assert!(shown.contains("t.conf") || shown.contains("no \"events\""), "cut at {n}: {shown}");
-            }
-        }
-    }
-
-    #[test]
-    fn random_mutations_never_panic() {
-        let alphabet = b"{};'\"\\$# \n\tabcxyz0129kmsK:/*.=~^@";
-        let mut seed = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..3000 {
-            let mut text = VALID.as_bytes().to_vec();
-            for _ in 0..1 + rng(&mut seed) % 4 {
-                let at = (rng(&mut seed) % text.len() as u64) as usize;
-                let b = alphabet[(rng(&mut seed) % alphabet.len() as u64) as usize];
-                match rng(&mut seed) % 3 {
-                    0 => text[at] = b,
-                    1 => text.insert(at, b),
-                    _ => {
-                        text.remove(at);
-                    }
-                }
-            }
-            if let Ok(s) = std::str::from_utf8(&text) {
-                let _ = load_str(s, "t.conf", &opts());
-            }
-        }
-    }
-
-    #[test]
-    fn random_bytes_never_panic() {
-        let mut seed = 7;
-        for _ in 0..3000 {
-            let len = (rng(&mut seed) % 200) as usize;
-            let bytes: Vec<u8> = (0..len).map(|_| (rng(&mut seed) % 128) as u8).collect();
-            if let Ok(s) = std::str::from_utf8(&bytes) {
-                let _ = load_str(s, "t.conf", &opts());
-            }
-        }
+    /// The block of type `T`, shared (a worker keeps its own handle to it).
+    pub fn get_arc<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.blocks.iter().find_map(|b| b.clone().downcast::<T>().ok())
     }
 }

@@ -35,6 +35,29 @@ impl<T> Id<T> {
     }
 }
 
+/// An id whose type is not named: kept by a layer that must not name the type above it (a
+/// request keeps its upstream context's id so, as nginx's `r->upstream`, while `upstream/` sits
+/// above `http/`). Only the owner of the table turns it back with [`RawId::typed`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RawId {
+    key: u32,
+    gen: u32,
+}
+
+impl RawId {
+    /// The typed id again.
+    pub fn typed<T>(self) -> Id<T> {
+        Id { key: self.key, gen: self.gen, _t: PhantomData }
+    }
+}
+
+impl<T> Id<T> {
+    /// Forgets the type (see [`RawId`]).
+    pub fn raw(self) -> RawId {
+        RawId { key: self.key, gen: self.gen }
+    }
+}
+
 impl<T> Clone for Id<T> {
     fn clone(&self) -> Self {
         *self
@@ -62,31 +85,35 @@ impl<T> fmt::Debug for Id<T> {
 ///
 /// At wrap the generation goes from `u32::MAX` back to 0 (`wrapping_add`: no panic, no skipped
 /// value); only an id kept across exactly 2^32 reuses of its slot could then match again.
-pub struct GenSlab<T> {
+///
+/// `K` is the type the ids name: `T` itself unless the value type is generic (a connection is
+/// `Connection<W>`, generic over the world, but its id `ConnId` is one type for every world).
+pub struct GenSlab<T, K = T> {
     /// The live values, each with the generation it was inserted with (so `get` reads one entry).
     slab: slab::Slab<(u32, T)>,
     /// Per slot key: the generation the slot hands to its next value. Grows with the slab's
     /// high-water mark and never shrinks, so a freed slot remembers where it was.
     next_gen: Vec<u32>,
+    _k: PhantomData<fn() -> K>,
 }
 
-impl<T> Default for GenSlab<T> {
+impl<T, K> Default for GenSlab<T, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T> GenSlab<T> {
+impl<T, K> GenSlab<T, K> {
     /// An empty slab.
     pub fn new() -> Self {
-        GenSlab { slab: slab::Slab::new(), next_gen: Vec::new() }
+        GenSlab { slab: slab::Slab::new(), next_gen: Vec::new(), _k: PhantomData }
     }
     /// An empty slab with room for `n` entries before it reallocates.
     pub fn with_capacity(n: usize) -> Self {
-        GenSlab { slab: slab::Slab::with_capacity(n), next_gen: Vec::with_capacity(n) }
+        GenSlab { slab: slab::Slab::with_capacity(n), next_gen: Vec::with_capacity(n), _k: PhantomData }
     }
     /// Stores `v` and returns its id. nginx: `ngx_get_connection()` taking a free slot.
-    pub fn insert(&mut self, v: T) -> Id<T> {
+    pub fn insert(&mut self, v: T) -> Id<K> {
         let id = self.vacant_id();
         if id.key() == self.next_gen.len() {
             self.next_gen.push(id.gen);
@@ -96,34 +123,34 @@ impl<T> GenSlab<T> {
         id
     }
     /// The id the next `insert` will return: lets a value record its own id before insertion.
-    pub fn vacant_id(&self) -> Id<T> {
+    pub fn vacant_id(&self) -> Id<K> {
         let key = self.slab.vacant_key();
         // A key past the high-water mark has never held a value: its first generation is 0.
         let gen = self.next_gen.get(key).copied().unwrap_or(0);
         Id { key: key as u32, gen, _t: PhantomData }
     }
     /// The value, if the id is still current.
-    pub fn get(&self, id: Id<T>) -> Option<&T> {
+    pub fn get(&self, id: Id<K>) -> Option<&T> {
         match self.slab.get(id.key as usize) {
             Some((g, v)) if *g == id.gen => Some(v),
             _ => None,
         }
     }
     /// The value, mutably, if the id is still current.
-    pub fn get_mut(&mut self, id: Id<T>) -> Option<&mut T> {
+    pub fn get_mut(&mut self, id: Id<K>) -> Option<&mut T> {
         match self.slab.get_mut(id.key as usize) {
             Some((g, v)) if *g == id.gen => Some(v),
             _ => None,
         }
     }
     /// Whether the id still names a live value.
-    pub fn contains(&self, id: Id<T>) -> bool {
+    pub fn contains(&self, id: Id<K>) -> bool {
         self.get(id).is_some()
     }
     /// Frees the slot and moves it to its next generation, so `id` (and every copy of it kept
     /// in timers, posted queues or links) finds nothing from now on. nginx:
     /// `ngx_free_connection()`; the flip of `instance` happens in `ngx_get_connection()`.
-    pub fn remove(&mut self, id: Id<T>) -> Option<T> {
+    pub fn remove(&mut self, id: Id<K>) -> Option<T> {
         if !self.contains(id) {
             return None;
         }
@@ -142,7 +169,7 @@ impl<T> GenSlab<T> {
         self.slab.is_empty()
     }
     /// Ids of every live entry (for shutdown sweeps; allocates).
-    pub fn ids(&self) -> Vec<Id<T>> {
+    pub fn ids(&self) -> Vec<Id<K>> {
         self.slab.iter().map(|(k, (g, _))| Id { key: k as u32, gen: *g, _t: PhantomData }).collect()
     }
 }
@@ -153,7 +180,7 @@ mod tests {
 
     #[test]
     fn stale_id_finds_nothing() {
-        let mut s = GenSlab::new();
+        let mut s: GenSlab<_> = GenSlab::new();
         let a = s.insert(1);
         assert_eq!(s.remove(a), Some(1));
         let b = s.insert(2);
@@ -167,7 +194,7 @@ mod tests {
     /// other slots' ids (issued in between) stay valid: the generation is per slot.
     #[test]
     fn reused_slot_never_answers_old_ids() {
-        let mut s = GenSlab::new();
+        let mut s: GenSlab<_> = GenSlab::new();
         let keep = s.insert(-1);
         let mut old = Vec::new();
         for i in 0..10_000 {
@@ -192,7 +219,7 @@ mod tests {
     /// Generations are per slot: inserts into other slots do not move a slot's generation.
     #[test]
     fn generation_moves_only_on_reuse_of_that_slot() {
-        let mut s = GenSlab::new();
+        let mut s: GenSlab<_> = GenSlab::new();
         let a = s.insert(0);
         for i in 1..100 {
             s.insert(i);
@@ -209,7 +236,7 @@ mod tests {
     /// wrap is stale.
     #[test]
     fn generation_wraps_without_panic() {
-        let mut s = GenSlab::new();
+        let mut s: GenSlab<_> = GenSlab::new();
         let a = s.insert("a");
         s.remove(a);
         s.next_gen[a.key()] = u32::MAX; // as if the slot had been reused 2^32 - 1 times

@@ -1,10 +1,9 @@
-//! The core: buffers, connections, ids, the cycle, the clock and the error log.
+//! The core: buffers, ids, the clock, the error log, temp files and step results. It knows
+//! nothing of rginx's other folders.
 //!
 //! nginx: src/core/.
 
 pub mod buf;
-pub mod connection;
-pub mod cycle;
 pub mod id;
 pub mod log;
 pub mod step;

@@ -22,18 +22,18 @@
 use std::io;
 use std::net::SocketAddr;
 
+use super::connection::{ConnId, Connection, Ev, Stream};
+use super::reactor::{Reactor, World};
 use super::{epoll, posted};
-use crate::core::connection::{ConnId, Connection, Ev, Owner, Stream};
-use crate::core::cycle::Cycle;
 
 /// A listening socket of this worker. nginx: `ngx_listening_t`.
-pub struct Listening {
+pub struct Listening<W> {
     /// The address as configured (`listen`).
     pub addr: SocketAddr,
     /// Its connection in the slab (the read event accepts).
     pub conn: Option<ConnId>,
     /// Called for each accepted connection. nginx: `ls->handler` (`ngx_http_init_connection`).
-    pub handler: fn(&mut Cycle, ConnId),
+    pub handler: fn(&mut W, ConnId),
     /// Index of the HTTP address configuration (servers on this address). nginx:
     /// `ls->servers`.
     pub servers: usize,
@@ -45,10 +45,11 @@ pub const ACCEPT_DELAY: u64 = 500;
 
 /// Registers every listening socket of the worker and installs `event_accept` on it.
 /// nginx: `ngx_event_process_init()` (the listening part).
-pub fn event_process_init(cy: &mut Cycle, sockets: Vec<(usize, mio::net::TcpListener)>) {
+pub fn event_process_init<W: World>(cy: &mut Reactor<W>, sockets: Vec<(usize, mio::net::TcpListener)>) {
     for (i, l) in sockets {
-        let mut c = Connection::new(Stream::Listener(l), Owner::Listening(i));
-        c.read.handler = event_accept;
+        let mut c = Connection::new(Stream::Listener(l), W::Data::default());
+        c.listening = i;
+        c.read.handler = event_accept::<W>;
         let id = cy.conns.insert(c);
         if let Err(e) = epoll::add_connection(cy, id) {
             log::error!("epoll add listening socket failed ({e})");
@@ -59,7 +60,7 @@ pub fn event_process_init(cy: &mut Cycle, sockets: Vec<(usize, mio::net::TcpList
 
 /// Stops accepting (graceful shutdown): closes this worker's listening connections.
 /// nginx: `ngx_close_listening_sockets()`.
-pub fn close_listening_sockets(cy: &mut Cycle) {
+pub fn close_listening_sockets<W: World>(cy: &mut Reactor<W>) {
     for i in 0..cy.listening.len() {
         if let Some(id) = cy.listening[i].conn.take() {
             super::del_timer(cy, Ev { c: id, write: false });
@@ -72,7 +73,7 @@ pub fn close_listening_sockets(cy: &mut Cycle) {
 
 /// Takes every listening socket out of the poller: nothing is accepted until
 /// `enable_accept_events`. nginx: `ngx_disable_accept_events()`.
-fn disable_accept_events(cy: &mut Cycle) {
+fn disable_accept_events<W: World>(cy: &mut Reactor<W>) {
     for id in listening_conns(cy) {
         if cy.conns.get(id).is_some_and(|c| c.read.active) {
             epoll::del_connection(cy, id);
@@ -83,7 +84,7 @@ fn disable_accept_events(cy: &mut Cycle) {
 /// Puts every listening socket back into the poller and posts its accept event: connections
 /// that queued up while it was out raise no edge of their own. nginx:
 /// `ngx_enable_accept_events()` (there, the level-triggered listening socket reports them).
-fn enable_accept_events(cy: &mut Cycle) {
+fn enable_accept_events<W: World>(cy: &mut Reactor<W>) {
     for id in listening_conns(cy) {
         if cy.conns.get(id).is_some_and(|c| !c.read.active) {
             if let Err(e) = epoll::add_connection(cy, id) {
@@ -95,7 +96,7 @@ fn enable_accept_events(cy: &mut Cycle) {
     }
 }
 
-fn listening_conns(cy: &Cycle) -> Vec<ConnId> {
+fn listening_conns<W: World>(cy: &Reactor<W>) -> Vec<ConnId> {
     cy.listening.iter().filter_map(|l| l.conn).collect()
 }
 
@@ -103,15 +104,17 @@ fn listening_conns(cy: &Cycle) -> Vec<ConnId> {
 ///
 /// Also the handler of the retry timer armed by `accept_failed`: it brings every listening
 /// socket back first, as nginx's `if (ev->timedout) ngx_enable_accept_events()`.
-pub fn event_accept(cy: &mut Cycle, ev: Ev) {
+pub fn event_accept<W: World>(w: &mut W, ev: Ev) {
+    let cy = w.reactor();
     let Some(c) = cy.conns.get_mut(ev.c) else {
         return;
     };
-    let Owner::Listening(li) = c.owner else { return };
+    let li = c.listening;
     if std::mem::take(&mut c.read.timedout) {
         enable_accept_events(cy);
     }
     loop {
+        let cy = w.reactor();
         let accepted = match cy.conns.get_mut(ev.c).map(|c| &mut c.stream) {
             Some(Stream::Listener(l)) => l.accept(),
             _ => return,
@@ -131,14 +134,15 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
             }
             Err(e) => return accept_failed(cy, ev, &e),
         };
-        if cy.conns.len() >= cy.conf.main.worker_connections && !drain_connections(cy) {
-            crate::ngx_log!(Alert, "{} worker_connections are not enough", cy.conf.main.worker_connections);
+        if cy.conns.len() >= cy.worker_connections && !drain_connections(w) {
+            crate::ngx_log!(Alert, "{} worker_connections are not enough", w.reactor().worker_connections);
             drop(stream);
             continue;
         }
+        let cy = w.reactor();
         cy.stats.accepted += 1;
         let local = stream.local_addr().ok();
-        let mut c = Connection::new(Stream::Tcp(stream), Owner::Client(None));
+        let mut c = Connection::new(Stream::Tcp(stream), W::Data::default());
         cy.connection_counter += 1;
         c.number = cy.connection_counter;
         c.peer = Some(peer);
@@ -153,15 +157,17 @@ pub fn event_accept(cy: &mut Cycle, ev: Ev) {
         }
         cy.stats.handled += 1;
         cy.stats.active += 1;
-        let h = cy.listening[li].handler;
-        h(cy, id);
+        let Some(h) = cy.listening.get(li).map(|l| l.handler) else {
+            continue;
+        };
+        h(w, id);
     }
 }
 
 /// `accept()` failed and retrying now would fail again: pause accepting for `ACCEPT_DELAY`.
 /// Out of descriptors (EMFILE/ENFILE) is `crit`, anything else `alert`, as nginx logs them.
 /// nginx: the error path of `ngx_event_accept()`.
-fn accept_failed(cy: &mut Cycle, ev: Ev, e: &io::Error) {
+fn accept_failed<W: World>(cy: &mut Reactor<W>, ev: Ev, e: &io::Error) {
     const EMFILE: i32 = 24;
     const ENFILE: i32 = 23;
     if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
@@ -191,27 +197,24 @@ fn errno(e: &io::Error) -> String {
 /// nginx: `ngx_drain_connections()`. Differs: nginx takes the least recently used reusable
 /// connections (also fresh ones that have sent nothing yet); rginx takes idle keepalive
 /// connections in slab order.
-fn drain_connections(cy: &mut Cycle) -> bool {
+fn drain_connections<W: World>(w: &mut W) -> bool {
+    let cy = w.reactor();
     let ids = cy.conns.ids();
     // Client keepalive connections only (nginx's `ngx_reusable_connection`); cached upstream
-    // connections are the keepalive module's to manage.
-    let idle: Vec<ConnId> = ids
-        .into_iter()
-        .filter(|&id| {
-            cy.conns.get(id).is_some_and(|c| c.idle && matches!(c.owner, crate::core::connection::Owner::Client(None)))
-        })
-        .collect();
+    // connections are the keepalive module's to manage and are never `reusable`.
+    let idle: Vec<ConnId> = ids.into_iter().filter(|&id| cy.conns.get(id).is_some_and(|c| c.reusable)).collect();
     if idle.is_empty() {
         return false;
     }
-    log::warn!("{} worker_connections are not enough, reusing connections", cy.conf.main.worker_connections);
+    log::warn!("{} worker_connections are not enough, reusing connections", cy.worker_connections);
     for id in idle.iter().take((idle.len() / 8).clamp(1, 32)) {
-        let Some(c) = cy.conns.get_mut(*id) else {
+        let Some(c) = w.reactor().conns.get_mut(*id) else {
             continue;
         };
         c.close = true;
         let h = c.read.handler;
-        h(cy, Ev { c: *id, write: false });
+        h(w, Ev { c: *id, write: false });
     }
-    cy.conns.len() < cy.conf.main.worker_connections
+    let cy = w.reactor();
+    cy.conns.len() < cy.worker_connections
 }

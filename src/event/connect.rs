@@ -10,9 +10,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::connection::{ConnId, Connection, Ev, Stream};
 use super::epoll;
-use crate::core::connection::{ConnId, Connection, Owner, Stream};
-use crate::core::cycle::Cycle;
+use super::reactor::{Reactor, World};
 
 /// Where a peer lives. nginx: `pc->sockaddr` (`AF_INET`/`AF_INET6`/`AF_UNIX`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl std::fmt::Display for PeerAddr {
 /// loopback), which the caller treats as nginx's `NGX_DECLINED` (try the next peer).
 ///
 /// nginx: `ngx_event_connect_peer()`.
-pub fn connect_peer(cy: &mut Cycle, addr: &PeerAddr, owner: Owner) -> io::Result<ConnId> {
+pub fn connect_peer<W: World>(cy: &mut Reactor<W>, addr: &PeerAddr, owner: W::Data) -> io::Result<ConnId> {
     let stream = match addr {
         PeerAddr::Inet(a) => Stream::Tcp(mio::net::TcpStream::connect(*a)?),
         PeerAddr::Unix(p) => Stream::Unix(mio::net::UnixStream::connect(p)?),
@@ -64,7 +64,7 @@ pub fn connect_peer(cy: &mut Cycle, addr: &PeerAddr, owner: Owner) -> io::Result
 /// progress (a spurious wakeup), `Err` failed (`SO_ERROR`).
 ///
 /// nginx: `ngx_http_upstream_test_connect()`; mio's recipe: `take_error()`, then `peer_addr()`.
-pub fn test_connect(c: &mut Connection) -> io::Result<bool> {
+pub fn test_connect<W: World>(c: &mut Connection<W>) -> io::Result<bool> {
     let (err, peer) = match &c.stream {
         Stream::Tcp(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
         Stream::Unix(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
@@ -87,9 +87,9 @@ pub fn test_connect(c: &mut Connection) -> io::Result<bool> {
 
 /// Closes a connection: timers, posted events, registration, socket, slab slot — every one.
 /// nginx: `ngx_close_connection()`.
-pub fn close_connection(cy: &mut Cycle, id: ConnId) {
-    super::del_timer(cy, crate::core::connection::Ev { c: id, write: false });
-    super::del_timer(cy, crate::core::connection::Ev { c: id, write: true });
+pub fn close_connection<W: World>(cy: &mut Reactor<W>, id: ConnId) {
+    super::del_timer(cy, Ev { c: id, write: false });
+    super::del_timer(cy, Ev { c: id, write: true });
     epoll::del_connection(cy, id);
     if let Some(mut c) = cy.conns.remove(id) {
         if let Some(b) = c.buffer.take() {

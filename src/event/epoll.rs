@@ -6,19 +6,19 @@
 //!
 //! Differs from nginx:
 //! - the stale check compares the generation packed in the token (see `core::id`).
-//! - events of one `poll()` are copied out first, because handlers need `&mut Cycle` while mio's
-//!   `Events` buffer would still be borrowed.
+//! - events of one `poll()` are copied out first, because handlers need the whole world
+//!   (`&mut W`) while mio's `Events` buffer would still be borrowed.
 
 use std::io;
 use std::time::Duration;
 
 use mio::{Interest, Token};
 
-use crate::core::connection::{ConnId, Ev, Stream};
-use crate::core::cycle::Cycle;
+use super::connection::{ConnId, Ev, Stream};
+use super::reactor::{Reactor, World};
 
 /// Registers a connection for both directions, once. nginx: `ngx_epoll_add_connection()`.
-pub fn add_connection(cy: &mut Cycle, id: ConnId) -> io::Result<()> {
+pub fn add_connection<W: World>(cy: &mut Reactor<W>, id: ConnId) -> io::Result<()> {
     let Some(c) = cy.conns.get_mut(id) else {
         return Ok(());
     };
@@ -38,7 +38,7 @@ pub fn add_connection(cy: &mut Cycle, id: ConnId) -> io::Result<()> {
 }
 
 /// Deregisters before close. nginx: `ngx_epoll_del_connection()`.
-pub fn del_connection(cy: &mut Cycle, id: ConnId) {
+pub fn del_connection<W: World>(cy: &mut Reactor<W>, id: ConnId) {
     if let Some(c) = cy.conns.get_mut(id) {
         if let Some(s) = c.stream.source() {
             let _ = cy.poll.registry().deregister(s);
@@ -75,7 +75,8 @@ struct Ready {
 
 /// Waits up to `timeout`, then runs the handler of every ready event.
 /// nginx: `ngx_epoll_process_events()`.
-pub fn process_events(cy: &mut Cycle, timeout: Option<Duration>) -> io::Result<()> {
+pub fn process_events<W: World>(w: &mut W, timeout: Option<Duration>) -> io::Result<()> {
+    let cy = w.reactor();
     let mut events = cy.events.take().unwrap_or_else(|| mio::Events::with_capacity(512));
     let r = cy.poll.poll(&mut events, timeout);
     cy.times.update(); // nginx: ngx_time_update() right after epoll_wait
@@ -111,7 +112,7 @@ pub fn process_events(cy: &mut Cycle, timeout: Option<Duration>) -> io::Result<(
     cy.events = Some(events);
     for &(token, bits) in &ready {
         dispatch(
-            cy,
+            w,
             Ready {
                 token,
                 read: bits & READ != 0,
@@ -121,25 +122,25 @@ pub fn process_events(cy: &mut Cycle, timeout: Option<Duration>) -> io::Result<(
             },
         );
     }
-    cy.ready = ready;
+    w.reactor().ready = ready;
     Ok(())
 }
 
-fn dispatch(cy: &mut Cycle, r: Ready) {
+fn dispatch<W: World>(w: &mut W, r: Ready) {
     let id = ConnId::from_token(r.token);
     if r.read {
         // A stale event (connection closed earlier in this batch) finds no connection.
-        let Some(c) = cy.conns.get_mut(id) else {
+        let Some(c) = w.reactor().conns.get_mut(id) else {
             return;
         };
         c.read.ready = true;
         c.read.eof |= r.eof;
         c.read.error |= r.error;
         let h = c.read.handler;
-        h(cy, Ev { c: id, write: false });
+        h(w, Ev { c: id, write: false });
     }
     if r.write {
-        let Some(c) = cy.conns.get_mut(id) else {
+        let Some(c) = w.reactor().conns.get_mut(id) else {
             return; // the read handler closed it
         };
         if !c.write.active {
@@ -148,6 +149,6 @@ fn dispatch(cy: &mut Cycle, r: Ready) {
         c.write.ready = true;
         c.write.error |= r.error;
         let h = c.write.handler;
-        h(cy, Ev { c: id, write: true });
+        h(w, Ev { c: id, write: true });
     }
 }

@@ -7,8 +7,8 @@
 //! request was written while the read side was still `ready` (mio is edge-triggered: no new edge
 //! will come). The queue holds ids; a closed connection's entries are recognised as stale.
 
-use crate::core::connection::Ev;
-use crate::core::cycle::Cycle;
+use super::connection::Ev;
+use super::reactor::{Reactor, World};
 
 /// Which queue. nginx: `ngx_posted_accept_events` / `ngx_posted_events`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub enum Queue {
 }
 
 /// Queues `ev` once. nginx: `ngx_post_event()`.
-pub fn post_event(cy: &mut Cycle, ev: Ev, q: Queue) {
+pub fn post_event<W: World>(cy: &mut Reactor<W>, ev: Ev, q: Queue) {
     let Some(c) = cy.conns.get_mut(ev.c) else {
         return;
     };
@@ -36,7 +36,7 @@ pub fn post_event(cy: &mut Cycle, ev: Ev, q: Queue) {
 }
 
 /// Unqueues `ev` (its queue entry becomes stale). nginx: `ngx_delete_posted_event()`.
-pub fn delete_posted_event(cy: &mut Cycle, ev: Ev) {
+pub fn delete_posted_event<W: World>(cy: &mut Reactor<W>, ev: Ev) {
     if let Some(c) = cy.conns.get_mut(ev.c) {
         c.event(ev.write).posted = false;
     }
@@ -44,8 +44,9 @@ pub fn delete_posted_event(cy: &mut Cycle, ev: Ev) {
 
 /// Runs every event of the queue, including ones posted while running.
 /// nginx: `ngx_event_process_posted()`.
-pub fn process(cy: &mut Cycle, q: Queue) {
+pub fn process<W: World>(w: &mut W, q: Queue) {
     loop {
+        let cy = w.reactor();
         let ev = match q {
             Queue::Accept => cy.posted_accept.pop_front(),
             Queue::Events => cy.posted.pop_front(),
@@ -60,6 +61,6 @@ pub fn process(cy: &mut Cycle, q: Queue) {
         }
         e.posted = false;
         let h = e.handler;
-        h(cy, ev);
+        h(w, ev);
     }
 }

@@ -34,12 +34,13 @@ use std::path::{Path, PathBuf};
 use super::parse::{Chunked, ChunkedDecoder};
 use super::request::{self, Request, RequestHandler};
 use crate::core::buf::{Buf, BufPool, Chain};
-use crate::core::connection::{Ev, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
 use crate::core::temp_file::TempFile;
 use crate::event;
-use crate::os::io::{self, Recv};
+use crate::event::connection::Ev;
+use crate::event::io::{self, Recv};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 pub use super::body_discard::{discard_request_body, discarded_request_body_handler};
 
@@ -121,7 +122,7 @@ impl Failure {
 /// status.
 pub(super) fn log_failure(cy: &Cycle, rid: RequestId, f: &Failure) -> u16 {
     let (Some(r), mut line) = (cy.requests.get(rid), String::new()) else { return f.status };
-    let Some(c) = cy.conns.get(r.connection) else { return f.status };
+    let Some(c) = cy.ev.conns.get(r.connection) else { return f.status };
     let _ = write!(line, "*{} {}", c.number, f.msg);
     if let Some(p) = c.peer {
         let _ = write!(line, ", client: {}", p.ip());
@@ -142,7 +143,7 @@ pub(super) fn test_expect(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
         return Ok(());
     }
     r.headers_in.expect_continue = false; // nginx: `r->expect_tested = 1`
-    let Some(c) = cy.conns.get_mut(r.connection) else { return Err(()) };
+    let Some(c) = cy.ev.conns.get_mut(r.connection) else { return Err(()) };
     match io::send(c, b"HTTP/1.1 100 Continue\r\n\r\n") {
         Ok(Step::Done(25)) => Ok(()),
         _ => {
@@ -232,7 +233,7 @@ fn start(cy: &mut Cycle, rid: RequestId, post_handler: RequestHandler, no_buffer
         Some(rb) if rb.chunked.is_none() && rb.rest < (size + size / 4) as u64 => rb.rest as usize,
         _ => size,
     };
-    let buf = cy.bufs.get(size.max(1));
+    let buf = cy.ev.bufs.get(size.max(1));
     if let Some(rb) = rb_mut(cy, rid) {
         rb.buf = Some(buf);
     }
@@ -255,7 +256,7 @@ fn rb_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut RequestBody> {
 /// nginx: `ngx_http_read_unbuffered_request_body()`.
 pub fn read_unbuffered_request_body(cy: &mut Cycle, rid: RequestId) -> Result<Step, u16> {
     let Some(r) = cy.requests.get(rid) else { return Ok(Step::Done(())) };
-    if cy.conns.get(r.connection).is_some_and(|c| c.read.timedout) {
+    if cy.ev.conns.get(r.connection).is_some_and(|c| c.read.timedout) {
         let f = Failure::new(408, log::Level::Info, "client timed out while reading client request body");
         return Err(body_failed(cy, rid, &f));
     }
@@ -280,7 +281,7 @@ pub fn read_unbuffered_request_body(cy: &mut Cycle, rid: RequestId) -> Result<St
 /// nginx: `ngx_http_read_client_request_body_handler()`.
 pub fn read_client_request_body_handler(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get(rid) else { return };
-    if cy.conns.get(r.connection).is_some_and(|c| c.read.timedout) {
+    if cy.ev.conns.get(r.connection).is_some_and(|c| c.read.timedout) {
         let f = Failure::new(408, log::Level::Info, "client timed out while reading client request body");
         let status = body_failed(cy, rid, &f);
         return request::finalize_request(cy, rid, HandlerRc::Status(status));
@@ -315,13 +316,13 @@ fn body_failed(cy: &mut Cycle, rid: RequestId, f: &Failure) -> u16 {
     if let Some(rb) = r.request_body.as_deref_mut() {
         rb.done = true;
         rb.reading = false;
-        cy.bufs.put_chain(&mut rb.bufs);
+        cy.ev.bufs.put_chain(&mut rb.bufs);
         if let Some(b) = rb.buf.take() {
-            cy.bufs.put(b);
+            cy.ev.bufs.put(b);
         }
         rb.temp_file = None;
     }
-    event::del_timer(cy, Ev { c: cid, write: false });
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
     status
 }
 
@@ -329,7 +330,8 @@ fn body_failed(cy: &mut Cycle, rid: RequestId, f: &Failure) -> u16 {
 /// nginx: the preread part of `ngx_http_read_client_request_body()`.
 fn preread(cy: &mut Cycle, rid: RequestId) -> Result<(), Failure> {
     let dir = body_temp_dir(cy);
-    let Cycle { requests, bufs: pool, .. } = cy;
+    let Cycle { requests, ev, .. } = cy;
+    let pool = &mut ev.bufs;
     let Some(r) = requests.get_mut(rid) else { return Ok(()) };
     let max = r.loc.core.client_max_body_size();
     let Some(rb) = r.request_body.as_deref_mut() else { return Ok(()) };
@@ -436,15 +438,15 @@ fn do_read(cy: &mut Cycle, rid: RequestId) -> Result<Step, Failure> {
     let timeout = r.loc.core.client_body_timeout();
     match read_loop(cy, rid)? {
         Read::Done => {
-            event::del_timer(cy, ev);
+            event::del_timer(&mut cy.ev, ev);
             Ok(Step::Done(()))
         }
         Read::Client => {
-            event::add_timer(cy, ev, timeout);
+            event::add_timer(&mut cy.ev, ev, timeout);
             Ok(Step::Again)
         }
         Read::Consumer => {
-            event::del_timer(cy, ev); // a streamed body waits for its consumer, not the client
+            event::del_timer(&mut cy.ev, ev); // a streamed body waits for its consumer, not the client
             Ok(Step::Again)
         }
     }
@@ -463,7 +465,8 @@ enum Read {
 /// The loop of `do_read`, on the request and its connection only.
 fn read_loop(cy: &mut Cycle, rid: RequestId) -> Result<Read, Failure> {
     let dir = body_temp_dir(cy);
-    let Cycle { requests, conns, bufs: pool, .. } = cy;
+    let Cycle { requests, ev, .. } = cy;
+    let (conns, pool) = (&mut ev.conns, &mut ev.bufs);
     let Some(r) = requests.get_mut(rid) else { return Ok(Read::Client) };
     let max = r.loc.core.client_max_body_size();
     let size = r.loc.core.client_body_buffer_size().max(1);
@@ -583,8 +586,8 @@ pub fn pipelined(r: &Request) -> &[u8] {
 
 /// Returns a body's buffers to the pool (the temp file closes and, being unlinked, vanishes).
 pub fn free_body(cy: &mut Cycle, mut rb: RequestBody) {
-    cy.bufs.put_chain(&mut rb.bufs);
+    cy.ev.bufs.put_chain(&mut rb.bufs);
     for b in [rb.buf.take(), rb.pipelined.take()].into_iter().flatten() {
-        cy.bufs.put(b);
+        cy.ev.bufs.put(b);
     }
 }

@@ -15,11 +15,12 @@
 use super::body::{has_body, log_failure, test_expect, Failure, RequestBody};
 use super::parse::Chunked;
 use super::request::{self, empty_handler};
-use crate::core::connection::{Ev, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
-use crate::os::io::{self, Recv};
+use crate::event::connection::Ev;
+use crate::event::io::{self, Recv};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// nginx: `NGX_HTTP_DISCARD_BUFFER_SIZE`.
 const DISCARD_BUFFER_SIZE: usize = 4096;
@@ -42,7 +43,7 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
         return Err(500);
     }
     let Some(cid) = cy.requests.get(rid).map(|r| r.connection) else { return Ok(()) };
-    event::del_timer(cy, Ev { c: cid, write: false });
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
     let Some(r) = cy.requests.get_mut(rid) else { return Ok(()) };
     if !has_body(r) {
         return Ok(());
@@ -73,12 +74,12 @@ pub fn discard_request_body(cy: &mut Cycle, rid: RequestId) -> Result<(), u16> {
 /// The read handler while discarding: re-armed on every read, never past the deadline.
 /// nginx: `ngx_http_discarded_request_body_handler()`.
 pub fn discarded_request_body_handler(cy: &mut Cycle, rid: RequestId) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let cid = r.connection;
     let (_, lingering_timeout) = r.loc.core.lingering();
-    if cy.conns.get(cid).is_some_and(|c| c.read.timedout) {
-        if let Some(c) = cy.conns.get_mut(cid) {
+    if cy.ev.conns.get(cid).is_some_and(|c| c.read.timedout) {
+        if let Some(c) = cy.ev.conns.get_mut(cid) {
             c.error = true;
         }
         return request::finalize_request(cy, rid, HandlerRc::Error);
@@ -102,17 +103,17 @@ pub fn discarded_request_body_handler(cy: &mut Cycle, rid: RequestId) {
                     rb.lingering_time = 0;
                 }
             }
-            event::del_timer(cy, Ev { c: cid, write: false });
+            event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
             request::finalize_request(cy, rid, HandlerRc::Done);
         }
         Ok(Step::Again) => {
             if let Some(t) = timer {
-                event::add_timer(cy, Ev { c: cid, write: false }, t);
+                event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, t);
             }
         }
         Err(f) => {
             log_failure(cy, rid, &f);
-            if let Some(c) = cy.conns.get_mut(cid) {
+            if let Some(c) = cy.ev.conns.get_mut(cid) {
                 c.error = true;
             }
             request::finalize_request(cy, rid, HandlerRc::Error);
@@ -160,7 +161,8 @@ fn discard_filter(rb: &mut RequestBody, data: &[u8]) -> Result<usize, Failure> {
 /// nginx: `ngx_http_read_discarded_request_body()`.
 fn read_discarded_request_body(cy: &mut Cycle, rid: RequestId) -> Result<Step, Failure> {
     let mut scratch = [0u8; DISCARD_BUFFER_SIZE];
-    let Cycle { requests, conns, bufs: pool, .. } = cy;
+    let Cycle { requests, ev, .. } = cy;
+    let (conns, pool) = (&mut ev.conns, &mut ev.bufs);
     let Some(r) = requests.get_mut(rid) else { return Ok(Step::Done(())) };
     let (Some(c), Some(rb)) = (conns.get_mut(r.connection), r.request_body.as_deref_mut()) else {
         return Ok(Step::Done(()));

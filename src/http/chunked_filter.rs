@@ -9,8 +9,8 @@ use std::io::Write;
 
 use super::{FilterRc, Next};
 use crate::core::buf::{Buf, Chain};
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// nginx: `ngx_http_chunked_header_filter()`.
 pub fn chunked_header_filter(cy: &mut Cycle, rid: RequestId, next: Next) -> FilterRc {
@@ -51,11 +51,11 @@ pub fn chunked_body_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, ne
         if !b.is_empty() || b.flush {
             data.push_back(b);
         } else {
-            cy.bufs.put(b);
+            cy.ev.bufs.put(b);
         }
     }
     if size > 0 {
-        let mut h = cy.bufs.get(32).mem;
+        let mut h = cy.ev.bufs.get(32).mem;
         h.clear();
         let _ = write!(h, "{size:x}\r\n");
         out.push_back(Buf::from_vec(h));

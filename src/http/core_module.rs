@@ -425,9 +425,32 @@ fn srv<'a>(cx: &'a mut Cx<'_>) -> Result<&'a mut CoreSrvConf, String> {
     }
 }
 
+/// The core module that owns `http {}`, carrying the HTTP modules rginx is built with.
+/// nginx: `ngx_http_module` (src/http/ngx_http.c), whose `http` directive runs
+/// `ngx_http_block()`; the top of the program lists it among the core modules.
+pub struct HttpBlock {
+    /// The HTTP modules, in order. nginx: the `NGX_HTTP_MODULE`s of `ngx_modules[]`.
+    pub modules: &'static [&'static dyn HttpModule],
+}
+
+impl conf::CoreModule for HttpBlock {
+    fn block(&self) -> &'static str {
+        "http"
+    }
+    fn knows(&self, name: &str) -> bool {
+        self.modules.iter().flat_map(|m| m.commands()).any(|c| c.name == name)
+    }
+    fn read_block(&self, d: &Directive, opts: &LoadOpts) -> Result<Arc<dyn std::any::Any + Send + Sync>, ConfError> {
+        Ok(Arc::new(http_block(d, opts, self.modules)?))
+    }
+}
+
 /// Reads `http { }`. nginx: `ngx_http_block()`.
-pub fn http_block(d: &Directive, opts: &LoadOpts) -> Result<HttpConf, ConfError> {
-    let modules = opts.modules;
+pub fn http_block(
+    d: &Directive,
+    opts: &LoadOpts,
+    modules: &'static [&'static dyn HttpModule],
+) -> Result<HttpConf, ConfError> {
     let mut main = Confs::create(modules, |m| m.create_main_conf());
     // The http level has srv and loc confs of its own, merged into every server
     // (nginx: the http-level `ctx->srv_conf` / `ctx->loc_conf`).
@@ -441,7 +464,7 @@ pub fn http_block(d: &Directive, opts: &LoadOpts) -> Result<HttpConf, ConfError>
         servers: Some(&mut servers),
         loc: &mut http.loc,
     };
-    run_block(block, Ctx::HTTP_MAIN, &mut lv, opts)?;
+    run_block(block, Ctx::HTTP_MAIN, &mut lv, opts, modules)?;
     let mut built = Vec::new();
     for mut s in servers {
         merge_srv(&mut s, &http, modules).map_err(|e| pos_error(e, &s.loc))?;
@@ -495,15 +518,20 @@ struct Level<'a> {
 
 /// Runs every directive of a block through the module tables. nginx: `ngx_conf_parse()` →
 /// `ngx_conf_handler()`.
-fn run_block(block: &[Directive], level: Ctx, lv: &mut Level<'_>, opts: &LoadOpts) -> Result<(), ConfError> {
+fn run_block(
+    block: &[Directive],
+    level: Ctx,
+    lv: &mut Level<'_>,
+    opts: &LoadOpts,
+    modules: &'static [&'static dyn HttpModule],
+) -> Result<(), ConfError> {
     for d in block {
-        let cmd =
-            opts.modules.iter().flat_map(|m| m.commands().iter()).find(|c| c.name == d.name).ok_or_else(|| {
-                match conf::is_main_directive(&d.name) {
-                    true => ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d),
-                    false => ConfError::at(format!("unknown directive \"{}\"", d.name), d),
-                }
-            })?;
+        let cmd = modules.iter().flat_map(|m| m.commands().iter()).find(|c| c.name == d.name).ok_or_else(|| {
+            match conf::is_main_directive(&d.name) {
+                true => ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d),
+                false => ConfError::at(format!("unknown directive \"{}\"", d.name), d),
+            }
+        })?;
         check_directive(d, cmd.ctx, cmd.args, level)?;
         let mut cx = Cx {
             d,
@@ -513,6 +541,7 @@ fn run_block(block: &[Directive], level: Ctx, lv: &mut Level<'_>, opts: &LoadOpt
             loc: lv.loc,
             level,
             opts,
+            modules,
             servers: lv.servers.as_deref_mut(),
         };
         match (cmd.set)(&mut cx) {
@@ -525,13 +554,13 @@ fn run_block(block: &[Directive], level: Ctx, lv: &mut Level<'_>, opts: &LoadOpt
 }
 
 fn server(cx: &mut Cx<'_>) -> Result<(), SetError> {
-    let modules = cx.opts.modules;
+    let modules = cx.modules;
     let mut s = new_srv(modules);
     s.loc.core.pos = Some((cx.d.file.to_string(), cx.d.line));
     {
         let SrvBuild { core, confs, loc } = &mut s;
         let mut lv = Level { main: cx.main, srv: Some(core), srv_confs: Some(confs), servers: None, loc };
-        run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_SRV, &mut lv, cx.opts)?;
+        run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_SRV, &mut lv, cx.opts, cx.modules)?;
     }
     if s.core.listens.is_empty() {
         s.core.listens.push(ListenOpt {
@@ -553,7 +582,7 @@ fn location(cx: &mut Cx<'_>) -> Result<(), SetError> {
         2 => (cx.arg(0).to_string(), cx.arg(1).to_string()),
         _ => (String::new(), cx.arg(0).to_string()),
     };
-    let mut l = new_loc(cx.opts.modules);
+    let mut l = new_loc(cx.modules);
     match modifier.as_str() {
         "" if name.starts_with('@') => l.core.named = true,
         "" => {}
@@ -574,7 +603,7 @@ fn location(cx: &mut Cx<'_>) -> Result<(), SetError> {
     l.core.name = name;
     l.core.pos = Some((cx.d.file.to_string(), cx.d.line));
     let mut lv = Level { main: cx.main, srv: None, srv_confs: None, servers: None, loc: &mut l };
-    run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_LOC, &mut lv, cx.opts)?;
+    run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_LOC, &mut lv, cx.opts, cx.modules)?;
     if cx.loc.locations.iter().any(|o| o.core.name == l.core.name && o.core.exact == l.core.exact) {
         return Err(format!("duplicate location \"{}\"", l.core.name).into());
     }

@@ -19,9 +19,9 @@ use super::request::Method;
 use super::special_response::status_line;
 use super::{FilterRc, Next};
 use crate::core::buf::Buf;
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
 use crate::core::step::Step;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// Initial size of the head buffer; grown only for unusually large heads.
 const HEAD_BUF: usize = 1024;
@@ -51,7 +51,7 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
             r.headers_out.content_length_n = None;
         }
     }
-    let mut head = cy.bufs.get(HEAD_BUF).mem;
+    let mut head = cy.ev.bufs.get(HEAD_BUF).mem;
     head.clear();
     let ho = &r.headers_out;
     let mut escaped = false;
@@ -73,7 +73,7 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     }
     if !ho.no_date {
         head.extend_from_slice(b"Date: ");
-        head.extend_from_slice(cy.times.http_time.as_bytes());
+        head.extend_from_slice(cy.ev.times.http_time.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
     if let Some(ct) = &ho.content_type {
@@ -88,7 +88,7 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     // A relative Location made absolute comes here; an absolute one is one of the other
     // headers, after Connection, as in nginx (which keeps it in the headers list).
     if let Some(loc) = ho.location.as_ref().filter(|l| l.starts_with('/')) {
-        let local = cy.conns.get(r.connection).and_then(|c| c.local);
+        let local = cy.ev.conns.get(r.connection).and_then(|c| c.local);
         escaped |= push_relative_location(&mut head, &r.headers_in.host, local, loc);
     }
     if r.chunked {
@@ -106,7 +106,7 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     }
     head.extend_from_slice(b"\r\n");
     if escaped {
-        let n = cy.conns.get(r.connection).map_or(0, |c| c.number);
+        let n = cy.ev.conns.get(r.connection).map_or(0, |c| c.number);
         log::info!("*{n} CR, LF or NUL in a response header escaped, request: \"{}\"", request_line(r));
     }
     r.header_size = head.len() as u64;

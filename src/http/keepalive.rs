@@ -10,11 +10,11 @@
 //! `lingering_timeout`, and the deadline lives in `Connection::start_msec`.
 
 use super::request::{close_client, free_request, log_request, wait_request_handler};
-use crate::core::connection::RequestId;
-use crate::core::connection::{ConnId, Ev, Stream};
-use crate::core::cycle::Cycle;
+use crate::event::connection::{ConnId, Ev, Stream};
+use crate::event::io::{self, Recv};
 use crate::event::{self, posted};
-use crate::os::io::{self, Recv};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// Keeps the connection for the next request. nginx: `ngx_http_set_keepalive()`.
 pub(super) fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
@@ -31,26 +31,29 @@ pub(super) fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
         None
     } else {
         let len = r.header_in.data().len() + extra.len();
-        let mut nb = cy.bufs.get(r.srv.core.client_header_buffer_size().max(len));
+        let mut nb = cy.ev.bufs.get(r.srv.core.client_header_buffer_size().max(len));
         nb.append(r.header_in.data());
         nb.append(extra);
         Some(nb)
     };
     free_request(cy, rid, 0);
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     c.read.handler = wait_request_handler;
-    c.write.handler = crate::core::connection::empty_handler;
+    c.write.handler = crate::event::connection::empty_handler;
     c.action = "keepalive";
     let pipelined = leftover.is_some();
     c.buffer = leftover;
     // Idle unless the next request is already buffered: a graceful stop closes idle ones.
     c.idle = !pipelined;
+    // ...and may be closed to make room when worker_connections run out (nginx:
+    // `ngx_reusable_connection(c, 1)` in `ngx_http_set_keepalive()`).
+    c.reusable = !pipelined;
     if pipelined || c.read.ready {
         // Data is already here (no new edge will announce it): handle it in this turn.
-        posted::post_event(cy, Ev { c: cid, write: false }, posted::Queue::Events);
+        posted::post_event(&mut cy.ev, Ev { c: cid, write: false }, posted::Queue::Events);
     }
-    event::del_timer(cy, Ev { c: cid, write: true });
-    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
+    event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
 }
 
 /// Closes the write side and drains the read side for a while, so the client gets the response
@@ -60,10 +63,10 @@ pub(super) fn set_lingering_close(cy: &mut Cycle, rid: RequestId) {
     let cid = r.connection;
     let (time, timeout) = r.loc.core.lingering();
     free_request(cy, rid, 0);
-    let now = cy.times.msec;
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let now = cy.ev.times.msec;
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     c.read.handler = lingering_close_handler;
-    c.write.handler = crate::core::connection::empty_handler;
+    c.write.handler = crate::event::connection::empty_handler;
     c.start_msec = now + time; // reused as the lingering deadline: nginx's `r->lingering_time`
     c.action = "lingering close";
     if let Stream::Tcp(s) = &c.stream {
@@ -71,24 +74,24 @@ pub(super) fn set_lingering_close(cy: &mut Cycle, rid: RequestId) {
             return close_client(cy, cid);
         }
     }
-    event::del_timer(cy, Ev { c: cid, write: true });
-    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
+    event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
     if c_ready(cy, cid) {
         lingering_close_handler(cy, Ev { c: cid, write: false });
     }
 }
 
 fn c_ready(cy: &Cycle, cid: ConnId) -> bool {
-    cy.conns.get(cid).is_some_and(|c| c.read.ready)
+    cy.ev.conns.get(cid).is_some_and(|c| c.read.ready)
 }
 
 /// Reads and drops client data until EOF, timeout or the lingering deadline; each read re-arms
 /// the idle timer, never past the deadline. nginx: `ngx_http_lingering_close_handler()`.
 fn lingering_close_handler(cy: &mut Cycle, ev: Ev) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     // The request is gone (nginx keeps it until the close): the server's setting applies.
     let timeout = super::request::default_server(cy, ev.c).map_or(5_000, |s| s.loc.core.lingering().1);
-    let Some(c) = cy.conns.get_mut(ev.c) else { return };
+    let Some(c) = cy.ev.conns.get_mut(ev.c) else { return };
     if c.read.timedout || now >= c.start_msec {
         return close_client(cy, ev.c);
     }
@@ -101,5 +104,5 @@ fn lingering_close_handler(cy: &mut Cycle, ev: Ev) {
             Recv::Eof | Recv::Error(_) => return close_client(cy, ev.c),
         }
     }
-    event::add_timer(cy, ev, (deadline - now).min(timeout));
+    event::add_timer(&mut cy.ev, ev, (deadline - now).min(timeout));
 }

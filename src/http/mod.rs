@@ -16,6 +16,7 @@ pub mod body;
 pub mod body_discard;
 pub mod chunked_filter;
 pub mod core_module;
+pub mod cycle;
 pub mod header_filter;
 pub mod headers_in;
 pub mod keepalive;
@@ -37,9 +38,9 @@ use std::sync::Arc;
 
 use crate::conf::{Args, ConfError, Ctx, Directive, LoadOpts};
 use crate::core::buf::Chain;
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 pub use core_module::{CoreLocConf, CoreSrvConf};
 
@@ -102,7 +103,7 @@ pub struct Next(usize);
 impl Next {
     /// Calls the next header filter.
     pub fn header(self, cy: &mut Cycle, r: RequestId) -> FilterRc {
-        let f = cy.conf.http.as_ref().and_then(|h| h.filters.header.get(self.0).copied());
+        let f = cy.http_conf.as_deref().and_then(|h| h.filters.header.get(self.0).copied());
         match f {
             Some(f) => f(cy, r, Next(self.0 + 1)),
             None => Ok(Step::Done(())),
@@ -110,7 +111,7 @@ impl Next {
     }
     /// Calls the next body filter.
     pub fn body(self, cy: &mut Cycle, r: RequestId, input: &mut Chain) -> FilterRc {
-        let f = cy.conf.http.as_ref().and_then(|h| h.filters.body.get(self.0).copied());
+        let f = cy.http_conf.as_deref().and_then(|h| h.filters.body.get(self.0).copied());
         match f {
             Some(f) => f(cy, r, input, Next(self.0 + 1)),
             None => Ok(Step::Done(())),
@@ -167,8 +168,10 @@ pub struct Cx<'a> {
     pub loc: &'a mut LocConf,
     /// Where the directive stands.
     pub level: Ctx,
-    /// Command-line options (prefix, modules).
+    /// Command-line options (prefix).
     pub opts: &'a LoadOpts,
+    /// The HTTP modules (`HttpBlock::modules`).
+    pub modules: &'static [&'static dyn HttpModule],
     /// Servers collected so far (`http {}` level only).
     pub servers: Option<&'a mut Vec<SrvBuild>>,
 }
@@ -349,6 +352,12 @@ pub struct HttpConf {
     pub variables: Vec<&'static VariableDef>,
     /// The modules, in order. nginx: `ngx_modules[]`.
     pub modules: &'static [&'static dyn HttpModule],
+}
+
+/// Every distinct listen address of `conf` with its options (none without `http {}`).
+/// nginx: `cycle->listening`, filled by `ngx_http_optimize_servers()`.
+pub fn listens(conf: &crate::conf::Conf) -> Vec<ListenOpt> {
+    conf.get::<HttpConf>().map(|h| h.addrs.iter().map(|a| a.opt.clone()).collect()).unwrap_or_default()
 }
 
 /// Per-worker state of HTTP modules (open log files, upstream peer state, keepalive caches).

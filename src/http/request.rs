@@ -24,11 +24,12 @@ use super::parse::RequestHead;
 use super::request_head::{process_request_line, process_request_line_handler};
 use super::{LocConf, SrvConf};
 use crate::core::buf::{Buf, Chain};
-use crate::core::connection::{ConnId, Ev, Owner, RequestId, Stream};
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
+use crate::event::connection::{ConnId, Ev, Stream};
+use crate::event::io::{self, Recv};
 use crate::event::{self, connect::close_connection};
-use crate::os::io::{self, Recv};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::{Owner, RequestId};
 
 /// A request-level event handler. nginx: `r->read_event_handler` / `r->write_event_handler`.
 pub type RequestHandler = fn(&mut Cycle, RequestId);
@@ -145,8 +146,9 @@ pub struct Request {
     pub read_event_handler: RequestHandler,
     /// nginx: `r->write_event_handler`.
     pub write_event_handler: RequestHandler,
-    /// The upstream context. nginx: `r->upstream`.
-    pub upstream: Option<crate::upstream::UpstreamId>,
+    /// The upstream context's id in the upstream framework's table. nginx: `r->upstream`.
+    /// Untyped because `upstream/` sits above `http/`; only `upstream/` turns it back.
+    pub upstream: Option<crate::core::id::RawId>,
     /// The request body being read or read. nginx: `r->request_body`.
     pub request_body: Option<Box<RequestBody>>,
     /// A body is being discarded. nginx: `r->discard_body`.
@@ -234,22 +236,23 @@ pub fn empty_handler(_: &mut Cycle, _: RequestId) {}
 pub fn init_connection(cy: &mut Cycle, cid: ConnId) {
     let timeout = default_server(cy, cid).map(|s| s.core.client_header_timeout()).unwrap_or(60_000);
     let nodelay = default_server(cy, cid).map(|s| s.loc.core.tcp_nodelay.unwrap_or(true)).unwrap_or(true);
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
+    c.owner = Owner::Client(None); // nginx: `c->data = hc` (the `ngx_http_connection_t`)
     c.read.handler = wait_request_handler;
-    c.write.handler = crate::core::connection::empty_handler;
+    c.write.handler = crate::event::connection::empty_handler;
     c.action = "waiting for request";
     if nodelay {
         if let Stream::Tcp(s) = &c.stream {
             let _ = s.set_nodelay(true);
         }
     }
-    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
 }
 
 pub(super) fn default_server(cy: &Cycle, cid: ConnId) -> Option<Arc<SrvConf>> {
-    let c = cy.conns.get(cid)?;
-    let http = cy.conf.http.as_ref()?;
-    let li = cy.listening.get(c.listening)?.servers;
+    let c = cy.ev.conns.get(cid)?;
+    let http = cy.http_conf.as_deref()?;
+    let li = cy.ev.listening.get(c.listening)?.servers;
     let a = http.addrs.get(li)?;
     a.servers.get(a.default).cloned()
 }
@@ -258,24 +261,24 @@ pub(super) fn default_server(cy: &Cycle, cid: ConnId) -> Option<Arc<SrvConf>> {
 /// nginx: `ngx_http_wait_request_handler()` and `ngx_http_keepalive_handler()`.
 pub fn wait_request_handler(cy: &mut Cycle, ev: Ev) {
     let cid = ev.c;
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     if c.read.timedout {
         log::info!("*{} client timed out while {}", c.number, c.action);
         return close_client(cy, cid);
     }
-    if cy.exiting && c.idle || c.close {
+    if cy.ev.exiting && c.idle || c.close {
         // a keepalive wait during a graceful stop, or a slot wanted for a new connection
         return close_client(cy, cid);
     }
     let size = default_server(cy, cid).map(|s| s.core.client_header_buffer_size()).unwrap_or(1024);
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     let pipelined = c.buffer.as_ref().is_some_and(|b| !b.is_empty());
     let mut b = match c.buffer.take() {
         Some(b) if !b.is_empty() => b, // pipelined bytes of the next request
         other => {
             let mut b = match other {
                 Some(b) => b,
-                None => cy.bufs.get(size),
+                None => cy.ev.bufs.get(size),
             };
             b.reset();
             match io::recv(c, b.free_space()) {
@@ -283,16 +286,16 @@ pub fn wait_request_handler(cy: &mut Cycle, ev: Ev) {
                 Recv::Again => {
                     // nginx frees the buffer of an idle connection: 10k idle keepalive
                     // connections then cost no buffer memory.
-                    cy.bufs.put(b);
+                    cy.ev.bufs.put(b);
                     return;
                 }
                 Recv::Eof => {
-                    cy.bufs.put(b);
+                    cy.ev.bufs.put(b);
                     return close_client(cy, cid);
                 }
                 Recv::Error(e) => {
                     log::info!("*{} recv() failed ({e}) while {}", c.number, c.action);
-                    cy.bufs.put(b);
+                    cy.ev.bufs.put(b);
                     return close_client(cy, cid);
                 }
             }
@@ -301,24 +304,25 @@ pub fn wait_request_handler(cy: &mut Cycle, ev: Ev) {
     };
     b.compact();
     c.idle = false;
+    c.reusable = false;
     c.action = "reading client request line";
     let Some(rid) = create_request(cy, cid, b, pipelined) else { return };
-    if let Some(c) = cy.conns.get_mut(cid) {
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.read.handler = process_request_line_handler;
     }
     process_request_line(cy, rid);
 }
 
 pub(super) fn close_client(cy: &mut Cycle, cid: ConnId) {
-    cy.stats.active = cy.stats.active.saturating_sub(1);
-    close_connection(cy, cid);
+    cy.ev.stats.active = cy.ev.stats.active.saturating_sub(1);
+    close_connection(&mut cy.ev, cid);
 }
 
 /// Creates the request object for a connection. nginx: `ngx_http_create_request()`.
 fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) -> Option<RequestId> {
     let srv = default_server(cy, cid)?;
-    let li = cy.conns.get(cid).map(|c| c.listening)?;
-    let addr = cy.listening.get(li).map(|l| l.servers).unwrap_or(0);
+    let li = cy.ev.conns.get(cid).map(|c| c.listening)?;
+    let addr = cy.ev.listening.get(li).map(|l| l.servers).unwrap_or(0);
     let timeout = srv.core.client_header_timeout();
     let id = cy.requests.vacant_id();
     let r = Request {
@@ -351,8 +355,8 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         upstream: None,
         request_body: None,
         discard_body: false,
-        start_msec: cy.times.msec,
-        start_unix_ms: cy.times.unix_ms,
+        start_msec: cy.ev.times.msec,
+        start_unix_ms: cy.ev.times.unix_ms,
         phase_handler: 0,
         done: false,
         logged: false,
@@ -367,8 +371,8 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         pipelined,
     };
     let rid = cy.requests.insert(r);
-    cy.stats.requests += 1;
-    if let Some(c) = cy.conns.get_mut(cid) {
+    cy.ev.stats.requests += 1;
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.owner = Owner::Client(Some(rid));
         c.requests += 1;
         let sent = c.sent;
@@ -376,8 +380,8 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
             r.sent_start = sent;
         }
     }
-    if !event::timer_set(cy, Ev { c: cid, write: false }) {
-        event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    if !event::timer_set(&cy.ev, Ev { c: cid, write: false }) {
+        event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
     }
     Some(rid)
 }
@@ -389,8 +393,8 @@ pub(super) fn start_request_processing(cy: &mut Cycle, rid: RequestId) {
     r.reading = false;
     r.read_event_handler = block_reading;
     r.write_event_handler = noop;
-    event::del_timer(cy, Ev { c: cid, write: false });
-    if let Some(c) = cy.conns.get_mut(cid) {
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.read.handler = request_handler;
         c.write.handler = request_handler;
         c.action = "processing request";
@@ -405,9 +409,9 @@ pub fn process_request(cy: &mut Cycle, rid: RequestId) {
         r.write_event_handler = core_run_phases;
     }
     // NGX_HTTP_SERVER_REWRITE_PHASE, then NGX_HTTP_FIND_CONFIG_PHASE.
-    let n = cy.conf.http.as_ref().map_or(0, |h| h.phases.server_rewrite.len());
+    let n = cy.http_conf.as_deref().map_or(0, |h| h.phases.server_rewrite.len());
     for i in 0..n {
-        let Some(h) = cy.conf.http.as_ref().and_then(|h| h.phases.server_rewrite.get(i).copied()) else { break };
+        let Some(h) = cy.http_conf.as_deref().and_then(|h| h.phases.server_rewrite.get(i).copied()) else { break };
         match h(cy, rid) {
             HandlerRc::Declined => {}
             rc => {
@@ -434,9 +438,9 @@ pub fn find_config(cy: &mut Cycle, rid: RequestId) {
 
 /// Re-derives per-location request state. nginx: `ngx_http_update_location_config()`.
 pub fn update_location_config(cy: &mut Cycle, rid: RequestId) {
-    let (now, exiting) = (cy.times.msec, cy.exiting);
+    let (now, exiting) = (cy.ev.times.msec, cy.ev.exiting);
     let Some(r) = cy.requests.get_mut(rid) else { return };
-    let Some(c) = cy.conns.get(r.connection) else { return };
+    let Some(c) = cy.ev.conns.get(r.connection) else { return };
     let lc = &r.loc.core;
     if r.keepalive {
         // A worker that is shutting down closes after this request: say so in the header.
@@ -456,7 +460,7 @@ pub fn core_run_phases(cy: &mut Cycle, rid: RequestId) {
     loop {
         let Some(r) = cy.requests.get(rid) else { return };
         let i = r.phase_handler;
-        let Some(http) = cy.conf.http.as_ref() else { return };
+        let Some(http) = cy.http_conf.as_deref() else { return };
         let ph = &http.phases;
         let (nr, na, np) = (ph.rewrite.len(), ph.access.len(), ph.precontent.len());
         if i == 0 {
@@ -466,7 +470,7 @@ pub fn core_run_phases(cy: &mut Cycle, rid: RequestId) {
                 return finalize_request(cy, rid, HandlerRc::Status(status));
             }
         }
-        let Some(http) = cy.conf.http.as_ref() else { return };
+        let Some(http) = cy.http_conf.as_deref() else { return };
         let ph = &http.phases;
         let h = if i < nr {
             ph.rewrite[i]
@@ -501,7 +505,7 @@ fn check_body_size(cy: &Cycle, rid: RequestId) -> Result<(), u16> {
     let max = r.loc.core.client_max_body_size();
     match r.headers_in.content_length_n {
         Some(n) if max > 0 && n > max => {
-            if let Some(c) = cy.conns.get(r.connection) {
+            if let Some(c) = cy.ev.conns.get(r.connection) {
                 log::error!("*{} client intended to send too large body: {} bytes, client: {}", c.number, n, peer(c));
             }
             Err(413)
@@ -510,7 +514,7 @@ fn check_body_size(cy: &Cycle, rid: RequestId) -> Result<(), u16> {
     }
 }
 
-fn peer(c: &crate::core::connection::Connection) -> String {
+fn peer(c: &crate::http::cycle::Connection) -> String {
     c.peer.map(|p| p.ip().to_string()).unwrap_or_default()
 }
 
@@ -529,7 +533,7 @@ fn content_phase(cy: &mut Cycle, rid: RequestId) {
 /// Dispatches a client connection's events to the current request.
 /// nginx: `ngx_http_request_handler()`.
 pub fn request_handler(cy: &mut Cycle, ev: Ev) {
-    let Some(Owner::Client(Some(rid))) = cy.conns.get(ev.c).map(|c| c.owner) else { return };
+    let Some(Owner::Client(Some(rid))) = cy.ev.conns.get(ev.c).map(|c| c.owner) else { return };
     let Some(r) = cy.requests.get(rid) else { return };
     let h = if ev.write { r.write_event_handler } else { r.read_event_handler };
     h(cy, rid);
@@ -563,7 +567,7 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     if rc == HandlerRc::Done {
         return finalize_connection(cy, rid);
     }
-    let c_error = cy.conns.get(cid).is_none_or(|c| c.error);
+    let c_error = cy.ev.conns.get(cid).is_none_or(|c| c.error);
     match rc {
         HandlerRc::Error | HandlerRc::Status(408) | HandlerRc::Status(499) => return terminate_request(cy, rid, rc),
         _ if c_error => return terminate_request(cy, rid, rc),
@@ -576,8 +580,8 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
                 // The response already started: nothing can be said any more; close.
                 return terminate_request(cy, rid, rc);
             }
-            event::del_timer(cy, Ev { c: cid, write: false });
-            event::del_timer(cy, Ev { c: cid, write: true });
+            event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
+            event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
             let rc2 = super::special_response::special_response_handler(cy, rid, s);
             return finalize_request(cy, rid, rc2);
         }
@@ -593,14 +597,14 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
         // Output still buffered: wait for the socket. nginx: `ngx_http_set_write_handler()`.
         r.write_event_handler = writer;
         let timeout = r.loc.core.send_timeout();
-        if !event::timer_set(cy, Ev { c: cid, write: true }) {
-            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
+        if !event::timer_set(&cy.ev, Ev { c: cid, write: true }) {
+            event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
         }
         return;
     }
     r.done = true;
     r.write_event_handler = empty_handler;
-    event::del_timer(cy, Ev { c: cid, write: true });
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
     finalize_connection(cy, rid);
 }
 
@@ -608,7 +612,7 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
 pub fn writer(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get(rid) else { return };
     let cid = r.connection;
-    if let Some(c) = cy.conns.get_mut(cid) {
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         if c.write.timedout {
             c.write.timedout = false;
             c.error = true;
@@ -621,8 +625,8 @@ pub fn writer(cy: &mut Cycle, rid: RequestId) {
     match rc {
         Ok(Step::Again) => {
             let timeout = cy.requests.get(rid).map(|r| r.loc.core.send_timeout()).unwrap_or(60_000);
-            if !event::timer_set(cy, Ev { c: cid, write: true }) {
-                event::add_timer(cy, Ev { c: cid, write: true }, timeout);
+            if !event::timer_set(&cy.ev, Ev { c: cid, write: true }) {
+                event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
             }
         }
         Ok(Step::Done(())) => {
@@ -637,7 +641,7 @@ pub fn writer(cy: &mut Cycle, rid: RequestId) {
 
 /// Drops a reference and decides the connection's fate. nginx: `ngx_http_finalize_connection()`.
 fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let Some(r) = cy.requests.get(rid) else { return };
     let main = r.main;
     let Some(mr) = cy.requests.get_mut(main) else { return };
@@ -651,14 +655,14 @@ fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
                 rb.lingering_time = now + time;
             }
             let cid = mr.connection;
-            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+            event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
         }
         return close_request(cy, main, 0);
     }
     // The client closed (its EOF was read: nginx's `rev->eof`), or failed (reset) while its
     // body was discarded: nothing more will come, not even a new event. (nginx goes to
     // keepalive after a reset and holds the connection until `keepalive_timeout`.)
-    if cy.conns.get(mr.connection).is_none_or(|c| c.error || c.read.eof && !c.read.ready) {
+    if cy.ev.conns.get(mr.connection).is_none_or(|c| c.error || c.read.eof && !c.read.ready) {
         return close_request(cy, main, 0);
     }
     if mr.request_body.as_ref().is_some_and(|rb| rb.reading) {
@@ -666,7 +670,7 @@ fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
         mr.keepalive = false;
         mr.lingering_close = true;
     }
-    let (keepalive, linger) = (mr.keepalive && !cy.exiting, needs_lingering(cy, main));
+    let (keepalive, linger) = (mr.keepalive && !cy.ev.exiting, needs_lingering(cy, main));
     if keepalive && !linger_data_blocks_keepalive(cy, main) {
         return set_keepalive(cy, main);
     }
@@ -684,7 +688,7 @@ fn linger_data_blocks_keepalive(cy: &Cycle, rid: RequestId) -> bool {
 /// nginx: the `lingering_close on` test of `ngx_http_finalize_connection()`.
 fn needs_lingering(cy: &Cycle, rid: RequestId) -> bool {
     let Some(r) = cy.requests.get(rid) else { return false };
-    let Some(c) = cy.conns.get(r.connection) else { return false };
+    let Some(c) = cy.ev.conns.get(r.connection) else { return false };
     let unread = !r.header_in.is_empty() || !super::body::pipelined(r).is_empty();
     !c.error && (r.lingering_close || c.read.ready || unread && !r.keepalive)
 }
@@ -754,16 +758,16 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
         f(cy, rid);
     }
     if let Some(mut r) = cy.requests.remove(rid) {
-        cy.bufs.put_chain(&mut r.out);
+        cy.ev.bufs.put_chain(&mut r.out);
         if let Some(b) = r.request_body.take() {
             super::body::free_body(cy, *b);
         }
-        if let Some(c) = cy.conns.get_mut(r.connection) {
+        if let Some(c) = cy.ev.conns.get_mut(r.connection) {
             if c.owner == Owner::Client(Some(rid)) {
                 c.owner = Owner::Client(None);
             }
         }
-        cy.bufs.put(r.header_in);
+        cy.ev.bufs.put(r.header_in);
     }
 }
 
@@ -773,8 +777,8 @@ pub(super) fn log_request(cy: &mut Cycle, rid: RequestId) {
     // Every request is logged, also one whose head never completed (400, 408), as nginx does.
     if !r.logged && r.main == rid {
         r.logged = true;
-        let conf = cy.conf.clone();
-        for h in conf.http.iter().flat_map(|h| h.phases.log.iter()) {
+        let conf = cy.http_conf.clone();
+        for h in conf.iter().flat_map(|h| h.phases.log.iter()) {
             h(cy, rid);
         }
     }

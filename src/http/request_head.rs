@@ -22,24 +22,25 @@ use super::headers_in::{self, Refusal};
 use super::parse::{ParseError, RequestHeaderLine};
 use super::request::{close_request_now, finalize_request, process_request, start_request_processing};
 use crate::core::buf::Buf;
-use crate::core::connection::{Ev, Owner, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
-use crate::os::io::{self, Recv};
+use crate::event::connection::Ev;
+use crate::event::io::{self, Recv};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::{Owner, RequestId};
 
 /// NGX_MAX_ERROR_STR - 300: how much of a too long header line nginx logs.
 const LOGGED_LINE: usize = 2048 - 300;
 
 /// The read handler while the request line is incomplete.
 pub(super) fn process_request_line_handler(cy: &mut Cycle, ev: Ev) {
-    if let Some(Owner::Client(Some(rid))) = cy.conns.get(ev.c).map(|c| c.owner) {
+    if let Some(Owner::Client(Some(rid))) = cy.ev.conns.get(ev.c).map(|c| c.owner) {
         process_request_line(cy, rid);
     }
 }
 
 /// The read handler while the header lines are incomplete.
 fn process_request_headers_handler(cy: &mut Cycle, ev: Ev) {
-    if let Some(Owner::Client(Some(rid))) = cy.conns.get(ev.c).map(|c| c.owner) {
+    if let Some(Owner::Client(Some(rid))) = cy.ev.conns.get(ev.c).map(|c| c.owner) {
         process_request_headers(cy, rid);
     }
 }
@@ -97,7 +98,7 @@ fn request_line_done(cy: &mut Cycle, rid: RequestId) {
         return process_request_header_done(cy, rid);
     }
     let cid = r.connection;
-    if let Some(c) = cy.conns.get_mut(cid) {
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.action = "reading client request headers";
         c.read.handler = process_request_headers_handler;
     }
@@ -173,7 +174,7 @@ fn process_request_header_done(cy: &mut Cycle, rid: RequestId) {
 /// Selects the server by the host just learnt. nginx: `ngx_http_set_virtual_server()`.
 fn set_virtual_server(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
-    if let Some(a) = cy.conf.http.as_ref().and_then(|h| h.addrs.get(r.addr)) {
+    if let Some(a) = cy.http_conf.as_deref().and_then(|h| h.addrs.get(r.addr)) {
         r.srv = find_virtual_server(a, &r.headers_in.host);
         r.loc = r.srv.loc.clone();
     }
@@ -182,7 +183,7 @@ fn set_virtual_server(cy: &mut Cycle, rid: RequestId) {
 /// nginx: the `rev->timedout` check at the top of both handlers.
 fn timed_out(cy: &mut Cycle, rid: RequestId) -> bool {
     let Some(r) = cy.requests.get(rid) else { return true };
-    let Some(c) = cy.conns.get(r.connection) else { return true };
+    let Some(c) = cy.ev.conns.get(r.connection) else { return true };
     if !c.read.timedout {
         return false;
     }
@@ -217,7 +218,8 @@ enum ReadHead {
 
 /// Reads more of the head. nginx: `ngx_http_read_request_header()`.
 fn read_request_header(cy: &mut Cycle, rid: RequestId) -> ReadHead {
-    let Cycle { requests, conns, .. } = cy;
+    let Cycle { requests, ev, .. } = cy;
+    let conns = &mut ev.conns;
     let Some(r) = requests.get_mut(rid) else { return ReadHead::Closed };
     let Some(c) = conns.get_mut(r.connection) else { return ReadHead::Closed };
     match io::recv(c, r.header_in.free_space()) {
@@ -270,14 +272,14 @@ fn alloc_large_header_buffer(cy: &mut Cycle, rid: RequestId, request_line: bool)
     let mut nb = Buf { mem: vec![0; line_start + size], ..Buf::default() };
     nb.append(r.header_in.mem.get(..used).unwrap_or(b""));
     let old = std::mem::replace(&mut r.header_in, nb);
-    cy.bufs.put(old);
+    cy.ev.bufs.put(old);
     Ok(())
 }
 
 /// nginx: the NGX_DECLINED branch of `ngx_http_process_request_headers()`.
 fn log_too_long_header(cy: &Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get(rid) else { return };
-    let Some(c) = cy.conns.get(r.connection) else { return };
+    let Some(c) = cy.ev.conns.get(r.connection) else { return };
     let start = r.head.header_name_start;
     if start == 0 {
         // no header line began: nginx's `header_name_start == NULL`
@@ -293,7 +295,7 @@ fn log_too_long_header(cy: &Cycle, rid: RequestId) {
 /// "client sent invalid header line" messages).
 fn log_header_line(cy: &Cycle, rid: RequestId, pre: &str, post: &str) {
     let Some(r) = cy.requests.get(rid) else { return };
-    let Some(c) = cy.conns.get(r.connection) else { return };
+    let Some(c) = cy.ev.conns.get(r.connection) else { return };
     let h = &r.head;
     let line = r.header_in.mem.get(h.header_name_start..h.header_end.max(h.header_name_start)).unwrap_or(b"");
     log::info!("*{} {pre}{}{post} while {}", c.number, String::from_utf8_lossy(line), c.action);
@@ -314,7 +316,7 @@ fn bad_request_line(cy: &mut Cycle, rid: RequestId, e: ParseError) {
         if e == ParseError::InvalidMethod09 {
             r.http_version = r.head.version; // answered without a header, as nginx does
         }
-        if let Some(c) = cy.conns.get(r.connection) {
+        if let Some(c) = cy.ev.conns.get(r.connection) {
             log::info!("*{} {} while {}", c.number, e, c.action);
         }
     }
@@ -329,7 +331,7 @@ fn refuse(cy: &mut Cycle, rid: RequestId, (status, msg): Refusal) {
 
 fn log_refusal(cy: &Cycle, rid: RequestId, msg: &str) {
     if let Some(r) = cy.requests.get(rid) {
-        if let Some(c) = cy.conns.get(r.connection) {
+        if let Some(c) = cy.ev.conns.get(r.connection) {
             log::info!("*{} {} while {}", c.number, msg, c.action);
         }
     }
@@ -362,7 +364,7 @@ pub(super) fn finalize_bad_head(cy: &mut Cycle, rid: RequestId, status: u16) {
             r.method = r.head.method_code;
         }
         if status == 414 {
-            if let Some(c) = cy.conns.get(r.connection) {
+            if let Some(c) = cy.ev.conns.get(r.connection) {
                 log::info!("*{} client sent too long URI while {}", c.number, c.action);
             }
         }

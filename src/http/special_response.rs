@@ -10,9 +10,9 @@
 use super::request::Method;
 use super::{output_filter, send_header};
 use crate::core::buf::{Buf, Chain};
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// The reason phrase of a status line. nginx: `ngx_http_status_lines[]`.
 pub fn status_line(code: u16) -> Option<&'static str> {
@@ -149,7 +149,7 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId, body: Option<Vec<u8>>) -> H
             out.push_back(buf);
         }
         Some(b) => {
-            cy.bufs.put(Buf::from_vec(b));
+            cy.ev.bufs.put(Buf::from_vec(b));
             out.push_back(Buf::last_buf());
         }
         None => out.push_back(Buf::last_buf()),

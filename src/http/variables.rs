@@ -15,8 +15,8 @@
 use std::io::Write;
 
 use super::{HttpModule, VariableDef};
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// One piece of a complex value.
 #[derive(Clone)]
@@ -243,20 +243,20 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
         let _ = write!(o, "{:03}", r.headers_out.status);
     })),
     var!("request_time", |cy, r, _, o| with_r(cy, r, |r| {
-        let ms = cy.times.unix_ms.saturating_sub(r.start_unix_ms);
+        let ms = cy.ev.times.unix_ms.saturating_sub(r.start_unix_ms);
         let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000);
     })),
     var!("msec", |cy, _, _, o| {
-        let ms = cy.times.unix_ms;
+        let ms = cy.ev.times.unix_ms;
         let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000);
         true
     }),
     var!("time_local", |cy, _, _, o| {
-        o.extend_from_slice(cy.times.http_log_time.as_bytes());
+        o.extend_from_slice(cy.ev.times.http_log_time.as_bytes());
         true
     }),
     var!("time_iso8601", |cy, _, _, o| {
-        o.extend_from_slice(cy.times.iso8601.as_bytes());
+        o.extend_from_slice(cy.ev.times.iso8601.as_bytes());
         true
     }),
     var!("request_length", |cy, r, _, o| with_r(cy, r, |r| {
@@ -358,8 +358,8 @@ fn with_r(cy: &Cycle, r: RequestId, f: impl FnOnce(&super::request::Request)) ->
     }
 }
 
-fn with_c(cy: &Cycle, r: RequestId, f: impl FnOnce(&crate::core::connection::Connection)) -> bool {
-    match cy.requests.get(r).and_then(|r| cy.conns.get(r.connection)) {
+fn with_c(cy: &Cycle, r: RequestId, f: impl FnOnce(&crate::http::cycle::Connection)) -> bool {
+    match cy.requests.get(r).and_then(|r| cy.ev.conns.get(r.connection)) {
         Some(c) => {
             f(c);
             true
@@ -371,9 +371,9 @@ fn with_c(cy: &Cycle, r: RequestId, f: impl FnOnce(&crate::core::connection::Con
 fn with_rc(
     cy: &Cycle,
     r: RequestId,
-    f: impl FnOnce(&super::request::Request, &crate::core::connection::Connection),
+    f: impl FnOnce(&super::request::Request, &crate::http::cycle::Connection),
 ) -> bool {
-    match cy.requests.get(r).and_then(|r| cy.conns.get(r.connection).map(|c| (r, c))) {
+    match cy.requests.get(r).and_then(|r| cy.ev.conns.get(r.connection).map(|c| (r, c))) {
         Some((r, c)) => {
             f(r, c);
             true

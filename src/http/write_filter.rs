@@ -7,11 +7,12 @@
 
 use super::{Error, FilterRc, Next};
 use crate::core::buf::{chain_len, Chain};
-use crate::core::connection::{Ev, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::Step;
 use crate::event;
-use crate::os::io;
+use crate::event::connection::Ev;
+use crate::event::io;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// nginx: `postpone_output` default.
 const POSTPONE_OUTPUT: u64 = 1460;
@@ -20,7 +21,8 @@ const POSTPONE_OUTPUT: u64 = 1460;
 pub fn write_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, _next: Next) -> FilterRc {
     let Some(r) = cy.requests.get(rid) else { return Err(Error) };
     let main = r.main;
-    let Cycle { requests, conns, bufs, .. } = cy;
+    let Cycle { requests, ev, .. } = cy;
+    let (conns, bufs) = (&mut ev.conns, &mut ev.bufs);
     let Some(mr) = requests.get_mut(main) else { return Err(Error) };
     let cid = mr.connection;
     let Some(c) = conns.get_mut(cid) else { return Err(Error) };
@@ -39,7 +41,7 @@ pub fn write_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, _next: Ne
         Ok(Step::Done(())) => {
             // Drop the flags-only buffers left behind.
             bufs.put_chain(&mut mr.out);
-            event::del_timer(cy, Ev { c: cid, write: true });
+            event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
             Ok(Step::Done(()))
         }
         Ok(Step::Again) => Ok(Step::Again),

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::conf::{self, Args, Ctx};
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 use crate::http::variables::ComplexValue;
 use crate::http::{AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError};
 
@@ -70,7 +70,7 @@ static COMMANDS: &[Command] = &[
 ];
 
 fn combined(cx: &Cx<'_>) -> Result<Arc<ComplexValue>, SetError> {
-    Ok(Arc::new(ComplexValue::compile(COMBINED, cx.opts.modules)?))
+    Ok(Arc::new(ComplexValue::compile(COMBINED, cx.modules)?))
 }
 
 fn set_format(cx: &mut Cx<'_>) -> Result<(), SetError> {
@@ -83,7 +83,7 @@ fn set_format(cx: &mut Cx<'_>) -> Result<(), SetError> {
         args = &args[1..];
     }
     let text: String = args.concat();
-    let cv = Arc::new(ComplexValue::compile(&text, cx.opts.modules)?);
+    let cv = Arc::new(ComplexValue::compile(&text, cx.modules)?);
     let m = cx.main_conf::<LogMainConf>()?;
     if name == "combined" || m.formats.iter().any(|(n, _)| *n == name) {
         return Err(format!("duplicate \"log_format\" name \"{name}\"").into());
@@ -171,7 +171,7 @@ fn default_log(cy: &mut Cycle) -> Option<AccessLog> {
     if cy.http.get::<LogFiles>().is_none() {
         cy.http.insert(LogFiles::default());
     }
-    let modules = cy.conf.http.as_ref()?.modules;
+    let modules = cy.http_conf.as_deref()?.modules;
     let path = cy.conf.prefix.join("logs/access.log");
     let files = cy.http.get::<LogFiles>()?;
     if files.default.is_none() {

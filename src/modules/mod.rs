@@ -15,6 +15,15 @@ use crate::http::header_filter::HeaderFilterModule;
 use crate::http::write_filter::WriteFilterModule;
 use crate::http::HttpModule;
 
+/// The core modules that own a block of the main context: only `http {}` today. nginx: the
+/// `NGX_CORE_MODULE`s of `ngx_modules[]` (`ngx_core_module` and `ngx_events_module` are
+/// `conf/`'s own tables).
+pub static CORE_MODULES: &[&dyn crate::conf::CoreModule] = &[&HTTP_BLOCK];
+
+/// `http {}` with every HTTP module below. nginx: `ngx_http_module`.
+pub static HTTP_BLOCK: crate::http::core_module::HttpBlock =
+    crate::http::core_module::HttpBlock { modules: HTTP_MODULES };
+
 /// Every HTTP module rginx is built with, in nginx's order. nginx: `ngx_modules[]`.
 pub static HTTP_MODULES: &[&dyn HttpModule] = &[
     &CoreModule,

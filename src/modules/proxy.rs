@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use crate::conf::{self, Args, ConfError, Ctx};
 use crate::core::buf::{chain_len, Buf, Chain};
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 use crate::http::parse::{self, Chunked, ChunkedDecoder, HeaderLine};
 use crate::http::variables::ComplexValue;
 use crate::http::{body, AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError, VariableDef};
@@ -362,13 +362,13 @@ fn set_pass(cx: &mut Cx<'_>) -> Result<(), SetError> {
 
 fn set_header(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let name = cx.arg(0).to_string();
-    let v = ComplexValue::compile(cx.arg(1), cx.opts.modules)?;
+    let v = ComplexValue::compile(cx.arg(1), cx.modules)?;
     cx.loc_conf::<ProxyLocConf>()?.set_headers.get_or_insert_with(Vec::new).push((name, v));
     Ok(())
 }
 
 fn set_redirect(cx: &mut Cx<'_>) -> Result<(), SetError> {
-    let modules = cx.opts.modules;
+    let modules = cx.modules;
     let (a0, a1) = (cx.arg(0).to_string(), cx.d.args.get(1).cloned());
     let c = cx.loc_conf::<ProxyLocConf>()?;
     match (a0.as_str(), a1) {
@@ -1000,7 +1000,7 @@ pub static PROXY_VARIABLES: &[VariableDef] = &[
                 o.extend_from_slice(x);
                 o.extend_from_slice(b", ");
             }
-            if let Some(p) = cy.conns.get(req.connection).and_then(|c| c.peer) {
+            if let Some(p) = cy.ev.conns.get(req.connection).and_then(|c| c.peer) {
                 let _ = write!(o, "{}", p.ip());
             }
             true

@@ -10,9 +10,9 @@
 //! Differs from nginx: no other rewrite-module directives (`rewrite`, `if`, `set`).
 
 use crate::conf::{Args, Ctx};
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
 use crate::core::step::HandlerRc;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 use crate::http::special_response::send_response;
 use crate::http::variables::ComplexValue;
 use crate::http::{body, AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError};
@@ -35,7 +35,7 @@ fn is_redirect(code: u16) -> bool {
 }
 
 fn set_return(cx: &mut Cx<'_>) -> Result<(), SetError> {
-    let modules = cx.opts.modules;
+    let modules = cx.modules;
     let a0 = cx.arg(0).to_string();
     let (code, text) = match a0.parse::<u16>() {
         Ok(c) if c <= 999 => (c, cx.d.args.get(1).cloned()),

@@ -8,9 +8,9 @@
 use std::io::Write;
 
 use crate::conf::{Args, Ctx};
-use crate::core::connection::{Owner, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::HandlerRc;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::{Owner, RequestId};
 use crate::http::request::Method;
 use crate::http::special_response::send_response;
 use crate::http::{body, Command, Cx, HttpModule, SetError};
@@ -31,8 +31,8 @@ static COMMANDS: &[Command] = &[Command {
 /// Counts (reading, writing, waiting) over the worker's client connections.
 fn connection_states(cy: &Cycle) -> (u64, u64, u64, u64) {
     let (mut active, mut reading, mut writing, mut waiting) = (0, 0, 0, 0);
-    for id in cy.conns.ids() {
-        let Some(c) = cy.conns.get(id) else { continue };
+    for id in cy.ev.conns.ids() {
+        let Some(c) = cy.ev.conns.get(id) else { continue };
         let Owner::Client(r) = c.owner else { continue };
         active += 1;
         match r.and_then(|r| cy.requests.get(r)) {
@@ -54,7 +54,7 @@ fn stub_status_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         return HandlerRc::Status(status);
     }
     let (active, reading, writing, waiting) = connection_states(cy);
-    let s = cy.stats;
+    let s = cy.ev.stats;
     let mut v = Vec::with_capacity(128);
     let _ = write!(
         v,

@@ -1,8 +1,7 @@
-//! Operating-system glue: socket I/O, and the few system calls std does not wrap.
+//! Operating-system glue: the system calls the standard library does not wrap.
 //!
 //! nginx: src/os/unix/.
 
-pub mod io;
 // The one module allowed `unsafe` (the crate denies it in src/lib.rs): every call std does not
 // wrap sits behind a safe function there.
 #[allow(unsafe_code)]

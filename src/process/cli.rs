@@ -10,9 +10,10 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::conf::{self, Conf, LoadOpts};
+use crate::conf::{self, Conf, CoreModule, LoadOpts};
 use crate::core::log::{self as rlog, os_err, Level};
 use crate::core::times;
+use crate::http::core_module::HttpBlock;
 use crate::http::HttpModule;
 use crate::os;
 
@@ -128,6 +129,14 @@ Options:\n  -?,-h         : this help\n  -v            : show version and exit\n
     );
 }
 
+/// The core modules of this build: `http {}` owning the given HTTP modules. Made once per
+/// process and kept for its lifetime (nginx: the static `ngx_modules[]`), which is what
+/// `'static` says; `main` runs once.
+fn core_modules(http: &'static [&'static dyn HttpModule]) -> &'static [&'static dyn CoreModule] {
+    let block: &'static HttpBlock = Box::leak(Box::new(HttpBlock { modules: http }));
+    Box::leak(Box::new([block as &'static dyn CoreModule]))
+}
+
 /// Runs rginx with `args` (without the program name) and the given HTTP modules; returns the
 /// exit status. nginx: `main()`.
 pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32 {
@@ -164,7 +173,7 @@ pub fn main(args: &[String], modules: &'static [&'static dyn HttpModule]) -> i32
         prefix: o.prefix.clone().unwrap_or_default(),
         conf_file: o.conf_file.clone().unwrap_or_else(|| PathBuf::from("conf/rginx.conf")),
         globals: o.globals.clone(),
-        modules,
+        modules: core_modules(modules),
     };
     let shown = conf::full_name(&opts.prefix, &opts.conf_file.to_string_lossy());
     let conf = match conf::load(&opts) {

@@ -25,9 +25,9 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::cli::VERSION;
+use super::worker::Signals;
 use super::worker::{self, WAKE_TOKEN};
 use crate::conf::{self, Conf, LoadOpts};
-use crate::core::cycle::Signals;
 use crate::core::log::{self as rlog, os_err, Level};
 use crate::http::ListenOpt;
 
@@ -71,7 +71,7 @@ impl Listeners {
         let mut old = old.map(|l| l.socks).unwrap_or_default();
         let workers = conf.main.worker_processes;
         let mut socks = Vec::new();
-        for opt in conf.listens() {
+        for opt in crate::http::listens(conf) {
             let want = if opt.reuseport { workers } else { 1 };
             let mut have = match old.iter().position(|(o, _)| o.addr == opt.addr && o.reuseport == opt.reuseport) {
                 Some(i) => old.swap_remove(i).1,

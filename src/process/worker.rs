@@ -9,14 +9,32 @@
 //!   The master reaches it through `Signals` flags and a `mio::Waker` ([`WAKE_TOKEN`]), where
 //!   nginx sends a signal or a channel message.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::conf::Conf;
-use crate::core::cycle::{Cycle, Signals, Stats};
-use crate::core::id::GenSlab;
 use crate::core::log as rlog;
-use crate::core::times::Times;
 use crate::event::{self, accept};
+use crate::http::cycle::{Cycle, Owner};
+
+/// Commands the master thread sends a worker (nginx's `ngx_quit`, `ngx_terminate`,
+/// `ngx_reopen` flags, set from signal handlers there).
+#[derive(Default, Debug)]
+pub struct Signals {
+    /// Fast stop (TERM/INT). nginx: `ngx_terminate`.
+    pub terminate: AtomicBool,
+    /// Graceful stop (QUIT, or old workers after a reload). nginx: `ngx_quit`.
+    pub quit: AtomicBool,
+    /// Reopen log files (USR1). nginx: `ngx_reopen`.
+    pub reopen: AtomicBool,
+}
+
+impl Signals {
+    /// Reads and clears a flag.
+    pub fn take(flag: &AtomicBool) -> bool {
+        flag.swap(false, Ordering::AcqRel)
+    }
+}
 
 /// The token of a worker's waker in its poll.
 pub const WAKE_TOKEN: usize = crate::event::epoll::WAKER.0;
@@ -30,59 +48,26 @@ pub(super) fn worker_process_cycle(
     n: usize,
 ) {
     rlog::set_worker(n);
-    let mut cy = init_cycle(conf.clone(), poll, signals, n);
-    worker_process_init(&mut cy, &conf, socks);
-    process_events_until_exit(&mut cy, &conf);
+    let mut cy = Cycle::new(conf, poll, n);
+    worker_process_init(&mut cy, socks);
+    process_events_until_exit(&mut cy, &signals);
     close_all(&mut cy);
-}
-
-/// The worker's empty cycle. nginx: the cycle a worker inherits from `ngx_init_cycle()`.
-fn init_cycle(conf: Arc<Conf>, poll: mio::Poll, signals: Arc<Signals>, n: usize) -> Cycle {
-    let mut cy = Cycle {
-        poll,
-        events: None,
-        ready: Vec::new(),
-        listening: Vec::new(),
-        conns: GenSlab::with_capacity(1024),
-        requests: GenSlab::with_capacity(256),
-        upstreams: GenSlab::new(),
-        timers: event::timer::TimerWheel::new(0),
-        fired: Vec::new(),
-        posted_accept: Default::default(),
-        posted: Default::default(),
-        posted_requests: Default::default(),
-        times: Times::new(),
-        conf,
-        bufs: Default::default(),
-        stats: Stats::default(),
-        connection_counter: 0,
-        signals,
-        exiting: false,
-        worker: n,
-        http: Default::default(),
-    };
-    cy.timers = event::timer::TimerWheel::new(cy.times.msec);
-    cy
 }
 
 /// Registers the listening sockets and runs each module's `init_worker`.
 /// nginx: `ngx_worker_process_init()` (`ngx_event_process_init`, `init_process`).
-fn worker_process_init(cy: &mut Cycle, conf: &Conf, socks: Vec<(usize, std::net::TcpListener)>) {
-    let listens = conf.listens();
-    for (i, opt) in listens.iter().enumerate() {
-        cy.listening.push(accept::Listening {
+fn worker_process_init(cy: &mut Cycle, socks: Vec<(usize, std::net::TcpListener)>) {
+    for (i, opt) in crate::http::listens(&cy.conf).iter().enumerate() {
+        cy.ev.listening.push(accept::Listening {
             addr: opt.addr,
             conn: None,
             handler: crate::http::request::init_connection,
             servers: i,
         });
     }
-    let mut mio_socks = Vec::new();
-    for (i, s) in socks {
-        mio_socks.push((i, mio::net::TcpListener::from_std(s)));
-    }
-    accept::event_process_init(cy, mio_socks);
-    if let Some(http) = conf.http.as_ref() {
+    let socks = socks.into_iter().map(|(i, s)| (i, mio::net::TcpListener::from_std(s))).collect();
+    accept::event_process_init(&mut cy.ev, socks);
+    if let Some(http) = cy.http_conf.clone() {
         for m in http.modules {
             m.init_worker(cy);
         }
@@ -91,29 +76,29 @@ fn worker_process_init(cy: &mut Cycle, conf: &Conf, socks: Vec<(usize, std::net:
 
 /// The worker's loop: the master's flags first, then one turn of events and timers.
 /// nginx: the `for ( ;; )` of `ngx_worker_process_cycle()`.
-fn process_events_until_exit(cy: &mut Cycle, conf: &Conf) {
+fn process_events_until_exit(cy: &mut Cycle, signals: &Signals) {
     let mut shutdown_deadline: Option<u64> = None;
     loop {
-        if Signals::take(&cy.signals.terminate) {
+        if Signals::take(&signals.terminate) {
             break;
         }
-        if Signals::take(&cy.signals.reopen) {
-            for m in conf.http.iter().flat_map(|h| h.modules.iter()) {
+        if Signals::take(&signals.reopen) {
+            for m in cy.http_conf.clone().iter().flat_map(|h| h.modules.iter()) {
                 m.reopen_files(cy);
             }
         }
-        if Signals::take(&cy.signals.quit) && !cy.exiting {
-            cy.exiting = true;
-            accept::close_listening_sockets(cy);
-            shutdown_deadline = conf.main.worker_shutdown_timeout.map(|t| cy.times.msec + t);
+        if Signals::take(&signals.quit) && !cy.ev.exiting {
+            cy.ev.exiting = true;
+            accept::close_listening_sockets(&mut cy.ev);
+            shutdown_deadline = cy.conf.main.worker_shutdown_timeout.map(|t| cy.ev.times.msec + t);
         }
-        if cy.exiting {
+        if cy.ev.exiting {
             close_idle_connections(cy);
-            if cy.conns.is_empty() {
+            if cy.ev.conns.is_empty() {
                 break;
             }
-            if shutdown_deadline.is_some_and(|d| cy.times.msec >= d) {
-                log::info!("worker_shutdown_timeout expired, closing {} connection(s)", cy.conns.len());
+            if shutdown_deadline.is_some_and(|d| cy.ev.times.msec >= d) {
+                log::info!("worker_shutdown_timeout expired, closing {} connection(s)", cy.ev.conns.len());
                 break;
             }
         }
@@ -129,18 +114,16 @@ fn process_events_until_exit(cy: &mut Cycle, conf: &Conf) {
 /// client connecting during a reload would see its connection dropped.
 /// nginx: `ngx_close_idle_connections()` (only `c->idle` ones).
 fn close_idle_connections(cy: &mut Cycle) {
-    for id in cy.conns.ids() {
-        let idle = cy
-            .conns
-            .get(id)
-            .is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Client(None) && c.buffer.is_none());
+    for id in cy.ev.conns.ids() {
+        let Some(c) = cy.ev.conns.get(id) else { continue };
+        let idle = c.idle && c.owner == Owner::Client(None) && c.buffer.is_none();
         // Idle upstream connections of the keepalive cache go too (nginx marks them idle).
-        let cached = cy.conns.get(id).is_some_and(|c| c.idle && c.owner == crate::core::connection::Owner::Cached);
+        let cached = c.idle && c.owner == Owner::Cached;
         if idle {
-            cy.stats.active = cy.stats.active.saturating_sub(1);
+            cy.ev.stats.active = cy.ev.stats.active.saturating_sub(1);
         }
         if idle || cached {
-            event::connect::close_connection(cy, id);
+            event::connect::close_connection(&mut cy.ev, id);
         }
     }
 }
@@ -151,7 +134,7 @@ fn close_all(cy: &mut Cycle) {
     for rid in cy.requests.ids() {
         crate::http::request::terminate_request(cy, rid, crate::core::step::HandlerRc::Error);
     }
-    for id in cy.conns.ids() {
-        event::connect::close_connection(cy, id);
+    for id in cy.ev.conns.ids() {
+        event::connect::close_connection(&mut cy.ev, id);
     }
 }

@@ -400,7 +400,8 @@ impl HttpModule for UpstreamModule {
         }
         Ok(())
     }
-    fn init_worker(&self, cy: &mut crate::core::cycle::Cycle) {
+    fn init_worker(&self, cy: &mut crate::http::cycle::Cycle) {
+        cy.http.insert(super::UpstreamCtxs::default());
         super::round_robin::init_worker(cy);
         super::keepalive::init_worker(cy);
     }

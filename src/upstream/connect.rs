@@ -4,15 +4,16 @@
 //! `ngx_http_upstream_test_connect()` (src/http/ngx_http_upstream.c).
 
 use super::{keepalive, next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState, WriteHandler};
-use crate::core::connection::{ConnId, Ev, Owner, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::HandlerRc;
+use crate::event::connection::{ConnId, Ev};
 use crate::event::{self, connect::connect_peer};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::{Owner, RequestId};
 
 /// Picks a peer and starts a non-blocking connect; the write event says when it is done.
 /// nginx: `ngx_http_upstream_connect()`.
 pub fn connect(cy: &mut Cycle, rid: RequestId) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let Some(u) = u_mut(cy, rid) else { return };
     let retry = u.request_sent || u.state.start > 0 || !u.states.is_empty();
     u.state = UpstreamState { start: now, ..Default::default() };
@@ -20,9 +21,8 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
     let tried = u.peer.tried.clone();
     let Some(pick) = round_robin::get_peer(cy, group, &tried) else {
         let name = cy
-            .conf
-            .http
-            .as_ref()
+            .http_conf
+            .as_deref()
             .and_then(|h| h.main.get::<super::conf::UpstreamMainConf>())
             .and_then(|m| m.upstreams.get(group))
             .map(|g| g.name.clone())
@@ -52,10 +52,10 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
         adopt(cy, rid, cid, true);
         return super::request::send_request(cy, rid, true);
     }
-    match connect_peer(cy, &addr, Owner::Upstream(rid)) {
+    match connect_peer(&mut cy.ev, &addr, Owner::Upstream(rid)) {
         Ok(cid) => {
             adopt(cy, rid, cid, false);
-            event::add_timer(cy, Ev { c: cid, write: true }, timeout);
+            event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
         }
         Err(e) => {
             super::log_error(cy, rid, &format!("connect() to {addr} failed ({})", crate::core::log::os_err(&e)));
@@ -66,7 +66,7 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
 
 /// Makes `cid` the current try's connection: owner, handlers, the upstream's state.
 fn adopt(cy: &mut Cycle, rid: RequestId, cid: ConnId, cached: bool) {
-    if let Some(c) = cy.conns.get_mut(cid) {
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.owner = Owner::Upstream(rid);
         c.read.handler = super::handler;
         c.write.handler = super::handler;

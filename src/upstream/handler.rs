@@ -12,9 +12,9 @@
 //! callback may use all of the cycle.
 
 use crate::core::buf::Chain;
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// Why a callback failed. nginx: the `NGX_ERROR` / `NGX_HTTP_UPSTREAM_INVALID_HEADER`
 /// results.

@@ -7,26 +7,27 @@
 
 use super::conf::FT_NON_IDEMPOTENT;
 use super::{finalize, next, response, u_mut, with_module, Ft, Rewrite, UpstreamError};
-use crate::core::connection::{Ev, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
-use crate::os::io::{self, Recv};
+use crate::event::connection::Ev;
+use crate::event::io::{self, Recv};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 
 /// Reads into `u.buffer` and asks the module to parse, until it stops saying `Again`.
 /// nginx: `ngx_http_upstream_process_header()`.
 pub fn process_header(cy: &mut Cycle, rid: RequestId) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let Some(u) = u_mut(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
     let request_sent = u.request_sent;
-    if cy.conns.get(cid).is_some_and(|c| c.read.timedout) {
+    if cy.ev.conns.get(cid).is_some_and(|c| c.read.timedout) {
         return next(cy, rid, Ft::Timeout);
     }
     if !request_sent {
         // The response arrived before we finished sending (or the connect failed): nginx
         // checks the connection here too.
-        if let Some(c) = cy.conns.get_mut(cid) {
+        if let Some(c) = cy.ev.conns.get_mut(cid) {
             if let Err(e) = crate::event::connect::test_connect(c) {
                 super::log_error(cy, rid, &format!("connect() failed ({})", crate::core::log::os_err(&e)));
                 return next(cy, rid, Ft::Error);
@@ -34,13 +35,11 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
         }
     }
     loop {
-        let Cycle { requests, upstreams, conns, .. } = &mut *cy;
-        let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else {
+        let Cycle { requests, http, ev, .. } = &mut *cy;
+        let Some(ctx) = requests.get(rid).and_then(|r| super::ctx_mut(http, r)) else {
             return;
         };
-        let Some(ctx) = upstreams.get_mut(uid) else {
-            return;
-        };
+        let conns = &mut ev.conns;
         let u = &mut ctx.u;
         let Some(c) = conns.get_mut(cid) else { return };
         if u.buffer.is_full() {
@@ -57,8 +56,8 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
             }
             Recv::Again => {
                 let timeout = u.conf.read_timeout;
-                if !event::timer_set(cy, Ev { c: cid, write: false }) {
-                    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+                if !event::timer_set(&cy.ev, Ev { c: cid, write: false }) {
+                    event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
                 }
                 return;
             }

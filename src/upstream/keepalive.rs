@@ -13,9 +13,10 @@
 use std::collections::VecDeque;
 
 use super::conf::UpstreamMainConf;
-use crate::core::connection::{ConnId, Ev, Owner, Stream};
-use crate::core::cycle::Cycle;
+use crate::event::connection::{ConnId, Ev, Stream};
 use crate::event::{self, connect::PeerAddr};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::Owner;
 
 /// The idle connections of every group in this worker, most recently used at the front.
 /// nginx: `kcf->cache` (and `kcf->free`, which a `VecDeque` makes unnecessary).
@@ -27,7 +28,7 @@ pub struct KeepaliveCache {
 /// The group's `keepalive`, `keepalive_requests`, `keepalive_timeout`; `None` when it caches
 /// nothing.
 fn settings(cy: &Cycle, group: usize) -> Option<(usize, u64, u64)> {
-    let m = cy.conf.http.as_ref()?.main.get::<UpstreamMainConf>()?;
+    let m = cy.http_conf.as_deref()?.main.get::<UpstreamMainConf>()?;
     let g = m.upstreams.get(group)?;
     (g.keepalive > 0).then_some((g.keepalive, g.keepalive_requests, g.keepalive_timeout))
 }
@@ -44,8 +45,8 @@ pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
     let items = cy.http.get::<KeepaliveCache>()?.groups.get_mut(group)?;
     let i = items.iter().position(|(_, a)| a == addr)?;
     let (cid, _) = items.remove(i)?;
-    event::del_timer(cy, Ev { c: cid, write: false });
-    let c = cy.conns.get_mut(cid)?;
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
+    let c = cy.ev.conns.get_mut(cid)?;
     c.idle = false;
     c.read.timedout = false;
     log::debug!("get keepalive peer: using connection *{}", c.number);
@@ -58,16 +59,16 @@ pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
 /// connection makes room when the cache is full. nginx: `ngx_http_upstream_free_keepalive_peer()`.
 pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
     let Some((max, requests, timeout)) = settings(cy, group) else {
-        return event::connect::close_connection(cy, cid);
+        return event::connect::close_connection(&mut cy.ev, cid);
     };
-    let usable = cy.conns.get(cid).is_some_and(|c| {
+    let usable = cy.ev.conns.get(cid).is_some_and(|c| {
         !(c.read.eof || c.read.error || c.write.error || c.error || c.read.timedout) && u64::from(c.requests) < requests
     });
-    if !usable || cy.exiting {
-        return event::connect::close_connection(cy, cid);
+    if !usable || cy.ev.exiting {
+        return event::connect::close_connection(&mut cy.ev, cid);
     }
     let Some(cache) = cy.http.get::<KeepaliveCache>() else {
-        return event::connect::close_connection(cy, cid);
+        return event::connect::close_connection(&mut cy.ev, cid);
     };
     if cache.groups.len() <= group {
         cache.groups.resize_with(group + 1, VecDeque::new);
@@ -76,18 +77,18 @@ pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
     let evicted = if items.len() >= max { items.pop_back() } else { None };
     items.push_front((cid, addr));
     if let Some((old, _)) = evicted {
-        event::connect::close_connection(cy, old);
+        event::connect::close_connection(&mut cy.ev, old);
     }
-    event::del_timer(cy, Ev { c: cid, write: true });
-    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
-    let Some(c) = cy.conns.get_mut(cid) else {
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
+    event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
+    let Some(c) = cy.ev.conns.get_mut(cid) else {
         return;
     };
     c.owner = Owner::Cached;
     c.idle = true;
     c.action = "keepalive";
     c.read.handler = close_handler;
-    c.write.handler = crate::core::connection::empty_handler;
+    c.write.handler = crate::event::connection::empty_handler;
     // Bytes or a FIN may already be here, and no new edge would announce them — but only if
     // the last read did not drain the socket (`ready`). nginx checks `c->read->ready` too.
     if c.read.ready || c.read.eof {
@@ -99,7 +100,7 @@ pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
 /// sent what nobody asked for) or the keepalive timeout ends it.
 /// nginx: `ngx_http_upstream_keepalive_close_handler()`.
 fn close_handler(cy: &mut Cycle, ev: Ev) {
-    let Some(c) = cy.conns.get_mut(ev.c) else {
+    let Some(c) = cy.ev.conns.get_mut(ev.c) else {
         return;
     };
     if !c.read.timedout {
@@ -119,5 +120,5 @@ fn close_handler(cy: &mut Cycle, ev: Ev) {
             items.retain(|(id, _)| *id != ev.c);
         }
     }
-    event::connect::close_connection(cy, ev.c);
+    event::connect::close_connection(&mut cy.ev, ev.c);
 }

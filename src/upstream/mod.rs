@@ -12,7 +12,8 @@
 //! Failures before the response starts go through `next(Ft)`: another peer, or an error page.
 //!
 //! Differs from nginx:
-//! - the context lives in `cy.upstreams` (id in `r.upstream`), the module's callbacks are a
+//! - the context lives in this worker's `UpstreamCtxs` table, kept in `cy.http` (its id in
+//!   `r.upstream`, as a `RawId`: `http/` sits below and cannot name it); the module's callbacks are a
 //!   trait object beside it (`UpstreamCtx::module`), and the handler pointers
 //!   `u->read_event_handler`/`u->write_event_handler` are the enums `ReadHandler`/`WriteHandler`.
 //! - nginx's flag bits (`request_sent`, `header_sent`, ...) are kept as bools where they name a
@@ -34,12 +35,14 @@ pub use conf::{Ft, UpstreamConf};
 pub use handler::{Rewrite, UpstreamError, UpstreamHandler};
 
 use crate::core::buf::{Buf, Chain};
-use crate::core::connection::{ConnId, Ev, Owner, RequestId};
-use crate::core::cycle::Cycle;
-use crate::core::id::Id;
+use crate::core::id::{GenSlab, Id};
 use crate::core::step::HandlerRc;
+use crate::event::connection::{ConnId, Ev};
 use crate::event::pipe::Pipe;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::{Owner, RequestId};
 use crate::http::request::{self as http_request, Request};
+use crate::http::HttpWorker;
 use round_robin::PeerPick;
 
 /// Id of an upstream context. nginx: `r->upstream`.
@@ -211,7 +214,7 @@ pub struct Upstream {
     pub start_msec: u64,
 }
 
-/// The context in `cy.upstreams`: the state plus the module driving it.
+/// A context in `UpstreamCtxs`: the state plus the module driving it.
 pub struct UpstreamCtx {
     /// The state.
     pub u: Upstream,
@@ -219,25 +222,35 @@ pub struct UpstreamCtx {
     pub module: Option<Box<dyn UpstreamHandler>>,
 }
 
+/// Every upstream context of this worker, kept in `cy.http` (installed by the upstream
+/// module's `init_worker`). nginx: each `r->upstream`, allocated from its request's pool.
+#[derive(Default)]
+pub struct UpstreamCtxs(pub GenSlab<UpstreamCtx>);
+
+/// The context of `r`, from the worker's table.
+pub fn ctx_mut<'a>(http: &'a mut HttpWorker, r: &Request) -> Option<&'a mut UpstreamCtx> {
+    let uid: UpstreamId = r.upstream?.typed();
+    http.get::<UpstreamCtxs>()?.0.get_mut(uid)
+}
+
 /// The upstream of a request.
 pub fn u_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut Upstream> {
-    let uid = cy.requests.get(rid)?.upstream?;
-    cy.upstreams.get_mut(uid).map(|c| &mut c.u)
+    let Cycle { requests, http, .. } = cy;
+    ctx_mut(http, requests.get(rid)?).map(|c| &mut c.u)
 }
 
 /// The upstream of a request, read-only.
 pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
-    let uid = cy.requests.get(rid)?.upstream?;
-    cy.upstreams.get(uid).map(|c| &c.u)
+    let uid: UpstreamId = cy.requests.get(rid)?.upstream?.typed();
+    cy.http.get_ref::<UpstreamCtxs>()?.0.get(uid).map(|c| &c.u)
 }
 
 /// The request and its upstream at once (disjoint borrows of the cycle).
 pub fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut crate::core::buf::BufPool)> {
-    let Cycle { requests, upstreams, bufs, .. } = cy;
+    let Cycle { requests, http, ev, .. } = cy;
     let r = requests.get_mut(rid)?;
-    let uid = r.upstream?;
-    let u = &mut upstreams.get_mut(uid)?.u;
-    Some((r, u, bufs))
+    let u = &mut ctx_mut(http, r)?.u;
+    Some((r, u, &mut ev.bufs))
 }
 
 /// Runs a module callback with the module taken out of the context, so it can use the whole
@@ -247,10 +260,11 @@ pub fn with_module<T>(
     rid: RequestId,
     f: impl FnOnce(&mut dyn UpstreamHandler, &mut Cycle) -> T,
 ) -> Option<T> {
-    let uid = cy.requests.get(rid)?.upstream?;
-    let mut m = cy.upstreams.get_mut(uid)?.module.take()?;
+    let Cycle { requests, http, .. } = &mut *cy;
+    let mut m = ctx_mut(http, requests.get(rid)?)?.module.take()?;
     let t = f(m.as_mut(), cy);
-    if let Some(ctx) = cy.upstreams.get_mut(uid) {
+    let Cycle { requests, http, .. } = &mut *cy;
+    if let Some(ctx) = requests.get(rid).and_then(|r| ctx_mut(http, r)) {
         ctx.module = Some(m);
     }
     Some(t)
@@ -265,8 +279,8 @@ pub fn create(
     resolved: Resolved,
 ) -> Option<UpstreamId> {
     let size = conf.buffer_size;
-    let buffer = cy.bufs.get(size);
-    let now = cy.times.msec;
+    let buffer = cy.ev.bufs.get(size);
+    let now = cy.ev.times.msec;
     let u = Upstream {
         request: rid,
         conf,
@@ -295,9 +309,12 @@ pub fn create(
         upstream_done: false,
         start_msec: now,
     };
-    let uid = cy.upstreams.insert(UpstreamCtx { u, module: Some(module) });
-    let r = cy.requests.get_mut(rid)?;
-    r.upstream = Some(uid);
+    let uid = cy.http.get::<UpstreamCtxs>()?.0.insert(UpstreamCtx { u, module: Some(module) });
+    let Some(r) = cy.requests.get_mut(rid) else {
+        cy.http.get::<UpstreamCtxs>().and_then(|t| t.0.remove(uid));
+        return None;
+    };
+    r.upstream = Some(uid.raw());
     r.pool_cleanup.push(free_upstream);
     Some(uid)
 }
@@ -313,12 +330,12 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     r.read_event_handler = rd_check_broken_connection;
     r.write_event_handler = http_request::empty_handler;
     let cid = r.connection;
-    if let Some(c) = cy.conns.get_mut(cid) {
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.action = "connecting to upstream";
     }
     // A streamed body's client timer waits until sending starts (nginx:
     // `ngx_http_upstream_init()` deletes the read timer).
-    crate::event::del_timer(cy, Ev { c: cid, write: false });
+    crate::event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
     match with_module(cy, rid, |m, cy| m.create_request(cy, rid)) {
         Some(Ok(())) => {}
         Some(Err(e)) => {
@@ -329,7 +346,7 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     }
     let group = u_ref(cy, rid).map_or(0, |u| u.resolved.group);
     let tries = round_robin::tries(cy, group);
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let Some(u) = u_mut(cy, rid) else { return };
     let max = u.conf.next_upstream_tries;
     u.peer.tries = if max > 0 { tries.min(max) } else { tries }.max(1);
@@ -339,7 +356,7 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
 
 /// The event handler of every upstream connection. nginx: `ngx_http_upstream_handler()`.
 pub fn handler(cy: &mut Cycle, ev: Ev) {
-    let Some(Owner::Upstream(rid)) = cy.conns.get(ev.c).map(|c| c.owner) else {
+    let Some(Owner::Upstream(rid)) = cy.ev.conns.get(ev.c).map(|c| c.owner) else {
         return;
     };
     let Some(u) = u_ref(cy, rid) else { return };
@@ -375,7 +392,7 @@ pub(super) fn no_buffering(r: &Request) -> bool {
 /// Gives up on the current peer: tries the next one, or ends the request with an error.
 /// nginx: `ngx_http_upstream_next()`.
 pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     if ft == Ft::Timeout {
         log_error(cy, rid, "upstream timed out (110: Connection timed out)");
     }
@@ -422,11 +439,13 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
     let Some(r) = cy.requests.get(rid) else {
         return;
     };
-    let Some(c) = cy.conns.get(r.connection) else {
+    let Some(c) = cy.ev.conns.get(r.connection) else {
         return;
     };
-    let action =
-        u_ref(cy, rid).and_then(|u| u.peer.connection).and_then(|uc| cy.conns.get(uc)).map_or(c.action, |uc| uc.action);
+    let action = u_ref(cy, rid)
+        .and_then(|u| u.peer.connection)
+        .and_then(|uc| cy.ev.conns.get(uc))
+        .map_or(c.action, |uc| uc.action);
     let (upstream, uri) = u_ref(cy, rid).map(|u| (u.state.peer.clone(), u.uri.clone())).unwrap_or_default();
     let uri = if uri.is_empty() { String::from_utf8_lossy(r.unparsed_uri()).into_owned() } else { uri };
     let client = c.peer.map(|p| p.ip().to_string()).unwrap_or_default();
@@ -448,7 +467,7 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
 /// Closes the current peer connection and tells the balancer how it went.
 /// nginx: `u->peer.free()` + `ngx_close_connection(u->peer.connection)`.
 fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let header_only = cy.requests.get(rid).is_some_and(|r| r.header_only);
     let Some(u) = u_mut(cy, rid) else { return };
     // The connection can serve another request only if this response was read to its exact
@@ -472,7 +491,7 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     }
     match (conn, reuse) {
         (Some(c), Some((group, addr))) => keepalive::put(cy, group, c, addr),
-        (Some(c), None) => crate::event::connect::close_connection(cy, c),
+        (Some(c), None) => crate::event::connect::close_connection(&mut cy.ev, c),
         (None, _) => {}
     }
 }
@@ -546,11 +565,11 @@ fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else {
         return;
     };
-    if let Some(mut ctx) = cy.upstreams.remove(uid) {
+    if let Some(mut ctx) = cy.http.get::<UpstreamCtxs>().and_then(|t| t.0.remove(uid.typed())) {
         let u = &mut ctx.u;
-        cy.bufs.put(std::mem::take(&mut u.buffer));
-        cy.bufs.put_chain(&mut u.request_bufs);
-        cy.bufs.put_chain(&mut u.out);
+        cy.ev.bufs.put(std::mem::take(&mut u.buffer));
+        cy.ev.bufs.put_chain(&mut u.request_bufs);
+        cy.ev.bufs.put_chain(&mut u.out);
     }
 }
 
@@ -561,12 +580,12 @@ pub fn rd_check_broken_connection(cy: &mut Cycle, rid: RequestId) {
         return;
     };
     let cid = r.connection;
-    let Some(c) = cy.conns.get_mut(cid) else {
+    let Some(c) = cy.ev.conns.get_mut(cid) else {
         return;
     };
     let mut b = [0u8; 1];
     let gone = match &c.stream {
-        crate::core::connection::Stream::Tcp(s) => match s.peek(&mut b) {
+        crate::event::connection::Stream::Tcp(s) => match s.peek(&mut b) {
             Ok(0) => true,
             Ok(_) => false,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {

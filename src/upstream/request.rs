@@ -21,18 +21,19 @@ use std::io::IoSlice;
 
 use super::{finalize, header, next, u_mut, u_ref, with_module, Ft, WriteHandler};
 use crate::core::buf::{Buf, Chain};
-use crate::core::connection::{Connection, Ev, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
+use crate::event::connection::Ev;
 use crate::event::{self, connect::test_connect, posted};
 use crate::http::body;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::{Connection, RequestId};
 
 /// The write handler while connecting and sending. nginx:
 /// `ngx_http_upstream_send_request_handler()`.
 pub fn send_request_handler(cy: &mut Cycle, rid: RequestId) {
     let Some(u) = u_mut(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
-    if cy.conns.get(cid).is_some_and(|c| c.write.timedout) {
+    if cy.ev.conns.get(cid).is_some_and(|c| c.write.timedout) {
         return next(cy, rid, Ft::Timeout);
     }
     let Some(u) = u_mut(cy, rid) else { return };
@@ -65,11 +66,11 @@ enum SendError {
 /// wait for the header. `do_write`: the upstream is writable (false: the client sent more).
 /// nginx: `ngx_http_upstream_send_request()`.
 pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let Some(u) = u_mut(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
     let (request_sent, cached) = (u.request_sent, u.peer.cached);
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     if !request_sent {
         // A cached keepalive connection is known to be connected: no getpeername().
         match if cached { Ok(true) } else { test_connect(c) } {
@@ -86,11 +87,11 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
     if u.state.connect_time.is_none() {
         u.state.connect_time = Some(now.saturating_sub(u.state.start));
     }
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     c.action = "sending request to upstream";
     let sent = if request_sent { Some(c.sent) } else { None };
     let rc = send_request_body(cy, rid, do_write);
-    let Some(c) = cy.conns.get(cid) else { return };
+    let Some(c) = cy.ev.conns.get(cid) else { return };
     let (write_ready, read_ready, sent_now) = (c.write.ready, c.read.ready, c.sent);
     match rc {
         Ok(Step::Again) => {
@@ -98,15 +99,15 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
             let wev = Ev { c: cid, write: true };
             if !write_ready || blocked {
                 let timeout = u_ref(cy, rid).map_or(60_000, |u| u.conf.send_timeout);
-                if sent != Some(sent_now) || !event::timer_set(cy, wev) {
-                    event::add_timer(cy, wev, timeout);
+                if sent != Some(sent_now) || !event::timer_set(&cy.ev, wev) {
+                    event::add_timer(&mut cy.ev, wev, timeout);
                 }
             } else {
-                event::del_timer(cy, wev); // waiting for the client, not the upstream
+                event::del_timer(&mut cy.ev, wev); // waiting for the client, not the upstream
             }
             if read_ready {
                 // The response may already be here; no new edge will announce it.
-                posted::post_event(cy, Ev { c: cid, write: false }, posted::Queue::Events);
+                posted::post_event(&mut cy.ev, Ev { c: cid, write: false }, posted::Queue::Events);
             }
         }
         Ok(Step::Done(())) => request_body_sent(cy, rid, cid),
@@ -119,8 +120,8 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
 }
 
 /// Everything went out: wait for the response header (it may be here already).
-fn request_body_sent(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::ConnId) {
-    event::del_timer(cy, Ev { c: cid, write: true });
+fn request_body_sent(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::ConnId) {
+    event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
     let Some(u) = u_mut(cy, rid) else { return };
     u.write_handler = WriteHandler::Dummy;
     let timeout = u.conf.read_timeout;
@@ -131,10 +132,10 @@ fn request_body_sent(cy: &mut Cycle, rid: RequestId, cid: crate::core::connectio
     if u.header_sent {
         return;
     }
-    let Some(c) = cy.conns.get_mut(cid) else { return };
+    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     c.action = "reading response header from upstream";
     let ready = c.read.ready;
-    event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+    event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
     if ready {
         header::process_header(cy, rid);
     }
@@ -179,7 +180,7 @@ fn send_request_body(cy: &mut Cycle, rid: RequestId, mut do_write: bool) -> Resu
                 // The client is not read while the upstream is full: its idle timer must not
                 // run meanwhile (`send_timeout` bounds the upstream).
                 if let Some(cid) = cy.requests.get(rid).map(|r| r.connection) {
-                    event::del_timer(cy, Ev { c: cid, write: false });
+                    event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
                 }
                 return Ok(Step::Again);
             }
@@ -233,11 +234,9 @@ fn drop_sent(cy: &mut Cycle, rid: RequestId) {
 
 /// Writes from `u.send_pos` until done or the socket is full.
 fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
-    let Cycle { requests, upstreams, conns, .. } = cy;
-    let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else {
-        return Ok(Step::Done(()));
-    };
-    let Some(ctx) = upstreams.get_mut(uid) else {
+    let Cycle { requests, http, ev, .. } = cy;
+    let conns = &mut ev.conns;
+    let Some(ctx) = requests.get(rid).and_then(|r| super::ctx_mut(http, r)) else {
         return Ok(Step::Done(()));
     };
     let u = &mut ctx.u;
@@ -275,7 +274,7 @@ fn write_from(
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        return crate::os::io::send(c, &scratch[..n]);
+        return crate::event::io::send(c, &scratch[..n]);
     }
     let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(8);
     let first = &b.data()[off as usize..];

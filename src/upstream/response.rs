@@ -14,12 +14,13 @@
 
 use super::{finalize, u_mut, u_ref, with_module, BodyMode, ReadHandler, UpstreamError};
 use crate::core::buf::{Buf, BufPool, Chain};
-use crate::core::connection::{Ev, RequestId};
-use crate::core::cycle::Cycle;
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
+use crate::event::connection::Ev;
+use crate::event::io::{self, Recv};
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 use crate::http::{self, request::Method};
-use crate::os::io::{self, Recv};
 
 /// Sends the header and starts the body. nginx: `ngx_http_upstream_send_response()`.
 pub fn send_response(cy: &mut Cycle, rid: RequestId) {
@@ -59,7 +60,7 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
     }
     let Some(u) = u_mut(cy, rid) else { return };
     u.read_handler = ReadHandler::ProcessBody;
-    if let Some(c) = u.peer.connection.and_then(|c| cy.conns.get_mut(c)) {
+    if let Some(c) = u.peer.connection.and_then(|c| cy.ev.conns.get_mut(c)) {
         c.action = "reading upstream";
     }
     let Some(u) = u_mut(cy, rid) else { return };
@@ -162,7 +163,7 @@ pub fn process_upstream(cy: &mut Cycle, rid: RequestId) {
     let Some(cid) = u_ref(cy, rid).and_then(|u| u.peer.connection) else {
         return;
     };
-    if let Some(c) = cy.conns.get_mut(cid) {
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
         if c.read.timedout {
             c.read.timedout = false;
             super::log_error(cy, rid, "upstream timed out (110: Connection timed out)");
@@ -179,7 +180,7 @@ pub fn process_downstream(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get(rid) else {
         return;
     };
-    if let Some(c) = cy.conns.get_mut(r.connection) {
+    if let Some(c) = cy.ev.conns.get_mut(r.connection) {
         if c.write.timedout {
             c.write.timedout = false;
             c.error = true;
@@ -226,7 +227,7 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
             b.flush = true;
         }
         let rc = http::output_filter(cy, rid, &mut out);
-        cy.bufs.put_chain(&mut out);
+        cy.ev.bufs.put_chain(&mut out);
         match rc {
             Err(_) => {
                 finalize(cy, rid, HandlerRc::Error);
@@ -261,7 +262,7 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
                 }
             }
             // Back-pressure: the client is slow; stop reading the upstream.
-            event::del_timer(cy, Ev { c: cid, write: false });
+            event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
             arm_client_timer(cy, rid);
             return;
         }
@@ -336,10 +337,10 @@ fn spill(cy: &mut Cycle, rid: RequestId) -> Option<bool> {
 
 /// One read from the upstream into `u.buffer`, through the input filter.
 /// `Some(true)`: read something, go on; `Some(false)`: wait for an event; `None`: finalized.
-fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::ConnId) -> Option<bool> {
-    let Cycle { requests, upstreams, conns, .. } = &mut *cy;
-    let uid = requests.get(rid)?.upstream?;
-    let u = &mut upstreams.get_mut(uid)?.u;
+fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::ConnId) -> Option<bool> {
+    let Cycle { requests, http, ev, .. } = &mut *cy;
+    let conns = &mut ev.conns;
+    let u = &mut super::ctx_mut(http, requests.get(rid)?)?.u;
     let c = conns.get_mut(cid)?;
     if u.buffer.pos == u.buffer.last {
         u.buffer.reset();
@@ -359,7 +360,7 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::core::connection::C
         }
         Recv::Again => {
             let timeout = u.conf.read_timeout;
-            event::add_timer(cy, Ev { c: cid, write: false }, timeout);
+            event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
             Some(false)
         }
         Recv::Eof => {
@@ -393,9 +394,9 @@ fn arm_client_timer(cy: &mut Cycle, rid: RequestId) {
     let (cid, pending, t) = (m.connection, !m.out.is_empty(), m.loc.core.send_timeout());
     let ev = Ev { c: cid, write: true };
     if pending {
-        event::add_timer(cy, ev, t);
+        event::add_timer(&mut cy.ev, ev, t);
     } else {
-        event::del_timer(cy, ev);
+        event::del_timer(&mut cy.ev, ev);
     }
 }
 

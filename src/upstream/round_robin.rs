@@ -9,8 +9,8 @@
 //! shares it only when a `zone` is configured.
 
 use super::conf::UpstreamMainConf;
-use crate::core::cycle::Cycle;
 use crate::event::connect::PeerAddr;
+use crate::http::cycle::Cycle;
 
 /// Runtime state of one peer. nginx: `ngx_http_upstream_rr_peer_t` (its mutable fields).
 #[derive(Clone, Debug, Default)]
@@ -78,7 +78,7 @@ pub struct PeerPick {
 
 /// Builds the worker's peer lists. nginx: `ngx_http_upstream_init_round_robin()`.
 pub fn init_worker(cy: &mut Cycle) {
-    let Some(m) = cy.conf.http.as_ref().and_then(|h| h.main.get::<UpstreamMainConf>()) else {
+    let Some(m) = cy.http_conf.as_deref().and_then(|h| h.main.get::<UpstreamMainConf>()) else {
         return;
     };
     let mut rr = RoundRobin::default();
@@ -116,7 +116,7 @@ pub fn tries(cy: &mut Cycle, group: usize) -> usize {
 /// Picks the next peer not yet `tried`. `None` means "no live upstreams".
 /// nginx: `ngx_http_upstream_get_round_robin_peer()`.
 pub fn get_peer(cy: &mut Cycle, group: usize, tried: &[(bool, usize)]) -> Option<PeerPick> {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let rr = cy.http.get::<RoundRobin>()?;
     let g = rr.groups.get_mut(group)?;
     let single = g.primary.len() == 1 && g.backup.is_empty();
@@ -183,7 +183,7 @@ fn eligible(p: &PeerState, backup: bool, i: usize, tried: &[(bool, usize)], now:
 /// Returns a peer after a try, counting a failure or clearing them.
 /// nginx: `ngx_http_upstream_free_round_robin_peer()`.
 pub fn free_peer(cy: &mut Cycle, pick: &PeerPick, failed: bool) {
-    let now = cy.times.msec;
+    let now = cy.ev.times.msec;
     let Some(rr) = cy.http.get::<RoundRobin>() else {
         return;
     };

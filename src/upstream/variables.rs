@@ -7,8 +7,8 @@
 use std::io::Write;
 
 use super::{u_ref, UpstreamState};
-use crate::core::connection::RequestId;
-use crate::core::cycle::Cycle;
+use crate::http::cycle::Cycle;
+use crate::http::cycle::RequestId;
 use crate::http::VariableDef;
 
 fn each(cy: &Cycle, r: RequestId, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {

@@ -5,13 +5,17 @@
 //! ngx_linux_sendfile_chain.c).
 //!
 //! Differs from nginx:
+//! - it lives in `event/`, not `os/`: like nginx's, these functions set the readiness flags of
+//!   the connection's events (`rev->ready = 0`, `rev->eof`), so they take an `event` connection,
+//!   and `os/` sits below `event/` in rginx's layers.
 //! - file buffers are not sent with `sendfile(2)`: a bounded piece of the file is read into a
 //!   memory buffer just before it is sent (see `send_chain`).
 
 use std::io::{self, IoSlice, Read, Write};
 
+use super::connection::Connection;
+use super::reactor::World;
 use crate::core::buf::{BufPool, Chain};
-use crate::core::connection::Connection;
 use crate::core::step::Step;
 
 /// Result of one `recv`. nginx: the `ssize_t` of `ngx_unix_recv` (n, 0, NGX_AGAIN, NGX_ERROR).
@@ -28,7 +32,7 @@ pub enum Recv {
 }
 
 /// Reads into `buf`. nginx: `ngx_unix_recv()`.
-pub fn recv(c: &mut Connection, buf: &mut [u8]) -> Recv {
+pub fn recv<W: World>(c: &mut Connection<W>, buf: &mut [u8]) -> Recv {
     loop {
         match c.stream.read(buf) {
             Ok(0) if !buf.is_empty() => {
@@ -64,7 +68,7 @@ pub fn recv(c: &mut Connection, buf: &mut [u8]) -> Recv {
 
 /// Writes from `buf`; `Done(n)` with `n > 0`, or `Again` with `write.ready` cleared.
 /// nginx: `ngx_unix_send()`.
-pub fn send(c: &mut Connection, buf: &[u8]) -> io::Result<Step<usize>> {
+pub fn send<W: World>(c: &mut Connection<W>, buf: &[u8]) -> io::Result<Step<usize>> {
     loop {
         match c.stream.write(buf) {
             Ok(0) if !buf.is_empty() => return Err(io::ErrorKind::WriteZero.into()),
@@ -95,7 +99,7 @@ const FILE_CHUNK: usize = 32 * 1024;
 /// buffers. `Done` when the chain is empty, `Again` when the socket is full.
 ///
 /// nginx: `ngx_writev_chain()` / `c->send_chain`.
-pub fn send_chain(c: &mut Connection, chain: &mut Chain, pool: &mut BufPool) -> io::Result<Step> {
+pub fn send_chain<W: World>(c: &mut Connection<W>, chain: &mut Chain, pool: &mut BufPool) -> io::Result<Step> {
     loop {
         drop_empty(chain, pool);
         if chain.is_empty() {

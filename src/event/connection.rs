@@ -6,21 +6,26 @@
 //! Differs from nginx:
 //! - connections live in a generational slab (`GenSlab`), whose key is the `mio::Token`; the
 //!   generation replaces the `instance` bit.
-//! - `c->data` (a `void *`) becomes `Owner`, an enum naming what the connection belongs to.
-//! - the event handler is a plain `fn(&mut Cycle, Ev)` pointer installed by the owning layer, just
-//!   as `ev->handler` is in C: the reactor never names requests or upstreams.
+//! - `c->data` (a `void *`) becomes `data: W::Data`, a type the world above chooses (http's
+//!   `Owner` names the request a client or upstream connection serves).
+//! - the event handler is a plain `fn(&mut W, Ev)` pointer installed by the owning layer, just
+//!   as `ev->handler` is in C; `W` is the world type of whoever runs the reactor, so this file
+//!   (and all of `event/`) never names requests or upstreams.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
-use super::cycle::Cycle;
-use super::id::Id;
-use crate::event::timer::TimerId;
+use super::reactor::World;
+use super::timer::TimerId;
+use crate::core::buf::Buf;
+use crate::core::id::Id;
+
+/// What a `ConnId` names: a connection of any world (the id type does not depend on `W`).
+#[derive(Debug)]
+pub enum ConnKey {}
 
 /// A connection's id (slab key + generation). nginx: `ngx_connection_t *`.
-pub type ConnId = Id<Connection>;
-/// A request's id. nginx: `ngx_http_request_t *`.
-pub type RequestId = Id<crate::http::request::Request>;
+pub type ConnId = Id<ConnKey>;
 
 /// Names one of a connection's two events. nginx: `ngx_event_t *` (`c->read` or `c->write`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,17 +37,16 @@ pub struct Ev {
 }
 
 /// The handler an event runs when it fires, is posted, or times out. nginx: `ev->handler`.
-pub type EventHandler = fn(&mut Cycle, Ev);
+pub type EventHandler<W> = fn(&mut W, Ev);
 
 /// A do-nothing handler. nginx: `ngx_http_empty_handler`.
-pub fn empty_handler(_: &mut Cycle, _: Ev) {}
+pub fn empty_handler<W>(_: &mut W, _: Ev) {}
 
 /// Readiness and timer state of one direction. nginx: `ngx_event_t`.
 ///
 /// mio is edge-triggered (as nginx's `EPOLLET`), so `ready` is kept here: it is set by the
 /// poller and cleared only when a read or write returns `WouldBlock`.
-#[derive(Debug)]
-pub struct Event {
+pub struct Event<W> {
     /// The socket can be read (written) without blocking. nginx: `ev->ready`.
     pub ready: bool,
     /// Set by the timer wheel before calling the handler. nginx: `ev->timedout`.
@@ -59,10 +63,23 @@ pub struct Event {
     /// registers both directions once, so this is informational.
     pub active: bool,
     /// What to run. nginx: `ev->handler`.
-    pub handler: EventHandler,
+    pub handler: EventHandler<W>,
 }
 
-impl Default for Event {
+impl<W> std::fmt::Debug for Event<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("ready", &self.ready)
+            .field("timedout", &self.timedout)
+            .field("timer", &self.timer)
+            .field("posted", &self.posted)
+            .field("eof", &self.eof)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> Default for Event<W> {
     fn default() -> Self {
         Event {
             ready: false,
@@ -132,31 +149,16 @@ impl Write for Stream {
     }
 }
 
-/// Who a connection belongs to. nginx: `c->data`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owner {
-    /// A listening socket: index into the worker's listening table.
-    Listening(usize),
-    /// A client connection, with the request being served if any (`ngx_http_connection_t`
-    /// while idle, `r` while a request runs).
-    Client(Option<RequestId>),
-    /// An upstream connection serving the request (`u->peer.connection->data = r`).
-    Upstream(RequestId),
-    /// An idle cached upstream connection (`ngx_http_upstream_keepalive_module`'s cache item).
-    Cached,
-}
-
 /// One connection. nginx: `ngx_connection_t`.
-#[derive(Debug)]
-pub struct Connection {
+pub struct Connection<W: World> {
     /// The socket.
     pub stream: Stream,
     /// Read side. nginx: `c->read`.
-    pub read: Event,
+    pub read: Event<W>,
     /// Write side. nginx: `c->write`.
-    pub write: Event,
-    /// nginx: `c->data`.
-    pub owner: Owner,
+    pub write: Event<W>,
+    /// Who the connection belongs to. nginx: `c->data`.
+    pub owner: W::Data,
     /// Serial number shown as `*N` in log lines. nginx: `c->number`.
     pub number: u64,
     /// The peer's address. nginx: `c->sockaddr`.
@@ -173,20 +175,23 @@ pub struct Connection {
     pub action: &'static str,
     /// Bytes read but not yet consumed by a request (the next pipelined request).
     /// nginx: `c->buffer` / `hc->busy`.
-    pub buffer: Option<super::buf::Buf>,
+    pub buffer: Option<Buf>,
     /// A fatal socket error happened. nginx: `c->error`.
     pub error: bool,
     /// The connection should close instead of keepalive. nginx: `c->close`.
     pub close: bool,
     /// Idle (keepalive) connection, closable on graceful shutdown. nginx: `c->idle`.
     pub idle: bool,
+    /// An idle client connection that may be closed to make room when `worker_connections`
+    /// run out. nginx: `c->reusable` (`ngx_reusable_connection()`).
+    pub reusable: bool,
     /// Timestamp (ms) when the connection started; `keepalive_time` counts from it.
     pub start_msec: u64,
 }
 
-impl Connection {
+impl<W: World> Connection<W> {
     /// A fresh connection around `stream`. Handlers are installed by the owning layer.
-    pub fn new(stream: Stream, owner: Owner) -> Connection {
+    pub fn new(stream: Stream, owner: W::Data) -> Connection<W> {
         Connection {
             stream,
             read: Event::default(),
@@ -203,11 +208,12 @@ impl Connection {
             error: false,
             close: false,
             idle: false,
+            reusable: false,
             start_msec: 0,
         }
     }
     /// The event named by `write`.
-    pub fn event(&mut self, write: bool) -> &mut Event {
+    pub fn event(&mut self, write: bool) -> &mut Event<W> {
         if write {
             &mut self.write
         } else {

@@ -1,0 +1,111 @@
+//! The reactor: everything the event loop owns, generic over the world it serves.
+//!
+//! nginx: the event part of `ngx_cycle_t` (`cycle->connections`, `cycle->listening`) and the
+//! globals of src/event/ (`ngx_posted_events`, `ngx_posted_accept_events`,
+//! `ngx_event_timer_rbtree`, `ngx_current_msec`, `ngx_stat_*`, `ngx_exiting`).
+//!
+//! Differs from nginx:
+//! - nginx's event handlers are `void (*)(ngx_event_t *)` and reach everything through globals
+//!   and `ev->data`; rginx's are `fn(&mut W, Ev)`, where `W` is the world of whoever runs the
+//!   loop (the HTTP layer's `http::Cycle`, or a test's toy world). The world contains a
+//!   `Reactor<W>` and hands it out through [`World::reactor`], so this folder runs handlers it
+//!   cannot name, exactly as nginx calls `ev->handler`.
+
+use std::collections::VecDeque;
+
+use super::accept::Listening;
+use super::connection::{ConnId, ConnKey, Connection, Ev};
+use super::timer::TimerWheel;
+use crate::core::buf::BufPool;
+use crate::core::id::GenSlab;
+use crate::core::times::Times;
+
+/// What runs the reactor: a world that contains one. The handlers installed in its connections'
+/// events receive the whole world.
+pub trait World: Sized + 'static {
+    /// What a connection belongs to. nginx: `c->data`. The default value is "nobody yet"
+    /// (a listening socket, or a connection between `accept()` and its listening handler).
+    type Data: Copy + Default + PartialEq + std::fmt::Debug;
+    /// The reactor inside the world.
+    fn reactor(&mut self) -> &mut Reactor<Self>;
+}
+
+/// Counters for `stub_status`. nginx: `ngx_stat_accepted` etc. (per worker here).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Stats {
+    /// Accepted client connections.
+    pub accepted: u64,
+    /// Handled client connections.
+    pub handled: u64,
+    /// Client requests.
+    pub requests: u64,
+    /// Client connections open now.
+    pub active: u64,
+}
+
+/// One worker's event loop state.
+pub struct Reactor<W: World> {
+    /// The poller. nginx: the epoll fd of `ngx_epoll_module`.
+    pub poll: mio::Poll,
+    /// Reused event buffer for `poll()`.
+    pub events: Option<mio::Events>,
+    /// Scratch copy of one poll's (token, readiness bits), reused every turn.
+    pub ready: Vec<(usize, u8)>,
+    /// This worker's listening sockets. nginx: `cycle->listening`.
+    pub listening: Vec<Listening<W>>,
+    /// Every socket: listeners, clients, upstreams. nginx: `cycle->connections`.
+    pub conns: GenSlab<Connection<W>, ConnKey>,
+    /// The hashed timer wheel; entries name an event. nginx: `ngx_event_timer_rbtree`.
+    pub timers: TimerWheel<Ev>,
+    /// Scratch for expired timers.
+    pub fired: Vec<Ev>,
+    /// nginx: `ngx_posted_accept_events`.
+    pub posted_accept: VecDeque<Ev>,
+    /// nginx: `ngx_posted_events`.
+    pub posted: VecDeque<Ev>,
+    /// Cached time. nginx: `ngx_cached_*`, `ngx_current_msec`.
+    pub times: Times,
+    /// Recycled buffer memory.
+    pub bufs: BufPool,
+    /// `stub_status` counters.
+    pub stats: Stats,
+    /// Next connection serial number (`*N`). nginx: `ngx_connection_counter`.
+    pub connection_counter: u64,
+    /// `worker_connections`: accept stops (after reusing idle connections) at this many.
+    pub worker_connections: usize,
+    /// Graceful shutdown in progress: accept nothing, close idle connections. nginx: `ngx_exiting`.
+    pub exiting: bool,
+}
+
+impl<W: World> Reactor<W> {
+    /// An empty reactor around `poll`. nginx: `ngx_event_process_init()` before the listening
+    /// sockets are added.
+    pub fn new(poll: mio::Poll, worker_connections: usize) -> Reactor<W> {
+        let times = Times::new();
+        Reactor {
+            poll,
+            events: None,
+            ready: Vec::new(),
+            listening: Vec::new(),
+            conns: GenSlab::with_capacity(1024),
+            timers: TimerWheel::new(times.msec),
+            fired: Vec::new(),
+            posted_accept: VecDeque::new(),
+            posted: VecDeque::new(),
+            times,
+            bufs: BufPool::default(),
+            stats: Stats::default(),
+            connection_counter: 0,
+            worker_connections,
+            exiting: false,
+        }
+    }
+    /// The connection behind an id, if still live.
+    pub fn conn(&mut self, c: ConnId) -> Option<&mut Connection<W>> {
+        self.conns.get_mut(c)
+    }
+    /// Monotonic now in ms. nginx: `ngx_current_msec`.
+    pub fn now(&self) -> u64 {
+        self.times.msec
+    }
+}
