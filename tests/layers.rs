@@ -322,7 +322,6 @@ fn src_dir() -> PathBuf {
 
 /// The rule itself, on the real tree.
 #[test]
-#[ignore = "enabled when issue 12's reshaping lands"]
 fn every_reference_in_src_points_down() {
     let f = check_tree(&src_dir());
     let mut msg = f.up.join("\n");
@@ -333,8 +332,8 @@ fn every_reference_in_src_points_down() {
     assert!(f.up.is_empty() && f.unknown.is_empty(), "{} references point up:\n{msg}", f.up.len());
 }
 
-/// Already true while the up-references are being removed: every folder under `src/` and every
-/// `crate::` name is in the table, and the walk sees every layer.
+/// Every folder under `src/` and every `crate::` name is in the table, and every layer of the
+/// table is a folder: the walk cannot silently miss one.
 #[test]
 fn every_folder_in_src_is_in_the_layer_table() {
     let f = check_tree(&src_dir());
