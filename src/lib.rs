@@ -4,7 +4,7 @@
 //!
 //! | module | what it is | nginx |
 //! | --- | --- | --- |
-//! | [`core`] | buffers, connections, ids, the per-worker cycle, clock, error log | src/core/ |
+//! | [`core`] | buffers, ids, clock, error log, temp files, step results: names no other layer | src/core/ |
 //! | [`os`] | the system calls std does not wrap (`kill`, `localtime_r`): the only `unsafe` | src/os/unix/ |
 //! | [`event`] | the reactor: mio poll, hashed timer wheel, posted queues, accept, connect | src/event/ |
 //! | [`conf`] | nginx.conf parser, directive tables, create/merge | src/core/ngx_conf_file.c |
