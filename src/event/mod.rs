@@ -18,6 +18,9 @@ pub mod posted;
 pub mod reactor;
 pub mod timer;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
 pub use connection::{ConnId, Ev};
