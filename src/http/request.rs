@@ -590,7 +590,8 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     // here: the handler is done producing output (NGX_OK or a 1xx/2xx status already sent)
     let Some(r) = cy.requests.get_mut(rid) else { return };
     if r.main != rid {
-        // Subrequests are finished by their owner (see subrequest.rs, issue 5).
+        // nginx's `r != r->main` branch (wake the parent) belongs to subrequests, which are
+        // issue 13's: nothing creates one yet.
         return;
     }
     if !r.out.is_empty() {
