@@ -18,9 +18,6 @@ pub mod posted;
 pub mod reactor;
 pub mod timer;
 
-#[cfg(test)]
-mod tests;
-
 use std::time::Duration;
 
 pub use connection::{ConnId, Ev};
@@ -89,3 +86,6 @@ pub fn expire_timers<W: World>(w: &mut W) {
     }
     w.reactor().fired = fired;
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 //! nginx: src/http/ngx_http_core_module.c (`ngx_http_core_module`, `ngx_http_core_commands`,
 //! `ngx_http_core_srv_conf_t`, `ngx_http_core_loc_conf_t`, `ngx_http_core_merge_loc_conf`,
 //! `ngx_http_core_keepalive`, `ngx_http_core_types`, `ngx_http_core_server_name`,
-//! `ngx_http_core_find_location`, `ngx_http_named_location`). The block directives
+//! `ngx_http_core_find_location`). The block directives
 //! (`http`, `server`, `location`) are read in `conf_block.rs`, `listen` and the grouping of
 //! servers by address in `listen.rs`.
 //!
@@ -14,6 +14,8 @@
 //!   locations `^~` therefore behaves as a plain prefix, which is what nginx does too.
 //! - unset values stay `None` after merge where a getter supplies the default; nginx writes the
 //!   default into the struct during merge.
+//! - `location @name` is read and checked, but no directive jumps to one yet: there is no
+//!   `ngx_http_named_location()` (nginx's `error_page`/`try_files` targets).
 
 use std::sync::Arc;
 
@@ -475,9 +477,4 @@ pub fn find_location<'a>(locs: &'a [Arc<LocConf>], uri: &[u8]) -> Option<&'a Arc
     }
     let b = best?;
     find_location(&b.locations, uri).or(Some(b))
-}
-
-/// Finds `location @name`. nginx: `ngx_http_named_location()`.
-pub fn find_named_location<'a>(locs: &'a [Arc<LocConf>], name: &str) -> Option<&'a Arc<LocConf>> {
-    locs.iter().find(|l| l.core.named && l.core.name == name)
 }

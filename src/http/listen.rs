@@ -72,18 +72,11 @@ pub(super) fn optimize_servers(servers: &[Arc<SrvConf>]) -> Result<Vec<ListenAdd
             };
             let a = &mut addrs[i];
             if l.default_server {
-                if a.opt.default_server
-                    && !a.servers.is_empty()
-                    && a.servers.iter().enumerate().any(|(k, _)| k == a.default && a.opt.default_server)
-                    && a.servers.len() > a.default
-                    && Arc::ptr_eq(&a.servers[a.default], s)
-                {
-                    // same server listed twice
-                } else if a
-                    .servers
-                    .iter()
-                    .any(|x| x.core.listens.iter().any(|xl| xl.addr == l.addr && xl.default_server))
-                {
+                // A server that names itself default twice for an address is no duplicate.
+                let same = a.opt.default_server && a.servers.get(a.default).is_some_and(|d| Arc::ptr_eq(d, s));
+                let other_default =
+                    a.servers.iter().any(|x| x.core.listens.iter().any(|xl| xl.addr == l.addr && xl.default_server));
+                if !same && other_default {
                     return Err(ConfError {
                         msg: format!("a duplicate default server for {}", l.addr),
                         file: None,

@@ -243,6 +243,8 @@ pub fn init_connection(cy: &mut Cycle, cid: ConnId) {
     c.action = "waiting for request";
     if nodelay {
         if let Stream::Tcp(s) = &c.stream {
+            // Ignored: it fails only on a broken socket, which the first read reports (nginx
+            // logs `setsockopt(TCP_NODELAY) failed` and closes at once).
             let _ = s.set_nodelay(true);
         }
     }
