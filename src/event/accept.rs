@@ -34,8 +34,8 @@ pub struct Listening<W> {
     pub conn: Option<ConnId>,
     /// Called for each accepted connection. nginx: `ls->handler` (`ngx_http_init_connection`).
     pub handler: fn(&mut W, ConnId),
-    /// Index of the HTTP address configuration (servers on this address). nginx:
-    /// `ls->servers`.
+    /// Index of the owner's configuration for this address (for http: the servers listening on
+    /// it). nginx: `ls->servers`.
     pub servers: usize,
 }
 
@@ -45,38 +45,38 @@ pub const ACCEPT_DELAY: u64 = 500;
 
 /// Registers every listening socket of the worker and installs `event_accept` on it.
 /// nginx: `ngx_event_process_init()` (the listening part).
-pub fn event_process_init<W: World>(cy: &mut Reactor<W>, sockets: Vec<(usize, mio::net::TcpListener)>) {
+pub fn event_process_init<W: World>(rx: &mut Reactor<W>, sockets: Vec<(usize, mio::net::TcpListener)>) {
     for (i, l) in sockets {
         let mut c = Connection::new(Stream::Listener(l), W::Data::default());
         c.listening = i;
         c.read.handler = event_accept::<W>;
-        let id = cy.conns.insert(c);
-        if let Err(e) = epoll::add_connection(cy, id) {
+        let id = rx.conns.insert(c);
+        if let Err(e) = epoll::add_connection(rx, id) {
             log::error!("epoll add listening socket failed ({e})");
         }
-        cy.listening[i].conn = Some(id);
+        rx.listening[i].conn = Some(id);
     }
 }
 
 /// Stops accepting (graceful shutdown): closes this worker's listening connections.
 /// nginx: `ngx_close_listening_sockets()`.
-pub fn close_listening_sockets<W: World>(cy: &mut Reactor<W>) {
-    for i in 0..cy.listening.len() {
-        if let Some(id) = cy.listening[i].conn.take() {
-            super::del_timer(cy, Ev { c: id, write: false });
-            posted::delete_posted_event(cy, Ev { c: id, write: false });
-            epoll::del_connection(cy, id);
-            cy.conns.remove(id);
+pub fn close_listening_sockets<W: World>(rx: &mut Reactor<W>) {
+    for i in 0..rx.listening.len() {
+        if let Some(id) = rx.listening[i].conn.take() {
+            super::del_timer(rx, Ev { c: id, write: false });
+            posted::delete_posted_event(rx, Ev { c: id, write: false });
+            epoll::del_connection(rx, id);
+            rx.conns.remove(id);
         }
     }
 }
 
 /// Takes every listening socket out of the poller: nothing is accepted until
 /// `enable_accept_events`. nginx: `ngx_disable_accept_events()`.
-fn disable_accept_events<W: World>(cy: &mut Reactor<W>) {
-    for id in listening_conns(cy) {
-        if cy.conns.get(id).is_some_and(|c| c.read.active) {
-            epoll::del_connection(cy, id);
+fn disable_accept_events<W: World>(rx: &mut Reactor<W>) {
+    for id in listening_conns(rx) {
+        if rx.conns.get(id).is_some_and(|c| c.read.active) {
+            epoll::del_connection(rx, id);
         }
     }
 }
@@ -84,20 +84,20 @@ fn disable_accept_events<W: World>(cy: &mut Reactor<W>) {
 /// Puts every listening socket back into the poller and posts its accept event: connections
 /// that queued up while it was out raise no edge of their own. nginx:
 /// `ngx_enable_accept_events()` (there, the level-triggered listening socket reports them).
-fn enable_accept_events<W: World>(cy: &mut Reactor<W>) {
-    for id in listening_conns(cy) {
-        if cy.conns.get(id).is_some_and(|c| !c.read.active) {
-            if let Err(e) = epoll::add_connection(cy, id) {
+fn enable_accept_events<W: World>(rx: &mut Reactor<W>) {
+    for id in listening_conns(rx) {
+        if rx.conns.get(id).is_some_and(|c| !c.read.active) {
+            if let Err(e) = epoll::add_connection(rx, id) {
                 crate::ngx_log!(Alert, "epoll add listening socket failed ({e})");
                 continue;
             }
         }
-        posted::post_event(cy, Ev { c: id, write: false }, posted::Queue::Accept);
+        posted::post_event(rx, Ev { c: id, write: false }, posted::Queue::Accept);
     }
 }
 
-fn listening_conns<W: World>(cy: &Reactor<W>) -> Vec<ConnId> {
-    cy.listening.iter().filter_map(|l| l.conn).collect()
+fn listening_conns<W: World>(rx: &Reactor<W>) -> Vec<ConnId> {
+    rx.listening.iter().filter_map(|l| l.conn).collect()
 }
 
 /// Accepts every pending connection. nginx: `ngx_event_accept()`.
@@ -105,24 +105,24 @@ fn listening_conns<W: World>(cy: &Reactor<W>) -> Vec<ConnId> {
 /// Also the handler of the retry timer armed by `accept_failed`: it brings every listening
 /// socket back first, as nginx's `if (ev->timedout) ngx_enable_accept_events()`.
 pub fn event_accept<W: World>(w: &mut W, ev: Ev) {
-    let cy = w.reactor();
-    let Some(c) = cy.conns.get_mut(ev.c) else {
+    let rx = w.reactor();
+    let Some(c) = rx.conns.get_mut(ev.c) else {
         return;
     };
     let li = c.listening;
     if std::mem::take(&mut c.read.timedout) {
-        enable_accept_events(cy);
+        enable_accept_events(rx);
     }
     loop {
-        let cy = w.reactor();
-        let accepted = match cy.conns.get_mut(ev.c).map(|c| &mut c.stream) {
+        let rx = w.reactor();
+        let accepted = match rx.conns.get_mut(ev.c).map(|c| &mut c.stream) {
             Some(Stream::Listener(l)) => l.accept(),
             _ => return,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if let Some(c) = cy.conns.get_mut(ev.c) {
+                if let Some(c) = rx.conns.get_mut(ev.c) {
                     c.read.ready = false;
                 }
                 return;
@@ -132,32 +132,32 @@ pub fn event_accept<W: World>(w: &mut W, ev: Ev) {
                 log::error!("accept4() failed ({})", errno(&e));
                 continue;
             }
-            Err(e) => return accept_failed(cy, ev, &e),
+            Err(e) => return accept_failed(rx, ev, &e),
         };
-        if cy.conns.len() >= cy.worker_connections && !drain_connections(w) {
+        if rx.conns.len() >= rx.worker_connections && !drain_connections(w) {
             crate::ngx_log!(Alert, "{} worker_connections are not enough", w.reactor().worker_connections);
             drop(stream);
             continue;
         }
-        let cy = w.reactor();
-        cy.stats.accepted += 1;
+        let rx = w.reactor();
+        rx.stats.accepted += 1;
         let local = stream.local_addr().ok();
         let mut c = Connection::new(Stream::Tcp(stream), W::Data::default());
-        cy.connection_counter += 1;
-        c.number = cy.connection_counter;
+        rx.connection_counter += 1;
+        c.number = rx.connection_counter;
         c.peer = Some(peer);
         c.local = local;
         c.listening = li;
-        c.start_msec = cy.times.msec;
-        let id = cy.conns.insert(c);
-        if let Err(e) = epoll::add_connection(cy, id) {
+        c.start_msec = rx.times.msec;
+        let id = rx.conns.insert(c);
+        if let Err(e) = epoll::add_connection(rx, id) {
             log::error!("epoll add connection failed ({e})");
-            cy.conns.remove(id);
+            rx.conns.remove(id);
             continue;
         }
-        cy.stats.handled += 1;
-        cy.stats.active += 1;
-        let Some(h) = cy.listening.get(li).map(|l| l.handler) else {
+        rx.stats.handled += 1;
+        rx.stats.active += 1;
+        let Some(h) = rx.listening.get(li).map(|l| l.handler) else {
             continue;
         };
         h(w, id);
@@ -167,7 +167,7 @@ pub fn event_accept<W: World>(w: &mut W, ev: Ev) {
 /// `accept()` failed and retrying now would fail again: pause accepting for `ACCEPT_DELAY`.
 /// Out of descriptors (EMFILE/ENFILE) is `crit`, anything else `alert`, as nginx logs them.
 /// nginx: the error path of `ngx_event_accept()`.
-fn accept_failed<W: World>(cy: &mut Reactor<W>, ev: Ev, e: &io::Error) {
+fn accept_failed<W: World>(rx: &mut Reactor<W>, ev: Ev, e: &io::Error) {
     const EMFILE: i32 = 24;
     const ENFILE: i32 = 23;
     if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
@@ -175,8 +175,8 @@ fn accept_failed<W: World>(cy: &mut Reactor<W>, ev: Ev, e: &io::Error) {
     } else {
         crate::ngx_log!(Alert, "accept4() failed ({})", errno(e));
     }
-    disable_accept_events(cy);
-    super::add_timer(cy, ev, ACCEPT_DELAY);
+    disable_accept_events(rx);
+    super::add_timer(rx, ev, ACCEPT_DELAY);
 }
 
 /// "24: Too many open files", nginx's rendering of an errno.
@@ -198,15 +198,15 @@ fn errno(e: &io::Error) -> String {
 /// connections (also fresh ones that have sent nothing yet); rginx takes idle keepalive
 /// connections in slab order.
 fn drain_connections<W: World>(w: &mut W) -> bool {
-    let cy = w.reactor();
-    let ids = cy.conns.ids();
+    let rx = w.reactor();
+    let ids = rx.conns.ids();
     // Client keepalive connections only (nginx's `ngx_reusable_connection`); cached upstream
     // connections are the keepalive module's to manage and are never `reusable`.
-    let idle: Vec<ConnId> = ids.into_iter().filter(|&id| cy.conns.get(id).is_some_and(|c| c.reusable)).collect();
+    let idle: Vec<ConnId> = ids.into_iter().filter(|&id| rx.conns.get(id).is_some_and(|c| c.reusable)).collect();
     if idle.is_empty() {
         return false;
     }
-    log::warn!("{} worker_connections are not enough, reusing connections", cy.worker_connections);
+    log::warn!("{} worker_connections are not enough, reusing connections", rx.worker_connections);
     for id in idle.iter().take((idle.len() / 8).clamp(1, 32)) {
         let Some(c) = w.reactor().conns.get_mut(*id) else {
             continue;
@@ -215,6 +215,6 @@ fn drain_connections<W: World>(w: &mut W) -> bool {
         let h = c.read.handler;
         h(w, Ev { c: *id, write: false });
     }
-    let cy = w.reactor();
-    cy.conns.len() < cy.worker_connections
+    let rx = w.reactor();
+    rx.conns.len() < rx.worker_connections
 }

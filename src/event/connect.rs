@@ -39,22 +39,22 @@ impl std::fmt::Display for PeerAddr {
 /// loopback), which the caller treats as nginx's `NGX_DECLINED` (try the next peer).
 ///
 /// nginx: `ngx_event_connect_peer()`.
-pub fn connect_peer<W: World>(cy: &mut Reactor<W>, addr: &PeerAddr, owner: W::Data) -> io::Result<ConnId> {
+pub fn connect_peer<W: World>(rx: &mut Reactor<W>, addr: &PeerAddr, owner: W::Data) -> io::Result<ConnId> {
     let stream = match addr {
         PeerAddr::Inet(a) => Stream::Tcp(mio::net::TcpStream::connect(*a)?),
         PeerAddr::Unix(p) => Stream::Unix(mio::net::UnixStream::connect(p)?),
     };
     let mut c = Connection::new(stream, owner);
-    cy.connection_counter += 1;
-    c.number = cy.connection_counter;
+    rx.connection_counter += 1;
+    c.number = rx.connection_counter;
     c.peer = match addr {
         PeerAddr::Inet(a) => Some(*a),
         PeerAddr::Unix(_) => None,
     };
-    c.start_msec = cy.times.msec;
-    let id = cy.conns.insert(c);
-    if let Err(e) = epoll::add_connection(cy, id) {
-        cy.conns.remove(id);
+    c.start_msec = rx.times.msec;
+    let id = rx.conns.insert(c);
+    if let Err(e) = epoll::add_connection(rx, id) {
+        rx.conns.remove(id);
         return Err(e);
     }
     Ok(id)
@@ -87,15 +87,12 @@ pub fn test_connect<W: World>(c: &mut Connection<W>) -> io::Result<bool> {
 
 /// Closes a connection: timers, posted events, registration, socket, slab slot — every one.
 /// nginx: `ngx_close_connection()`.
-pub fn close_connection<W: World>(cy: &mut Reactor<W>, id: ConnId) {
-    super::del_timer(cy, Ev { c: id, write: false });
-    super::del_timer(cy, Ev { c: id, write: true });
-    epoll::del_connection(cy, id);
-    if let Some(mut c) = cy.conns.remove(id) {
-        if let Some(b) = c.buffer.take() {
-            cy.bufs.put(b);
-        }
-        // Dropping the stream closes the descriptor; queued posted entries are now stale.
-        c.stream = Stream::Closed;
+pub fn close_connection<W: World>(rx: &mut Reactor<W>, id: ConnId) {
+    super::del_timer(rx, Ev { c: id, write: false });
+    super::del_timer(rx, Ev { c: id, write: true });
+    epoll::del_connection(rx, id);
+    // Dropping the connection closes the descriptor; queued posted entries are now stale.
+    if let Some(b) = rx.conns.remove(id).and_then(|mut c| c.buffer.take()) {
+        rx.bufs.put(b);
     }
 }

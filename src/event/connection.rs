@@ -59,8 +59,9 @@ pub struct Event<W> {
     pub eof: bool,
     /// A socket error was reported. nginx: `ev->error`.
     pub error: bool,
-    /// Whether the owner wants to hear about this direction (nginx: `ev->active`); rginx always
-    /// registers both directions once, so this is informational.
+    /// Registered with the poller for this direction. nginx: `ev->active`. Set by
+    /// `add_connection`, cleared by `del_connection`: the poller ignores the write readiness of
+    /// an inactive event (a listening socket's), and pausing accept reads it.
     pub active: bool,
     /// What to run. nginx: `ev->handler`.
     pub handler: EventHandler<W>,
@@ -103,18 +104,15 @@ pub enum Stream {
     Tcp(mio::net::TcpStream),
     /// A UNIX-domain connection (upstream `unix:` peers).
     Unix(mio::net::UnixStream),
-    /// Closed; kept only until the slot is freed.
-    Closed,
 }
 
 impl Stream {
     /// As `mio::event::Source`, for (de)registration.
-    pub fn source(&mut self) -> Option<&mut dyn mio::event::Source> {
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
-            Stream::Listener(l) => Some(l),
-            Stream::Tcp(s) => Some(s),
-            Stream::Unix(s) => Some(s),
-            Stream::Closed => None,
+            Stream::Listener(l) => l,
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
         }
     }
 }

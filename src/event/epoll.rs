@@ -18,31 +18,26 @@ use super::connection::{ConnId, Ev, Stream};
 use super::reactor::{Reactor, World};
 
 /// Registers a connection for both directions, once. nginx: `ngx_epoll_add_connection()`.
-pub fn add_connection<W: World>(cy: &mut Reactor<W>, id: ConnId) -> io::Result<()> {
-    let Some(c) = cy.conns.get_mut(id) else {
+pub fn add_connection<W: World>(rx: &mut Reactor<W>, id: ConnId) -> io::Result<()> {
+    let Some(c) = rx.conns.get_mut(id) else {
         return Ok(());
     };
     let interest = match c.stream {
         Stream::Listener(_) => Interest::READABLE,
         _ => Interest::READABLE | Interest::WRITABLE,
     };
-    let token = Token(id.to_token());
-    match c.stream.source() {
-        Some(s) => {
-            c.read.active = true;
-            c.write.active = !matches!(interest, Interest::READABLE);
-            cy.poll.registry().register(s, token, interest)
-        }
-        None => Ok(()),
-    }
+    c.read.active = true;
+    c.write.active = !matches!(c.stream, Stream::Listener(_));
+    rx.poll.registry().register(c.stream.source(), Token(id.to_token()), interest)
 }
 
-/// Deregisters before close. nginx: `ngx_epoll_del_connection()`.
-pub fn del_connection<W: World>(cy: &mut Reactor<W>, id: ConnId) {
-    if let Some(c) = cy.conns.get_mut(id) {
-        if let Some(s) = c.stream.source() {
-            let _ = cy.poll.registry().deregister(s);
-        }
+/// Deregisters a connection, before close or to pause accepting. nginx:
+/// `ngx_epoll_del_connection()`.
+pub fn del_connection<W: World>(rx: &mut Reactor<W>, id: ConnId) {
+    if let Some(c) = rx.conns.get_mut(id) {
+        // Ignored: closing the descriptor removes it from epoll anyway (nginx skips the call
+        // on close, `NGX_CLOSE_EVENT`).
+        let _ = rx.poll.registry().deregister(c.stream.source());
         c.read.active = false;
         c.write.active = false;
     }
@@ -76,18 +71,18 @@ struct Ready {
 /// Waits up to `timeout`, then runs the handler of every ready event.
 /// nginx: `ngx_epoll_process_events()`.
 pub fn process_events<W: World>(w: &mut W, timeout: Option<Duration>) -> io::Result<()> {
-    let cy = w.reactor();
-    let mut events = cy.events.take().unwrap_or_else(|| mio::Events::with_capacity(512));
-    let r = cy.poll.poll(&mut events, timeout);
-    cy.times.update(); // nginx: ngx_time_update() right after epoll_wait
+    let rx = w.reactor();
+    let mut events = rx.events.take().unwrap_or_else(|| mio::Events::with_capacity(512));
+    let r = rx.poll.poll(&mut events, timeout);
+    rx.times.update(); // nginx: ngx_time_update() right after epoll_wait
     if let Err(e) = r {
-        cy.events = Some(events);
+        rx.events = Some(events);
         if e.kind() == io::ErrorKind::Interrupted {
             return Ok(());
         }
         return Err(e);
     }
-    let mut ready = std::mem::take(&mut cy.ready);
+    let mut ready = std::mem::take(&mut rx.ready);
     ready.clear();
     for e in events.iter() {
         if e.token() == WAKER {
@@ -109,7 +104,7 @@ pub fn process_events<W: World>(w: &mut W, timeout: Option<Duration>) -> io::Res
         }
         ready.push((e.token().0, bits));
     }
-    cy.events = Some(events);
+    rx.events = Some(events);
     for &(token, bits) in &ready {
         dispatch(
             w,

@@ -43,30 +43,30 @@ pub fn process_events_and_timers<W: World>(w: &mut W) -> std::io::Result<()> {
 }
 
 /// Arms (or re-arms) the timer of `ev` to fire `after` ms from now. nginx: `ngx_add_timer()`.
-pub fn add_timer<W: World>(cy: &mut Reactor<W>, ev: Ev, after: u64) {
-    let now = cy.times.msec;
-    let Some(c) = cy.conns.get_mut(ev.c) else {
+pub fn add_timer<W: World>(rx: &mut Reactor<W>, ev: Ev, after: u64) {
+    let now = rx.times.msec;
+    let Some(c) = rx.conns.get_mut(ev.c) else {
         return;
     };
     let e = c.event(ev.write);
     if let Some(t) = e.timer.take() {
-        cy.timers.del_timer(t);
+        rx.timers.del_timer(t);
     }
-    e.timer = Some(cy.timers.add_timer(ev, after, now));
+    e.timer = Some(rx.timers.add_timer(ev, after, now));
 }
 
 /// Cancels the timer of `ev`, if set. nginx: `ngx_del_timer()`.
-pub fn del_timer<W: World>(cy: &mut Reactor<W>, ev: Ev) {
-    if let Some(c) = cy.conns.get_mut(ev.c) {
+pub fn del_timer<W: World>(rx: &mut Reactor<W>, ev: Ev) {
+    if let Some(c) = rx.conns.get_mut(ev.c) {
         if let Some(t) = c.event(ev.write).timer.take() {
-            cy.timers.del_timer(t);
+            rx.timers.del_timer(t);
         }
     }
 }
 
 /// Whether `ev` has a pending timer. nginx: `ev->timer_set`.
-pub fn timer_set<W: World>(cy: &Reactor<W>, ev: Ev) -> bool {
-    cy.conns.get(ev.c).is_some_and(|c| if ev.write { c.write.timer.is_some() } else { c.read.timer.is_some() })
+pub fn timer_set<W: World>(rx: &Reactor<W>, ev: Ev) -> bool {
+    rx.conns.get(ev.c).is_some_and(|c| if ev.write { c.write.timer.is_some() } else { c.read.timer.is_some() })
 }
 
 /// Runs the handlers of every due timer with `timedout` set. nginx: `ngx_event_expire_timers()`.
@@ -86,3 +86,6 @@ pub fn expire_timers<W: World>(w: &mut W) {
     }
     w.reactor().fired = fired;
 }
+
+#[cfg(test)]
+mod tests;

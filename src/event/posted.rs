@@ -20,8 +20,8 @@ pub enum Queue {
 }
 
 /// Queues `ev` once. nginx: `ngx_post_event()`.
-pub fn post_event<W: World>(cy: &mut Reactor<W>, ev: Ev, q: Queue) {
-    let Some(c) = cy.conns.get_mut(ev.c) else {
+pub fn post_event<W: World>(rx: &mut Reactor<W>, ev: Ev, q: Queue) {
+    let Some(c) = rx.conns.get_mut(ev.c) else {
         return;
     };
     let e = c.event(ev.write);
@@ -30,14 +30,14 @@ pub fn post_event<W: World>(cy: &mut Reactor<W>, ev: Ev, q: Queue) {
     }
     e.posted = true;
     match q {
-        Queue::Accept => cy.posted_accept.push_back(ev),
-        Queue::Events => cy.posted.push_back(ev),
+        Queue::Accept => rx.posted_accept.push_back(ev),
+        Queue::Events => rx.posted.push_back(ev),
     }
 }
 
 /// Unqueues `ev` (its queue entry becomes stale). nginx: `ngx_delete_posted_event()`.
-pub fn delete_posted_event<W: World>(cy: &mut Reactor<W>, ev: Ev) {
-    if let Some(c) = cy.conns.get_mut(ev.c) {
+pub fn delete_posted_event<W: World>(rx: &mut Reactor<W>, ev: Ev) {
+    if let Some(c) = rx.conns.get_mut(ev.c) {
         c.event(ev.write).posted = false;
     }
 }
@@ -46,13 +46,13 @@ pub fn delete_posted_event<W: World>(cy: &mut Reactor<W>, ev: Ev) {
 /// nginx: `ngx_event_process_posted()`.
 pub fn process<W: World>(w: &mut W, q: Queue) {
     loop {
-        let cy = w.reactor();
+        let rx = w.reactor();
         let ev = match q {
-            Queue::Accept => cy.posted_accept.pop_front(),
-            Queue::Events => cy.posted.pop_front(),
+            Queue::Accept => rx.posted_accept.pop_front(),
+            Queue::Events => rx.posted.pop_front(),
         };
         let Some(ev) = ev else { return };
-        let Some(c) = cy.conns.get_mut(ev.c) else {
+        let Some(c) = rx.conns.get_mut(ev.c) else {
             continue;
         };
         let e = c.event(ev.write);

@@ -104,8 +104,4 @@ impl<W: World> Reactor<W> {
     pub fn conn(&mut self, c: ConnId) -> Option<&mut Connection<W>> {
         self.conns.get_mut(c)
     }
-    /// Monotonic now in ms. nginx: `ngx_current_msec`.
-    pub fn now(&self) -> u64 {
-        self.times.msec
-    }
 }

@@ -28,8 +28,9 @@
 //!   `FIND_SCAN_SLOTS` occupied slots. When it is early, the loop wakes up,
 //!   finds nothing due and asks again, the price of not scanning every timer.
 //! - `expire_timers` does not call `ev->handler`; it pushes the fired timers'
-//!   data into `fired` and the caller dispatches them (and sets `timedout`),
-//!   because the wheel lives inside the `Cycle` the handlers need mutably.
+//!   data into `fired` and the caller (`event::expire_timers`) dispatches
+//!   them and sets `timedout`, because the wheel lives inside the `Reactor`,
+//!   inside the world the handlers need mutably.
 //! - no `NGX_TIMER_LAZY_DELAY`: nginx skips re-arming a timer that moves by less
 //!   than 300 ms to spare the rbtree; re-arming here is two list operations.
 //! - the owner keeps a `TimerId` (slab index + generation) instead of the
@@ -41,7 +42,7 @@
 
 use std::fmt;
 
-/// Milliseconds on the cycle's monotonic clock.
+/// Milliseconds on the reactor's monotonic clock (`Times::msec`).
 ///
 /// nginx: `ngx_msec_t` / `ngx_current_msec` (src/core/ngx_times.h)
 pub type Msec = u64;
@@ -113,7 +114,7 @@ impl Slot {
     const EMPTY: Slot = Slot { head: NIL, tail: NIL, min: Msec::MAX };
 }
 
-/// The timers of one cycle.
+/// The timers of one reactor (one worker).
 ///
 /// nginx: `ngx_event_timer_rbtree` (src/event/ngx_event_timer.c)
 pub struct TimerWheel<T: Copy> {

@@ -1,10 +1,12 @@
-//! The HTTP core module: `http`, `server`, `location`, `listen`, `server_name`, the core
-//! settings of each level, their merge, and location matching.
+//! The HTTP core module: its directive table, the core settings of each level and their
+//! merge, and location matching.
 //!
-//! nginx: src/http/ngx_http_core_module.c (`ngx_http_core_commands`, `ngx_http_core_server`,
-//! `ngx_http_core_location`, `ngx_http_core_listen`, `ngx_http_core_merge_loc_conf`,
-//! `ngx_http_core_find_location`), src/http/ngx_http.c (`ngx_http_block`,
-//! `ngx_http_merge_servers`, `ngx_http_optimize_servers`).
+//! nginx: src/http/ngx_http_core_module.c (`ngx_http_core_module`, `ngx_http_core_commands`,
+//! `ngx_http_core_srv_conf_t`, `ngx_http_core_loc_conf_t`, `ngx_http_core_merge_loc_conf`,
+//! `ngx_http_core_keepalive`, `ngx_http_core_types`, `ngx_http_core_server_name`,
+//! `ngx_http_core_find_location`). The block directives
+//! (`http`, `server`, `location`) are read in `conf_block.rs`, `listen` and the grouping of
+//! servers by address in `listen.rs`.
 //!
 //! Differs from nginx:
 //! - locations are matched by a linear scan of each level (exact first, then the longest prefix,
@@ -12,15 +14,16 @@
 //!   locations `^~` therefore behaves as a plain prefix, which is what nginx does too.
 //! - unset values stay `None` after merge where a getter supplies the default; nginx writes the
 //!   default into the struct during merge.
+//! - `location @name` is read and checked, but no directive jumps to one yet: there is no
+//!   `ngx_http_named_location()` (nginx's `error_page`/`try_files` targets).
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use super::{
-    Command, Confs, ContentHandler, Cx, HttpConf, HttpModule, ListenAddr, ListenOpt, LocConf, SetError, SrvBuild,
-    SrvConf,
-};
-use crate::conf::{self, check_directive, Args, ConfError, Ctx, Directive, LoadOpts};
+use super::{conf_block, listen, Command, ContentHandler, Cx, HttpModule, ListenOpt, LocConf, SetError};
+use crate::conf::{self, Args, Ctx};
+
+// `request_head.rs` finds its server through here, as it did before `listen.rs` existed.
+pub use super::listen::find_virtual_server;
 
 /// Core settings of a server. nginx: `ngx_http_core_srv_conf_t`.
 #[derive(Clone, Debug, Default)]
@@ -153,7 +156,7 @@ impl CoreLocConf {
     }
 
     /// nginx: `ngx_http_core_merge_loc_conf()` for the fields above.
-    fn merge(&mut self, prev: &CoreLocConf) {
+    pub(super) fn merge(&mut self, prev: &CoreLocConf) {
         macro_rules! m {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = prev.$f.clone(); } )* };
         }
@@ -200,19 +203,19 @@ static CORE_COMMANDS: &[Command] = &[
         name: "server",
         ctx: Ctx::HTTP_MAIN,
         args: Args(Args::BLOCK.0 | Args::NOARGS.0),
-        set: server,
+        set: conf_block::server,
     },
     Command {
         name: "location",
         ctx: Ctx(Ctx::HTTP_SRV.0 | Ctx::HTTP_LOC.0),
         args: Args(Args::BLOCK.0 | Args::TAKE12.0),
-        set: location,
+        set: conf_block::location,
     },
     Command {
         name: "listen",
         ctx: Ctx::HTTP_SRV,
         args: Args::ONE_MORE,
-        set: listen,
+        set: listen::listen,
     },
     Command {
         name: "server_name",
@@ -418,199 +421,15 @@ fn set_keepalive_timeout(cx: &mut Cx<'_>) -> Result<(), SetError> {
     Ok(())
 }
 
-fn srv<'a>(cx: &'a mut Cx<'_>) -> Result<&'a mut CoreSrvConf, String> {
+/// The server level's core conf, or nginx's error for a server directive used elsewhere.
+pub(super) fn srv<'a>(cx: &'a mut Cx<'_>) -> Result<&'a mut CoreSrvConf, String> {
     match cx.srv.as_deref_mut() {
         Some(s) => Ok(s),
         None => Err(format!("\"{}\" directive is not allowed here", cx.d.name)),
     }
 }
 
-/// The core module that owns `http {}`, carrying the HTTP modules rginx is built with.
-/// nginx: `ngx_http_module` (src/http/ngx_http.c), whose `http` directive runs
-/// `ngx_http_block()`; the top of the program lists it among the core modules.
-pub struct HttpBlock {
-    /// The HTTP modules, in order. nginx: the `NGX_HTTP_MODULE`s of `ngx_modules[]`.
-    pub modules: &'static [&'static dyn HttpModule],
-}
-
-impl conf::CoreModule for HttpBlock {
-    fn block(&self) -> &'static str {
-        "http"
-    }
-    fn knows(&self, name: &str) -> bool {
-        self.modules.iter().flat_map(|m| m.commands()).any(|c| c.name == name)
-    }
-    fn read_block(&self, d: &Directive, opts: &LoadOpts) -> Result<Arc<dyn std::any::Any + Send + Sync>, ConfError> {
-        Ok(Arc::new(http_block(d, opts, self.modules)?))
-    }
-}
-
-/// Reads `http { }`. nginx: `ngx_http_block()`.
-pub fn http_block(
-    d: &Directive,
-    opts: &LoadOpts,
-    modules: &'static [&'static dyn HttpModule],
-) -> Result<HttpConf, ConfError> {
-    let mut main = Confs::create(modules, |m| m.create_main_conf());
-    // The http level has srv and loc confs of its own, merged into every server
-    // (nginx: the http-level `ctx->srv_conf` / `ctx->loc_conf`).
-    let mut http = new_srv(modules);
-    let mut servers = Vec::new();
-    let block = d.block.as_deref().unwrap_or(&[]);
-    let mut lv = Level {
-        main: &mut main,
-        srv: Some(&mut http.core),
-        srv_confs: Some(&mut http.confs),
-        servers: Some(&mut servers),
-        loc: &mut http.loc,
-    };
-    run_block(block, Ctx::HTTP_MAIN, &mut lv, opts, modules)?;
-    let mut built = Vec::new();
-    for mut s in servers {
-        merge_srv(&mut s, &http, modules).map_err(|e| pos_error(e, &s.loc))?;
-        merge_locations(&mut s.loc, modules)?;
-        built.push(Arc::new(SrvConf { core: s.core, confs: s.confs, loc: Arc::new(s.loc) }));
-    }
-    let addrs = optimize_servers(&built)?;
-    let mut variables = Vec::new();
-    for m in modules {
-        variables.extend(m.variables().iter());
-    }
-    let mut conf = HttpConf {
-        main,
-        servers: built,
-        addrs,
-        filters: Default::default(),
-        phases: Default::default(),
-        variables,
-        modules,
-    };
-    for m in modules {
-        m.postconfiguration(&mut conf)?;
-    }
-    Ok(conf)
-}
-
-fn new_loc(modules: &[&'static dyn HttpModule]) -> LocConf {
-    LocConf {
-        core: CoreLocConf::default(),
-        confs: Confs::create(modules, |m| m.create_loc_conf()),
-        locations: Vec::new(),
-    }
-}
-
-fn new_srv(modules: &[&'static dyn HttpModule]) -> SrvBuild {
-    SrvBuild {
-        core: CoreSrvConf::default(),
-        confs: Confs::create(modules, |m| m.create_srv_conf()),
-        loc: new_loc(modules),
-    }
-}
-
-/// The confs a block's directives write into.
-struct Level<'a> {
-    main: &'a mut Confs,
-    srv: Option<&'a mut CoreSrvConf>,
-    srv_confs: Option<&'a mut Confs>,
-    servers: Option<&'a mut Vec<SrvBuild>>,
-    loc: &'a mut LocConf,
-}
-
-/// Runs every directive of a block through the module tables. nginx: `ngx_conf_parse()` →
-/// `ngx_conf_handler()`.
-fn run_block(
-    block: &[Directive],
-    level: Ctx,
-    lv: &mut Level<'_>,
-    opts: &LoadOpts,
-    modules: &'static [&'static dyn HttpModule],
-) -> Result<(), ConfError> {
-    for d in block {
-        let cmd = modules.iter().flat_map(|m| m.commands().iter()).find(|c| c.name == d.name).ok_or_else(|| {
-            match conf::is_main_directive(&d.name) {
-                true => ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d),
-                false => ConfError::at(format!("unknown directive \"{}\"", d.name), d),
-            }
-        })?;
-        check_directive(d, cmd.ctx, cmd.args, level)?;
-        let mut cx = Cx {
-            d,
-            main: lv.main,
-            srv: lv.srv.as_deref_mut(),
-            srv_confs: lv.srv_confs.as_deref_mut(),
-            loc: lv.loc,
-            level,
-            opts,
-            modules,
-            servers: lv.servers.as_deref_mut(),
-        };
-        match (cmd.set)(&mut cx) {
-            Ok(()) => {}
-            Err(SetError::Msg(m)) => return Err(conf::setter_error(d, m)),
-            Err(SetError::Conf(e)) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn server(cx: &mut Cx<'_>) -> Result<(), SetError> {
-    let modules = cx.modules;
-    let mut s = new_srv(modules);
-    s.loc.core.pos = Some((cx.d.file.to_string(), cx.d.line));
-    {
-        let SrvBuild { core, confs, loc } = &mut s;
-        let mut lv = Level { main: cx.main, srv: Some(core), srv_confs: Some(confs), servers: None, loc };
-        run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_SRV, &mut lv, cx.opts, cx.modules)?;
-    }
-    if s.core.listens.is_empty() {
-        s.core.listens.push(ListenOpt {
-            addr: SocketAddr::from(([0, 0, 0, 0], 80)),
-            default_server: false,
-            reuseport: false,
-            backlog: 511,
-        });
-    }
-    match cx.servers.as_deref_mut() {
-        Some(list) => list.push(s),
-        None => return Err("\"server\" directive is not allowed here".into()),
-    }
-    Ok(())
-}
-
-fn location(cx: &mut Cx<'_>) -> Result<(), SetError> {
-    let (modifier, name) = match cx.d.args.len() {
-        2 => (cx.arg(0).to_string(), cx.arg(1).to_string()),
-        _ => (String::new(), cx.arg(0).to_string()),
-    };
-    let mut l = new_loc(cx.modules);
-    match modifier.as_str() {
-        "" if name.starts_with('@') => l.core.named = true,
-        "" => {}
-        "=" => l.core.exact = true,
-        "^~" => l.core.noregex = true,
-        "~" | "~*" => return Err("regex locations are not supported by rginx".into()),
-        m => return Err(format!("invalid location modifier \"{m}\"").into()),
-    }
-    if cx.loc.core.exact {
-        return Err(format!("location \"{name}\" cannot be inside the exact location \"{}\"", cx.loc.core.name).into());
-    }
-    if cx.loc.core.named || (l.core.named && cx.level == Ctx::HTTP_LOC) {
-        return Err(format!("location \"{name}\" cannot be inside the named location \"{}\"", cx.loc.core.name).into());
-    }
-    if cx.level == Ctx::HTTP_LOC && !l.core.named && !name.starts_with(&cx.loc.core.name) {
-        return Err(format!("location \"{name}\" is outside location \"{}\"", cx.loc.core.name).into());
-    }
-    l.core.name = name;
-    l.core.pos = Some((cx.d.file.to_string(), cx.d.line));
-    let mut lv = Level { main: cx.main, srv: None, srv_confs: None, servers: None, loc: &mut l };
-    run_block(cx.d.block.as_deref().unwrap_or(&[]), Ctx::HTTP_LOC, &mut lv, cx.opts, cx.modules)?;
-    if cx.loc.locations.iter().any(|o| o.core.name == l.core.name && o.core.exact == l.core.exact) {
-        return Err(format!("duplicate location \"{}\"", l.core.name).into());
-    }
-    cx.loc.locations.push(Arc::new(l));
-    Ok(())
-}
-
+/// `types { ext... type; }`. nginx: `ngx_http_core_types()`.
 fn types(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let mut map = Vec::new();
     for t in cx.d.block.as_deref().unwrap_or(&[]) {
@@ -625,44 +444,7 @@ fn types(cx: &mut Cx<'_>) -> Result<(), SetError> {
     Ok(())
 }
 
-fn listen(cx: &mut Cx<'_>) -> Result<(), SetError> {
-    let spec = cx.arg(0).to_string();
-    let addr = parse_listen_addr(&spec)?;
-    let mut opt = ListenOpt { addr, default_server: false, reuseport: false, backlog: 511 };
-    for a in &cx.d.args[1..] {
-        match a.as_str() {
-            "default_server" | "default" => opt.default_server = true,
-            "reuseport" => opt.reuseport = true,
-            b if b.starts_with("backlog=") => {
-                opt.backlog = b[8..].parse().map_err(|_| format!("invalid backlog \"{}\"", &b[8..]))?;
-            }
-            p => return Err(format!("invalid parameter \"{p}\"").into()),
-        }
-    }
-    srv(cx)?.listens.push(opt);
-    Ok(())
-}
-
-/// `listen 8080`, `listen *:8080`, `listen 127.0.0.1:8080`, `listen [::1]:8080`,
-/// `listen localhost:8080`. nginx: `ngx_parse_url()` for listen.
-fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
-    }
-    if let Some(p) = s.strip_prefix("*:") {
-        let port = p.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
-        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
-    }
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let with_port = if s.contains(':') { s.to_string() } else { format!("{s}:80") };
-    match with_port.to_socket_addrs() {
-        Ok(mut it) => it.next().ok_or_else(|| format!("host not found in \"{s}\" of the \"listen\" directive")),
-        Err(_) => Err(format!("host not found in \"{s}\" of the \"listen\" directive")),
-    }
-}
-
+/// nginx: `ngx_http_core_server_name()` (no regex names).
 fn server_name(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let names: Vec<String> = cx.d.args.iter().map(|n| n.to_ascii_lowercase()).collect();
     for n in &names {
@@ -672,142 +454,6 @@ fn server_name(cx: &mut Cx<'_>) -> Result<(), SetError> {
     }
     srv(cx)?.server_names.extend(names);
     Ok(())
-}
-
-fn merge_srv(s: &mut SrvBuild, http: &SrvBuild, modules: &[&'static dyn HttpModule]) -> Result<(), String> {
-    let hs = &http.core;
-    let c = &mut s.core;
-    if c.client_header_buffer_size.is_none() {
-        c.client_header_buffer_size = hs.client_header_buffer_size;
-    }
-    if c.large_client_header_buffers.is_none() {
-        c.large_client_header_buffers = hs.large_client_header_buffers;
-    }
-    if c.client_header_timeout.is_none() {
-        c.client_header_timeout = hs.client_header_timeout;
-    }
-    if c.underscores_in_headers.is_none() {
-        c.underscores_in_headers = hs.underscores_in_headers;
-    }
-    if c.ignore_invalid_headers.is_none() {
-        c.ignore_invalid_headers = hs.ignore_invalid_headers;
-    }
-    for m in modules {
-        m.merge_srv_conf(&http.confs, &mut s.confs)?;
-        m.merge_loc_conf(&http.loc.confs, &mut s.loc.confs)?;
-    }
-    s.loc.core.merge(&http.loc.core);
-    Ok(())
-}
-
-/// An error found while merging, reported at the block it concerns.
-fn pos_error(msg: String, l: &LocConf) -> ConfError {
-    match &l.core.pos {
-        Some((f, line)) => ConfError::new(msg, f, *line),
-        None => ConfError { msg, file: None, line: 0 },
-    }
-}
-
-/// Merges every nested location with its parent. nginx: `ngx_http_merge_locations()`.
-fn merge_locations(parent: &mut LocConf, modules: &[&'static dyn HttpModule]) -> Result<(), ConfError> {
-    let mut locs = std::mem::take(&mut parent.locations);
-    for l in locs.iter_mut() {
-        let Some(l) = Arc::get_mut(l) else { continue };
-        l.core.merge(&parent.core);
-        for m in modules {
-            m.merge_loc_conf(&parent.confs, &mut l.confs).map_err(|e| pos_error(e, l))?;
-        }
-        merge_locations(l, modules)?;
-    }
-    parent.locations = locs;
-    Ok(())
-}
-
-/// Groups servers by listening address and picks each address's default server.
-/// nginx: `ngx_http_optimize_servers()`.
-fn optimize_servers(servers: &[Arc<SrvConf>]) -> Result<Vec<ListenAddr>, ConfError> {
-    let mut addrs: Vec<ListenAddr> = Vec::new();
-    for s in servers {
-        for l in &s.core.listens {
-            let i = match addrs.iter().position(|a| a.opt.addr == l.addr) {
-                Some(i) => i,
-                None => {
-                    addrs.push(ListenAddr { opt: l.clone(), servers: Vec::new(), default: 0 });
-                    addrs.len() - 1
-                }
-            };
-            let a = &mut addrs[i];
-            if l.default_server {
-                if a.opt.default_server
-                    && !a.servers.is_empty()
-                    && a.servers.iter().enumerate().any(|(k, _)| k == a.default && a.opt.default_server)
-                    && a.servers.len() > a.default
-                    && Arc::ptr_eq(&a.servers[a.default], s)
-                {
-                    // same server listed twice
-                } else if a
-                    .servers
-                    .iter()
-                    .any(|x| x.core.listens.iter().any(|xl| xl.addr == l.addr && xl.default_server))
-                {
-                    return Err(ConfError {
-                        msg: format!("a duplicate default server for {}", l.addr),
-                        file: None,
-                        line: 0,
-                    });
-                }
-                a.opt.default_server = true;
-                a.default = a.servers.len();
-            }
-            a.opt.reuseport |= l.reuseport;
-            a.servers.push(s.clone());
-        }
-    }
-    Ok(addrs)
-}
-
-/// Picks the server for a `Host` on a listening address: an exact name, then the longest
-/// `*.suffix` (or `.suffix`) wildcard, then the longest `prefix.*` wildcard, else the default
-/// server. Ties go to the server listed first. `host` is already lowercased.
-/// nginx: `ngx_http_find_virtual_server()` (exact hash, then `dns_wc_head`, then `dns_wc_tail`).
-pub fn find_virtual_server(addr: &ListenAddr, host: &[u8]) -> Arc<SrvConf> {
-    if host.is_empty() {
-        return addr.servers[addr.default].clone();
-    }
-    let ends_with = |suf: &[u8]| host.len() >= suf.len() && host[host.len() - suf.len()..].eq_ignore_ascii_case(suf);
-    let starts_with = |pre: &[u8]| host.len() > pre.len() && host[..pre.len()].eq_ignore_ascii_case(pre);
-    // (length of the matched part, server) of the best head and tail wildcards so far
-    let mut head: Option<(usize, &Arc<SrvConf>)> = None;
-    let mut tail: Option<(usize, &Arc<SrvConf>)> = None;
-    for s in &addr.servers {
-        for n in s.core.server_names.iter().map(String::as_bytes) {
-            let head_len = match n {
-                [b'*', suf @ ..] if host.len() > suf.len() && ends_with(suf) => Some(suf.len()),
-                // ".example.com" is "example.com" and "*.example.com" in one
-                [b'.', name @ ..] if host.eq_ignore_ascii_case(name) || ends_with(n) => Some(name.len()),
-                _ => None,
-            };
-            if let Some(len) = head_len {
-                if head.is_none_or(|(best, _)| len > best) {
-                    head = Some((len, s));
-                }
-                continue;
-            }
-            if let Some(pre) = n.strip_suffix(b"*") {
-                if starts_with(pre) && tail.is_none_or(|(best, _)| pre.len() > best) {
-                    tail = Some((pre.len(), s));
-                }
-                continue;
-            }
-            if host.eq_ignore_ascii_case(n) {
-                return s.clone();
-            }
-        }
-    }
-    match head.or(tail) {
-        Some((_, s)) => s.clone(),
-        None => addr.servers[addr.default].clone(),
-    }
 }
 
 /// Finds the location for `uri` among `locs`: an exact match wins, else the longest prefix,
@@ -831,9 +477,4 @@ pub fn find_location<'a>(locs: &'a [Arc<LocConf>], uri: &[u8]) -> Option<&'a Arc
     }
     let b = best?;
     find_location(&b.locations, uri).or(Some(b))
-}
-
-/// Finds `location @name`. nginx: `ngx_http_named_location()`.
-pub fn find_named_location<'a>(locs: &'a [Arc<LocConf>], name: &str) -> Option<&'a Arc<LocConf>> {
-    locs.iter().find(|l| l.core.named && l.core.name == name)
 }

@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use super::request::Method;
+use super::request::{HeadersOut, Method, Request};
 use super::special_response::status_line;
 use super::{FilterRc, Next};
 use crate::core::buf::Buf;
@@ -40,30 +40,57 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
         r.keepalive = false;
         return Ok(Step::Done(()));
     }
-    let status = r.headers_out.status;
-    if r.method == Method::Head {
-        r.header_only = true;
-    }
-    if status == 204 || status == 304 {
-        r.header_only = true;
-        if status == 204 {
-            r.headers_out.content_type = None;
-            r.headers_out.content_length_n = None;
-        }
-    }
+    set_header_only(r);
+    let local = cy.ev.conns.get(r.connection).and_then(|c| c.local);
     let mut head = cy.ev.bufs.get(HEAD_BUF).mem;
     head.clear();
-    let ho = &r.headers_out;
+    let mut escaped = push_status_line(&mut head, &r.headers_out);
+    escaped |= push_standard_headers(&mut head, r, &cy.ev.times.http_time, local);
+    push_connection(&mut head, r);
+    escaped |= push_module_headers(&mut head, &r.headers_out);
+    head.extend_from_slice(b"\r\n");
+    if escaped {
+        let n = cy.ev.conns.get(r.connection).map_or(0, |c| c.number);
+        log::info!("*{n} CR, LF or NUL in a response header escaped, request: \"{}\"", request_line(r));
+    }
+    r.header_size = head.len() as u64;
+    r.out.push_back(Buf::from_vec(head));
+    Ok(Step::Done(()))
+}
+
+/// A HEAD request, a 204 and a 304 get the head alone; a 204 also loses its Content-Type and
+/// Content-Length. nginx: the start of `ngx_http_header_filter()`.
+fn set_header_only(r: &mut Request) {
+    let status = r.headers_out.status;
+    if r.method == Method::Head || status == 204 || status == 304 {
+        r.header_only = true;
+    }
+    if status == 204 {
+        r.headers_out.content_type = None;
+        r.headers_out.content_length_n = None;
+    }
+}
+
+/// `HTTP/1.1 200 OK\r\n`: the upstream's own status line if it brought one, else nginx's line
+/// for the status, else the bare number. Returns whether anything was escaped.
+fn push_status_line(head: &mut Vec<u8>, ho: &HeadersOut) -> bool {
     let mut escaped = false;
     head.extend_from_slice(b"HTTP/1.1 ");
-    match (&ho.status_line, status_line(status)) {
-        (Some(l), _) => escaped |= push_header_value(&mut head, l.as_bytes()),
+    match (&ho.status_line, status_line(ho.status)) {
+        (Some(l), _) => escaped = push_header_value(head, l.as_bytes()),
         (None, Some(l)) => head.extend_from_slice(l.as_bytes()),
-        (None, None) => {
-            let _ = write!(head, "{status:03} ");
-        }
+        (None, None) => push_fmt(head, format_args!("{:03} ", ho.status)),
     }
     head.extend_from_slice(b"\r\n");
+    escaped
+}
+
+/// The headers the filter writes itself, in nginx's order, up to `Transfer-Encoding`: Server,
+/// Date, Content-Type, Content-Length, Last-Modified, a relative Location made absolute.
+/// Returns whether anything was escaped.
+fn push_standard_headers(head: &mut Vec<u8>, r: &Request, http_time: &str, local: Option<SocketAddr>) -> bool {
+    let ho = &r.headers_out;
+    let mut escaped = false;
     if !ho.no_server {
         head.extend_from_slice(if r.loc.core.server_tokens() {
             concat!("Server: rginx/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes()
@@ -73,45 +100,54 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     }
     if !ho.no_date {
         head.extend_from_slice(b"Date: ");
-        head.extend_from_slice(cy.ev.times.http_time.as_bytes());
+        head.extend_from_slice(http_time.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
     if let Some(ct) = &ho.content_type {
-        escaped |= push_header(&mut head, b"Content-Type", ct.as_bytes());
+        escaped |= push_header(head, b"Content-Type", ct.as_bytes());
     }
     if let Some(n) = ho.content_length_n {
-        let _ = write!(head, "Content-Length: {n}\r\n");
+        push_fmt(head, format_args!("Content-Length: {n}\r\n"));
     }
     if let Some(lm) = &ho.last_modified {
-        escaped |= push_header(&mut head, b"Last-Modified", lm.as_bytes());
+        escaped |= push_header(head, b"Last-Modified", lm.as_bytes());
     }
-    // A relative Location made absolute comes here; an absolute one is one of the other
+    // A relative Location made absolute comes here; an absolute one is one of the module
     // headers, after Connection, as in nginx (which keeps it in the headers list).
     if let Some(loc) = ho.location.as_ref().filter(|l| l.starts_with('/')) {
-        let local = cy.ev.conns.get(r.connection).and_then(|c| c.local);
-        escaped |= push_relative_location(&mut head, &r.headers_in.host, local, loc);
+        escaped |= push_relative_location(head, &r.headers_in.host, local, loc);
     }
     if r.chunked {
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
+    escaped
+}
+
+/// `Connection: keep-alive` (with `Keep-Alive: timeout=N` if configured) or `Connection: close`.
+fn push_connection(head: &mut Vec<u8>, r: &Request) {
     head.extend_from_slice(if r.keepalive { b"Connection: keep-alive\r\n" } else { b"Connection: close\r\n" });
     if let (true, Some(t)) = (r.keepalive, r.loc.core.keepalive_header) {
-        let _ = write!(head, "Keep-Alive: timeout={t}\r\n");
+        push_fmt(head, format_args!("Keep-Alive: timeout={t}\r\n"));
     }
+}
+
+/// The headers modules set (an absolute Location first, then `headers_out.headers` in order).
+/// Returns whether anything was escaped. nginx: the loop over `r->headers_out.headers`.
+fn push_module_headers(head: &mut Vec<u8>, ho: &HeadersOut) -> bool {
+    let mut escaped = false;
     if let Some(loc) = ho.location.as_ref().filter(|l| !l.starts_with('/')) {
-        escaped |= push_header(&mut head, b"Location", loc.as_bytes());
+        escaped |= push_header(head, b"Location", loc.as_bytes());
     }
     for (n, v) in &ho.headers {
-        escaped |= push_header(&mut head, n.as_bytes(), v.as_bytes());
+        escaped |= push_header(head, n.as_bytes(), v.as_bytes());
     }
-    head.extend_from_slice(b"\r\n");
-    if escaped {
-        let n = cy.ev.conns.get(r.connection).map_or(0, |c| c.number);
-        log::info!("*{n} CR, LF or NUL in a response header escaped, request: \"{}\"", request_line(r));
-    }
-    r.header_size = head.len() as u64;
-    r.out.push_back(Buf::from_vec(head));
-    Ok(Step::Done(()))
+    escaped
+}
+
+/// Appends formatted text to the head.
+fn push_fmt(head: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
+    // Ignored: `io::Write` for `Vec<u8>` cannot fail.
+    let _ = head.write_fmt(args);
 }
 
 /// `Location: http://HOST[:PORT]/path` for a relative redirect: made absolute from the Host the
@@ -124,16 +160,12 @@ fn push_relative_location(head: &mut Vec<u8>, host: &[u8], local: Option<SocketA
     let mut escaped = false;
     match local {
         _ if !host.is_empty() => escaped |= push_header_value(head, host),
-        Some(SocketAddr::V6(a)) => {
-            let _ = write!(head, "[{}]", a.ip());
-        }
-        Some(a) => {
-            let _ = write!(head, "{}", a.ip());
-        }
+        Some(SocketAddr::V6(a)) => push_fmt(head, format_args!("[{}]", a.ip())),
+        Some(a) => push_fmt(head, format_args!("{}", a.ip())),
         None => {}
     }
     if let Some(port) = local.map(|a| a.port()).filter(|&p| p != 80) {
-        let _ = write!(head, ":{port}");
+        push_fmt(head, format_args!(":{port}"));
     }
     escaped |= push_header_value(head, loc.as_bytes());
     head.extend_from_slice(b"\r\n");
@@ -163,7 +195,7 @@ pub fn push_header_value(out: &mut Vec<u8>, v: &[u8]) -> bool {
     }
     for &b in v {
         if unsafe_byte(&b) {
-            let _ = write!(out, "%{b:02X}");
+            push_fmt(out, format_args!("%{b:02X}"));
         } else {
             out.push(b);
         }
@@ -172,7 +204,7 @@ pub fn push_header_value(out: &mut Vec<u8>, v: &[u8]) -> bool {
 }
 
 /// The request line for a log message, with its own control bytes shown harmlessly.
-fn request_line(r: &super::request::Request) -> String {
+fn request_line(r: &Request) -> String {
     String::from_utf8_lossy(r.request_line()).escape_debug().to_string()
 }
 

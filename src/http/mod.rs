@@ -15,11 +15,13 @@
 pub mod body;
 pub mod body_discard;
 pub mod chunked_filter;
+pub mod conf_block;
 pub mod core_module;
 pub mod cycle;
 pub mod header_filter;
 pub mod headers_in;
 pub mod keepalive;
+pub mod listen;
 pub mod parse;
 pub mod parse_chunked;
 pub mod parse_request;
@@ -42,6 +44,7 @@ use crate::core::step::{HandlerRc, Step};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
 
+pub use conf_block::HttpBlock;
 pub use core_module::{CoreLocConf, CoreSrvConf};
 
 /// A module's configuration at one level.

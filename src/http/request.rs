@@ -243,6 +243,8 @@ pub fn init_connection(cy: &mut Cycle, cid: ConnId) {
     c.action = "waiting for request";
     if nodelay {
         if let Stream::Tcp(s) = &c.stream {
+            // Ignored: it fails only on a broken socket, which the first read reports (nginx
+            // logs `setsockopt(TCP_NODELAY) failed` and closes at once).
             let _ = s.set_nodelay(true);
         }
     }
@@ -590,7 +592,8 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     // here: the handler is done producing output (NGX_OK or a 1xx/2xx status already sent)
     let Some(r) = cy.requests.get_mut(rid) else { return };
     if r.main != rid {
-        // Subrequests are finished by their owner (see subrequest.rs, issue 5).
+        // nginx's `r != r->main` branch (wake the parent) belongs to subrequests, which are
+        // issue 13's: nothing creates one yet.
         return;
     }
     if !r.out.is_empty() {

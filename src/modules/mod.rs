@@ -21,8 +21,7 @@ use crate::http::HttpModule;
 pub static CORE_MODULES: &[&dyn crate::conf::CoreModule] = &[&HTTP_BLOCK];
 
 /// `http {}` with every HTTP module below. nginx: `ngx_http_module`.
-pub static HTTP_BLOCK: crate::http::core_module::HttpBlock =
-    crate::http::core_module::HttpBlock { modules: HTTP_MODULES };
+pub static HTTP_BLOCK: crate::http::HttpBlock = crate::http::HttpBlock { modules: HTTP_MODULES };
 
 /// Every HTTP module rginx is built with, in nginx's order. nginx: `ngx_modules[]`.
 pub static HTTP_MODULES: &[&dyn HttpModule] = &[

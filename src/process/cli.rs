@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use crate::conf::{self, Conf, CoreModule, LoadOpts};
 use crate::core::log::{self as rlog, os_err, Level};
 use crate::core::times;
-use crate::http::core_module::HttpBlock;
+use crate::http::HttpBlock;
 use crate::http::HttpModule;
 use crate::os;
 
