@@ -16,6 +16,10 @@
 //!   `r.upstream`, as a `RawId`: `http/` sits below and cannot name it); the module's callbacks are a
 //!   trait object beside it (`UpstreamCtx::module`), and the handler pointers
 //!   `u->read_event_handler`/`u->write_event_handler` are the enums `ReadHandler`/`WriteHandler`.
+//! - a callback receives an `UpstreamCx` (request, upstream, buffers, client connection, clock;
+//!   `callback()` borrows them apart), never the cycle: it cannot re-enter the framework, so
+//!   `finalize_request` has one caller (`finalize_upstream`) and runs once by construction.
+//! - `cleanup` calls the module's `abort_request` before finalizing (nginx never calls it).
 //! - nginx's flag bits (`request_sent`, `header_sent`, ...) are kept as bools where they name a
 //!   fact, and the handler enums say where the state machine stands.
 

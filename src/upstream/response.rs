@@ -7,10 +7,14 @@
 //! `ngx_http_upstream_process_body_in_memory()`, `ngx_http_upstream_process_upstream()`,
 //! `ngx_http_upstream_process_downstream()` and `ngx_event_pipe()`.
 //!
-//! Differs from nginx: one loop (`process_body`) serves the two forwarding modes; they differ
-//! only in how much memory may wait for the client (one `buffer_size`, or `bufs`), whether the
-//! overflow may go to a temp file, and how much is handed to the client at once
-//! (`busy_buffers_size`). The body is copied out of `u.buffer` into the chain (nginx shadows it).
+//! Differs from nginx:
+//! - in the in-memory mode the framework sends what the module left in `r.headers_out` and
+//!   `u.out` after `finalize_request(Ok)` (`send_in_memory`); nginx leaves the body in
+//!   `u->buffer` for a parent request (rginx has no subrequests yet).
+//! - one loop (`process_body`) serves the two forwarding modes; they differ only in how much
+//!   memory may wait for the client (one `buffer_size`, or `bufs`), whether the overflow may
+//!   go to a temp file, and how much is handed to the client at once (`busy_buffers_size`).
+//! - the body is copied out of `u.buffer` into the chain (nginx shadows it).
 
 use super::{callback, finalize, u_mut, u_ref, BodyMode, ReadHandler, UpstreamCx, UpstreamError};
 use crate::core::buf::{Buf, BufPool, Chain};
