@@ -273,7 +273,8 @@ pub(crate) fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mu
 /// Calls one of the module's callbacks with its context: the request, the upstream, the
 /// buffer pool, the client connection and the clock, borrowed apart from the rest of the
 /// world, which the callback therefore cannot reach. `None` only for a stale id (the request
-/// or its upstream is gone: nothing is left to finish).
+/// or its upstream is gone: nothing is left to finish); the client connection lives as long
+/// as its request (`close_request` frees the request before it closes the connection).
 pub(crate) fn callback<T>(
     cy: &mut Cycle,
     rid: RequestId,
