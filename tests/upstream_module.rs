@@ -4,8 +4,8 @@
 //! `echo_upstream HOST:PORT;` is the seed's mytest module with a twist: it asks the upstream
 //! for the client's URI, keeps the whole response body itself — the in-memory mode of the
 //! seed's `subrequest_in_memory` (`u.in_memory = true`, its own `input_filter`) — and, in
-//! `finalize_request`, answers the client with the body upper-cased and the upstream's status
-//! in `X-Upstream-Status`.
+//! `finalize_request`, leaves the answer for the client: the body upper-cased and the
+//! upstream's status in `X-Upstream-Status`, which the framework sends.
 //!
 //! The module registers its own directive in its own `HttpModule`; the server runs in this
 //! test process with `rginx::modules::HTTP_MODULES` plus this module, as a build of rginx with
@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 use common::{digest, send, Action, Backend, Conn};
 
 use rginx::conf::{Args, Ctx};
-use rginx::core::buf::{Buf, Chain};
+use rginx::core::buf::Buf;
 use rginx::core::step::{HandlerRc, Step};
 use rginx::http::cycle::Cycle;
 use rginx::http::cycle::RequestId;
 use rginx::http::parse::{self, HeaderLine};
 use rginx::http::{self as rhttp, AnyConf, Command, Confs, Cx, HttpModule, SetError};
 use rginx::upstream::conf::{split_host_port, UpstreamConf, UpstreamMainConf};
-use rginx::upstream::{self, Resolved, UpstreamError, UpstreamHandler};
+use rginx::upstream::{self, Resolved, UpstreamCx, UpstreamError, UpstreamHandler};
 
 // --- the module -------------------------------------------------------------------------------
 
@@ -125,10 +125,8 @@ struct EchoCtx {
 }
 
 impl EchoCtx {
-    fn parse_status_line(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
-        let Some(u) = upstream::u_mut(cy, rid) else {
-            return Err(UpstreamError::Internal("gone".into()));
-        };
+    fn parse_status_line(&mut self, cx: &mut UpstreamCx<'_>) -> Result<Step, UpstreamError> {
+        let u = &mut *cx.u;
         let mut pos = u.buffer.pos;
         match parse::parse_status_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
             Ok(Step::Again) => Ok(Step::Again),
@@ -139,16 +137,14 @@ impl EchoCtx {
                 Ok(Step::Done(()))
             }
             Err(_) => {
-                upstream::log_error(cy, rid, "echo_upstream: upstream sent no valid HTTP/1.x status line");
+                cx.log_error("echo_upstream: upstream sent no valid HTTP/1.x status line");
                 Err(UpstreamError::InvalidHeader)
             }
         }
     }
 
-    fn parse_headers(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
-        let Some(u) = upstream::u_mut(cy, rid) else {
-            return Err(UpstreamError::Internal("gone".into()));
-        };
+    fn parse_headers(&mut self, cx: &mut UpstreamCx<'_>) -> Result<Step, UpstreamError> {
+        let u = &mut *cx.u;
         loop {
             let mut pos = u.buffer.pos;
             match parse::parse_header_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
@@ -174,44 +170,33 @@ impl EchoCtx {
 
 impl UpstreamHandler for EchoCtx {
     /// nginx: `mytest_upstream_create_request()`.
-    fn create_request(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
-        let Some(r) = cy.requests.get(rid) else {
-            return Err(UpstreamError::Internal("gone".into()));
-        };
-        let uri = String::from_utf8_lossy(r.unparsed_uri()).into_owned();
+    fn create_request(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
+        let uri = String::from_utf8_lossy(cx.r.unparsed_uri()).into_owned();
         let head = format!("GET {uri} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", self.host);
-        let Some(u) = upstream::u_mut(cy, rid) else {
-            return Err(UpstreamError::Internal("gone".into()));
-        };
         // The seed's subrequest_in_memory: the module consumes the body itself.
-        u.in_memory = true;
-        upstream::request::push_bytes(u, head.into_bytes());
+        cx.u.in_memory = true;
+        upstream::request::push_bytes(cx.u, head.into_bytes());
         Ok(())
     }
 
     /// nginx: `mytest_process_status_line()`, then `mytest_upstream_process_header()`.
-    fn process_header(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<Step, UpstreamError> {
-        if self.phase == Phase::StatusLine && self.parse_status_line(cy, rid)? == Step::Again {
+    fn process_header(&mut self, cx: &mut UpstreamCx<'_>) -> Result<Step, UpstreamError> {
+        if self.phase == Phase::StatusLine && self.parse_status_line(cx)? == Step::Again {
             return Ok(Step::Again);
         }
-        self.parse_headers(cy, rid)
+        self.parse_headers(cx)
     }
 
     /// Body length from the upstream's Content-Length, else until it closes.
-    fn input_filter_init(&mut self, cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
-        let Some(u) = upstream::u_mut(cy, rid) else {
-            return Ok(());
-        };
-        u.length = u.headers_in.content_length_n;
+    fn input_filter_init(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
+        cx.u.length = cx.u.headers_in.content_length_n;
         Ok(())
     }
 
     /// Keeps every new byte; frees the receive buffer for the next read.
     /// nginx: `input_filter(data, bytes)` of a `subrequest_in_memory` user.
-    fn input_filter(&mut self, cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
-        let Some(u) = upstream::u_mut(cy, rid) else {
-            return Ok(());
-        };
+    fn input_filter(&mut self, cx: &mut UpstreamCx<'_>, bytes: usize) -> Result<(), UpstreamError> {
+        let u = &mut *cx.u;
         let start = u.buffer.last - bytes;
         let take = u.length.map_or(bytes, |l| (l as usize).min(bytes));
         self.body.extend_from_slice(&u.buffer.mem[start..start + take]);
@@ -222,29 +207,21 @@ impl UpstreamHandler for EchoCtx {
         Ok(())
     }
 
-    /// The upstream part is over: on success, answer the client from the kept body (the
-    /// framework sent nothing in this mode); on failure the framework's error page stands.
-    /// nginx: `mytest_upstream_finalize_request()`.
-    fn finalize_request(&mut self, cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
+    /// The upstream part is over: on success, leave the answer for the client — the kept body
+    /// upper-cased in `u.out`, the header in `r.headers_out` — which the framework sends once
+    /// this returns (a callback cannot send: it cannot reach the framework); on failure the
+    /// framework's error page stands. nginx: `mytest_upstream_finalize_request()`.
+    fn finalize_request(&mut self, cx: &mut UpstreamCx<'_>, rc: HandlerRc) {
         if rc != HandlerRc::Ok {
             return;
         }
-        let Some((r, u, _)) = upstream::parts(cy, rid) else {
-            return;
-        };
-        let body = self.body.to_ascii_uppercase();
-        r.headers_out.status = 200;
-        r.headers_out.content_type = Some("text/plain".into());
-        r.headers_out.content_length_n = Some(body.len() as u64);
-        r.headers_out.headers.push(("X-Upstream-Status".into(), u.headers_in.status_n.to_string()));
-        if rhttp::send_header(cy, rid).is_err() {
-            return;
-        }
-        let mut out = Chain::new();
-        let mut b = Buf::from_vec(body);
-        b.last_buf = true;
-        out.push_back(b);
-        let _ = rhttp::output_filter(cy, rid, &mut out);
+        let body = std::mem::take(&mut self.body).to_ascii_uppercase();
+        let ho = &mut cx.r.headers_out;
+        ho.status = 200;
+        ho.content_type = Some("text/plain".into());
+        ho.content_length_n = Some(body.len() as u64);
+        ho.headers.push(("X-Upstream-Status".into(), cx.u.headers_in.status_n.to_string()));
+        cx.u.out.push_back(Buf::from_vec(body));
     }
 }
 

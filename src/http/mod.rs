@@ -238,7 +238,8 @@ pub struct VariableDef {
     /// `name` is a prefix (`$arg_NAME`, `$http_NAME`). nginx: `NGX_HTTP_VAR_PREFIX`.
     pub prefix: bool,
     /// Appends the value; returns false when the variable is not found (logged as "-").
-    pub get: fn(&Cycle, RequestId, &str, &mut Vec<u8>) -> bool,
+    /// The `&str` is a prefix variable's suffix (lowercased), empty otherwise.
+    pub get: fn(&variables::Vars<'_>, &str, &mut Vec<u8>) -> bool,
 }
 
 /// An HTTP module. nginx: `ngx_module_t` + `ngx_http_module_t`.

@@ -11,12 +11,49 @@
 //!   per request.
 //! - modules add variables through `HttpModule::variables()`; names are resolved when the
 //!   configuration is read ("unknown "foo" variable" is an `[emerg]`, as in nginx).
+//! - a getter receives `Vars`, a read-only view of the request (nginx passes `r` and the
+//!   getter reaches anything through it). The view is built from the whole world (`Vars::of`:
+//!   the access log, `return`) or from inside an upstream callback, which holds the request
+//!   and its upstream but not the world (`UpstreamCx::vars`), so `$upstream_*` and `$proxy_*`
+//!   resolve in both places.
 
+use std::any::Any;
 use std::io::Write;
 
-use super::{HttpModule, VariableDef};
-use crate::http::cycle::Cycle;
-use crate::http::cycle::RequestId;
+use super::request::Request;
+use super::{HttpModule, HttpWorker, VariableDef};
+use crate::core::times::Times;
+use crate::http::cycle::{Connection, Cycle, RequestId};
+
+/// What a variable getter may read: the request, its client connection, the clock, and the
+/// state of the module that owns the variable. Read-only: evaluating a value never changes
+/// the request. nginx: the `r` every `ngx_http_variable_t::get_handler` receives.
+#[derive(Clone, Copy)]
+pub struct Vars<'a> {
+    /// The request. nginx: `r`.
+    pub r: &'a Request,
+    /// Its client connection (addresses, counters). nginx: `r->connection`.
+    pub c: &'a Connection,
+    /// The cached clock (`$msec`, `$time_local`, `$request_time`). nginx: `ngx_cached_*`.
+    pub times: &'a Times,
+    /// The modules' per-worker state, when built from the whole world (`Vars::of`): a module's
+    /// getter finds its own state there by type (`$upstream_*` find the request's upstream).
+    pub http: Option<&'a HttpWorker>,
+    /// The upstream being driven, when built inside one of its callbacks: its context is
+    /// borrowed out of `http` then, so it is handed over directly. Typed `Any` because
+    /// `upstream/` sits above `http/`; only `upstream/` downcasts it. nginx: `r->upstream`.
+    pub upstream: Option<&'a dyn Any>,
+}
+
+impl<'a> Vars<'a> {
+    /// The view of request `rid` from the whole world; `None` if the request or its
+    /// connection is gone.
+    pub fn of(cy: &'a Cycle, rid: RequestId) -> Option<Vars<'a>> {
+        let r = cy.requests.get(rid)?;
+        let c = cy.ev.conns.get(r.connection)?;
+        Some(Vars { r, c, times: &cy.ev.times, http: Some(&cy.http), upstream: None })
+    }
+}
 
 /// One piece of a complex value.
 #[derive(Clone)]
@@ -107,14 +144,14 @@ impl ComplexValue {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
-    /// Appends the value for request `r`; a variable that is not found appends nothing.
+    /// Appends the value; a variable that is not found appends nothing.
     /// nginx: `ngx_http_complex_value()`.
-    pub fn eval(&self, cy: &Cycle, r: RequestId, out: &mut Vec<u8>) {
+    pub fn eval(&self, v: &Vars<'_>, out: &mut Vec<u8>) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
                 Part::Var(d, param) => {
-                    (d.get)(cy, r, param, out);
+                    (d.get)(v, param, out);
                 }
             }
         }
@@ -125,9 +162,9 @@ impl ComplexValue {
     /// end the header line and add headers of its own. Returns whether anything was escaped.
     ///
     /// nginx: `ngx_http_complex_value()`; the escaping is rginx's (see `header_filter`).
-    pub fn eval_header(&self, cy: &Cycle, r: RequestId, out: &mut Vec<u8>) -> bool {
+    pub fn eval_header(&self, v: &Vars<'_>, out: &mut Vec<u8>) -> bool {
         let start = out.len();
-        self.eval(cy, r, out);
+        self.eval(v, out);
         if !out[start..].iter().any(|b| matches!(*b, b'\r' | b'\n' | 0)) {
             return false;
         }
@@ -136,13 +173,13 @@ impl ComplexValue {
     }
 
     /// Appends the value, writing "-" for variables that are not found (access log rule).
-    pub fn eval_log(&self, cy: &Cycle, r: RequestId, out: &mut Vec<u8>) {
+    pub fn eval_log(&self, v: &Vars<'_>, out: &mut Vec<u8>) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
                 Part::Var(d, param) => {
                     let start = out.len();
-                    if !(d.get)(cy, r, param, out) || out.len() == start {
+                    if !(d.get)(v, param, out) || out.len() == start {
                         out.push(b'-');
                     } else {
                         escape_log(out, start);
@@ -183,203 +220,145 @@ macro_rules! prefix {
 
 /// The core variables. nginx: `ngx_http_core_variables[]`.
 pub static CORE_VARIABLES: &[VariableDef] = &[
-    var!("uri", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(&r.uri))),
-    var!("document_uri", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(&r.uri))),
-    var!("args", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(&r.args))),
-    var!("query_string", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(&r.args))),
-    var!("is_args", |cy, r, _, o| with_r(cy, r, |r| if !r.args.is_empty() {
-        o.push(b'?')
-    })),
-    var!("request_uri", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.unparsed_uri()))),
-    var!("request_method", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.method_name()))),
-    var!("request", |cy, r, _, o| with_r(cy, r, |r| o.extend_from_slice(r.request_line()))),
+    var!("uri", |v, _, o| put(o, &v.r.uri)),
+    var!("document_uri", |v, _, o| put(o, &v.r.uri)),
+    var!("args", |v, _, o| put(o, &v.r.args)),
+    var!("query_string", |v, _, o| put(o, &v.r.args)),
+    var!("is_args", |v, _, o| put(o, if v.r.args.is_empty() { b"" } else { b"?" })),
+    var!("request_uri", |v, _, o| put(o, v.r.unparsed_uri())),
+    var!("request_method", |v, _, o| put(o, v.r.method_name())),
+    var!("request", |v, _, o| put(o, v.r.request_line())),
     // nginx: `r->http_protocol`: not found before an "H" was seen (HTTP/0.9, a bad method),
     // empty while the line is not complete
-    var!("server_protocol", |cy, r, _, o| cy.requests.get(r).is_some_and(|r| {
-        o.extend_from_slice(r.http_protocol());
-        r.head.http_protocol.is_some()
-    })),
-    var!("scheme", |_, _, _, o| {
-        o.extend_from_slice(b"http");
-        true
+    var!("server_protocol", |v, _, o| {
+        o.extend_from_slice(v.r.http_protocol());
+        v.r.head.http_protocol.is_some()
     }),
-    var!("host", |cy, r, _, o| with_r(cy, r, |r| {
-        if r.headers_in.host.is_empty() {
-            o.extend_from_slice(r.srv.core.server_names.first().map(String::as_bytes).unwrap_or(b""));
+    var!("scheme", |_, _, o| put(o, b"http")),
+    var!("host", |v, _, o| {
+        if v.r.headers_in.host.is_empty() {
+            put(o, server_name(v.r))
         } else {
-            o.extend_from_slice(&r.headers_in.host);
+            put(o, &v.r.headers_in.host)
         }
-    })),
-    var!("server_name", |cy, r, _, o| with_r(cy, r, |r| o
-        .extend_from_slice(r.srv.core.server_names.first().map(String::as_bytes).unwrap_or(b"")))),
-    var!("remote_addr", |cy, r, _, o| with_c(cy, r, |c| {
-        if let Some(p) = c.peer {
+    }),
+    var!("server_name", |v, _, o| put(o, server_name(v.r))),
+    var!("remote_addr", |v, _, o| {
+        if let Some(p) = v.c.peer {
             let _ = write!(o, "{}", p.ip());
         }
-    })),
-    var!("remote_port", |cy, r, _, o| with_c(cy, r, |c| {
-        if let Some(p) = c.peer {
+        true
+    }),
+    var!("remote_port", |v, _, o| {
+        if let Some(p) = v.c.peer {
             let _ = write!(o, "{}", p.port());
         }
-    })),
-    var!("remote_user", |_, _, _, _| false),
-    var!("server_addr", |cy, r, _, o| with_c(cy, r, |c| {
-        if let Some(p) = c.local {
+        true
+    }),
+    var!("remote_user", |_, _, _| false),
+    var!("server_addr", |v, _, o| {
+        if let Some(p) = v.c.local {
             let _ = write!(o, "{}", p.ip());
         }
-    })),
-    var!("server_port", |cy, r, _, o| with_c(cy, r, |c| {
-        if let Some(p) = c.local {
+        true
+    }),
+    var!("server_port", |v, _, o| {
+        if let Some(p) = v.c.local {
             let _ = write!(o, "{}", p.port());
         }
-    })),
-    var!("connection", |cy, r, _, o| with_c(cy, r, |c| {
-        let _ = write!(o, "{}", c.number);
-    })),
-    var!("connection_requests", |cy, r, _, o| with_c(cy, r, |c| {
-        let _ = write!(o, "{}", c.requests);
-    })),
-    var!("status", |cy, r, _, o| with_r(cy, r, |r| {
-        let _ = write!(o, "{:03}", r.headers_out.status);
-    })),
-    var!("request_time", |cy, r, _, o| with_r(cy, r, |r| {
-        let ms = cy.ev.times.unix_ms.saturating_sub(r.start_unix_ms);
-        let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000);
-    })),
-    var!("msec", |cy, _, _, o| {
-        let ms = cy.ev.times.unix_ms;
-        let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000);
         true
     }),
-    var!("time_local", |cy, _, _, o| {
-        o.extend_from_slice(cy.ev.times.http_log_time.as_bytes());
+    var!("connection", |v, _, o| num(o, v.c.number)),
+    var!("connection_requests", |v, _, o| num(o, u64::from(v.c.requests))),
+    var!("status", |v, _, o| {
+        let _ = write!(o, "{:03}", v.r.headers_out.status);
         true
     }),
-    var!("time_iso8601", |cy, _, _, o| {
-        o.extend_from_slice(cy.ev.times.iso8601.as_bytes());
-        true
+    var!("request_time", |v, _, o| msec(o, v.times.unix_ms.saturating_sub(v.r.start_unix_ms))),
+    var!("msec", |v, _, o| msec(o, v.times.unix_ms)),
+    var!("time_local", |v, _, o| put(o, v.times.http_log_time.as_bytes())),
+    var!("time_iso8601", |v, _, o| put(o, v.times.iso8601.as_bytes())),
+    var!("request_length", |v, _, o| num(o, v.r.request_length)),
+    var!("body_bytes_sent", |v, _, o| {
+        num(o, v.c.sent.saturating_sub(v.r.sent_start).saturating_sub(v.r.header_size))
     }),
-    var!("request_length", |cy, r, _, o| with_r(cy, r, |r| {
-        let _ = write!(o, "{}", r.request_length);
-    })),
-    var!("body_bytes_sent", |cy, r, _, o| with_rc(cy, r, |r, c| {
-        let sent = c.sent.saturating_sub(r.sent_start).saturating_sub(r.header_size);
-        let _ = write!(o, "{sent}");
-    })),
-    var!("bytes_sent", |cy, r, _, o| with_rc(cy, r, |r, c| {
-        let _ = write!(o, "{}", c.sent.saturating_sub(r.sent_start));
-    })),
-    var!("pipe", |cy, r, _, o| with_r(cy, r, |r| o.push(if r.pipelined { b'p' } else { b'.' }))),
-    var!("content_length", |cy, r, _, o| with_r(cy, r, |r| {
-        if let Some(n) = r.headers_in.content_length_n {
+    var!("bytes_sent", |v, _, o| num(o, v.c.sent.saturating_sub(v.r.sent_start))),
+    var!("pipe", |v, _, o| put(o, if v.r.pipelined { b"p" } else { b"." })),
+    var!("content_length", |v, _, o| {
+        if let Some(n) = v.r.headers_in.content_length_n {
             let _ = write!(o, "{n}");
         }
-    })),
-    var!("content_type", |cy, r, _, o| with_r(cy, r, |r| {
-        if let Some(v) = r.header("content-type") {
-            o.extend_from_slice(v);
-        }
-    })),
-    var!("nginx_version", |_, _, _, o| {
-        o.extend_from_slice(b"1.22.1");
         true
     }),
-    var!("rginx_version", |_, _, _, o| {
-        o.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-        true
-    }),
-    var!("pid", |_, _, _, o| {
-        let _ = write!(o, "{}", std::process::id());
-        true
-    }),
-    var!("request_body", |cy, r, _, o| with_r(cy, r, |r| {
-        if let Some(rb) = &r.request_body {
+    var!("content_type", |v, _, o| put(o, v.r.header("content-type").unwrap_or(b""))),
+    var!("nginx_version", |_, _, o| put(o, b"1.22.1")),
+    var!("rginx_version", |_, _, o| put(o, env!("CARGO_PKG_VERSION").as_bytes())),
+    var!("pid", |_, _, o| num(o, u64::from(std::process::id()))),
+    var!("request_body", |v, _, o| {
+        if let Some(rb) = &v.r.request_body {
             if rb.done && rb.temp_file.is_none() {
                 for b in rb.bufs.iter().filter(|b| b.file.is_none()) {
                     o.extend_from_slice(b.data());
                 }
             }
         }
-    })),
-    prefix!("arg_", |cy, r, name, o| cy
-        .requests
-        .get(r)
-        .and_then(|r| arg(&r.args, name.as_bytes()))
-        .map(|v| o.extend_from_slice(v))
-        .is_some()),
-    prefix!("http_", |cy, r, name, o| cy
-        .requests
-        .get(r)
-        .and_then(|r| {
-            let want: Vec<u8> = name.bytes().map(|b| if b == b'_' { b'-' } else { b }).collect();
-            let want = std::str::from_utf8(&want).ok()?.to_string();
-            r.header(&want).map(|v| o.extend_from_slice(v))
-        })
-        .is_some()),
-    prefix!("sent_http_", |cy, r, name, o| cy
-        .requests
-        .get(r)
-        .and_then(|r| {
-            let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
-            let ho = &r.headers_out;
-            let v: Option<String> = match want.as_str() {
-                "content-type" => ho.content_type.clone(),
-                "content-length" => ho.content_length_n.map(|n| n.to_string()),
-                "location" => ho.location.clone(),
-                "last-modified" => ho.last_modified.clone(),
-                "connection" => Some(if r.keepalive { "keep-alive".into() } else { "close".into() }),
-                "transfer-encoding" => r.chunked.then(|| "chunked".into()),
-                _ => ho.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&want)).map(|(_, v)| v.clone()),
-            };
-            v.map(|v| o.extend_from_slice(v.as_bytes()))
-        })
-        .is_some()),
-    prefix!("cookie_", |cy, r, name, o| cy
-        .requests
-        .get(r)
-        .and_then(|r| {
-            let c = r.header("cookie")?;
-            c.split(|&b| b == b';').find_map(|kv| {
+        true
+    }),
+    prefix!("arg_", |v, name, o| arg(&v.r.args, name.as_bytes()).map(|a| o.extend_from_slice(a)).is_some()),
+    prefix!("http_", |v, name, o| {
+        let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
+        v.r.header(&want).map(|h| o.extend_from_slice(h)).is_some()
+    }),
+    prefix!("sent_http_", |v, name, o| sent_http(v.r, name, o)),
+    prefix!("cookie_", |v, name, o| {
+        let Some(c) = v.r.header("cookie") else { return false };
+        c.split(|&b| b == b';')
+            .find_map(|kv| {
                 let kv = kv.trim_ascii();
                 let eq = kv.iter().position(|&b| b == b'=')?;
                 kv[..eq].eq_ignore_ascii_case(name.as_bytes()).then(|| o.extend_from_slice(&kv[eq + 1..]))
             })
-        })
-        .is_some()),
+            .is_some()
+    }),
 ];
 
-fn with_r(cy: &Cycle, r: RequestId, f: impl FnOnce(&super::request::Request)) -> bool {
-    match cy.requests.get(r) {
-        Some(r) => {
-            f(r);
-            true
-        }
-        None => false,
-    }
+/// Appends `b`; the variable is found.
+fn put(o: &mut Vec<u8>, b: &[u8]) -> bool {
+    o.extend_from_slice(b);
+    true
 }
 
-fn with_c(cy: &Cycle, r: RequestId, f: impl FnOnce(&crate::http::cycle::Connection)) -> bool {
-    match cy.requests.get(r).and_then(|r| cy.ev.conns.get(r.connection)) {
-        Some(c) => {
-            f(c);
-            true
-        }
-        None => false,
-    }
+/// Appends a decimal number; the variable is found.
+fn num(o: &mut Vec<u8>, n: u64) -> bool {
+    let _ = write!(o, "{n}");
+    true
 }
 
-fn with_rc(
-    cy: &Cycle,
-    r: RequestId,
-    f: impl FnOnce(&super::request::Request, &crate::http::cycle::Connection),
-) -> bool {
-    match cy.requests.get(r).and_then(|r| cy.ev.conns.get(r.connection).map(|c| (r, c))) {
-        Some((r, c)) => {
-            f(r, c);
-            true
-        }
-        None => false,
-    }
+/// Appends milliseconds as seconds with three decimals ("1.005"); the variable is found.
+fn msec(o: &mut Vec<u8>, ms: u64) -> bool {
+    let _ = write!(o, "{}.{:03}", ms / 1000, ms % 1000);
+    true
+}
+
+/// The server's first name ("" when it has none).
+fn server_name(r: &Request) -> &[u8] {
+    r.srv.core.server_names.first().map(String::as_bytes).unwrap_or(b"")
+}
+
+/// `$sent_http_NAME`: the response header as it will be (or was) sent.
+fn sent_http(r: &Request, name: &str, o: &mut Vec<u8>) -> bool {
+    let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
+    let ho = &r.headers_out;
+    let v: Option<String> = match want.as_str() {
+        "content-type" => ho.content_type.clone(),
+        "content-length" => ho.content_length_n.map(|n| n.to_string()),
+        "location" => ho.location.clone(),
+        "last-modified" => ho.last_modified.clone(),
+        "connection" => Some(if r.keepalive { "keep-alive".into() } else { "close".into() }),
+        "transfer-encoding" => r.chunked.then(|| "chunked".into()),
+        _ => ho.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&want)).map(|(_, v)| v.clone()),
+    };
+    v.map(|v| o.extend_from_slice(v.as_bytes())).is_some()
 }
 
 /// Finds `name=value` in a query string. nginx: `ngx_http_arg()`.

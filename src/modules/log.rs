@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::conf::{self, Args, Ctx};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
-use crate::http::variables::ComplexValue;
+use crate::http::variables::{ComplexValue, Vars};
 use crate::http::{AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError};
 
 /// nginx's predefined format.
@@ -137,7 +137,8 @@ fn log_handler(cy: &mut Cycle, rid: RequestId) {
     };
     for l in &logs {
         let mut line = Vec::with_capacity(256);
-        l.format.eval_log(cy, rid, &mut line);
+        let Some(v) = Vars::of(cy, rid) else { return };
+        l.format.eval_log(&v, &mut line);
         line.push(b'\n');
         write_line(cy, &l.path, &line);
     }

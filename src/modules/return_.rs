@@ -14,7 +14,7 @@ use crate::core::step::HandlerRc;
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
 use crate::http::special_response::send_response;
-use crate::http::variables::ComplexValue;
+use crate::http::variables::{ComplexValue, Vars};
 use crate::http::{body, AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError};
 
 /// `return` of one level. nginx: the `ngx_http_script_return_code_t` in the rewrite codes.
@@ -92,7 +92,9 @@ fn run_return(cy: &mut Cycle, rid: RequestId, code: u16, text: Option<&ComplexVa
         return send_text(cy, rid, code, Vec::new());
     };
     let mut v = Vec::new();
-    text.eval(cy, rid, &mut v);
+    if let Some(vars) = Vars::of(cy, rid) {
+        text.eval(&vars, &mut v);
+    }
     if is_redirect(code) {
         if let Some(r) = cy.requests.get_mut(rid) {
             r.headers_out.location = Some(String::from_utf8_lossy(&v).into_owned());

@@ -3,7 +3,7 @@
 //! nginx: `ngx_http_upstream_connect()`, `ngx_http_upstream_reinit()`,
 //! `ngx_http_upstream_test_connect()` (src/http/ngx_http_upstream.c).
 
-use super::{keepalive, next, round_robin, u_mut, with_module, Ft, ReadHandler, UpstreamState, WriteHandler};
+use super::{callback, keepalive, next, round_robin, u_mut, Ft, ReadHandler, UpstreamState, WriteHandler};
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
 use crate::event::{self, connect::connect_peer};
@@ -83,7 +83,7 @@ fn adopt(cy: &mut Cycle, rid: RequestId, cid: ConnId, cached: bool) {
 /// Rewinds everything a try changed, so the request can go to another peer.
 /// nginx: `ngx_http_upstream_reinit()` (and the module's `reinit_request`).
 fn reinit(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
-    match with_module(cy, rid, |m, cy| m.reinit_request(cy, rid)) {
+    match callback(cy, rid, |m, cx| m.reinit_request(cx)) {
         Some(Ok(())) => {}
         _ => return Err(()),
     }

@@ -6,10 +6,10 @@
 //! (src/http/ngx_http_upstream.c).
 
 use super::conf::FT_NON_IDEMPOTENT;
-use super::{finalize, next, response, u_mut, with_module, Ft, Rewrite, UpstreamError};
+use super::{callback, finalize, next, response, u_mut, Ft, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
-use crate::event::connection::Ev;
+use crate::event::connection::{ConnId, Ev};
 use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
@@ -35,51 +35,12 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
         }
     }
     loop {
-        let Cycle { requests, http, ev, .. } = &mut *cy;
-        let Some(ctx) = requests.get(rid).and_then(|r| super::ctx_mut(http, r)) else {
-            return;
-        };
-        let conns = &mut ev.conns;
-        let u = &mut ctx.u;
-        let Some(c) = conns.get_mut(cid) else { return };
-        if u.buffer.is_full() {
-            u.buffer.compact();
-        }
-        if u.buffer.is_full() {
-            super::log_error(cy, rid, "upstream sent too big header");
-            return next(cy, rid, Ft::InvalidHeader);
-        }
-        match io::recv(c, u.buffer.free_space()) {
-            Recv::Data(n) => {
-                u.buffer.last += n;
-                u.state.bytes_received += n as u64;
-            }
-            Recv::Again => {
-                let timeout = u.conf.read_timeout;
-                if !event::timer_set(&cy.ev, Ev { c: cid, write: false }) {
-                    event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
-                }
-                return;
-            }
-            Recv::Eof => {
-                super::log_error(cy, rid, "upstream prematurely closed connection");
-                return next(cy, rid, Ft::Error);
-            }
-            Recv::Error(e) => {
-                super::log_error(cy, rid, &format!("recv() failed ({})", crate::core::log::os_err(&e)));
-                return next(cy, rid, Ft::Error);
-            }
-        }
-        match with_module(cy, rid, |m, cy| m.process_header(cy, rid)) {
-            Some(Ok(Step::Again)) => continue, // read more
-            Some(Ok(Step::Done(()))) => break, // here: header complete
-            // The module logged what was wrong (nginx's framework does not log this either).
-            Some(Err(UpstreamError::InvalidHeader)) => return next(cy, rid, Ft::InvalidHeader),
-            Some(Err(e)) => {
-                log::error!("upstream process_header failed: {e:?}");
-                return finalize(cy, rid, HandlerRc::Status(500));
-            }
-            None => return,
+        match read_header(cy, rid, cid) {
+            Ok(Step::Again) => continue, // read more
+            Ok(Step::Done(())) => break, // here: header complete
+            Err(Exit::Wait) => return,   // the read timer runs
+            Err(Exit::Next(ft)) => return next(cy, rid, ft),
+            Err(Exit::Finalize(rc)) => return finalize(cy, rid, rc),
         }
     }
     let Some(r) = cy.requests.get(rid) else { return };
@@ -94,6 +55,63 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
         return finalize(cy, rid, rc);
     }
     response::send_response(cy, rid);
+}
+
+/// How a step of `process_header` ends when it does not go on. nginx: the `return`s of
+/// `ngx_http_upstream_process_header()`.
+enum Exit {
+    /// Wait for the next read event (the timer is armed), or the request is gone.
+    Wait,
+    /// `ngx_http_upstream_next(ft)`.
+    Next(Ft),
+    /// `ngx_http_upstream_finalize_request(rc)`.
+    Finalize(HandlerRc),
+}
+
+/// One read into `u.buffer`, then the module's `process_header` on what is there.
+fn read_header(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Result<Step, Exit> {
+    let Cycle { requests, http, ev, .. } = &mut *cy;
+    let ctx = requests.get(rid).and_then(|r| super::ctx_mut(http, r)).ok_or(Exit::Wait)?;
+    let u = &mut ctx.u;
+    let c = ev.conns.get_mut(cid).ok_or(Exit::Wait)?;
+    if u.buffer.is_full() {
+        u.buffer.compact();
+    }
+    if u.buffer.is_full() {
+        super::log_error(cy, rid, "upstream sent too big header");
+        return Err(Exit::Next(Ft::InvalidHeader));
+    }
+    match io::recv(c, u.buffer.free_space()) {
+        Recv::Data(n) => {
+            u.buffer.last += n;
+            u.state.bytes_received += n as u64;
+        }
+        Recv::Again => {
+            let timeout = u.conf.read_timeout;
+            if !event::timer_set(&cy.ev, Ev { c: cid, write: false }) {
+                event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
+            }
+            return Err(Exit::Wait);
+        }
+        Recv::Eof => {
+            super::log_error(cy, rid, "upstream prematurely closed connection");
+            return Err(Exit::Next(Ft::Error));
+        }
+        Recv::Error(e) => {
+            super::log_error(cy, rid, &format!("recv() failed ({})", crate::core::log::os_err(&e)));
+            return Err(Exit::Next(Ft::Error));
+        }
+    }
+    match callback(cy, rid, |m, cx| m.process_header(cx)) {
+        Some(Ok(step)) => Ok(step),
+        // The module logged what was wrong (nginx's framework does not log this either).
+        Some(Err(UpstreamError::InvalidHeader)) => Err(Exit::Next(Ft::InvalidHeader)),
+        Some(Err(e)) => {
+            log::error!("upstream process_header failed: {e:?}");
+            Err(Exit::Finalize(HandlerRc::Status(500)))
+        }
+        None => Err(Exit::Wait), // a stale id
+    }
 }
 
 /// Whether the status asks for another peer (`proxy_next_upstream http_502 ...`), only when
@@ -137,29 +155,24 @@ fn framework_hidden(name: &str) -> bool {
 /// Copies the upstream header into `r.headers_out`, applying `hide_headers` and the module's
 /// `rewrite_redirect`/`rewrite_cookie`. nginx: `ngx_http_upstream_process_headers()`.
 pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> {
-    let Some(u) = u_mut(cy, rid) else {
-        return Err(HandlerRc::Error);
-    };
-    // Walk the headers by index (no copy of the whole set); names compare case-insensitively
-    // in place, without lowercased copies.
-    let conf = u.conf.clone();
-    let hi = &u.headers_in;
-    let chunked = hi.chunked;
+    callback(cy, rid, copy_headers).ok_or(HandlerRc::Error)
+}
+
+/// The body of `process_headers`, run with the module beside its context (the rewrite
+/// callbacks read it). Walks the headers in place: no copy of the whole set, names compared
+/// case-insensitively without lowercased copies.
+fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
+    let hi = &cx.u.headers_in;
     let mut out = crate::http::request::HeadersOut {
         status: hi.status_n,
         status_line: (!hi.status_line.is_empty()).then(|| hi.status_line.clone()),
-        content_length_n: if chunked { None } else { hi.content_length_n },
+        content_length_n: if hi.chunked { None } else { hi.content_length_n },
         ..Default::default()
     };
     out.headers.reserve(hi.headers.len());
-    let n = hi.headers.len();
-    for i in 0..n {
-        let Some(u) = u_mut(cy, rid) else {
-            return Err(HandlerRc::Error);
-        };
-        let (name, value) = &u.headers_in.headers[i];
+    for (name, value) in &cx.u.headers_in.headers {
         let is = |h: &str| name.eq_ignore_ascii_case(h);
-        if conf.hide_headers.iter().any(|h| is(h)) {
+        if cx.u.conf.hide_headers.iter().any(|h| is(h)) {
             continue;
         }
         if is("content-type") {
@@ -170,30 +183,17 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
             // Only a rewritten Location becomes `headers_out.location` (which the header
             // filter makes absolute); one left alone passes exactly as sent.
             // nginx: `ngx_http_upstream_rewrite_location()`.
-            let (name, value) = (name.clone(), value.clone());
             let mut v = value.clone();
-            match with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut v)) {
-                Some(Rewrite::Done) => out.location = Some(v),
-                _ => out.headers.push((name, value)),
+            match m.rewrite_redirect(cx, &mut v) {
+                Rewrite::Done => out.location = Some(v),
+                Rewrite::Declined => out.headers.push((name.clone(), value.clone())),
             }
         } else if is("refresh") {
-            // Only the URL after "url=" is the module's to rewrite.
-            // nginx: `ngx_http_upstream_rewrite_refresh()`.
-            let (name, value) = (name.clone(), value.clone());
-            let at = value.to_ascii_lowercase().find("url=").map(|i| i + 4);
-            let mut v = value.clone();
-            if let Some(at) = at {
-                let mut url = value[at..].to_string();
-                if let Some(Rewrite::Done) = with_module(cy, rid, |m, cy| m.rewrite_redirect(cy, rid, &mut url)) {
-                    v = format!("{}{url}", &value[..at]);
-                }
-            }
-            out.headers.push((name, v));
+            out.headers.push((name.clone(), rewrite_refresh(m, cx, value)));
         } else if is("set-cookie") {
-            let name = name.clone();
             let mut v = value.clone();
-            let _: Option<Rewrite> = with_module(cy, rid, |m, cy| m.rewrite_cookie(cy, rid, &mut v));
-            out.headers.push((name, v));
+            let _: Rewrite = m.rewrite_cookie(cx, &mut v);
+            out.headers.push((name.clone(), v));
         } else if is("server") || is("date") {
             out.no_server |= is("server");
             out.no_date |= is("date");
@@ -202,9 +202,18 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
             out.headers.push((name.clone(), value.clone()));
         }
     }
-    let Some(r) = cy.requests.get_mut(rid) else {
-        return Err(HandlerRc::Error);
+    cx.r.headers_out = out;
+}
+
+/// Only the URL after "url=" of a `Refresh` is the module's to rewrite.
+/// nginx: `ngx_http_upstream_rewrite_refresh()`.
+fn rewrite_refresh(m: &mut dyn UpstreamHandler, cx: &UpstreamCx<'_>, value: &str) -> String {
+    let Some(at) = value.to_ascii_lowercase().find("url=").map(|i| i + 4) else {
+        return value.to_string();
     };
-    r.headers_out = out;
-    Ok(())
+    let mut url = value[at..].to_string();
+    match m.rewrite_redirect(cx, &mut url) {
+        Rewrite::Done => format!("{}{url}", &value[..at]),
+        Rewrite::Declined => value.to_string(),
+    }
 }

@@ -16,6 +16,10 @@
 //!   `r.upstream`, as a `RawId`: `http/` sits below and cannot name it); the module's callbacks are a
 //!   trait object beside it (`UpstreamCtx::module`), and the handler pointers
 //!   `u->read_event_handler`/`u->write_event_handler` are the enums `ReadHandler`/`WriteHandler`.
+//! - a callback receives an `UpstreamCx` (request, upstream, buffers, client connection, clock;
+//!   `callback()` borrows them apart), never the cycle: it cannot re-enter the framework, so
+//!   `finalize_request` has one caller (`finalize_upstream`) and runs once by construction.
+//! - `cleanup` calls the module's `abort_request` before finalizing (nginx never calls it).
 //! - nginx's flag bits (`request_sent`, `header_sent`, ...) are kept as bools where they name a
 //!   fact, and the handler enums say where the state machine stands.
 
@@ -32,15 +36,15 @@ pub mod variables;
 use std::sync::Arc;
 
 pub use conf::{Ft, UpstreamConf};
-pub use handler::{Rewrite, UpstreamError, UpstreamHandler};
+pub use handler::{Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 
-use crate::core::buf::{Buf, Chain};
+use crate::core::buf::{Buf, BufPool, Chain};
 use crate::core::id::{GenSlab, Id};
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
 use crate::event::pipe::Pipe;
-use crate::http::cycle::Cycle;
-use crate::http::cycle::{Owner, RequestId};
+use crate::event::Reactor;
+use crate::http::cycle::{Connection, Cycle, Owner, RequestId};
 use crate::http::request::{self as http_request, Request};
 use crate::http::HttpWorker;
 use round_robin::PeerPick;
@@ -98,6 +102,13 @@ pub struct HeadersIn {
     pub connection_close: bool,
     /// Every header line, in order (name as sent, value).
     pub headers: Vec<(String, String)>,
+}
+
+impl Upstream {
+    /// The upstream side is over (peer released, `finalize_request` called).
+    pub fn finalized(&self) -> bool {
+        self.finalized
+    }
 }
 
 impl HeadersIn {
@@ -206,20 +217,25 @@ pub struct Upstream {
     pub out: Chain,
     /// Temp file state of the buffered mode. nginx: `u->pipe`.
     pub pipe: Pipe,
-    /// The upstream side is over: callback called, peer released. nginx: `u->cleanup == NULL`.
-    pub finalized: bool,
+    /// The upstream side is over: peer released, `finalize_request` called. Private, so that
+    /// nothing but `finalize_upstream` sets it and no callback can clear it (`finalized()`
+    /// reads it). nginx: `u->cleanup == NULL`.
+    finalized: bool,
     /// The whole body has been read.
     pub upstream_done: bool,
     /// When the first try started (for `next_upstream_timeout`).
     pub start_msec: u64,
 }
 
-/// A context in `UpstreamCtxs`: the state plus the module driving it.
+/// A context in `UpstreamCtxs`: the state plus the module driving it. The framework borrows
+/// the two apart (`let UpstreamCtx { u, module } = ctx`) to call `module.process_header(cx)`
+/// with `cx.u = u`: no `Option`, no taking the module out, nothing to put back.
 pub struct UpstreamCtx {
     /// The state.
     pub u: Upstream,
-    /// The module's callbacks; `None` while one of them runs.
-    pub module: Option<Box<dyn UpstreamHandler>>,
+    /// The module's callbacks and per-request state. nginx: the callback fields of `u` and
+    /// the module's `ngx_http_get_module_ctx(r, ...)`.
+    pub module: Box<dyn UpstreamHandler>,
 }
 
 /// Every upstream context of this worker, kept in `cy.http` (installed by the upstream
@@ -245,29 +261,33 @@ pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
     cy.http.get_ref::<UpstreamCtxs>()?.0.get(uid).map(|c| &c.u)
 }
 
-/// The request and its upstream at once (disjoint borrows of the cycle).
-pub fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut crate::core::buf::BufPool)> {
+/// The request and its upstream at once (disjoint borrows of the cycle), for the framework's
+/// own steps.
+pub(crate) fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut BufPool)> {
     let Cycle { requests, http, ev, .. } = cy;
     let r = requests.get_mut(rid)?;
     let u = &mut ctx_mut(http, r)?.u;
     Some((r, u, &mut ev.bufs))
 }
 
-/// Runs a module callback with the module taken out of the context, so it can use the whole
-/// cycle. `None` if the upstream is gone (or re-entered).
-pub fn with_module<T>(
+/// Calls one of the module's callbacks with its context: the request, the upstream, the
+/// buffer pool, the client connection and the clock, borrowed apart from the rest of the
+/// world, which the callback therefore cannot reach. `None` only for a stale id (the request
+/// or its upstream is gone: nothing is left to finish); the client connection lives as long
+/// as its request (`close_request` frees the request before it closes the connection).
+pub(crate) fn callback<T>(
     cy: &mut Cycle,
     rid: RequestId,
-    f: impl FnOnce(&mut dyn UpstreamHandler, &mut Cycle) -> T,
+    f: impl FnOnce(&mut dyn UpstreamHandler, &mut UpstreamCx<'_>) -> T,
 ) -> Option<T> {
-    let Cycle { requests, http, .. } = &mut *cy;
-    let mut m = ctx_mut(http, requests.get(rid)?)?.module.take()?;
-    let t = f(m.as_mut(), cy);
-    let Cycle { requests, http, .. } = &mut *cy;
-    if let Some(ctx) = requests.get(rid).and_then(|r| ctx_mut(http, r)) {
-        ctx.module = Some(m);
-    }
-    Some(t)
+    let Cycle { requests, http, ev, .. } = cy;
+    let Reactor { conns, bufs, times, .. } = ev;
+    let r = requests.get_mut(rid)?;
+    let UpstreamCtx { u, module } = ctx_mut(http, r)?;
+    let c = conns.get(r.connection)?;
+    let action = u.peer.connection.and_then(|pc| conns.get(pc)).map_or(c.action, |pc| pc.action);
+    let mut cx = UpstreamCx { r, u, bufs, c, times, action };
+    Some(f(module.as_mut(), &mut cx))
 }
 
 /// Attaches an upstream to a request. nginx: `ngx_http_upstream_create()`.
@@ -309,7 +329,7 @@ pub fn create(
         upstream_done: false,
         start_msec: now,
     };
-    let uid = cy.http.get::<UpstreamCtxs>()?.0.insert(UpstreamCtx { u, module: Some(module) });
+    let uid = cy.http.get::<UpstreamCtxs>()?.0.insert(UpstreamCtx { u, module });
     let Some(r) = cy.requests.get_mut(rid) else {
         cy.http.get::<UpstreamCtxs>().and_then(|t| t.0.remove(uid));
         return None;
@@ -336,13 +356,13 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     // A streamed body's client timer waits until sending starts (nginx:
     // `ngx_http_upstream_init()` deletes the read timer).
     crate::event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
-    match with_module(cy, rid, |m, cy| m.create_request(cy, rid)) {
+    match callback(cy, rid, |m, cx| m.create_request(cx)) {
         Some(Ok(())) => {}
         Some(Err(e)) => {
             log::error!("upstream create_request failed: {e:?}");
             return finalize(cy, rid, HandlerRc::Status(500));
         }
-        None => return,
+        None => return, // a stale id
     }
     let group = u_ref(cy, rid).map_or(0, |u| u.resolved.group);
     let tries = round_robin::tries(cy, group);
@@ -434,7 +454,8 @@ pub fn next(cy: &mut Cycle, rid: RequestId, ft: Ft) {
 const FT_OFF_BIT: u32 = conf::FT_OFF;
 
 /// Logs an error with nginx's request context ("while ..., client: ..., server: ...,
-/// request: "...", upstream: "...", host: "...").
+/// request: "...", upstream: "...", host: "..."). Callbacks log through `UpstreamCx::log_error`,
+/// which writes the same line.
 pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
     let Some(r) = cy.requests.get(rid) else {
         return;
@@ -442,12 +463,22 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
     let Some(c) = cy.ev.conns.get(r.connection) else {
         return;
     };
-    let action = u_ref(cy, rid)
-        .and_then(|u| u.peer.connection)
-        .and_then(|uc| cy.ev.conns.get(uc))
-        .map_or(c.action, |uc| uc.action);
-    let (upstream, uri) = u_ref(cy, rid).map(|u| (u.state.peer.clone(), u.uri.clone())).unwrap_or_default();
-    let uri = if uri.is_empty() { String::from_utf8_lossy(r.unparsed_uri()).into_owned() } else { uri };
+    let u = u_ref(cy, rid);
+    let action = u.and_then(|u| u.peer.connection).and_then(|uc| cy.ev.conns.get(uc)).map_or(c.action, |uc| uc.action);
+    log_error_line(c, action, r, u, msg);
+}
+
+/// The one formatter of upstream error-log lines. nginx: `ngx_http_log_error()` with
+/// `ngx_http_upstream_log_error()`'s "upstream:" part.
+fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream>, msg: &str) {
+    let (upstream, uri) = u.map(|u| (u.state.peer.as_str(), u.uri.as_str())).unwrap_or_default();
+    let unparsed;
+    let uri = if uri.is_empty() {
+        unparsed = String::from_utf8_lossy(r.unparsed_uri());
+        &*unparsed
+    } else {
+        uri
+    };
     let client = c.peer.map(|p| p.ip().to_string()).unwrap_or_default();
     let server = r.srv.core.server_names.first().map(String::as_str).unwrap_or("");
     log::error!(
@@ -496,8 +527,12 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     }
 }
 
-/// Ends the upstream side exactly once: the module's `finalize_request`, the peer released.
-/// Returns false if it had already ended.
+/// Ends the upstream side exactly once: the peer released, then the module's
+/// `finalize_request`. Returns false if it had already ended.
+///
+/// This is the only caller of `finalize_request`, and `u.finalized` (private to this module)
+/// is set before it runs; a callback cannot reach this function (`UpstreamCx` does not reach
+/// the framework), so the module hears it once on every path.
 fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     let Some(u) = u_mut(cy, rid) else {
         return false;
@@ -510,7 +545,7 @@ fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     u.write_handler = WriteHandler::Dummy;
     let failed = matches!(rc, HandlerRc::Status(502 | 504));
     close_peer(cy, rid, failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent));
-    with_module(cy, rid, |m, cy| m.finalize_request(cy, rid, rc));
+    callback(cy, rid, |m, cx| m.finalize_request(cx, rc));
     true
 }
 
@@ -528,9 +563,12 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     };
     r.read_event_handler = http_request::block_reading;
     let Some(u) = u_ref(cy, rid) else { return };
-    let header_sent = u.header_sent;
-    let in_memory = u.mode == BodyMode::InMemory && header_sent;
-    if !header_sent || matches!(rc, HandlerRc::Status(408 | 499)) || in_memory {
+    if u.mode == BodyMode::InMemory {
+        // The module kept the body; on success its answer goes out now.
+        let rc = if rc == HandlerRc::Ok { response::send_in_memory(cy, rid) } else { rc };
+        return http_request::finalize_request(cy, rid, rc);
+    }
+    if !u.header_sent || matches!(rc, HandlerRc::Status(408 | 499)) {
         return http_request::finalize_request(cy, rid, rc);
     }
     let rc = match rc {
@@ -548,12 +586,12 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
 }
 
 /// The request ends (or is terminated) while the upstream runs. nginx:
-/// `ngx_http_upstream_cleanup()`.
+/// `ngx_http_upstream_cleanup()`, which goes straight to `finalize_request(r, NGX_DONE)`;
+/// rginx first tells the module through `abort_request` when the response had not started
+/// (nginx never calls that field: docs/upstream.md, "abort_request").
 fn cleanup(cy: &mut Cycle, rid: RequestId) {
-    if let Some(u) = u_ref(cy, rid) {
-        if !u.finalized && !u.header_sent {
-            with_module(cy, rid, |m, cy| m.abort_request(cy, rid));
-        }
+    if u_ref(cy, rid).is_some_and(|u| !u.finalized && !u.header_sent) {
+        callback(cy, rid, |m, cx| m.abort_request(cx));
     }
     finalize_upstream(cy, rid, HandlerRc::Done);
 }

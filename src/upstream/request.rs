@@ -19,7 +19,7 @@
 
 use std::io::IoSlice;
 
-use super::{finalize, header, next, u_mut, u_ref, with_module, Ft, WriteHandler};
+use super::{finalize, header, next, u_mut, u_ref, Ft, WriteHandler};
 use crate::core::buf::{Buf, Chain};
 use crate::core::step::{HandlerRc, Step};
 use crate::event::connection::Ev;
@@ -213,7 +213,7 @@ fn reading_body(cy: &Cycle, rid: RequestId) -> bool {
 fn queue_body(cy: &mut Cycle, rid: RequestId, last: bool) -> bool {
     let Some(rb) = cy.requests.get_mut(rid).and_then(|r| r.request_body.as_mut()) else { return false };
     let mut body: Chain = rb.bufs.drain(..).collect();
-    with_module(cy, rid, |m, cy| m.body_output_filter(cy, rid, &mut body, last));
+    super::callback(cy, rid, |m, cx| m.body_output_filter(cx, &mut body, last));
     let Some(u) = u_mut(cy, rid) else { return false };
     let queued = !body.is_empty();
     u.request_bufs.extend(body);

@@ -7,12 +7,16 @@
 //! `ngx_http_upstream_process_body_in_memory()`, `ngx_http_upstream_process_upstream()`,
 //! `ngx_http_upstream_process_downstream()` and `ngx_event_pipe()`.
 //!
-//! Differs from nginx: one loop (`process_body`) serves the two forwarding modes; they differ
-//! only in how much memory may wait for the client (one `buffer_size`, or `bufs`), whether the
-//! overflow may go to a temp file, and how much is handed to the client at once
-//! (`busy_buffers_size`). The body is copied out of `u.buffer` into the chain (nginx shadows it).
+//! Differs from nginx:
+//! - in the in-memory mode the framework sends what the module left in `r.headers_out` and
+//!   `u.out` after `finalize_request(Ok)` (`send_in_memory`); nginx leaves the body in
+//!   `u->buffer` for a parent request (rginx has no subrequests yet).
+//! - one loop (`process_body`) serves the two forwarding modes; they differ only in how much
+//!   memory may wait for the client (one `buffer_size`, or `bufs`), whether the overflow may
+//!   go to a temp file, and how much is handed to the client at once (`busy_buffers_size`).
+//! - the body is copied out of `u.buffer` into the chain (nginx shadows it).
 
-use super::{finalize, u_mut, u_ref, with_module, BodyMode, ReadHandler, UpstreamError};
+use super::{callback, finalize, u_mut, u_ref, BodyMode, ReadHandler, UpstreamCx, UpstreamError};
 use crate::core::buf::{Buf, BufPool, Chain};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
@@ -42,10 +46,10 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
             return finalize(cy, rid, HandlerRc::Ok);
         }
     }
-    match with_module(cy, rid, |m, cy| m.input_filter_init(cy, rid)) {
+    match callback(cy, rid, |m, cx| m.input_filter_init(cx)) {
         Some(Ok(())) => {}
         Some(Err(_)) => return finalize(cy, rid, HandlerRc::Error),
-        None => return,
+        None => return, // a stale id
     }
     if let Some(u) = u_mut(cy, rid) {
         // `Content-Length: 0`, HEAD, 204, 304: no body to wait for (the upstream may keep the
@@ -76,7 +80,7 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
 
 /// Runs the module's `input_filter` on `bytes` new bytes; false if the request was finalized.
 fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
-    match with_module(cy, rid, |m, cy| m.input_filter(cy, rid, bytes)) {
+    match callback(cy, rid, |m, cx| m.input_filter(cx, bytes)) {
         Some(Ok(())) => {
             if let Some(u) = u_mut(cy, rid) {
                 if u.length == Some(0) {
@@ -93,17 +97,15 @@ fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
             finalize(cy, rid, HandlerRc::Error);
             false
         }
-        None => false,
+        None => false, // a stale id
     }
 }
 
 /// nginx: `ngx_http_upstream_non_buffered_filter_init()` — the body length is the upstream's
 /// `Content-Length`, or unknown (until close); none for HEAD, 204, 304.
-pub fn non_buffered_filter_init(cy: &mut Cycle, rid: RequestId) -> Result<(), UpstreamError> {
-    let head = cy.requests.get(rid).is_some_and(|r| r.method == Method::Head);
-    let Some(u) = u_mut(cy, rid) else {
-        return Ok(());
-    };
+pub fn non_buffered_filter_init(cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
+    let head = cx.r.method == Method::Head;
+    let u = &mut *cx.u;
     let s = u.headers_in.status_n;
     u.length =
         if head || s == 204 || s == 304 || (100..200).contains(&s) { Some(0) } else { u.headers_in.content_length_n };
@@ -112,10 +114,8 @@ pub fn non_buffered_filter_init(cy: &mut Cycle, rid: RequestId) -> Result<(), Up
 
 /// nginx: `ngx_http_upstream_non_buffered_filter()` — passes the new bytes on, up to
 /// `u.length`.
-pub fn non_buffered_filter(cy: &mut Cycle, rid: RequestId, bytes: usize) -> Result<(), UpstreamError> {
-    let Some((_, u, pool)) = super::parts(cy, rid) else {
-        return Ok(());
-    };
+pub fn non_buffered_filter(cx: &mut UpstreamCx<'_>, bytes: usize) -> Result<(), UpstreamError> {
+    let (u, pool) = (&mut *cx.u, &mut *cx.bufs);
     let start = u.buffer.last - bytes;
     let take = match u.length {
         Some(len) => (bytes as u64).min(len) as usize,
@@ -409,6 +409,34 @@ fn body_done(cy: &mut Cycle, rid: RequestId) {
     }
     super::release(cy, rid);
     arm_client_timer(cy, rid);
+}
+
+/// In-memory mode, after the module's `finalize_request(Ok)`: sends what it left —
+/// `r.headers_out` (the upstream's header as `process_headers` copied it, then changed by the
+/// module) and `u.out` as the whole body. The module never sends anything itself: a callback
+/// cannot reach the filters. The rc for `finalize_request`.
+///
+/// nginx: none — there the body stays in `u->buffer` for whoever asked for it (the parent's
+/// `post_subrequest` handler of a `subrequest_in_memory`); rginx has no subrequests yet, so
+/// the module's answer is the client's response (docs/upstream.md).
+pub fn send_in_memory(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
+    if http::send_header(cy, rid).is_err() {
+        return HandlerRc::Error;
+    }
+    let Some(u) = u_mut(cy, rid) else {
+        return HandlerRc::Error;
+    };
+    let mut out = std::mem::take(&mut u.out);
+    match out.back_mut() {
+        Some(b) => b.last_buf = true,
+        None => out.push_back(Buf::last_buf()),
+    }
+    let rc = http::output_filter(cy, rid, &mut out);
+    cy.ev.bufs.put_chain(&mut out);
+    match rc {
+        Ok(_) => HandlerRc::Ok,
+        Err(_) => HandlerRc::Error,
+    }
 }
 
 /// Sends the final (empty, `last_buf`) buffer; the rc for `finalize_request`.

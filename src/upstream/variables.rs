@@ -6,13 +6,22 @@
 
 use std::io::Write;
 
-use super::{u_ref, UpstreamState};
-use crate::http::cycle::Cycle;
-use crate::http::cycle::RequestId;
+use super::{Upstream, UpstreamCtxs, UpstreamId, UpstreamState};
+use crate::http::variables::Vars;
 use crate::http::VariableDef;
 
-fn each(cy: &Cycle, r: RequestId, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {
-    let Some(u) = u_ref(cy, r) else { return false };
+/// The request's upstream: handed over directly inside a callback (`UpstreamCx::vars`), else
+/// found in the worker's table by `r.upstream`. nginx: `r->upstream`.
+pub fn upstream<'a>(v: &Vars<'a>) -> Option<&'a Upstream> {
+    if let Some(u) = v.upstream {
+        return u.downcast_ref::<Upstream>();
+    }
+    let uid: UpstreamId = v.r.upstream?.typed();
+    v.http?.get_ref::<UpstreamCtxs>()?.0.get(uid).map(|c| &c.u)
+}
+
+fn each(v: &Vars<'_>, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {
+    let Some(u) = upstream(v) else { return false };
     let live = (!u.state.peer.is_empty()).then_some(&u.state);
     let mut first = true;
     for s in u.states.iter().chain(live) {
@@ -39,13 +48,13 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
     VariableDef {
         name: "upstream_addr",
         prefix: false,
-        get: |cy, r, _, o| each(cy, r, o, |s, o| o.extend_from_slice(s.peer.as_bytes())),
+        get: |v, _, o| each(v, o, |s, o| o.extend_from_slice(s.peer.as_bytes())),
     },
     VariableDef {
         name: "upstream_status",
         prefix: false,
-        get: |cy, r, _, o| {
-            each(cy, r, o, |s, o| {
+        get: |v, _, o| {
+            each(v, o, |s, o| {
                 if s.status > 0 {
                     let _ = write!(o, "{}", s.status);
                 } else {
@@ -57,23 +66,23 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
     VariableDef {
         name: "upstream_connect_time",
         prefix: false,
-        get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, s.connect_time)),
+        get: |v, _, o| each(v, o, |s, o| msec(o, s.connect_time)),
     },
     VariableDef {
         name: "upstream_header_time",
         prefix: false,
-        get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, s.header_time)),
+        get: |v, _, o| each(v, o, |s, o| msec(o, s.header_time)),
     },
     VariableDef {
         name: "upstream_response_time",
         prefix: false,
-        get: |cy, r, _, o| each(cy, r, o, |s, o| msec(o, Some(s.response_time))),
+        get: |v, _, o| each(v, o, |s, o| msec(o, Some(s.response_time))),
     },
     VariableDef {
         name: "upstream_response_length",
         prefix: false,
-        get: |cy, r, _, o| {
-            each(cy, r, o, |s, o| {
+        get: |v, _, o| {
+            each(v, o, |s, o| {
                 let _ = write!(o, "{}", s.response_length);
             })
         },
@@ -81,8 +90,8 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
     VariableDef {
         name: "upstream_bytes_received",
         prefix: false,
-        get: |cy, r, _, o| {
-            each(cy, r, o, |s, o| {
+        get: |v, _, o| {
+            each(v, o, |s, o| {
                 let _ = write!(o, "{}", s.bytes_received);
             })
         },
@@ -90,8 +99,8 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
     VariableDef {
         name: "upstream_bytes_sent",
         prefix: false,
-        get: |cy, r, _, o| {
-            each(cy, r, o, |s, o| {
+        get: |v, _, o| {
+            each(v, o, |s, o| {
                 let _ = write!(o, "{}", s.bytes_sent);
             })
         },
@@ -99,12 +108,12 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
     VariableDef {
         name: "upstream_http_",
         prefix: true,
-        get: |cy, r, name, o| {
-            let Some(u) = u_ref(cy, r) else { return false };
+        get: |v, name, o| {
+            let Some(u) = upstream(v) else { return false };
             let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
             match u.headers_in.get(&want) {
-                Some(v) => {
-                    o.extend_from_slice(v.as_bytes());
+                Some(h) => {
+                    o.extend_from_slice(h.as_bytes());
                     true
                 }
                 None => false,
