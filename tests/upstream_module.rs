@@ -155,7 +155,7 @@ impl EchoCtx {
                     if n.eq_ignore_ascii_case("content-length") {
                         u.headers_in.content_length_n = v.parse().ok();
                     }
-                    u.headers_in.headers.push((n, v));
+                    u.headers_in.push(&n, &v);
                     u.buffer.pos = pos;
                 }
                 Ok(Step::Done(HeaderLine::End)) => {

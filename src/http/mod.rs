@@ -34,7 +34,7 @@ pub mod special_response;
 pub mod variables;
 pub mod write_filter;
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -51,22 +51,31 @@ pub use core_module::{CoreLocConf, CoreSrvConf};
 pub type AnyConf = Box<dyn Any + Send + Sync>;
 
 /// Every module's configuration at one level. nginx: `ctx->main_conf` / `srv_conf` / `loc_conf`.
+///
+/// Each conf keeps its `TypeId` beside it: a lookup compares ids inline and makes one virtual
+/// call (the downcast's own check) for the conf it finds, not one per module passed on the way
+/// (nginx indexes by `ctx_index` instead). Lookups run per request, e.g. `return`'s rewrite
+/// handlers and the upstream keepalive settings.
 #[derive(Default)]
-pub struct Confs(Vec<AnyConf>);
+pub struct Confs(Vec<(TypeId, AnyConf)>);
 
 impl Confs {
     /// The configuration of type `T`, if a module created one. nginx:
     /// `ngx_http_get_module_loc_conf(r, module)`.
     pub fn get<T: 'static>(&self) -> Option<&T> {
-        self.0.iter().find_map(|c| c.downcast_ref::<T>())
+        let id = TypeId::of::<T>();
+        self.0.iter().find(|(t, _)| *t == id).and_then(|(_, c)| c.downcast_ref::<T>())
     }
     /// Mutable access, during configuration.
     pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        self.0.iter_mut().find_map(|c| c.downcast_mut::<T>())
+        let id = TypeId::of::<T>();
+        self.0.iter_mut().find(|(t, _)| *t == id).and_then(|(_, c)| c.downcast_mut::<T>())
     }
     fn push(&mut self, c: Option<AnyConf>) {
         if let Some(c) = c {
-            self.0.push(c);
+            // `c` is the boxed conf: its own type id, not the box's.
+            let id = (*c).type_id();
+            self.0.push((id, c));
         }
     }
     fn create(modules: &[&dyn HttpModule], f: impl Fn(&dyn HttpModule) -> Option<AnyConf>) -> Confs {

@@ -169,37 +169,37 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
         content_length_n: if hi.chunked { None } else { hi.content_length_n },
         ..Default::default()
     };
-    out.headers.reserve(hi.headers.len());
-    for (name, value) in &cx.u.headers_in.headers {
+    out.headers.reserve(hi.len());
+    for (name, value) in cx.u.headers_in.iter() {
         let is = |h: &str| name.eq_ignore_ascii_case(h);
         if cx.u.conf.hide_headers.iter().any(|h| is(h)) {
             continue;
         }
         if is("content-type") {
-            out.content_type = Some(value.clone());
+            out.content_type = Some(value.to_string());
         } else if is("last-modified") {
-            out.last_modified = Some(value.clone());
+            out.last_modified = Some(value.to_string());
         } else if is("location") {
             // Only a rewritten Location becomes `headers_out.location` (which the header
             // filter makes absolute); one left alone passes exactly as sent.
             // nginx: `ngx_http_upstream_rewrite_location()`.
-            let mut v = value.clone();
+            let mut v = value.to_string();
             match m.rewrite_redirect(cx, &mut v) {
                 Rewrite::Done => out.location = Some(v),
-                Rewrite::Declined => out.headers.push((name.clone(), value.clone())),
+                Rewrite::Declined => out.headers.push((name.to_string(), value.to_string())),
             }
         } else if is("refresh") {
-            out.headers.push((name.clone(), rewrite_refresh(m, cx, value)));
+            out.headers.push((name.to_string(), rewrite_refresh(m, cx, value)));
         } else if is("set-cookie") {
-            let mut v = value.clone();
+            let mut v = value.to_string();
             let _: Rewrite = m.rewrite_cookie(cx, &mut v);
-            out.headers.push((name.clone(), v));
+            out.headers.push((name.to_string(), v));
         } else if is("server") || is("date") {
             out.no_server |= is("server");
             out.no_date |= is("date");
-            out.headers.push((name.clone(), value.clone()));
+            out.headers.push((name.to_string(), value.to_string()));
         } else if !framework_hidden(name) {
-            out.headers.push((name.clone(), value.clone()));
+            out.headers.push((name.to_string(), value.to_string()));
         }
     }
     cx.r.headers_out = out;

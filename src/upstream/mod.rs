@@ -100,8 +100,12 @@ pub struct HeadersIn {
     pub chunked: bool,
     /// `Connection: close`. nginx: `connection_close`.
     pub connection_close: bool,
-    /// Every header line, in order (name as sent, value).
-    pub headers: Vec<(String, String)>,
+    /// Every header line's name and value, one after the other (`push`, `iter`). nginx: the
+    /// `ngx_list_t` of `ngx_table_elt_t` in `u->headers_in.headers`, whose strings point into
+    /// the pool.
+    text: String,
+    /// Per header line: where its name ends and its value ends in `text`.
+    lines: Vec<(u32, u32)>,
 }
 
 impl Upstream {
@@ -112,9 +116,43 @@ impl Upstream {
 }
 
 impl HeadersIn {
+    /// Room for a typical response head, taken at the first header line: two allocations per
+    /// response instead of two per line (names and values are not `String`s of their own).
+    const TEXT: usize = 512;
+    const LINES: usize = 16;
+
+    /// Appends a header line (name as sent, value). nginx: `ngx_list_push(&u->headers_in.headers)`.
+    pub fn push(&mut self, name: &str, value: &str) {
+        if self.lines.is_empty() {
+            self.text.reserve(Self::TEXT);
+            self.lines.reserve(Self::LINES);
+        }
+        self.text.push_str(name);
+        let n = self.text.len() as u32;
+        self.text.push_str(value);
+        self.lines.push((n, self.text.len() as u32));
+    }
+    /// Every header line, in order: (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut start = 0usize;
+        self.lines.iter().map(move |&(n, v)| {
+            let (n, v) = (n as usize, v as usize);
+            let line = (self.text.get(start..n).unwrap_or(""), self.text.get(n..v).unwrap_or(""));
+            start = v;
+            line
+        })
+    }
+    /// The number of header lines.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+    /// No header line (yet).
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
     /// The first header named `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 }
 

@@ -7,7 +7,7 @@
 //! Differs from nginx:
 //! - nginx swaps `u->process_header` from the first function to the second once the status
 //!   line is in; `ProxyCtx` keeps the choice in its `Phase` (see `mod.rs`).
-//! - the headers are kept as (name, value) strings in `u.headers_in.headers`, not in a hashed
+//! - the headers are kept as (name, value) text in `u.headers_in` (`HeadersIn::push`), not in a hashed
 //!   list of `ngx_table_elt_t`.
 //! - an upstream HTTP/0.9 answer is recorded in the module (`upstream_http09`), not only in
 //!   `r->http_version`, which the client's own HTTP/0.9 request also sets.
@@ -73,10 +73,11 @@ fn parse_header_lines(u: &mut Upstream) -> Result<Step, String> {
         match parse::parse_header_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
             Ok(Step::Again) => return Ok(Step::Again),
             Ok(Step::Done(HeaderLine::Header { name, value })) => {
-                let n = String::from_utf8_lossy(&u.buffer.mem[name]).into_owned();
-                let v = String::from_utf8_lossy(&u.buffer.mem[value]).into_owned();
+                // Borrowed, not copied, when valid UTF-8 (nearly always): `push` copies once.
+                let n = String::from_utf8_lossy(&u.buffer.mem[name]);
+                let v = String::from_utf8_lossy(&u.buffer.mem[value]);
+                header_line(&mut u.headers_in, &n, &v)?;
                 u.buffer.pos = pos;
-                header_line(&mut u.headers_in, n, v)?;
             }
             Ok(Step::Done(HeaderLine::End)) => {
                 u.buffer.pos = pos;
@@ -97,7 +98,7 @@ fn parse_header_lines(u: &mut Upstream) -> Result<Step, String> {
 /// Records one header line, refusing a bad or conflicting `Content-Length` and an unknown
 /// `Transfer-Encoding`. nginx: the `ngx_http_upstream_headers_in[]` handlers
 /// (`ngx_http_upstream_process_content_length()`, `_process_transfer_encoding()`, ...).
-fn header_line(hi: &mut HeadersIn, n: String, v: String) -> Result<(), String> {
+fn header_line(hi: &mut HeadersIn, n: &str, v: &str) -> Result<(), String> {
     if n.eq_ignore_ascii_case("content-length") {
         let len = v.parse::<u64>().ok().filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
         match len {
@@ -113,7 +114,7 @@ fn header_line(hi: &mut HeadersIn, n: String, v: String) -> Result<(), String> {
     } else if n.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close") {
         hi.connection_close = true;
     }
-    hi.headers.push((n, v));
+    hi.push(n, v);
     Ok(())
 }
 
