@@ -31,6 +31,7 @@ pub mod parse_uri;
 pub mod request;
 pub mod request_head;
 pub mod special_response;
+pub mod trace;
 pub mod variables;
 pub mod write_filter;
 

@@ -69,6 +69,12 @@ pub struct UpstreamCx<'a> {
 }
 
 impl UpstreamCx<'_> {
+    /// A debug-level trace line for this request (`http::trace`): `*N +Tms what`.
+    pub fn debug(&self, what: std::fmt::Arguments<'_>) {
+        if log::log_enabled!(log::Level::Debug) {
+            crate::http::trace::line(self.c.number, self.times.msec.saturating_sub(self.r.start_msec), what);
+        }
+    }
     /// Monotonic now in ms. nginx: `ngx_current_msec`.
     pub fn now(&self) -> u64 {
         self.times.msec
