@@ -128,9 +128,10 @@ fn create_loc_conf() -> MytestConf {
     MytestConf { upstream, hide_headers: None, pass_headers: None, shared: None, backend: None }
 }
 
-/// Prepares `hide_headers` from the proxy module's list, as the seed's merge does: the
-/// framework refuses an upstream conf whose hide list was never built, and builds it only in
-/// a merge. The result is shared by the location's requests. nginx: the seed's
+/// Prepares `hide_headers` from the proxy module's list, as the seed's merge does: nginx's
+/// framework reads the hide list as a hash that must exist, and only
+/// `ngx_http_upstream_hide_headers_hash()` builds it, in a merge. The result is shared by the
+/// location's requests. nginx: the seed's
 /// `ngx_http_mytest_merge_loc_conf()` calling `ngx_http_upstream_hide_headers_hash(cf,
 /// &conf->upstream, &prev->upstream, ngx_http_proxy_hide_headers, &hash)`.
 fn merge_loc_conf(prev: &MytestConf, conf: &mut MytestConf) {
