@@ -28,6 +28,7 @@ pub mod conf;
 pub mod connect;
 pub mod handler;
 pub mod header;
+pub mod headers_in;
 pub mod keepalive;
 pub mod request;
 pub mod response;
