@@ -293,9 +293,9 @@ fn config_errors() {
     let (code, out) = bad("127.0.0.1:0", true);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("[emerg]") && out.contains("invalid port in upstream \"127.0.0.1:0\""), "{out}");
-    // A name that cannot resolve (RFC 6761's .invalid) fails at startup, not per request.
-    let (_, out) = bad("no-such-host.invalid", true);
-    assert!(out.contains("[emerg]") && out.contains("host not found in upstream \"no-such-host.invalid\""), "{out}");
+    // (A name that does not resolve fails at startup too, "host not found in upstream": not
+    // tested here, since asking the system resolver may leave the machine, and the suite
+    // stays on loopback.)
     let (_, out) = bad("127.0.0.1:1 127.0.0.1:2", true);
     assert!(out.contains("[emerg]") && out.contains("invalid number of arguments in \"mytest\" directive"), "{out}");
     let (_, out) = bad("127.0.0.1:1", false);
