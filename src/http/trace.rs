@@ -14,11 +14,19 @@ use super::cycle::{Cycle, RequestId};
 
 /// Logs `what` for request `rid` at debug level: `*N +Tms what`. Build `what` with
 /// `format_args!`, which costs nothing until the line is written.
-#[inline]
+/// Inlined, so that with debug off a call site costs the level check alone: the `Arguments`
+/// are built only on the taken branch.
+#[inline(always)]
 pub fn step(cy: &Cycle, rid: RequestId, what: Arguments<'_>) {
-    if !log::log_enabled!(log::Level::Debug) {
-        return;
+    if log::log_enabled!(log::Level::Debug) {
+        step_line(cy, rid, what);
     }
+}
+
+/// The rest of [`step`], out of line.
+#[cold]
+#[inline(never)]
+fn step_line(cy: &Cycle, rid: RequestId, what: Arguments<'_>) {
     let Some(r) = cy.requests.get(rid) else { return };
     let number = cy.ev.conns.get(r.connection).map_or(0, |c| c.number);
     line(number, cy.ev.times.msec.saturating_sub(r.start_msec), what);
@@ -26,6 +34,8 @@ pub fn step(cy: &Cycle, rid: RequestId, what: Arguments<'_>) {
 
 /// Writes one trace line for connection `*number`, `elapsed` ms into its request (for callers
 /// that hold the request and connection already, such as an upstream callback's context).
+#[cold]
+#[inline(never)]
 pub fn line(number: u64, elapsed: u64, what: Arguments<'_>) {
     log::debug!("*{number} +{elapsed}ms {what}");
 }

@@ -9,6 +9,7 @@ use crate::event::connection::{ConnId, Ev};
 use crate::event::{self, connect::connect_peer};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::{Owner, RequestId};
+use crate::http::trace;
 
 /// Picks a peer and starts a non-blocking connect; the write event says when it is done.
 /// nginx: `ngx_http_upstream_connect()`.
@@ -49,12 +50,14 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
         // An idle connection to this peer: no connect, send at once (no write edge will come
         // on a socket that is writable already). nginx: `rc == NGX_DONE` of
         // `ngx_event_connect_peer()` with `pc->cached`.
-        adopt(cy, rid, cid, true);
+        let number = adopt(cy, rid, cid, true);
+        trace::step(cy, rid, format_args!("upstream connect: {addr} (cached connection *{number})"));
         return super::request::send_request(cy, rid, true);
     }
     match connect_peer(&mut cy.ev, &addr, Owner::Upstream(rid)) {
         Ok(cid) => {
             adopt(cy, rid, cid, false);
+            trace::step(cy, rid, format_args!("upstream connect: {addr} (new connection)"));
             event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
         }
         Err(e) => {
@@ -65,19 +68,24 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
 }
 
 /// Makes `cid` the current try's connection: owner, handlers, the upstream's state.
-fn adopt(cy: &mut Cycle, rid: RequestId, cid: ConnId, cached: bool) {
+/// Returns its number (`*N`, for the trace line).
+fn adopt(cy: &mut Cycle, rid: RequestId, cid: ConnId, cached: bool) -> u64 {
+    let mut number = 0;
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.owner = Owner::Upstream(rid);
         c.read.handler = super::handler;
         c.write.handler = super::handler;
         c.action = "connecting to upstream";
         c.requests += 1;
+        number = c.number;
     }
-    let Some(u) = u_mut(cy, rid) else { return };
-    u.peer.connection = Some(cid);
-    u.peer.cached = cached;
-    u.write_handler = WriteHandler::SendRequest;
-    u.read_handler = ReadHandler::ProcessHeader;
+    if let Some(u) = u_mut(cy, rid) {
+        u.peer.connection = Some(cid);
+        u.peer.cached = cached;
+        u.write_handler = WriteHandler::SendRequest;
+        u.read_handler = ReadHandler::ProcessHeader;
+    }
+    number
 }
 
 /// Rewinds everything a try changed, so the request can go to another peer.

@@ -69,7 +69,9 @@ pub struct UpstreamCx<'a> {
 }
 
 impl UpstreamCx<'_> {
-    /// A debug-level trace line for this request (`http::trace`): `*N +Tms what`.
+    /// A debug-level trace line for this request (`http::trace`): `*N +Tms what`. Inlined
+    /// for the reason `trace::step` is.
+    #[inline(always)]
     pub fn debug(&self, what: std::fmt::Arguments<'_>) {
         if log::log_enabled!(log::Level::Debug) {
             crate::http::trace::line(self.c.number, self.times.msec.saturating_sub(self.r.start_msec), what);

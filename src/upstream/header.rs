@@ -13,6 +13,7 @@ use crate::event::connection::{ConnId, Ev};
 use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
+use crate::http::trace;
 
 /// Reads into `u.buffer` and asks the module to parse, until it stops saying `Again`.
 /// nginx: `ngx_http_upstream_process_header()`.
@@ -102,15 +103,33 @@ fn read_header(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Result<Step, Exit
             return Err(Exit::Next(Ft::Error));
         }
     }
-    match callback(cy, rid, |m, cx| m.process_header(cx)) {
-        Some(Ok(step)) => Ok(step),
+    let received = u.state.bytes_received;
+    let Some(rc) = callback(cy, rid, |m, cx| m.process_header(cx)) else {
+        return Err(Exit::Wait); // a stale id
+    };
+    trace::step(cy, rid, format_args!("upstream process_header: {} ({received} bytes read)", HeaderRc(&rc)));
+    match rc {
+        Ok(step) => Ok(step),
         // The module logged what was wrong (nginx's framework does not log this either).
-        Some(Err(UpstreamError::InvalidHeader)) => Err(Exit::Next(Ft::InvalidHeader)),
-        Some(Err(e)) => {
+        Err(UpstreamError::InvalidHeader) => Err(Exit::Next(Ft::InvalidHeader)),
+        Err(e) => {
             log::error!("upstream process_header failed: {e:?}");
             Err(Exit::Finalize(HandlerRc::Status(500)))
         }
-        None => Err(Exit::Wait), // a stale id
+    }
+}
+
+/// What the module's `process_header` said, for the trace line; formatted only when the
+/// line is written.
+struct HeaderRc<'a>(&'a Result<Step, UpstreamError>);
+
+impl std::fmt::Display for HeaderRc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Ok(Step::Again) => f.write_str("again"),
+            Ok(Step::Done(())) => f.write_str("done"),
+            Err(e) => write!(f, "error ({e:?})"),
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use crate::event::{self, connect::test_connect, posted};
 use crate::http::body;
 use crate::http::cycle::Cycle;
 use crate::http::cycle::{Connection, RequestId};
+use crate::http::trace;
 
 /// The write handler while connecting and sending. nginx:
 /// `ngx_http_upstream_send_request_handler()`.
@@ -89,10 +90,12 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
     }
     let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     c.action = "sending request to upstream";
-    let sent = if request_sent { Some(c.sent) } else { None };
+    let (sent, sent_before) = (if request_sent { Some(c.sent) } else { None }, c.sent);
     let rc = send_request_body(cy, rid, do_write);
     let Some(c) = cy.ev.conns.get(cid) else { return };
     let (write_ready, read_ready, sent_now) = (c.write.ready, c.read.ready, c.sent);
+    let n = sent_now.saturating_sub(sent_before);
+    trace::step(cy, rid, format_args!("upstream send: {n} bytes, {}", SendRc(&rc)));
     match rc {
         Ok(Step::Again) => {
             let blocked = u_ref(cy, rid).is_some_and(|u| u.request_body_blocked);
@@ -116,6 +119,19 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
             next(cy, rid, Ft::Error)
         }
         Err(SendError::Body(status)) => finalize(cy, rid, HandlerRc::Status(status)),
+    }
+}
+
+/// How a send ended, for the trace line; formatted only when the line is written.
+struct SendRc<'a>(&'a Result<Step, SendError>);
+
+impl std::fmt::Display for SendRc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Ok(Step::Done(())) => "request sent",
+            Ok(Step::Again) => "again",
+            Err(_) => "error",
+        })
     }
 }
 

@@ -31,6 +31,8 @@ impl ProxyCtx {
         self.client_headers(r, &mut head);
         head.extend_from_slice(b"\r\n");
         let body = body_bufs(r);
+        let method = r.method_name().escape_ascii();
+        cx.debug(format_args!("proxy create_request: {method} {uri}, {} bytes of header", head.len()));
         cx.u.uri = uri;
         cx.u.request_bufs.push_back(Buf::from_vec(head));
         cx.u.request_bufs.extend(body);

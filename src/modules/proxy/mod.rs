@@ -42,6 +42,7 @@ use crate::core::buf::Chain;
 use crate::core::step::{HandlerRc, Step};
 use crate::http::cycle::{Cycle, RequestId};
 use crate::http::parse::ChunkedDecoder;
+use crate::http::trace;
 use crate::http::variables::ComplexValue;
 use crate::http::{body, AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError, VariableDef};
 use crate::upstream::conf::{split_host_port, Ft, UpstreamMainConf, FT_NON_IDEMPOTENT, FT_OFF};
@@ -384,6 +385,7 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
     // A chunked body is streamed only to an HTTP/1.1 upstream (re-chunked); for HTTP/1.0 it
     // is read whole to learn its length.
     let no_buffering = !uconf.request_buffering && (!r.headers_in.chunked || shared.http_version == 1001);
+    trace::step(cy, rid, format_args!("proxy handler: proxy_pass http://{}", shared.pass.host));
     let resolved = Resolved { group: shared.pass.group, host: shared.pass.host.clone() };
     let ctx = ProxyCtx {
         phase: Phase::StatusLine,
@@ -426,8 +428,8 @@ impl UpstreamHandler for ProxyCtx {
     }
 
     /// nginx: `ngx_http_proxy_finalize_request()` — only a debug line.
-    fn finalize_request(&mut self, _cx: &mut UpstreamCx<'_>, rc: HandlerRc) {
-        log::debug!("finalize http proxy request: {rc:?}");
+    fn finalize_request(&mut self, cx: &mut UpstreamCx<'_>, rc: HandlerRc) {
+        cx.debug(format_args!("finalize http proxy request: {rc:?}"));
     }
 
     /// nginx: `ngx_http_proxy_reinit_request()`.
