@@ -101,11 +101,9 @@ fn release(cy: &mut Cycle, rid: RequestId, main: RequestId, next: Next) -> Filte
             Postponed::Out(mut out) => {
                 let n = chain_len(&out);
                 super::trace::step(cy, rid, format_args!("postpone: held output released ({n} bytes)"));
-                rc = next.body(cy, main, &mut out);
+                let step = next.body(cy, main, &mut out);
                 cy.ev.bufs.put_chain(&mut out);
-                if rc.is_err() {
-                    return rc;
-                }
+                rc = Ok(step?);
             }
         }
     }
