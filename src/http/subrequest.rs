@@ -291,7 +291,9 @@ pub(super) fn finalize_subrequest(cy: &mut Cycle, rid: RequestId) {
         return request::finalize_connection(cy, rid);
     }
     if !r.postponed.is_empty() {
-        // Its own output still waits (for a grandchild, or for its turn).
+        // Its own output still waits (for a grandchild, or for its turn): `writer` sends it
+        // when the turn comes, then finalizes again.
+        super::trace::step(cy, rid, format_args!("subrequest finished before its turn, output held"));
         return request::set_write_handler(cy, rid);
     }
     let Some(mr) = cy.requests.get_mut(main) else { return };
