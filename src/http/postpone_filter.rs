@@ -1,11 +1,11 @@
 //! Request order for the output of a request and its subrequests: what a request writes goes
 //! to the client only while it is the active request (nginx's `c->data`); otherwise it is held
-//! in its `postponed` list until its turn, whatever order the children finish in.
+//! in its `sr.postponed` list until its turn, whatever order the children finish in.
 //!
 //! nginx: src/http/ngx_http_postpone_filter_module.c (`ngx_http_postpone_filter()`,
 //! `ngx_http_postpone_filter_add()`, `ngx_http_postpone_filter_in_memory()`).
 //!
-//! The turn passes like this: a parent's `postponed` list holds, in order, its own held
+//! The turn passes like this: a parent's `sr.postponed` list holds, in order, its own held
 //! buffers (`Postponed::Out`) and its children (`Postponed::Request`). When the active parent
 //! writes, the filter sends the held buffers at the front of the list; on reaching a child it
 //! makes the child active and posts it, and stops. The child's output (held or new) then goes
@@ -42,15 +42,18 @@ pub const SUBREQUEST_OUTPUT_BUFFER_SIZE: usize = 4096;
 pub fn postpone_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, next: Next) -> FilterRc {
     let Some(r) = cy.requests.get_mut(rid) else { return Err(Error) };
     let main = r.main;
+    let Some(sr) = r.sr.as_ref() else {
+        return next.body(cy, rid, input); // a request without subrequests
+    };
     if main == rid {
-        if r.active == rid && r.postponed.is_empty() {
-            return next.body(cy, rid, input); // a request without subrequests
+        if sr.active.is_none() && sr.postponed.is_empty() {
+            return next.body(cy, rid, input);
         }
     } else {
-        if r.subrequest_in_memory {
+        if sr.flags.in_memory {
             return in_memory(cy, rid, input);
         }
-        if r.background {
+        if sr.flags.background {
             cy.ev.bufs.put_chain(input);
             return Ok(Step::Done(()));
         }
@@ -59,7 +62,7 @@ pub fn postpone_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, next: 
             b.flush = true;
         }
     }
-    let active = cy.requests.get(main).is_some_and(|m| m.active == rid);
+    let active = cy.requests.get(main).is_some_and(|m| m.active() == rid);
     let Some(r) = cy.requests.get_mut(rid) else { return Err(Error) };
     if !active {
         if !input.is_empty() {
@@ -68,7 +71,7 @@ pub fn postpone_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, next: 
         }
         return Ok(Step::Done(()));
     }
-    if r.postponed.is_empty() {
+    if !r.has_postponed() {
         return next.body(cy, main, input);
     }
     if !input.is_empty() {
@@ -86,13 +89,14 @@ fn r_ref(cy: &Cycle, rid: RequestId) -> Option<&Request> {
 fn release(cy: &mut Cycle, rid: RequestId, main: RequestId, next: Next) -> FilterRc {
     let mut rc = Ok(Step::Done(()));
     loop {
-        let Some(front) = cy.requests.get_mut(rid).and_then(|r| r.postponed.pop_front()) else {
+        let front = cy.requests.get_mut(rid).and_then(|r| r.sr.as_mut()).and_then(|s| s.postponed.pop_front());
+        let Some(front) = front else {
             return rc;
         };
         match front {
             Postponed::Request(sr) => {
                 if let Some(mr) = cy.requests.get_mut(main) {
-                    mr.active = sr;
+                    mr.sub_mut().active = Some(sr);
                 }
                 super::trace::step(cy, sr, format_args!("postpone: subrequest's turn, posted"));
                 request::post_request(cy, sr);
@@ -112,11 +116,12 @@ fn release(cy: &mut Cycle, rid: RequestId, main: RequestId, next: Next) -> Filte
 /// Appends `input` to the last held output, or as a new place at the end of the list.
 /// nginx: `ngx_http_postpone_filter_add()`.
 fn add(r: &mut Request, input: &mut Chain) {
-    if let Some(Postponed::Out(out)) = r.postponed.back_mut() {
+    let list = &mut r.sub_mut().postponed;
+    if let Some(Postponed::Out(out)) = list.back_mut() {
         out.append(input);
         return;
     }
-    r.postponed.push_back(Postponed::Out(std::mem::take(input)));
+    list.push_back(Postponed::Out(std::mem::take(input)));
 }
 
 /// An in-memory subrequest's output goes into its `r.out`, one buffer of at most
@@ -155,9 +160,10 @@ fn in_memory(cy: &mut Cycle, rid: RequestId, input: &mut Chain) -> FilterRc {
 }
 
 /// Bytes of output `r` holds until its turn (upstreams count them against their bounds).
+#[inline]
 pub fn held_len(r: Option<&Request>) -> u64 {
-    let Some(r) = r else { return 0 };
-    r.postponed
+    let Some(s) = r.and_then(|r| r.sr.as_ref()) else { return 0 };
+    s.postponed
         .iter()
         .map(|p| match p {
             Postponed::Out(c) => chain_len(c),

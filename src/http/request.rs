@@ -90,7 +90,7 @@ pub struct HeadersOut {
 /// Body reading state. See `body.rs`.
 pub use super::body::RequestBody;
 
-pub use super::subrequest::{PostSubrequest, Postponed};
+pub use super::subrequest::{PostSubrequest, Postponed, SubState};
 
 /// One HTTP request (main request or subrequest). nginx: `ngx_http_request_t`.
 pub struct Request {
@@ -183,34 +183,31 @@ pub struct Request {
     pub sent_start: u64,
     /// The request arrived pipelined behind another (`$pipe`).
     pub pipelined: bool,
-    /// Output held until its turn, in request order: this request's own buffers and its
-    /// children's places. nginx: `r->postponed` (see `postpone_filter.rs`).
-    pub postponed: std::collections::VecDeque<Postponed>,
-    /// The request whose output may go to the client now (kept on the main request only).
-    /// nginx: `c->data` while a request runs.
-    pub active: RequestId,
-    /// Every subrequest of this main request, in creation order (main request only), freed
-    /// with it. nginx: their memory in the main request's pool.
-    pub tree: Vec<RequestId>,
-    /// Levels of subrequests still allowed below this request. nginx: `r->subrequests`.
-    pub subrequests: u8,
-    /// Called when this subrequest is finalized. nginx: `r->post_subrequest`.
-    pub post_subrequest: Option<PostSubrequest>,
-    /// nginx: `r->subrequest_in_memory` — the body is kept for the parent, not sent.
-    pub subrequest_in_memory: bool,
-    /// nginx: `r->waited` — marked done even when finalized before its turn.
-    pub waited: bool,
-    /// nginx: `r->background` — the parent does not wait for it; its output is dropped.
-    pub background: bool,
-    /// The method name of a subrequest (`GET`), which its copy of the head does not say.
-    /// nginx: `sr->method_name = ngx_http_core_get_method`.
-    pub method_override: Option<&'static [u8]>,
+    /// Its place in a tree of subrequests, if it is or has one (nginx: `r->postponed`,
+    /// `c->data`, `r->subrequests`, `r->post_subrequest`, the subrequest flags). Boxed and
+    /// absent for a request without subrequests, which then stays as small as before.
+    pub sr: Option<Box<SubState>>,
 }
 
 impl Request {
     /// The module context of type `T`. nginx: `ngx_http_get_module_ctx()`.
     pub fn ctx<T: 'static>(&mut self) -> Option<&mut T> {
         self.ctx.iter_mut().find_map(|c| c.downcast_mut::<T>())
+    }
+    /// The request whose output may go to the client now (meaningful on a main request).
+    /// nginx: `c->data`.
+    #[inline]
+    pub fn active(&self) -> RequestId {
+        self.sr.as_ref().and_then(|s| s.active).unwrap_or(self.id)
+    }
+    /// Output or children wait in `postponed`. nginx: `r->postponed != NULL`.
+    #[inline]
+    pub fn has_postponed(&self) -> bool {
+        self.sr.as_ref().is_some_and(|s| !s.postponed.is_empty())
+    }
+    /// The subrequest state, created on first use.
+    pub fn sub_mut(&mut self) -> &mut SubState {
+        self.sr.get_or_insert_with(Box::default)
     }
     /// A request header by name (case-insensitive), the first if repeated.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
@@ -227,7 +224,7 @@ impl Request {
     }
     /// The method as sent (`GET` for a subrequest). nginx: `r->method_name`.
     pub fn method_name(&self) -> &[u8] {
-        if let Some(m) = self.method_override {
+        if let Some(m) = self.sr.as_ref().and_then(|s| s.method) {
             return m;
         }
         self.header_in.mem.get(self.head.method.clone()).unwrap_or(b"")
@@ -354,10 +351,8 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
     let addr = cy.ev.listening.get(li).map(|l| l.servers).unwrap_or(0);
     let timeout = srv.core.client_header_timeout();
     let id = cy.requests.vacant_id();
-    let mut r = new_request(id, cid, srv, header_in, cy.ev.times.msec, cy.ev.times.unix_ms);
-    r.addr = addr;
-    r.pipelined = pipelined;
-    let rid = cy.requests.insert(r);
+    let (msec, unix_ms) = (cy.ev.times.msec, cy.ev.times.unix_ms);
+    let rid = cy.requests.insert(new_request(id, cid, srv, addr, header_in, msec, unix_ms, pipelined));
     cy.ev.stats.requests += 1;
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.owner = Owner::Client(Some(rid));
@@ -376,13 +371,19 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
 /// A request in its initial state: a main request of its own (`main`, `active` = `id`,
 /// `count` 1), GET, HTTP/1.0, nothing parsed. `create_request` and `subrequest::subrequest`
 /// fill in the rest. nginx: the `ngx_pcalloc` and the settings of `ngx_http_alloc_request()`.
+///
+/// Inlined so that `create_request` builds the request in its slab slot, not on the stack.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn new_request(
     id: RequestId,
     connection: ConnId,
     srv: Arc<SrvConf>,
+    addr: usize,
     header_in: Buf,
     start_msec: u64,
     start_unix_ms: u64,
+    pipelined: bool,
 ) -> Request {
     Request {
         id,
@@ -392,7 +393,7 @@ pub(super) fn new_request(
         count: 1,
         loc: srv.loc.clone(),
         srv,
-        addr: 0,
+        addr,
         header_in,
         large_header_bufs: 0,
         head: RequestHead::default(),
@@ -427,16 +428,8 @@ pub(super) fn new_request(
         ctx: Vec::new(),
         reading: true,
         sent_start: 0,
-        pipelined: false,
-        postponed: std::collections::VecDeque::new(),
-        active: id,
-        tree: Vec::new(),
-        subrequests: super::subrequest::MAX_SUBREQUESTS + 1,
-        post_subrequest: None,
-        subrequest_in_memory: false,
-        waited: false,
-        background: false,
-        method_override: None,
+        pipelined,
+        sr: None,
     }
 }
 
@@ -593,9 +586,9 @@ pub fn request_handler(cy: &mut Cycle, ev: Ev) {
     let Some(Owner::Client(Some(main))) = cy.ev.conns.get(ev.c).map(|c| c.owner) else { return };
     let Some(mr) = cy.requests.get(main) else { return };
     // The events go to the request whose output may go out now (nginx: `r = c->data`).
-    let (rid, r) = match mr.active {
-        a if a == main => (main, mr),
-        a => match cy.requests.get(a) {
+    let (rid, r) = match mr.sr.as_ref().and_then(|s| s.active) {
+        None => (main, mr),
+        Some(a) => match cy.requests.get(a) {
             Some(r) => (a, r),
             None => (main, mr),
         },
@@ -632,11 +625,14 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     if rc == HandlerRc::Done {
         return finalize_connection(cy, rid);
     }
-    let is_sub = r.main != rid;
+    // A request that neither is nor has a subrequest has no `sr`: one test on its path.
+    let in_tree = r.sr.is_some();
+    let is_sub = in_tree && r.main != rid;
     // The seed's check: `if (r != r->main && r->post_subrequest)`.
-    let rc = match r.post_subrequest {
-        Some(ps) if is_sub => super::subrequest::post_subrequest(cy, rid, ps, rc),
-        _ => rc,
+    let ps = if is_sub { r.sr.as_ref().and_then(|s| s.post_subrequest) } else { None };
+    let rc = match ps {
+        Some(ps) => super::subrequest::post_subrequest(cy, rid, ps, rc),
+        None => rc,
     };
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let c_error = cy.ev.conns.get(cid).is_none_or(|c| c.error);
@@ -666,12 +662,12 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
         return super::subrequest::finalize_subrequest(cy, rid);
     }
     let Some(r) = cy.requests.get_mut(rid) else { return };
-    if !r.out.is_empty() || !r.postponed.is_empty() {
+    if !r.out.is_empty() || in_tree && r.has_postponed() {
         // Output still buffered, or held behind subrequests: wait for the socket, or for the
         // children. nginx: `ngx_http_set_write_handler()`.
         return set_write_handler(cy, rid);
     }
-    if r.active != rid {
+    if in_tree && r.active() != rid {
         let n = cy.ev.conns.get(cid).map_or(0, |c| c.number);
         crate::ngx_log!(Alert, "*{n} http finalize non-active request: \"{}\"", String::from_utf8_lossy(&r.uri));
         return;
@@ -680,7 +676,9 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     r.write_event_handler = empty_handler;
     let count = r.count;
     event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
-    super::trace::step(cy, rid, format_args!("finalize: count {count}"));
+    if log::max_level() >= log::LevelFilter::Debug {
+        super::trace::step(cy, rid, format_args!("finalize: count {count}"));
+    }
     finalize_connection(cy, rid);
 }
 
@@ -713,7 +711,7 @@ pub fn writer(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     // A subrequest waits only for its own held output; the socket is the main request's.
     // nginx: `if (r->buffered || r->postponed || (r == r->main && c->buffered))`.
-    let waits = !r.postponed.is_empty() || r.main == rid && (rc == Ok(Step::Again) || !r.out.is_empty());
+    let waits = r.has_postponed() || r.main == rid && (rc == Ok(Step::Again) || !r.out.is_empty());
     match rc {
         Err(_) => finalize_request(cy, rid, HandlerRc::Error),
         Ok(_) if waits => {
@@ -846,15 +844,20 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     if status != 0 && r.headers_out.status == 0 {
         r.headers_out.status = status;
     }
+    let in_tree = r.sr.is_some();
     log_request(cy, rid);
     let pool = cy.requests.get_mut(rid).map(|r| std::mem::take(&mut r.pool_cleanup)).unwrap_or_default();
     for f in pool {
         f(cy, rid);
     }
-    super::subrequest::free_tree(cy, rid);
+    if in_tree {
+        super::subrequest::free_tree(cy, rid);
+    }
     if let Some(mut r) = cy.requests.remove(rid) {
         cy.ev.bufs.put_chain(&mut r.out);
-        super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut r.postponed);
+        if let Some(mut sr) = r.sr.take() {
+            super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);
+        }
         if let Some(b) = r.request_body.take() {
             super::body::free_body(cy, *b);
         }

@@ -65,6 +65,7 @@
 //! - the main request keeps every child (`tree`) until it is freed, as nginx keeps them in its
 //!   pool: a parent may read a finished child.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use super::cycle::{Cycle, RequestId};
@@ -127,6 +128,45 @@ pub enum Postponed {
     Out(Chain),
 }
 
+/// A request's part in a tree of subrequests (`Request::sr`, boxed: a request without
+/// subrequests carries only `None`).
+#[derive(Debug)]
+pub struct SubState {
+    /// Output held until its turn, in request order: this request's own buffers and its
+    /// children's places. nginx: `r->postponed` (see `postpone_filter.rs`).
+    pub postponed: VecDeque<Postponed>,
+    /// On a main request: the request whose output may go out now (`None`: the main request
+    /// itself). nginx: `c->data`.
+    pub active: Option<RequestId>,
+    /// On a main request: every subrequest under it, in creation order, freed with it.
+    /// nginx: their memory in the main request's pool.
+    pub tree: Vec<RequestId>,
+    /// Levels of subrequests still allowed below this request. nginx: `r->subrequests`.
+    pub subrequests: u8,
+    /// Called when this subrequest is finalized. nginx: `r->post_subrequest`.
+    pub post_subrequest: Option<PostSubrequest>,
+    /// nginx: `r->subrequest_in_memory`, `r->waited`, `r->background`.
+    pub flags: SubrequestFlags,
+    /// The method name a subrequest's copy of the head does not say (`GET`).
+    /// nginx: `sr->method_name = ngx_http_core_get_method`.
+    pub method: Option<&'static [u8]>,
+}
+
+impl Default for SubState {
+    /// A main request's state when it creates its first child.
+    fn default() -> SubState {
+        SubState {
+            postponed: VecDeque::new(),
+            active: None,
+            tree: Vec::new(),
+            subrequests: MAX_SUBREQUESTS + 1,
+            post_subrequest: None,
+            flags: SubrequestFlags::NONE,
+            method: None,
+        }
+    }
+}
+
 /// Why no subrequest was created (the error-log line is written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubrequestError {
@@ -151,7 +191,7 @@ pub fn subrequest(
     let Some(pr) = cy.requests.get(r) else { return Err(SubrequestError::Gone) };
     let main = pr.main;
     let quoted = String::from_utf8_lossy(uri);
-    if pr.subrequests == 0 {
+    if pr.sr.as_ref().is_some_and(|s| s.subrequests == 0) {
         log_error(cy, r, log::Level::Error, &format!("subrequests cycle while processing \"{quoted}\""));
         return Err(SubrequestError::Cycle);
     }
@@ -163,21 +203,22 @@ pub fn subrequest(
     let sr = new_subrequest(cy, r, uri, args, ps, flags).ok_or(SubrequestError::Gone)?;
     let srid = cy.requests.insert(sr);
     let Some(mr) = cy.requests.get_mut(main) else { return Err(SubrequestError::Gone) };
-    mr.tree.push(srid);
     mr.count += 1;
-    let (count, active) = (mr.count, mr.active);
+    let (count, active) = (mr.count, mr.active());
+    mr.sub_mut().tree.push(srid);
     if !flags.background {
         let Some(pr) = cy.requests.get_mut(r) else { return Err(SubrequestError::Gone) };
-        let first = pr.postponed.is_empty();
-        pr.postponed.push_back(Postponed::Request(srid));
+        let first = !pr.has_postponed();
+        pr.sub_mut().postponed.push_back(Postponed::Request(srid));
         if active == r && first {
             // Nothing of the parent waits: the child's output may go out as it comes.
             if let Some(mr) = cy.requests.get_mut(main) {
-                mr.active = srid;
+                mr.sub_mut().active = Some(srid);
             }
         }
     }
-    let depth = MAX_SUBREQUESTS + 1 - cy.requests.get(srid).map_or(0, |s| s.subrequests);
+    let left = cy.requests.get(srid).and_then(|s| s.sr.as_ref()).map_or(0, |s| s.subrequests);
+    let depth = MAX_SUBREQUESTS + 1 - left;
     super::trace::step(
         cy,
         srid,
@@ -210,11 +251,10 @@ fn new_subrequest(
     let id = cy.requests.vacant_id();
     let (now, unix) = (cy.ev.times.msec, cy.ev.times.unix_ms);
     let pr = cy.requests.get(r)?;
-    let mut sr = request::new_request(id, pr.connection, pr.srv.clone(), header_in, now, unix);
+    let mut sr = request::new_request(id, pr.connection, pr.srv.clone(), pr.addr, header_in, now, unix, false);
     sr.main = pr.main;
     sr.parent = Some(r);
     sr.count = 0; // only the main request's count is used
-    sr.addr = pr.addr;
     sr.head = pr.head.clone();
     sr.head_done = true;
     sr.reading = false;
@@ -227,14 +267,16 @@ fn new_subrequest(
     sr.uri = uri.to_vec();
     sr.args = args.to_vec();
     sr.internal = true;
-    sr.method_override = Some(b"GET");
     sr.read_event_handler = request::empty_handler;
     sr.write_event_handler = subrequest_handler;
-    sr.subrequests = pr.subrequests - 1;
-    sr.post_subrequest = ps;
-    sr.subrequest_in_memory = flags.in_memory;
-    sr.waited = flags.waited;
-    sr.background = flags.background;
+    let left = pr.sr.as_ref().map_or(MAX_SUBREQUESTS + 1, |s| s.subrequests);
+    sr.sr = Some(Box::new(SubState {
+        subrequests: left.saturating_sub(1),
+        post_subrequest: ps,
+        flags,
+        method: Some(b"GET"),
+        ..SubState::default()
+    }));
     Some(sr)
 }
 
@@ -285,35 +327,37 @@ pub(super) fn post_subrequest(cy: &mut Cycle, rid: RequestId, ps: PostSubrequest
 pub(super) fn finalize_subrequest(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let (main, Some(parent)) = (r.main, r.parent) else { return };
-    if r.background {
+    let flags = r.sr.as_ref().map_or(SubrequestFlags::NONE, |s| s.flags);
+    if flags.background {
         r.done = true;
         super::trace::step(cy, rid, format_args!("background subrequest done"));
         return request::finalize_connection(cy, rid);
     }
-    if !r.postponed.is_empty() {
+    if r.has_postponed() {
         // Its own output still waits (for a grandchild, or for its turn): `writer` sends it
         // when the turn comes, then finalizes again.
         super::trace::step(cy, rid, format_args!("subrequest finished before its turn, output held"));
         return request::set_write_handler(cy, rid);
     }
     let Some(mr) = cy.requests.get_mut(main) else { return };
-    if mr.active == rid {
+    if mr.active() == rid {
         mr.count = mr.count.saturating_sub(1);
-        mr.active = parent;
+        mr.sub_mut().active = (parent != main).then_some(parent);
         let count = mr.count;
         if let Some(r) = cy.requests.get_mut(rid) {
             r.done = true;
         }
         if let Some(pr) = cy.requests.get_mut(parent) {
-            if matches!(pr.postponed.front(), Some(Postponed::Request(s)) if *s == rid) {
-                pr.postponed.pop_front();
+            let list = &mut pr.sub_mut().postponed;
+            if matches!(list.front(), Some(Postponed::Request(s)) if *s == rid) {
+                list.pop_front();
             }
         }
         super::trace::step(cy, rid, format_args!("subrequest done, wake parent: count {count}"));
     } else if let Some(r) = cy.requests.get_mut(rid) {
         // Finished before its turn: the postpone filter posts it when the turn comes.
         r.write_event_handler = request_finalizer;
-        if r.waited {
+        if flags.waited {
             r.done = true;
         }
         super::trace::step(cy, rid, format_args!("subrequest finished before its turn"));
@@ -329,19 +373,17 @@ fn request_finalizer(cy: &mut Cycle, rid: RequestId) {
 /// Runs the cleanups of every child of `main` (upstreams still running, ...), latest first.
 /// nginx: `r->main->cleanup`, where `ngx_http_cleanup_add()` puts every request's cleanups.
 pub(super) fn run_tree_cleanups(cy: &mut Cycle, main: RequestId) {
-    let n = cy.requests.get(main).map_or(0, |m| m.tree.len());
-    for i in (0..n).rev() {
-        if let Some(sr) = cy.requests.get(main).and_then(|m| m.tree.get(i).copied()) {
-            request::run_cleanup(cy, sr);
-        }
+    let tree = cy.requests.get(main).and_then(|m| m.sr.as_ref()).map(|s| s.tree.clone()).unwrap_or_default();
+    for &sr in tree.iter().rev() {
+        request::run_cleanup(cy, sr);
     }
 }
 
 /// Frees every child of `main` with it: cleanups left, pool cleanups (upstream contexts, temp
 /// files), held output, slots. nginx: `ngx_destroy_pool(r->main->pool)`.
 pub(super) fn free_tree(cy: &mut Cycle, main: RequestId) {
-    let tree = match cy.requests.get_mut(main) {
-        Some(m) if !m.tree.is_empty() => std::mem::take(&mut m.tree),
+    let tree = match cy.requests.get_mut(main).and_then(|m| m.sr.as_mut()) {
+        Some(s) if !s.tree.is_empty() => std::mem::take(&mut s.tree),
         _ => return,
     };
     for &sr in tree.iter().rev() {
@@ -352,7 +394,9 @@ pub(super) fn free_tree(cy: &mut Cycle, main: RequestId) {
         }
         if let Some(mut r) = cy.requests.remove(sr) {
             cy.ev.bufs.put_chain(&mut r.out);
-            super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut r.postponed);
+            if let Some(s) = r.sr.as_mut() {
+                super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut s.postponed);
+            }
             cy.ev.bufs.put(r.header_in);
         }
     }

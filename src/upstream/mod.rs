@@ -387,7 +387,7 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     r.cleanup.push(cleanup);
     r.read_event_handler = rd_check_broken_connection;
     r.write_event_handler = http_request::empty_handler;
-    let (cid, in_memory) = (r.connection, r.subrequest_in_memory);
+    let (cid, in_memory) = (r.connection, r.sr.as_ref().is_some_and(|s| s.flags.in_memory));
     if in_memory {
         // The seed: `subrequest_in_memory` — the body is kept for the parent.
         if let Some(u) = u_mut(cy, rid) {

@@ -249,10 +249,13 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
 /// turn (a subrequest's, see `http::postpone_filter`). `None`: the request is gone.
 fn downstream(cy: &Cycle, rid: RequestId) -> Option<(u64, u64)> {
     let r = cy.requests.get(rid)?;
+    if r.sr.is_none() {
+        // A main request without subrequests (a subrequest always has `sr`).
+        return Some((crate::core::buf::chain_len(&r.out), 0));
+    }
     let m = cy.requests.get(r.main)?;
-    let main_out = if m.active == rid { crate::core::buf::chain_len(&m.out) } else { 0 };
-    let held = if r.main == rid && r.postponed.is_empty() { 0 } else { postpone_filter::held_len(Some(r)) };
-    Some((main_out, held))
+    let main_out = if m.active() == rid { crate::core::buf::chain_len(&m.out) } else { 0 };
+    Some((main_out, postpone_filter::held_len(Some(r))))
 }
 
 /// The body loop of all three modes. nginx: `ngx_http_upstream_process_non_buffered_request()`,
@@ -320,7 +323,7 @@ fn may_read(cy: &Cycle, rid: RequestId) -> bool {
         BodyMode::NonBuffered => {
             let r = cy.requests.get(rid);
             let client = r.and_then(|r| cy.requests.get(r.main)).map_or(0, |m| mem_len(&m.out));
-            let held = r.filter(|r| !r.postponed.is_empty()).map_or(0, |r| postpone_filter::held_len(Some(r)));
+            let held = postpone_filter::held_len(r);
             mem_len(&u.out) + client + (held as usize) < u.conf.buffer_size.max(1)
         }
         BodyMode::Buffered => mem_len(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1),
