@@ -405,6 +405,7 @@ http {{
         location = /quote {{ sr_memory /list?s_sh000001; }}
         location = /list {{ proxy_pass http://127.0.0.1:{quote}; }}
         location = /toobig {{ sr_memory /big; }}
+        location = /kept_return {{ sr_memory /a; }}
         location = /big {{ proxy_buffer_size 1k; proxy_pass http://127.0.0.1:{big}; }}
         location = /mirror {{ sr_background /dead; }}
         location = /mirror_held {{ sr_background /held; }}
@@ -428,6 +429,7 @@ http {{
     children_in_reverse_order(&s);
     nested(&s);
     in_memory(&s);
+    in_memory_return(&s);
     in_memory_too_big(&s);
     background_failure_harmless(&s);
     background_does_not_delay(&s, &release, &held);
@@ -474,6 +476,12 @@ fn in_memory(s: &InProcess) {
     let log = s.error_log();
     assert!(log.contains("post_subrequest: rc Ok"), "{log}");
     assert!(log.contains("subrequest done, wake parent"), "{log}");
+}
+
+/// An in-memory child served by `return`: its body passes the postpone filter into `r.out`.
+fn in_memory_return(s: &InProcess) {
+    let resp = get(s.port, "/kept_return");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "kept 200: A"));
 }
 
 /// A body larger than the upstream's `buffer_size`: nginx's error, the parent answers 502.
