@@ -113,6 +113,7 @@ impl<T, K> GenSlab<T, K> {
         GenSlab { slab: slab::Slab::with_capacity(n), next_gen: Vec::with_capacity(n), _k: PhantomData }
     }
     /// Stores `v` and returns its id. nginx: `ngx_get_connection()` taking a free slot.
+    #[inline(always)]
     pub fn insert(&mut self, v: T) -> Id<K> {
         let id = self.vacant_id();
         if id.key() == self.next_gen.len() {

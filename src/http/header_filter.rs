@@ -35,7 +35,11 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
         return Ok(Step::Done(()));
     }
     r.header_sent = true;
-    if r.main != rid || r.http_version < 1000 {
+    if r.main != rid {
+        // A subrequest's header never goes on the wire: its body takes a place in the parent's.
+        return Ok(Step::Done(()));
+    }
+    if r.http_version < 1000 {
         // nginx sends no header to an HTTP/0.9 response (the proxy's 0.9 fallback).
         r.keepalive = false;
         return Ok(Step::Done(()));

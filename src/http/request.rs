@@ -90,6 +90,8 @@ pub struct HeadersOut {
 /// Body reading state. See `body.rs`.
 pub use super::body::RequestBody;
 
+pub use super::subrequest::{PostSubrequest, Postponed, SubState};
+
 /// One HTTP request (main request or subrequest). nginx: `ngx_http_request_t`.
 pub struct Request {
     /// This request's own id.
@@ -183,12 +185,31 @@ pub struct Request {
     pub sent_start: u64,
     /// The request arrived pipelined behind another (`$pipe`).
     pub pipelined: bool,
+    /// Its place in a tree of subrequests, if it is or has one (nginx: `r->postponed`,
+    /// `c->data`, `r->subrequests`, `r->post_subrequest`, the subrequest flags). Boxed and
+    /// absent for a request without subrequests, which then stays as small as before.
+    pub sr: Option<Box<SubState>>,
 }
 
 impl Request {
     /// The module context of type `T`. nginx: `ngx_http_get_module_ctx()`.
     pub fn ctx<T: 'static>(&mut self) -> Option<&mut T> {
         self.ctx.iter_mut().find_map(|c| c.downcast_mut::<T>())
+    }
+    /// The request whose output may go to the client now (meaningful on a main request).
+    /// nginx: `c->data`.
+    #[inline]
+    pub fn active(&self) -> RequestId {
+        self.sr.as_ref().and_then(|s| s.active).unwrap_or(self.id)
+    }
+    /// Output or children wait in `postponed`. nginx: `r->postponed != NULL`.
+    #[inline]
+    pub fn has_postponed(&self) -> bool {
+        self.sr.as_ref().is_some_and(|s| !s.postponed.is_empty())
+    }
+    /// The subrequest state, created on first use.
+    pub fn sub_mut(&mut self) -> &mut SubState {
+        self.sr.get_or_insert_with(Box::default)
     }
     /// A request header by name (case-insensitive), the first if repeated.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
@@ -203,8 +224,11 @@ impl Request {
     pub fn unparsed_uri(&self) -> &[u8] {
         self.header_in.mem.get(self.head.target.clone()).unwrap_or(b"")
     }
-    /// The method as sent. nginx: `r->method_name`.
+    /// The method as sent (`GET` for a subrequest). nginx: `r->method_name`.
     pub fn method_name(&self) -> &[u8] {
+        if let Some(m) = self.sr.as_ref().and_then(|s| s.method) {
+            return m;
+        }
         self.header_in.mem.get(self.head.method.clone()).unwrap_or(b"")
     }
     /// The whole request line. nginx: `r->request_line`.
@@ -329,9 +353,43 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
     let addr = cy.ev.listening.get(li).map(|l| l.servers).unwrap_or(0);
     let timeout = srv.core.client_header_timeout();
     let id = cy.requests.vacant_id();
-    let r = Request {
+    let (msec, unix_ms) = (cy.ev.times.msec, cy.ev.times.unix_ms);
+    let rid = cy.requests.insert(new_request(id, cid, srv, addr, header_in, msec, unix_ms, pipelined));
+    cy.ev.stats.requests += 1;
+    if let Some(c) = cy.ev.conns.get_mut(cid) {
+        c.owner = Owner::Client(Some(rid));
+        c.requests += 1;
+        let sent = c.sent;
+        if let Some(r) = cy.requests.get_mut(rid) {
+            r.sent_start = sent;
+        }
+    }
+    if !event::timer_set(&cy.ev, Ev { c: cid, write: false }) {
+        event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
+    }
+    Some(rid)
+}
+
+/// A request in its initial state: a main request of its own (`main`, `active` = `id`,
+/// `count` 1), GET, HTTP/1.0, nothing parsed. `create_request` and `subrequest::subrequest`
+/// fill in the rest. nginx: the `ngx_pcalloc` and the settings of `ngx_http_alloc_request()`.
+///
+/// Inlined so that `create_request` builds the request in its slab slot, not on the stack.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn new_request(
+    id: RequestId,
+    connection: ConnId,
+    srv: Arc<SrvConf>,
+    addr: usize,
+    header_in: Buf,
+    start_msec: u64,
+    start_unix_ms: u64,
+    pipelined: bool,
+) -> Request {
+    Request {
         id,
-        connection: cid,
+        connection,
         main: id,
         parent: None,
         count: 1,
@@ -359,8 +417,8 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         upstream: None,
         request_body: None,
         discard_body: false,
-        start_msec: cy.ev.times.msec,
-        start_unix_ms: cy.ev.times.unix_ms,
+        start_msec,
+        start_unix_ms,
         phase_handler: 0,
         done: false,
         logged: false,
@@ -373,21 +431,8 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         reading: true,
         sent_start: 0,
         pipelined,
-    };
-    let rid = cy.requests.insert(r);
-    cy.ev.stats.requests += 1;
-    if let Some(c) = cy.ev.conns.get_mut(cid) {
-        c.owner = Owner::Client(Some(rid));
-        c.requests += 1;
-        let sent = c.sent;
-        if let Some(r) = cy.requests.get_mut(rid) {
-            r.sent_start = sent;
-        }
+        sr: None,
     }
-    if !event::timer_set(&cy.ev, Ev { c: cid, write: false }) {
-        event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
-    }
-    Some(rid)
 }
 
 /// Installs the request-phase handlers and stops the header timer.
@@ -408,6 +453,13 @@ pub(super) fn start_request_processing(cy: &mut Cycle, rid: RequestId) {
 /// Starts processing a complete request. nginx: `ngx_http_process_request()` →
 /// `ngx_http_handler()`.
 pub fn process_request(cy: &mut Cycle, rid: RequestId) {
+    http_handler(cy, rid);
+    run_posted_requests(cy);
+}
+
+/// Runs a request from the server rewrite phase on: a main request once its head is read, a
+/// subrequest when its turn in the posted queue comes. nginx: `ngx_http_handler()`.
+pub(super) fn http_handler(cy: &mut Cycle, rid: RequestId) {
     if let Some(r) = cy.requests.get_mut(rid) {
         r.phase_handler = 0;
         r.write_event_handler = core_run_phases;
@@ -418,15 +470,11 @@ pub fn process_request(cy: &mut Cycle, rid: RequestId) {
         let Some(h) = cy.http_conf.as_deref().and_then(|h| h.phases.server_rewrite.get(i).copied()) else { break };
         match h(cy, rid) {
             HandlerRc::Declined => {}
-            rc => {
-                finalize_request(cy, rid, rc);
-                return run_posted_requests(cy);
-            }
+            rc => return finalize_request(cy, rid, rc),
         }
     }
     find_config(cy, rid);
     core_run_phases(cy, rid);
-    run_posted_requests(cy);
 }
 
 /// Matches the location and applies its limits. nginx: `ngx_http_core_find_config_phase()`
@@ -537,8 +585,16 @@ fn content_phase(cy: &mut Cycle, rid: RequestId) {
 /// Dispatches a client connection's events to the current request.
 /// nginx: `ngx_http_request_handler()`.
 pub fn request_handler(cy: &mut Cycle, ev: Ev) {
-    let Some(Owner::Client(Some(rid))) = cy.ev.conns.get(ev.c).map(|c| c.owner) else { return };
-    let Some(r) = cy.requests.get(rid) else { return };
+    let Some(Owner::Client(Some(main))) = cy.ev.conns.get(ev.c).map(|c| c.owner) else { return };
+    let Some(mr) = cy.requests.get(main) else { return };
+    // The events go to the request whose output may go out now (nginx: `r = c->data`).
+    let (rid, r) = match mr.sr.as_ref().and_then(|s| s.active) {
+        None => (main, mr),
+        Some(a) => match cy.requests.get(a) {
+            Some(r) => (a, r),
+            None => (main, mr),
+        },
+    };
     let h = if ev.write { r.write_event_handler } else { r.read_event_handler };
     h(cy, rid);
     run_posted_requests(cy);
@@ -571,6 +627,16 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     if rc == HandlerRc::Done {
         return finalize_connection(cy, rid);
     }
+    // A request that neither is nor has a subrequest has no `sr`: one test on its path.
+    let in_tree = r.sr.is_some();
+    let is_sub = in_tree && r.main != rid;
+    // The seed's check: `if (r != r->main && r->post_subrequest)`.
+    let ps = if is_sub { r.sr.as_ref().and_then(|s| s.post_subrequest) } else { None };
+    let rc = match ps {
+        Some(ps) => super::subrequest::post_subrequest(cy, rid, ps, rc),
+        None => rc,
+    };
+    let Some(r) = cy.requests.get_mut(rid) else { return };
     let c_error = cy.ev.conns.get(cid).is_none_or(|c| c.error);
     match rc {
         HandlerRc::Error | HandlerRc::Status(408) | HandlerRc::Status(499) => return terminate_request(cy, rid, rc),
@@ -584,36 +650,53 @@ pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
                 // The response already started: nothing can be said any more; close.
                 return terminate_request(cy, rid, rc);
             }
-            event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
-            event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
+            if !is_sub {
+                event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
+                event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
+            }
             let rc2 = super::special_response::special_response_handler(cy, rid, s);
             return finalize_request(cy, rid, rc2);
         }
         _ => {}
     }
     // here: the handler is done producing output (NGX_OK or a 1xx/2xx status already sent)
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    if r.main != rid {
-        // nginx's `r != r->main` branch (wake the parent) belongs to subrequests, which are
-        // issue 13's: nothing creates one yet.
-        return;
+    if is_sub {
+        return super::subrequest::finalize_subrequest(cy, rid);
     }
-    if !r.out.is_empty() {
-        // Output still buffered: wait for the socket. nginx: `ngx_http_set_write_handler()`.
-        r.write_event_handler = writer;
-        let timeout = r.loc.core.send_timeout();
-        if !event::timer_set(&cy.ev, Ev { c: cid, write: true }) {
-            event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
-        }
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    if !r.out.is_empty() || in_tree && r.has_postponed() {
+        // Output still buffered, or held behind subrequests: wait for the socket, or for the
+        // children. nginx: `ngx_http_set_write_handler()`.
+        return set_write_handler(cy, rid);
+    }
+    if in_tree && r.active() != rid {
+        let n = cy.ev.conns.get(cid).map_or(0, |c| c.number);
+        crate::ngx_log!(Alert, "*{n} http finalize non-active request: \"{}\"", String::from_utf8_lossy(&r.uri));
         return;
     }
     r.done = true;
     r.write_event_handler = empty_handler;
+    let count = r.count;
     event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
+    if log::max_level() >= log::LevelFilter::Debug {
+        super::trace::step(cy, rid, format_args!("finalize: count {count}"));
+    }
     finalize_connection(cy, rid);
 }
 
-/// Keeps writing buffered output. nginx: `ngx_http_writer()`.
+/// The response waits: `writer` takes over the request's write events, under `send_timeout`.
+/// nginx: `ngx_http_set_write_handler()`.
+pub(super) fn set_write_handler(cy: &mut Cycle, rid: RequestId) {
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    r.write_event_handler = writer;
+    let (cid, timeout) = (r.connection, r.loc.core.send_timeout());
+    if !event::timer_set(&cy.ev, Ev { c: cid, write: true }) {
+        event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
+    }
+}
+
+/// Keeps writing buffered output; for a request with subrequests, also lets the postpone
+/// filter release what waited and wake the next child. nginx: `ngx_http_writer()`.
 pub fn writer(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get(rid) else { return };
     let cid = r.connection;
@@ -627,25 +710,27 @@ pub fn writer(cy: &mut Cycle, rid: RequestId) {
     }
     let mut empty = Chain::new();
     let rc = super::output_filter(cy, rid, &mut empty);
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    // A subrequest waits only for its own held output; the socket is the main request's.
+    // nginx: `if (r->buffered || r->postponed || (r == r->main && c->buffered))`.
+    let waits = r.has_postponed() || r.main == rid && (rc == Ok(Step::Again) || !r.out.is_empty());
     match rc {
-        Ok(Step::Again) => {
-            let timeout = cy.requests.get(rid).map(|r| r.loc.core.send_timeout()).unwrap_or(60_000);
+        Err(_) => finalize_request(cy, rid, HandlerRc::Error),
+        Ok(_) if waits => {
+            let timeout = r.loc.core.send_timeout();
             if !event::timer_set(&cy.ev, Ev { c: cid, write: true }) {
                 event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
             }
         }
-        Ok(Step::Done(())) => {
-            if let Some(r) = cy.requests.get_mut(rid) {
-                r.write_event_handler = empty_handler;
-            }
+        Ok(_) => {
+            r.write_event_handler = empty_handler;
             finalize_request(cy, rid, HandlerRc::Ok);
         }
-        Err(_) => finalize_request(cy, rid, HandlerRc::Error),
     }
 }
 
 /// Drops a reference and decides the connection's fate. nginx: `ngx_http_finalize_connection()`.
-fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
+pub(super) fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
     let now = cy.ev.times.msec;
     let Some(r) = cy.requests.get(rid) else { return };
     let main = r.main;
@@ -713,7 +798,11 @@ pub(super) fn close_request_now(cy: &mut Cycle, rid: RequestId, status: u16) {
 pub fn terminate_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     let Some(r) = cy.requests.get(rid) else { return };
     let main = r.main;
+    // Every request of the tree: nginx keeps all their cleanups on `r->main->cleanup`.
+    super::subrequest::run_tree_cleanups(cy, main);
     run_cleanup(cy, main);
+    let count = cy.requests.get(main).map_or(0, |m| m.count);
+    super::trace::step(cy, main, format_args!("terminate: count {count} -> 1"));
     let Some(mr) = cy.requests.get_mut(main) else { return };
     if let HandlerRc::Status(s) = rc {
         if mr.headers_out.status == 0 || !mr.header_sent {
@@ -725,7 +814,7 @@ pub fn terminate_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     close_request(cy, main, 0);
 }
 
-fn run_cleanup(cy: &mut Cycle, rid: RequestId) {
+pub(super) fn run_cleanup(cy: &mut Cycle, rid: RequestId) {
     let cl = match cy.requests.get_mut(rid) {
         Some(r) => std::mem::take(&mut r.cleanup),
         None => return,
@@ -757,13 +846,20 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     if status != 0 && r.headers_out.status == 0 {
         r.headers_out.status = status;
     }
+    let in_tree = r.sr.is_some();
     log_request(cy, rid);
     let pool = cy.requests.get_mut(rid).map(|r| std::mem::take(&mut r.pool_cleanup)).unwrap_or_default();
     for f in pool {
         f(cy, rid);
     }
+    if in_tree {
+        super::subrequest::free_tree(cy, rid);
+    }
     if let Some(mut r) = cy.requests.remove(rid) {
         cy.ev.bufs.put_chain(&mut r.out);
+        if let Some(mut sr) = r.sr.take() {
+            super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);
+        }
         if let Some(b) = r.request_body.take() {
             super::body::free_body(cy, *b);
         }

@@ -13,6 +13,7 @@ pub mod stub_status;
 use crate::http::chunked_filter::ChunkedFilterModule;
 use crate::http::core_module::CoreModule;
 use crate::http::header_filter::HeaderFilterModule;
+use crate::http::postpone_filter::PostponeFilterModule;
 use crate::http::write_filter::WriteFilterModule;
 use crate::http::HttpModule;
 
@@ -36,4 +37,5 @@ pub static HTTP_MODULES: &[&dyn HttpModule] = &[
     &WriteFilterModule,
     &HeaderFilterModule,
     &ChunkedFilterModule,
+    &PostponeFilterModule,
 ];

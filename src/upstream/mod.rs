@@ -389,7 +389,13 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     r.cleanup.push(cleanup);
     r.read_event_handler = rd_check_broken_connection;
     r.write_event_handler = http_request::empty_handler;
-    let cid = r.connection;
+    let (cid, in_memory) = (r.connection, r.sr.as_ref().is_some_and(|s| s.flags.in_memory));
+    if in_memory {
+        // The seed: `subrequest_in_memory` — the body is kept for the parent.
+        if let Some(u) = u_mut(cy, rid) {
+            u.in_memory = true;
+        }
+    }
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.action = "connecting to upstream";
     }
@@ -521,14 +527,18 @@ fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream
     };
     let client = c.peer.map(|p| p.ip().to_string()).unwrap_or_default();
     let server = r.srv.core.server_names.first().map(String::as_str).unwrap_or("");
+    // nginx: `, subrequest: "URI"` when the line is about a subrequest.
+    let sub =
+        if r.main != r.id { format!(", subrequest: \"{}\"", String::from_utf8_lossy(&r.uri)) } else { String::new() };
     log::error!(
-        "*{} {} while {}, client: {}, server: {}, request: \"{}\", upstream: \"http://{}{}\", host: \"{}\"",
+        "*{} {} while {}, client: {}, server: {}, request: \"{}\"{}, upstream: \"http://{}{}\", host: \"{}\"",
         c.number,
         msg,
         action,
         client,
         server,
         String::from_utf8_lossy(r.request_line()),
+        sub,
         upstream,
         uri,
         String::from_utf8_lossy(r.header("host").unwrap_or(&r.headers_in.host))
@@ -607,8 +617,14 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
         return http_request::finalize_request(cy, rid, rc);
     };
     if u.mode == BodyMode::InMemory {
-        // The module kept the body; on success its answer goes out now.
-        let rc = if rc == HandlerRc::Ok { response::send_in_memory(cy, rid) } else { rc };
+        // The module kept the body. A subrequest leaves it to its parent; a main request's
+        // answer goes out now.
+        let sub = cy.requests.get(rid).is_some_and(|r| r.main != rid);
+        let rc = match rc {
+            HandlerRc::Ok if sub => response::keep_in_memory(cy, rid),
+            HandlerRc::Ok => response::send_in_memory(cy, rid),
+            rc => rc,
+        };
         return http_request::finalize_request(cy, rid, rc);
     }
     if !u.header_sent || matches!(rc, HandlerRc::Status(408 | 499)) {

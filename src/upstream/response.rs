@@ -8,9 +8,10 @@
 //! `ngx_http_upstream_process_downstream()` and `ngx_event_pipe()`.
 //!
 //! Differs from nginx:
-//! - in the in-memory mode the framework sends what the module left in `r.headers_out` and
-//!   `u.out` after `finalize_request(Ok)` (`send_in_memory`); nginx leaves the body in
-//!   `u->buffer` for a parent request (rginx has no subrequests yet).
+//! - in the in-memory mode of a main request the framework sends what the module left in
+//!   `r.headers_out` and `u.out` after `finalize_request(Ok)` (`send_in_memory`); nginx leaves
+//!   the body in `u->buffer` for a parent request. For a subrequest the body goes to the
+//!   child's `r.out` for its parent (`keep_in_memory`), at most `buffer_size` bytes.
 //! - one loop (`process_body`) serves the two forwarding modes; they differ only in how much
 //!   memory may wait for the client (one `buffer_size`, or `bufs`), whether the overflow may
 //!   go to a temp file, and how much is handed to the client at once (`busy_buffers_size`).
@@ -24,7 +25,7 @@ use crate::event::connection::Ev;
 use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
-use crate::http::{self, request::Method};
+use crate::http::{self, postpone_filter, request::Method};
 
 /// Sends the header and starts the body. nginx: `ngx_http_upstream_send_response()`.
 pub fn send_response(cy: &mut Cycle, rid: RequestId) {
@@ -201,17 +202,16 @@ pub fn process_downstream(cy: &mut Cycle, rid: RequestId) {
 /// `ngx_http_upstream_process_non_buffered_request()`.
 fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
     loop {
-        let Some(r) = cy.requests.get(rid) else {
+        let Some((main_out, held)) = downstream(cy, rid) else {
             return false;
         };
-        let main = r.main;
-        let in_flight = cy.requests.get(main).map_or(0, |m| crate::core::buf::chain_len(&m.out));
         let Some(u) = u_mut(cy, rid) else {
             return false;
         };
-        if u.out.is_empty() && in_flight == 0 {
+        if u.out.is_empty() && main_out == 0 {
             return true;
         }
+        let in_flight = main_out + held;
         let mut out = Chain::new();
         if u.mode == BodyMode::Buffered {
             let mut budget = (u.conf.busy_buffers_size as u64).saturating_sub(in_flight);
@@ -222,6 +222,11 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
             }
         } else {
             out = std::mem::take(&mut u.out);
+        }
+        if out.is_empty() && main_out == 0 {
+            // The budget is spent on output held until this subrequest's turn; the turn
+            // posts its write handler (`process_downstream`), which resumes here.
+            return true;
         }
         if let Some(b) = out.back_mut() {
             b.flush = true;
@@ -237,6 +242,20 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
             Ok(Step::Done(())) => {}        // all went out (nothing in flight): pass more
         }
     }
+}
+
+/// What waits downstream of `rid`: the client's output, counted only while `rid` is the
+/// active request (only then can its writes flush it), and the output `rid` holds until its
+/// turn (a subrequest's, see `http::postpone_filter`). `None`: the request is gone.
+fn downstream(cy: &Cycle, rid: RequestId) -> Option<(u64, u64)> {
+    let r = cy.requests.get(rid)?;
+    if r.sr.is_none() {
+        // A main request without subrequests (a subrequest always has `sr`).
+        return Some((crate::core::buf::chain_len(&r.out), 0));
+    }
+    let m = cy.requests.get(r.main)?;
+    let main_out = if m.active() == rid { crate::core::buf::chain_len(&m.out) } else { 0 };
+    Some((main_out, postpone_filter::held_len(Some(r))))
 }
 
 /// The body loop of all three modes. nginx: `ngx_http_upstream_process_non_buffered_request()`,
@@ -302,9 +321,10 @@ fn may_read(cy: &Cycle, rid: RequestId) -> bool {
     match u.mode {
         BodyMode::InMemory => true,
         BodyMode::NonBuffered => {
-            let main = cy.requests.get(rid).map(|r| r.main);
-            let client = main.and_then(|m| cy.requests.get(m)).map_or(0, |m| mem_len(&m.out));
-            mem_len(&u.out) + client < u.conf.buffer_size.max(1)
+            let r = cy.requests.get(rid);
+            let client = r.and_then(|r| cy.requests.get(r.main)).map_or(0, |m| mem_len(&m.out));
+            let held = postpone_filter::held_len(r);
+            mem_len(&u.out) + client + (held as usize) < u.conf.buffer_size.max(1)
         }
         BodyMode::Buffered => mem_len(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1),
     }
@@ -345,13 +365,21 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::
     if u.buffer.pos == u.buffer.last {
         u.buffer.reset();
     }
-    if u.buffer.is_full() {
+    // In memory, what the input filter kept in `u.out` counts against `buffer_size` too: the
+    // body a parent receives is at most `buffer_size` (nginx keeps it in `u->buffer` itself).
+    let room = match u.mode {
+        BodyMode::InMemory => u.conf.buffer_size.saturating_sub(mem_len(&u.out)),
+        _ => usize::MAX,
+    };
+    if u.buffer.is_full() || room == 0 {
         // Only the in-memory mode leaves data in the buffer.
         super::log_error(cy, rid, "upstream buffer is too small to read response");
         finalize(cy, rid, HandlerRc::Error);
         return None;
     }
-    match io::recv(c, u.buffer.free_space()) {
+    let free = u.buffer.free_space();
+    let n = free.len().min(room);
+    match io::recv(c, &mut free[..n]) {
         Recv::Data(n) => {
             u.buffer.last += n;
             u.state.bytes_received += n as u64;
@@ -437,6 +465,19 @@ pub fn send_in_memory(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         Ok(_) => HandlerRc::Ok,
         Err(_) => HandlerRc::Error,
     }
+}
+
+/// In-memory mode of a subrequest, after the module's `finalize_request(Ok)`: the body it left
+/// in `u.out` becomes the child's `r.out`, where the parent's `post_subrequest` handler reads
+/// it (`http::subrequest::in_memory_body`). Nothing is sent. The rc for `finalize_request`.
+///
+/// nginx: none — the body stays in `u->buffer`, which the seed's handler reads.
+pub fn keep_in_memory(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
+    let Some((r, u, _)) = super::parts(cy, rid) else {
+        return HandlerRc::Error;
+    };
+    r.out.append(&mut u.out);
+    HandlerRc::Ok
 }
 
 /// Sends the final (empty, `last_buf`) buffer; the rc for `finalize_request`.
