@@ -166,6 +166,14 @@ http {
     assert_eq!((resp.status, resp.body_str().as_str()), (200, want));
     let resp = get(&mut c, "/query?s_sz399001");
     assert_eq!((resp.status, resp.body_str().as_str()), (200, want));
+    // The body arrives after the head, in two pieces, while the quote may already be back.
+    c.send(b"POST /query?s_sz399001 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\nhello");
+    std::thread::sleep(Duration::from_millis(50));
+    c.send(b"=world");
+    let resp = c.read_response(false);
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, want));
+    let resp = get(&mut c, "/query?s_sz399001");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, want));
     drop(c);
     r.assert_fds_back(base);
     r.assert_no_alerts();
@@ -357,4 +365,57 @@ fn config_errors() {
     assert!(out.contains("[emerg]") && out.contains("\"stock_quote\" directive is not allowed here"), "{out}");
     let (_, out) = bad(conf("", "127.0.0.1:1").replace("stock_quote ;", "stock_quote; stock_quote;"));
     assert!(out.contains("[emerg]") && out.contains("\"stock_quote\" directive is duplicate"), "{out}");
+}
+
+/// A service that answers HTTP/1.1 chunked (to rginx's HTTP/1.0 request) with the quote cut
+/// across chunks: the parent gets the body without the framing.
+#[test]
+fn chunked_quote_is_unframed() {
+    if skip() {
+        return;
+    }
+    let answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  10\r\nvar hq_str_s=\"AB\r\n14\r\nC,1.25,0,0,9999,1\";\n\r\n0\r\n\r\n";
+    let b = service(vec![answer.as_bytes().to_vec()]);
+    let r = Rginx::start(&conf("", "%%BACKEND%%"), &[b.addr]);
+    let mut c = Conn::new(r.port);
+    let resp = get(&mut c, "/query?s");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, "stock[ABC],Today current price: 1.25, volumn: 9999"));
+}
+
+/// The child needs no upstream: a `return` location of the same server answers it, in memory
+/// all the same. A HEAD gets the head alone, with the length the body would have.
+#[test]
+fn quote_from_a_return_in_the_same_server_and_head() {
+    if skip() {
+        return;
+    }
+    let text = "
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /query { stock_quote /direct=; }
+        location /direct { return 200 'var hq_str_x=\"D,1.5,0,0,77,88\";'; }
+    }
+}
+";
+    let r = Rginx::start(text, &[]);
+    let base = r.fd_baseline();
+    let mut c = Conn::new(r.port);
+    let want = "stock[D],Today current price: 1.5, volumn: 77";
+    let resp = get(&mut c, "/query?x");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, want));
+    c.send(b"HEAD /query?x HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let resp = c.read_response(true);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Content-Length"), Some(want.len().to_string().as_str()));
+    assert!(resp.body.is_empty());
+    let resp = get(&mut c, "/query?x");
+    assert_eq!((resp.status, resp.body_str().as_str()), (200, want));
+    drop(c);
+    r.assert_fds_back(base);
+    r.assert_no_alerts();
 }
