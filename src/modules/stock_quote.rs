@@ -41,8 +41,8 @@
 //!   502 when the service is down (the proxy logged why), 504 when it is too slow.
 //! - the handler discards a request body, as nginx's own content handlers do (the seed
 //!   ignores it), so the connection can be kept alive.
-//! - the seed marks the connection `buffered` before sending (a workaround of its time for
-//!   the parent finishing early); rginx's `finalize_request` waits for output by itself.
+//! - the seed marks the connection `buffered` (`NGX_HTTP_WRITE_BUFFERED`) before sending;
+//!   rginx has no such flag to set: `finalize_request` waits for unsent output by itself.
 //! - `post_subrequest`'s `data` is unused: the state is the parent's context (the seed passes
 //!   the same context as `data` and also reads it from the parent, to show both ways).
 
@@ -161,6 +161,8 @@ fn stock_quote_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         return HandlerRc::Status(500);
     }
     subrequest::hold(cy, rid);
+    let count = cy.requests.get(rid).and_then(|r| cy.requests.get(r.main)).map_or(0, |m| m.count);
+    trace::step(cy, rid, format_args!("stock_quote handler: done, count {count}"));
     HandlerRc::Done
 }
 
