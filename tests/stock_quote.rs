@@ -384,7 +384,8 @@ fn chunked_quote_is_unframed() {
 }
 
 /// The child needs no upstream: a `return` location of the same server answers it, in memory
-/// all the same. A HEAD gets the head alone, with the length the body would have.
+/// all the same. A HEAD gets the head alone, with the length the body would have. A child
+/// location that answers with an error status of its own gives 502 and the module's line.
 #[test]
 fn quote_from_a_return_in_the_same_server_and_head() {
     if skip() {
@@ -399,6 +400,8 @@ http {
         listen 127.0.0.1:%%PORT%%;
         location /query { stock_quote /direct=; }
         location /direct { return 200 'var hq_str_x=\"D,1.5,0,0,77,88\";'; }
+        location /refused { stock_quote /forbidden=; }
+        location /forbidden { return 403; }
     }
 }
 ";
@@ -415,7 +418,13 @@ http {
     assert!(resp.body.is_empty());
     let resp = get(&mut c, "/query?x");
     assert_eq!((resp.status, resp.body_str().as_str()), (200, want));
+    // A child that ends with an error status of its own: 502, and the module says why.
+    let resp = get(&mut c, "/refused?x");
+    assert_eq!(resp.status, 502);
+    assert_eq!(resp.body_str(), common::error_page("502 Bad Gateway"));
     drop(c);
+    assert_log(&r, &["[error]", "stock_quote: quote subrequest failed with 403", "subrequest: \"/forbidden=x\""]);
+    assert_eq!(error_lines(&r).len(), 1, "{}", r.error_log());
     r.assert_fds_back(base);
     r.assert_no_alerts();
 }

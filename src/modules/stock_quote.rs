@@ -190,10 +190,16 @@ fn stock_quote_subrequest_post_handler(cy: &mut Cycle, sr: RequestId, _data: usi
     }
     let body = subrequest::in_memory_body(cy, sr);
     let (answer, stock) = match rc {
-        // The child failed before any quote: the proxy logged why (refused, timed out, ...).
-        HandlerRc::Status(s @ 504) => (s, Vec::new()),
-        HandlerRc::Status(s) if s >= 300 => (502, Vec::new()),
-        HandlerRc::Error => (502, Vec::new()),
+        // The proxy failed before any quote and logged why (refused, timed out, too big).
+        HandlerRc::Status(504) => (504, Vec::new()),
+        HandlerRc::Status(502) | HandlerRc::Error => (502, Vec::new()),
+        // Another status from the child's location itself (`return 403`, no such file, ...),
+        // which nothing else logs.
+        HandlerRc::Status(s) if s >= 300 => {
+            let msg = format!("stock_quote: quote subrequest failed with {s}");
+            log::error!("{}", subrequest::context_line(cy, sr, &msg));
+            (502, Vec::new())
+        }
         _ if status != 200 => {
             let msg = format!("stock_quote: quote service answered {status}, expected 200");
             log::error!("{}", subrequest::context_line(cy, sr, &msg));
