@@ -8,6 +8,7 @@ pub mod log;
 pub mod mytest;
 pub mod proxy;
 pub mod return_;
+pub mod stock_quote;
 pub mod stub_status;
 
 use crate::http::chunked_filter::ChunkedFilterModule;
@@ -34,6 +35,7 @@ pub static HTTP_MODULES: &[&dyn HttpModule] = &[
     &crate::upstream::conf::UpstreamModule,
     &proxy::ProxyModule,
     &mytest::MytestModule,
+    &stock_quote::StockQuoteModule,
     &WriteFilterModule,
     &HeaderFilterModule,
     &ChunkedFilterModule,
