@@ -65,7 +65,9 @@ fn check_source(rel: &str, text: &str) -> Findings {
         return f;
     };
     let code = skip_cfg_test_items(&code_only(text));
-    for (line, target) in references(&code) {
+    let mut refs = references(&code);
+    refs.extend(super_references(&code, &module_path(rel)));
+    for (line, target) in refs {
         match rank(&target) {
             Some(r) if r > own => f.up.push(format!("src/{rel}:{line} uses {target} ({layer} is below {target})")),
             Some(_) => {}
@@ -267,6 +269,69 @@ fn references(code: &str) -> Vec<(usize, String)> {
     found
 }
 
+/// The module path of a file under `src/`: `event/timer.rs` is `[event, timer]`,
+/// `modules/proxy/mod.rs` is `[modules, proxy]`.
+fn module_path(rel: &str) -> Vec<String> {
+    let rel = rel.trim_end_matches(".rs");
+    let mut parts: Vec<String> = rel.split('/').map(str::to_string).collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// References that climb with `super::` out of the file's own folder, to the crate root and
+/// down into another folder (`super::super::http::x` from `event/timer.rs`), and aliases of
+/// the crate root (`use crate as x;`, `extern crate self as x;`), which would hide the
+/// direction of every path through them (reported as `*`).
+fn super_references(code: &str, module: &[String]) -> Vec<(usize, String)> {
+    let s = code.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(n) = code[from..].find("super") {
+        let at = from + n;
+        from = at + "super".len();
+        if at > 0 && (is_ident(s[at - 1]) || s[at - 1] == b':') || s.get(from).is_some_and(|&b| is_ident(b)) {
+            continue; // part of a longer name, or not the start of a chain
+        }
+        let (mut ups, mut i) = (1, from);
+        while let Some(next) = skip_path_sep(s, i) {
+            if s[next..].starts_with(b"super") && !s.get(next + 5).is_some_and(|&b| is_ident(b)) {
+                ups += 1;
+                i = next + 5;
+                continue;
+            }
+            // `ups` supers from `module` leave `module.len() - ups` segments: none means the
+            // next name is a folder at the crate root.
+            if ups >= module.len() {
+                if s.get(next) == Some(&b'{') {
+                    group_members(s, next, &mut found);
+                } else if let Some(name) = word_at(s, next) {
+                    found.push((line_of(s, next), name));
+                }
+            }
+            break;
+        }
+    }
+    let mut from = 0;
+    while let Some(n) = code[from..].find("self as") {
+        let at = from + n;
+        from = at + 1;
+        if code[..at].trim_end().ends_with("extern crate") {
+            found.push((line_of(s, at), "*".to_string()));
+        }
+    }
+    let mut from = 0;
+    while let Some(n) = code[from..].find("crate as") {
+        let at = from + n;
+        from = at + 1;
+        if at == 0 || !is_ident(s[at - 1]) {
+            found.push((line_of(s, at), "*".to_string()));
+        }
+    }
+    found
+}
+
 /// Past `::` (whitespace allowed around it) starting at `i`, or `None` when there is none.
 fn skip_path_sep(s: &[u8], i: usize) -> Option<usize> {
     let i = i + s[i..].iter().take_while(|b| b.is_ascii_whitespace()).count();
@@ -377,6 +442,25 @@ fn references_in_comments_and_literals_are_not_counted() {
                 const C: char = '\"'; fn f<'a>(x: &'a str) {}\n";
     let f = check_source("core/log.rs", text);
     assert_eq!(f, Findings::default());
+}
+
+#[test]
+fn a_super_chain_out_of_the_folder_is_caught() {
+    let f = check_source("event/timer.rs", "use super::super::http::cycle::Cycle;\n");
+    assert_eq!(f.up, ["src/event/timer.rs:1 uses http (event is below http)"]);
+    let f = check_source("event/mod.rs", "use super::{upstream, core};\n");
+    assert_eq!(f.up, ["src/event/mod.rs:1 uses upstream (event is below upstream)"]);
+    // within the folder, and down to a lower folder, are fine
+    let ok = "use super::epoll;\nuse super::super::core::buf::Buf;\nuse super::reactor::{Reactor, World};\n";
+    assert_eq!(check_source("event/accept.rs", ok), Findings::default());
+    let ok = "use super::super::http::cycle::Cycle;\n";
+    assert_eq!(check_source("modules/proxy/conf.rs", ok), Findings::default());
+}
+
+#[test]
+fn an_alias_of_the_crate_root_is_reported() {
+    let f = check_source("event/timer.rs", "use crate as x;\nfn f() { x::http::g() }\n");
+    assert!(f.up.iter().any(|l| l.contains("uses *")) || f.unknown.contains("*"), "{f:?}");
 }
 
 #[test]

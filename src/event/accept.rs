@@ -54,7 +54,9 @@ pub fn event_process_init<W: World>(rx: &mut Reactor<W>, sockets: Vec<(usize, mi
         if let Err(e) = epoll::add_connection(rx, id) {
             log::error!("epoll add listening socket failed ({e})");
         }
-        rx.listening[i].conn = Some(id);
+        if let Some(l) = rx.listening.get_mut(i) {
+            l.conn = Some(id);
+        }
     }
 }
 

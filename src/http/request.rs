@@ -150,7 +150,9 @@ pub struct Request {
     pub write_event_handler: RequestHandler,
     /// The upstream context's id in the upstream framework's table. nginx: `r->upstream`.
     /// Untyped because `upstream/` sits above `http/`; only `upstream/` turns it back.
-    pub upstream: Option<crate::core::id::RawId>,
+    /// Not public: an upstream callback, handed `&mut Request`, must not detach its own
+    /// upstream (the framework finalizes through it).
+    pub(crate) upstream: Option<crate::core::id::RawId>,
     /// The request body being read or read. nginx: `r->request_body`.
     pub request_body: Option<Box<RequestBody>>,
     /// A body is being discarded. nginx: `r->discard_body`.

@@ -5,6 +5,7 @@
 //! front of their chain, so a filter listed later runs earlier.
 
 pub mod log;
+pub mod mytest;
 pub mod proxy;
 pub mod return_;
 pub mod stub_status;
@@ -32,6 +33,7 @@ pub static HTTP_MODULES: &[&dyn HttpModule] = &[
     &stub_status::StubStatusModule,
     &crate::upstream::conf::UpstreamModule,
     &proxy::ProxyModule,
+    &mytest::MytestModule,
     &WriteFilterModule,
     &HeaderFilterModule,
     &ChunkedFilterModule,

@@ -18,7 +18,8 @@
 //!   `u->read_event_handler`/`u->write_event_handler` are the enums `ReadHandler`/`WriteHandler`.
 //! - a callback receives an `UpstreamCx` (request, upstream, buffers, client connection, clock;
 //!   `callback()` borrows them apart), never the cycle: it cannot re-enter the framework, so
-//!   `finalize_request` has one caller (`finalize_upstream`) and runs once by construction.
+//!   `finalize_request` has one caller (`finalize_upstream`) and runs once; the fields the
+//!   framework steers by (`u.finalized`, `r.upstream`) are not public to modules.
 //! - `cleanup` calls the module's `abort_request` before finalizing (nginx never calls it).
 //! - nginx's flag bits (`request_sent`, `header_sent`, ...) are kept as bools where they name a
 //!   fact, and the handler enums say where the state machine stands.
@@ -27,6 +28,7 @@ pub mod conf;
 pub mod connect;
 pub mod handler;
 pub mod header;
+pub mod headers_in;
 pub mod keepalive;
 pub mod request;
 pub mod response;
@@ -610,7 +612,10 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
         return;
     };
     r.read_event_handler = http_request::block_reading;
-    let Some(u) = u_ref(cy, rid) else { return };
+    let Some(u) = u_ref(cy, rid) else {
+        // No context (a stale id): the request still ends here, never left without a timer.
+        return http_request::finalize_request(cy, rid, rc);
+    };
     if u.mode == BodyMode::InMemory {
         // The module kept the body. A subrequest leaves it to its parent; a main request's
         // answer goes out now.

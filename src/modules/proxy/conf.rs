@@ -112,8 +112,9 @@ pub struct ProxyShared {
     pub(super) redirect: Redirect,
 }
 
-/// nginx: `ngx_http_proxy_hide_headers[]`.
-const HIDE_HEADERS: &[&str] = &[
+/// nginx: `ngx_http_proxy_hide_headers[]` (the mytest module hides these too, as the seed's
+/// `merge_loc_conf` does).
+pub const HIDE_HEADERS: &[&str] = &[
     "date",
     "server",
     "x-pad",

@@ -34,7 +34,7 @@ mod variables;
 
 use std::sync::Arc;
 
-pub use conf::{ProxyLocConf, ProxyPass, ProxyShared, Redirect};
+pub use conf::{ProxyLocConf, ProxyPass, ProxyShared, Redirect, HIDE_HEADERS};
 pub use variables::PROXY_VARIABLES;
 
 use crate::conf::{self as core_conf, Args, ConfError, Ctx};

@@ -1,0 +1,178 @@
+//! The upstream's table of known response headers: for each, what to record when the line
+//! arrives from the upstream (`handler`, run by a module's `process_header`), and how the line
+//! reaches the client (`copy`, what `header::process_headers` does with it).
+//!
+//! nginx: `ngx_http_upstream_headers_in[]` and `ngx_http_upstream_header_t`
+//! (src/http/ngx_http_upstream.{c,h}); the handlers `ngx_http_upstream_process_header_line()`,
+//! `_process_content_length()`, `_process_transfer_encoding()`, `_process_connection()`,
+//! `_ignore_header_line()`. A module looks a line up with
+//! `ngx_hash_find(&umcf->headers_in_hash, ...)` and calls `hh->handler(r, h, hh->offset)`,
+//! as the seed's `mytest_upstream_process_header` does; `find` and `UpstreamHeader::handler`
+//! are that here.
+//!
+//! Differs from nginx:
+//! - only the entries rginx acts on: nginx 1.22 also lists caching headers (`Cache-Control`,
+//!   `Expires`, `Vary`, `X-Accel-Expires`), `X-Accel-*` controls, `ETag`, `Link`, ... whose
+//!   handlers feed features rginx does not have. Such a line is kept and passed like any
+//!   unknown one.
+//! - nginx hashes the table once (`umcf->headers_in_hash`); a dozen entries are searched in
+//!   order here, names compared case-insensitively.
+//! - nginx's handlers store a pointer to the line in a field of `ngx_http_upstream_headers_in_t`
+//!   (`headers_in.server`, `headers_in.date`, ...). The lines are kept in `HeadersIn`'s list
+//!   either way, and `HeadersIn::get("server")` finds them, so `process_header_line` records
+//!   nothing more; the handlers that turn a line into a fact the framework uses
+//!   (`content_length_n`, `chunked`, `connection_close`) set those fields.
+//! - `Content-Length` and `Transfer-Encoding` are checked as nginx >= 1.23 checks them (and as
+//!   the proxy module does): a malformed or conflicting value is an error. nginx 1.22's
+//!   handlers accepted anything.
+//! - `copy` describes; the framework's `header::copy_headers` applies the same rules in its
+//!   own match (proxy and mytest share it), so the table does not change what proxy does.
+
+use super::HeadersIn;
+
+/// What a header line arriving from the upstream records; `Err` is the error-log message (the
+/// response is then invalid). nginx: `ngx_http_header_handler_pt` of
+/// `ngx_http_upstream_header_t.handler`.
+pub type Handler = fn(hi: &mut HeadersIn, name: &str, value: &str) -> Result<(), String>;
+
+/// How a known header line is passed to the client. nginx: the `copy_handler` of
+/// `ngx_http_upstream_header_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyHeader {
+    /// Passed as is (unless hidden). nginx: `ngx_http_upstream_copy_header_line()`.
+    HeaderLine,
+    /// Becomes the response's content type. nginx: `ngx_http_upstream_copy_content_type()`.
+    ContentType,
+    /// Becomes the response's `Last-Modified`. nginx: `ngx_http_upstream_copy_last_modified()`.
+    LastModified,
+    /// Through the module's `rewrite_redirect`. nginx: `ngx_http_upstream_rewrite_location()`.
+    RewriteLocation,
+    /// The URL after "url=" through `rewrite_redirect`.
+    /// nginx: `ngx_http_upstream_rewrite_refresh()`.
+    RewriteRefresh,
+    /// Through the module's `rewrite_cookie`. nginx: `ngx_http_upstream_rewrite_set_cookie()`.
+    RewriteSetCookie,
+    /// Never passed: hop-by-hop, or recomputed for the client.
+    /// nginx: `ngx_http_upstream_ignore_header_line()`.
+    Ignore,
+}
+
+/// One known header. nginx: `ngx_http_upstream_header_t` (`name`, `handler`, `copy_handler`;
+/// the offsets are the fields the handlers write).
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamHeader {
+    /// The header's name, as nginx's table spells it.
+    pub name: &'static str,
+    /// What its arrival records. nginx: `handler`.
+    pub handler: Handler,
+    /// How it goes to the client. nginx: `copy_handler`.
+    pub copy: CopyHeader,
+}
+
+/// The known upstream response headers rginx acts on, in nginx 1.22's order.
+/// nginx: `ngx_http_upstream_headers_in[]`.
+#[rustfmt::skip]
+pub static UPSTREAM_HEADERS_IN: &[UpstreamHeader] = &[
+    UpstreamHeader { name: "Content-Type", handler: process_header_line, copy: CopyHeader::ContentType },
+    UpstreamHeader { name: "Content-Length", handler: process_content_length, copy: CopyHeader::Ignore },
+    UpstreamHeader { name: "Date", handler: process_header_line, copy: CopyHeader::HeaderLine },
+    UpstreamHeader { name: "Last-Modified", handler: process_header_line, copy: CopyHeader::LastModified },
+    UpstreamHeader { name: "Server", handler: process_header_line, copy: CopyHeader::HeaderLine },
+    UpstreamHeader { name: "Location", handler: process_header_line, copy: CopyHeader::RewriteLocation },
+    UpstreamHeader { name: "Refresh", handler: process_header_line, copy: CopyHeader::RewriteRefresh },
+    UpstreamHeader { name: "Set-Cookie", handler: process_header_line, copy: CopyHeader::RewriteSetCookie },
+    UpstreamHeader { name: "Connection", handler: process_connection, copy: CopyHeader::Ignore },
+    UpstreamHeader { name: "Keep-Alive", handler: ignore_header_line, copy: CopyHeader::Ignore },
+    UpstreamHeader { name: "Transfer-Encoding", handler: process_transfer_encoding, copy: CopyHeader::Ignore },
+];
+
+/// The table's entry for `name`, case-insensitively.
+/// nginx: `ngx_hash_find(&umcf->headers_in_hash, h->hash, h->lowcase_key, h->key.len)`.
+pub fn find(name: &str) -> Option<&'static UpstreamHeader> {
+    UPSTREAM_HEADERS_IN.iter().find(|h| h.name.eq_ignore_ascii_case(name))
+}
+
+/// The line stays in the list, where `HeadersIn::get` finds it (nginx keeps a pointer to it
+/// in `headers_in.server`, `.date`, ...). nginx: `ngx_http_upstream_process_header_line()`.
+pub fn process_header_line(_hi: &mut HeadersIn, _name: &str, _value: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// Nothing to record. nginx: `ngx_http_upstream_ignore_header_line()`.
+pub fn ignore_header_line(_hi: &mut HeadersIn, _name: &str, _value: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// The body length: digits only; a repeated header must repeat the value.
+/// nginx: `ngx_http_upstream_process_content_length()` (>= 1.23's checks).
+pub fn process_content_length(hi: &mut HeadersIn, name: &str, value: &str) -> Result<(), String> {
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    match value.parse::<u64>().ok().filter(|_| digits) {
+        Some(n) if hi.content_length_n.is_none_or(|old| old == n) => {
+            hi.content_length_n = Some(n);
+            Ok(())
+        }
+        _ => Err(format!("upstream sent invalid \"Content-Length\" header: \"{name}: {value}\"")),
+    }
+}
+
+/// `chunked` is the only coding rginx decodes; anything else is refused.
+/// nginx: `ngx_http_upstream_process_transfer_encoding()` (>= 1.23's check).
+pub fn process_transfer_encoding(hi: &mut HeadersIn, _name: &str, value: &str) -> Result<(), String> {
+    if !value.eq_ignore_ascii_case("chunked") {
+        return Err(format!("upstream sent unknown \"Transfer-Encoding\": \"{value}\""));
+    }
+    hi.chunked = true;
+    Ok(())
+}
+
+/// "close" anywhere in the value: the upstream closes after this response.
+/// nginx: `ngx_http_upstream_process_connection()`.
+pub fn process_connection(hi: &mut HeadersIn, _name: &str, value: &str) -> Result<(), String> {
+    if value.to_ascii_lowercase().contains("close") {
+        hi.connection_close = true;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_is_case_insensitive_and_names_are_unique() {
+        assert_eq!(find("content-length").map(|h| h.name), Some("Content-Length"));
+        assert_eq!(find("SERVER").map(|h| h.copy), Some(CopyHeader::HeaderLine));
+        assert!(find("X-Unknown").is_none());
+        for (i, h) in UPSTREAM_HEADERS_IN.iter().enumerate() {
+            let first = UPSTREAM_HEADERS_IN.iter().position(|o| o.name.eq_ignore_ascii_case(h.name));
+            assert_eq!(first, Some(i), "{} listed twice", h.name);
+        }
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let mut hi = HeadersIn::default();
+        assert!(process_content_length(&mut hi, "Content-Length", "12").is_ok());
+        assert_eq!(hi.content_length_n, Some(12));
+        assert!(process_content_length(&mut hi, "Content-Length", "12").is_ok(), "same value again");
+        let err = process_content_length(&mut hi, "Content-Length", "13").unwrap_err();
+        assert_eq!(err, "upstream sent invalid \"Content-Length\" header: \"Content-Length: 13\"");
+        for bad in ["", "-1", "+1", "1 2", "0x10", "99999999999999999999999"] {
+            assert!(process_content_length(&mut HeadersIn::default(), "Content-Length", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_and_connection() {
+        let mut hi = HeadersIn::default();
+        assert!(process_transfer_encoding(&mut hi, "Transfer-Encoding", "gzip").is_err());
+        assert!(!hi.chunked);
+        assert!(process_transfer_encoding(&mut hi, "Transfer-Encoding", "Chunked").is_ok());
+        assert!(hi.chunked);
+        assert!(process_connection(&mut hi, "Connection", "keep-alive").is_ok());
+        assert!(!hi.connection_close);
+        assert!(process_connection(&mut hi, "Connection", "Close").is_ok());
+        assert!(hi.connection_close);
+    }
+}
