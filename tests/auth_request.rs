@@ -189,3 +189,23 @@ fn body_not_sent_to_auth() {
     let cl = seen.to_ascii_lowercase().contains("content-length");
     assert_eq!(cl, common::is_nginx(), "{seen}");
 }
+
+#[test]
+fn client_gone_while_auth_waits() {
+    // The auth server never answers; the client leaves: the whole tree goes, the auth
+    // connection with it, and the content is never asked for.
+    let auth = Backend::scripted(|_| vec![Action::ReadRequest, Action::Sleep(common::TIMEOUT)]);
+    let main = Backend::fixed(MAIN.as_bytes());
+    let r = Rginx::start(&proxy_conf(LOCATIONS), &[auth.addr, main.addr]);
+    let base = r.fd_baseline();
+    let mut c = Conn::new(r.port);
+    c.send(b"GET /p/x HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(auth.wait_connections(1, common::TIMEOUT));
+    drop(c);
+    r.assert_fds_back(base);
+    // nginx: "epoll_wait() reported that client prematurely closed connection, so upstream
+    // connection is closed too while sending request to upstream, client: ..., subrequest:
+    // \"/auth\", ..."; rginx's line for this case is shorter, for main requests too.
+    assert_log(&r, &["[info]", "client prematurely closed connection", "while sending request to upstream"]);
+    assert_eq!(main.connections(), 0);
+}
