@@ -522,6 +522,14 @@ pub fn core_run_phases(cy: &mut Cycle, rid: RequestId) {
                 return finalize_request(cy, rid, HandlerRc::Status(status));
             }
         }
+        if i >= nr && i < nr + na && cy.requests.get(rid).is_some_and(|r| r.main != rid) {
+            // A subrequest skips the access phase: its main request passed it.
+            // nginx: `if (r != r->main)` in `ngx_http_core_access_phase()`.
+            if let Some(r) = cy.requests.get_mut(rid) {
+                r.phase_handler = nr + na;
+            }
+            continue;
+        }
         let Some(http) = cy.http_conf.as_deref() else { return };
         let ph = &http.phases;
         let h = if i < nr {

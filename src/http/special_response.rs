@@ -61,6 +61,7 @@ pub fn status_line(code: u16) -> Option<&'static str> {
 fn page_title(code: u16) -> Option<&'static str> {
     match code {
         302 => Some("302 Found"),
+        401 => Some("401 Authorization Required"),
         494 => Some("400 Request Header Or Cookie Too Large"),
         200..=299 | 304 => None,
         _ => status_line(code),
@@ -114,10 +115,13 @@ pub fn special_response_handler(cy: &mut Cycle, rid: RequestId, status: u16) -> 
         r.lingering_close = true;
     }
     let tokens = r.loc.core.server_tokens();
+    // nginx keeps `Location` and the header list (a 401's `WWW-Authenticate`) on its pages.
     let location = r.headers_out.location.take();
+    let headers = std::mem::take(&mut r.headers_out.headers);
     r.headers_out = Default::default();
     r.headers_out.status = if status == 494 { 400 } else { status };
     r.headers_out.location = location;
+    r.headers_out.headers = headers;
     let body = error_page(status).map(|p| {
         let mut v = p.into_bytes();
         v.extend_from_slice(error_tail(tokens).as_bytes());

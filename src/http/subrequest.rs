@@ -61,7 +61,8 @@
 //!   `SUBREQUEST_OUTPUT_BUFFER_SIZE` (nginx 1.22's default `subrequest_output_buffer_size`, one
 //!   page; the directive itself is not in rginx's subset).
 //! - a subrequest does not share the main request's body (nginx: `sr->request_body =
-//!   r->request_body`): a child that proxies sends a GET without a body.
+//!   r->request_body`): a child that proxies sends a GET without a body, unless its creator
+//!   gives it a copy of a body read whole (`share_request_body`, for `mirror`).
 //! - the main request keeps every child (`tree`) until it is freed, as nginx keeps them in its
 //!   pool: a parent may read a finished child.
 
@@ -310,6 +311,42 @@ pub fn in_memory_body(cy: &Cycle, sr: RequestId) -> Vec<u8> {
     v
 }
 
+/// Gives child `sr` its parent's request body, read whole (`body::read_client_request_body`
+/// done): memory buffers copied, temp-file regions shared (the unlinked file stays open while
+/// a buffer points into it). Returns false, leaving the child without a body, when the parent
+/// has no complete body. For `mirror_request_body on`.
+/// nginx: `sr->request_body = r->request_body` in `ngx_http_subrequest()` (one shared body).
+pub fn share_request_body(cy: &mut Cycle, sr: RequestId) -> bool {
+    let Some(parent) = cy.requests.get(sr).and_then(|s| s.parent) else { return false };
+    let Some(pr) = cy.requests.get(parent) else { return false };
+    let Some(rb) = pr.request_body.as_ref().filter(|rb| rb.done && !rb.no_buffering && !rb.reading) else {
+        return false;
+    };
+    let framed = pr.headers_in.content_length_n.is_some() || pr.headers_in.chunked;
+    let received = rb.received;
+    let bufs: Chain = rb
+        .bufs
+        .iter()
+        .map(|b| match &b.file {
+            Some(f) => crate::core::buf::Buf::from_file(f.file.clone(), f.pos, f.last),
+            None => crate::core::buf::Buf::from_vec(b.data().to_vec()),
+        })
+        .collect();
+    let Some(s) = cy.requests.get_mut(sr) else { return false };
+    let mut body = super::body::RequestBody::new(s, request::empty_handler);
+    body.bufs = bufs;
+    body.received = received;
+    body.rest = 0;
+    body.chunked = None;
+    body.done = true;
+    s.request_body = Some(body);
+    if framed {
+        // The upstream's `Content-Length` is the body's length, as for the parent.
+        s.headers_in.content_length_n = Some(received);
+    }
+    true
+}
+
 /// Calls the child's `post_subrequest` handler. nginx: the seed's
 /// `rc = r->post_subrequest->handler(r, r->post_subrequest->data, rc)`.
 pub(super) fn post_subrequest(cy: &mut Cycle, rid: RequestId, ps: PostSubrequest, rc: HandlerRc) -> HandlerRc {
@@ -396,6 +433,9 @@ pub(super) fn free_tree(cy: &mut Cycle, main: RequestId) {
             cy.ev.bufs.put_chain(&mut r.out);
             if let Some(s) = r.sr.as_mut() {
                 super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut s.postponed);
+            }
+            if let Some(b) = r.request_body.take() {
+                super::body::free_body(cy, *b);
             }
             cy.ev.bufs.put(r.header_in);
         }

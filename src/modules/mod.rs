@@ -4,7 +4,10 @@
 //! `HTTP_MODULES` (nginx's generated `objs/ngx_modules.c`); filters insert themselves at the
 //! front of their chain, so a filter listed later runs earlier.
 
+pub mod addition;
+pub mod auth_request;
 pub mod log;
+pub mod mirror;
 pub mod mytest;
 pub mod proxy;
 pub mod return_;
@@ -30,6 +33,8 @@ pub static HTTP_BLOCK: crate::http::HttpBlock = crate::http::HttpBlock { modules
 pub static HTTP_MODULES: &[&dyn HttpModule] = &[
     &CoreModule,
     &log::LogModule,
+    &mirror::MirrorModule,
+    &auth_request::AuthRequestModule,
     &return_::ReturnModule,
     &stub_status::StubStatusModule,
     &crate::upstream::conf::UpstreamModule,
@@ -40,4 +45,5 @@ pub static HTTP_MODULES: &[&dyn HttpModule] = &[
     &HeaderFilterModule,
     &ChunkedFilterModule,
     &PostponeFilterModule,
+    &addition::AdditionFilterModule,
 ];
