@@ -5,7 +5,8 @@
 //!
 //! It checks what the README promises: the server starts without any directory made by hand,
 //! the error log is on stderr and the access log on stdout, the pid file is in the prefix, and
-//! the second server block plays baidu and the quote service for the two seed modules.
+//! the second server block plays baidu and the quote service for the two seed modules, and
+//! `/test?lumia` (mytest) and `/query?s_sh000001` (stock_quote) answer as the README says.
 
 mod common;
 
@@ -108,6 +109,15 @@ fn default_conf_runs_from_a_fresh_clone() {
     let body = "var hq_str_s_sh000001=\"SSE Composite,3094.668,-12.073,-0.39,436653,5458126\";\n";
     assert_eq!(quote.body_str(), body);
     assert_eq!(get(front, "/list=s_xx000000").status, 404);
+
+    // The two seeds, end to end (mytest and stock_quote through the server above).
+    let test = get(front, "/test?lumia");
+    assert_eq!(test.status, 200);
+    assert_eq!(test.body_str(), page);
+    let query = get(front, "/query?s_sh000001");
+    assert_eq!(query.status, 200);
+    let answer = "stock[SSE Composite],Today current price: 3094.668, volumn: 436653";
+    assert_eq!(query.body_str().trim_end(), answer);
 
     // Logs: the access log on stdout, the error log on stderr, nothing under logs/.
     let end = Instant::now() + TIMEOUT;
