@@ -224,8 +224,9 @@ pub fn subrequest(
         cy,
         srid,
         format_args!(
-            "subrequest \"{}?{}\" created: in_memory {} waited {} background {}, depth {depth}, count {count}",
+            "subrequest \"{}{}{}\" created: in_memory {} waited {} background {}, depth {depth}, count {count}",
             quoted,
+            if args.is_empty() { "" } else { "?" },
             String::from_utf8_lossy(args),
             flags.in_memory,
             flags.waited,
