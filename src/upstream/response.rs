@@ -37,7 +37,9 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
     } else {
         BodyMode::NonBuffered
     };
-    if u.mode != BodyMode::InMemory {
+    let mode = u.mode;
+    crate::http::trace::step(cy, rid, format_args!("upstream send_response: body mode {mode:?}"));
+    if mode != BodyMode::InMemory {
         if http::send_header(cy, rid).is_err() {
             return finalize(cy, rid, HandlerRc::Error);
         }
