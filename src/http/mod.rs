@@ -18,6 +18,7 @@ pub mod chunked_filter;
 pub mod conf_block;
 pub mod core_module;
 pub mod cycle;
+pub mod finalize;
 pub mod header_filter;
 pub mod headers_in;
 pub mod keepalive;

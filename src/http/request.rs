@@ -13,23 +13,25 @@
 //!   in `request_head.rs`, one concept per file.
 //! - the reference count `r->main->count` and the finalize logic are kept as in nginx, because
 //!   subrequests and the upstream rely on them.
-//! - `finalize_connection` closes a connection whose client failed (a reset while its body was
-//!   discarded); nginx goes to keepalive and holds it until `keepalive_timeout`.
+//! - ending a request (`finalize_request`, the writer, the connection's fate, terminate,
+//!   close, free) is in `finalize.rs`, re-exported here under nginx's file's roof.
 
 use std::sync::Arc;
 
 use super::core_module::find_location;
-use super::keepalive::{set_keepalive, set_lingering_close};
 use super::parse::RequestHead;
 use super::request_head::{process_request_line, process_request_line_handler};
 use super::{LocConf, SrvConf};
 use crate::core::buf::{Buf, Chain};
-use crate::core::step::{HandlerRc, Step};
+use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev, Stream};
 use crate::event::io::{self, Recv};
 use crate::event::{self, connect::close_connection};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::{Owner, RequestId};
+
+pub use super::finalize::{close_request, finalize_request, free_request, terminate_request, writer};
+pub(super) use super::finalize::{close_request_now, finalize_connection, log_request, run_cleanup, set_write_handler};
 
 /// A request-level event handler. nginx: `r->read_event_handler` / `r->write_event_handler`.
 pub type RequestHandler = fn(&mut Cycle, RequestId);
@@ -627,268 +629,3 @@ pub fn post_request(cy: &mut Cycle, rid: RequestId) {
 /// went away only through later write errors, like nginx's `ngx_http_block_reading` with
 /// level-triggered events off.
 pub fn block_reading(_: &mut Cycle, _: RequestId) {}
-
-/// Ends a request with a result code. nginx: `ngx_http_finalize_request()`.
-pub fn finalize_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    let cid = r.connection;
-    if rc == HandlerRc::Done {
-        return finalize_connection(cy, rid);
-    }
-    // A request that neither is nor has a subrequest has no `sr`: one test on its path.
-    let in_tree = r.sr.is_some();
-    let is_sub = in_tree && r.main != rid;
-    // The seed's check: `if (r != r->main && r->post_subrequest)`.
-    let ps = if is_sub { r.sr.as_ref().and_then(|s| s.post_subrequest) } else { None };
-    let rc = match ps {
-        Some(ps) => super::subrequest::post_subrequest(cy, rid, ps, rc),
-        None => rc,
-    };
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    let c_error = cy.ev.conns.get(cid).is_none_or(|c| c.error);
-    match rc {
-        HandlerRc::Error | HandlerRc::Status(408) | HandlerRc::Status(499) => return terminate_request(cy, rid, rc),
-        _ if c_error => return terminate_request(cy, rid, rc),
-        HandlerRc::Status(444) => {
-            r.keepalive = false;
-            return terminate_request(cy, rid, rc);
-        }
-        HandlerRc::Status(s) if s >= 300 || s == 204 && !r.header_sent => {
-            if r.header_sent {
-                // The response already started: nothing can be said any more; close.
-                return terminate_request(cy, rid, rc);
-            }
-            if !is_sub {
-                event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
-                event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
-            }
-            let rc2 = super::special_response::special_response_handler(cy, rid, s);
-            return finalize_request(cy, rid, rc2);
-        }
-        _ => {}
-    }
-    // here: the handler is done producing output (NGX_OK or a 1xx/2xx status already sent)
-    if is_sub {
-        return super::subrequest::finalize_subrequest(cy, rid);
-    }
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    if !r.out.is_empty() || in_tree && r.has_postponed() {
-        // Output still buffered, or held behind subrequests: wait for the socket, or for the
-        // children. nginx: `ngx_http_set_write_handler()`.
-        return set_write_handler(cy, rid);
-    }
-    if in_tree && r.active() != rid {
-        let n = cy.ev.conns.get(cid).map_or(0, |c| c.number);
-        crate::ngx_log!(Alert, "*{n} http finalize non-active request: \"{}\"", String::from_utf8_lossy(&r.uri));
-        return;
-    }
-    r.done = true;
-    r.write_event_handler = empty_handler;
-    let count = r.count;
-    event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
-    if log::max_level() >= log::LevelFilter::Debug {
-        super::trace::step(cy, rid, format_args!("finalize: count {count}"));
-    }
-    finalize_connection(cy, rid);
-}
-
-/// The response waits: `writer` takes over the request's write events, under `send_timeout`.
-/// nginx: `ngx_http_set_write_handler()`.
-pub(super) fn set_write_handler(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    r.write_event_handler = writer;
-    let (cid, timeout) = (r.connection, r.loc.core.send_timeout());
-    if !event::timer_set(&cy.ev, Ev { c: cid, write: true }) {
-        event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
-    }
-}
-
-/// Keeps writing buffered output; for a request with subrequests, also lets the postpone
-/// filter release what waited and wake the next child. nginx: `ngx_http_writer()`.
-pub fn writer(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
-    let cid = r.connection;
-    if let Some(c) = cy.ev.conns.get_mut(cid) {
-        if c.write.timedout {
-            c.write.timedout = false;
-            c.error = true;
-            log::info!("*{} client timed out while sending response to client", c.number);
-            return finalize_request(cy, rid, HandlerRc::Status(408));
-        }
-    }
-    let mut empty = Chain::new();
-    let rc = super::output_filter(cy, rid, &mut empty);
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    // A subrequest waits only for its own held output; the socket is the main request's.
-    // nginx: `if (r->buffered || r->postponed || (r == r->main && c->buffered))`.
-    let waits = r.has_postponed() || r.main == rid && (rc == Ok(Step::Again) || !r.out.is_empty());
-    match rc {
-        Err(_) => finalize_request(cy, rid, HandlerRc::Error),
-        Ok(_) if waits => {
-            let timeout = r.loc.core.send_timeout();
-            if !event::timer_set(&cy.ev, Ev { c: cid, write: true }) {
-                event::add_timer(&mut cy.ev, Ev { c: cid, write: true }, timeout);
-            }
-        }
-        Ok(_) => {
-            r.write_event_handler = empty_handler;
-            finalize_request(cy, rid, HandlerRc::Ok);
-        }
-    }
-}
-
-/// Drops a reference and decides the connection's fate. nginx: `ngx_http_finalize_connection()`.
-pub(super) fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
-    let now = cy.ev.times.msec;
-    let Some(r) = cy.requests.get(rid) else { return };
-    let main = r.main;
-    let Some(mr) = cy.requests.get_mut(main) else { return };
-    if mr.count != 1 {
-        if mr.discard_body {
-            // The response is done; the body still arrives: drop it for a while, bounded by
-            // `lingering_time`, idle at most `lingering_timeout` (re-armed on each read).
-            let (time, timeout) = mr.loc.core.lingering();
-            mr.read_event_handler = super::body::discarded_request_body_handler;
-            if let Some(rb) = mr.request_body.as_mut().filter(|rb| rb.lingering_time == 0) {
-                rb.lingering_time = now + time;
-            }
-            let cid = mr.connection;
-            event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
-        }
-        return close_request(cy, main, 0);
-    }
-    // The client closed (its EOF was read: nginx's `rev->eof`), or failed (reset) while its
-    // body was discarded: nothing more will come, not even a new event. (nginx goes to
-    // keepalive after a reset and holds the connection until `keepalive_timeout`.)
-    if cy.ev.conns.get(mr.connection).is_none_or(|c| c.error || c.read.eof && !c.read.ready) {
-        return close_request(cy, main, 0);
-    }
-    if mr.request_body.as_ref().is_some_and(|rb| rb.reading) {
-        // A streamed body was not read to its end: the rest must be drained, not parsed.
-        mr.keepalive = false;
-        mr.lingering_close = true;
-    }
-    let (keepalive, linger) = (mr.keepalive && !cy.ev.exiting, needs_lingering(cy, main));
-    if keepalive && !linger_data_blocks_keepalive(cy, main) {
-        return set_keepalive(cy, main);
-    }
-    if linger {
-        return set_lingering_close(cy, main);
-    }
-    close_request(cy, main, 0);
-}
-
-fn linger_data_blocks_keepalive(cy: &Cycle, rid: RequestId) -> bool {
-    // A body left unread makes the connection unusable for the next request.
-    cy.requests.get(rid).is_some_and(|r| r.lingering_close)
-}
-
-/// nginx: the `lingering_close on` test of `ngx_http_finalize_connection()`.
-fn needs_lingering(cy: &Cycle, rid: RequestId) -> bool {
-    let Some(r) = cy.requests.get(rid) else { return false };
-    let Some(c) = cy.ev.conns.get(r.connection) else { return false };
-    let unread = !r.header_in.is_empty() || !super::body::pipelined(r).is_empty();
-    !c.error && (r.lingering_close || c.read.ready || unread && !r.keepalive)
-}
-
-/// Closes a request immediately (no response): header timeout, early EOF.
-pub(super) fn close_request_now(cy: &mut Cycle, rid: RequestId, status: u16) {
-    if let Some(r) = cy.requests.get_mut(rid) {
-        r.headers_out.status = status;
-        r.count = 1;
-        r.keepalive = false;
-    }
-    close_request(cy, rid, status);
-}
-
-/// Aborts everything about a request and closes its connection. nginx:
-/// `ngx_http_terminate_request()`.
-pub fn terminate_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
-    let Some(r) = cy.requests.get(rid) else { return };
-    let main = r.main;
-    // Every request of the tree: nginx keeps all their cleanups on `r->main->cleanup`.
-    super::subrequest::run_tree_cleanups(cy, main);
-    run_cleanup(cy, main);
-    let count = cy.requests.get(main).map_or(0, |m| m.count);
-    super::trace::step(cy, main, format_args!("terminate: count {count} -> 1"));
-    let Some(mr) = cy.requests.get_mut(main) else { return };
-    if let HandlerRc::Status(s) = rc {
-        if mr.headers_out.status == 0 || !mr.header_sent {
-            mr.headers_out.status = s;
-        }
-    }
-    mr.count = 1;
-    mr.keepalive = false;
-    close_request(cy, main, 0);
-}
-
-pub(super) fn run_cleanup(cy: &mut Cycle, rid: RequestId) {
-    let cl = match cy.requests.get_mut(rid) {
-        Some(r) => std::mem::take(&mut r.cleanup),
-        None => return,
-    };
-    for f in cl.into_iter().rev() {
-        f(cy, rid);
-    }
-}
-
-/// Drops one reference; at zero frees the request and closes the connection.
-/// nginx: `ngx_http_close_request()`.
-pub fn close_request(cy: &mut Cycle, rid: RequestId, status: u16) {
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    let main = r.main;
-    let Some(mr) = cy.requests.get_mut(main) else { return };
-    mr.count = mr.count.saturating_sub(1);
-    if mr.count > 0 {
-        return;
-    }
-    let cid = mr.connection;
-    free_request(cy, main, status);
-    close_client(cy, cid);
-}
-
-/// Logs and frees the request object. nginx: `ngx_http_free_request()`.
-pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
-    run_cleanup(cy, rid);
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    if status != 0 && r.headers_out.status == 0 {
-        r.headers_out.status = status;
-    }
-    let in_tree = r.sr.is_some();
-    log_request(cy, rid);
-    let pool = cy.requests.get_mut(rid).map(|r| std::mem::take(&mut r.pool_cleanup)).unwrap_or_default();
-    for f in pool {
-        f(cy, rid);
-    }
-    if in_tree {
-        super::subrequest::free_tree(cy, rid);
-    }
-    if let Some(mut r) = cy.requests.remove(rid) {
-        cy.ev.bufs.put_chain(&mut r.out);
-        if let Some(mut sr) = r.sr.take() {
-            super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);
-        }
-        if let Some(b) = r.request_body.take() {
-            super::body::free_body(cy, *b);
-        }
-        if let Some(c) = cy.ev.conns.get_mut(r.connection) {
-            if c.owner == Owner::Client(Some(rid)) {
-                c.owner = Owner::Client(None);
-            }
-        }
-        cy.ev.bufs.put(r.header_in);
-    }
-}
-
-/// Runs the log phase once. nginx: `ngx_http_log_request()`.
-pub(super) fn log_request(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get_mut(rid) else { return };
-    // Every request is logged, also one whose head never completed (400, 408), as nginx does.
-    if !r.logged && r.main == rid {
-        r.logged = true;
-        let conf = cy.http_conf.clone();
-        for h in conf.iter().flat_map(|h| h.phases.log.iter()) {
-            h(cy, rid);
-        }
-    }
-}
