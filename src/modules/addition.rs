@@ -78,7 +78,16 @@ static COMMANDS: &[Command] = &[
 ];
 
 /// nginx: `ngx_conf_set_str_slot()`.
+/// Whether any location of this `http {}` uses the module: its handler or filters are
+/// installed only then, so a configuration without it pays nothing per request. nginx installs
+/// them always and tests its loc conf on each request.
+#[derive(Default)]
+struct AdditionUsed {
+    used: bool,
+}
+
 fn set_uri(cx: &mut Cx<'_>, slot: fn(&mut AdditionConf) -> &mut Option<String>) -> Result<(), SetError> {
+    cx.main_conf::<AdditionUsed>()?.used = true;
     let v = cx.arg(0).to_string();
     let conf = cx.loc_conf::<AdditionConf>()?;
     Ok(crate::conf::set_once(slot(conf), v)?)
@@ -131,12 +140,15 @@ fn addition_header_filter(cy: &mut Cycle, rid: RequestId, next: Next) -> FilterR
     let loc: Arc<LocConf> = r.loc.clone();
     let Some(conf) = conf_of(&loc) else { return next.header(cy, rid) };
     let (before, after) = (conf.before_body.as_deref().unwrap_or(""), conf.after_body.as_deref().unwrap_or(""));
+    if before.is_empty() && after.is_empty() {
+        return next.header(cy, rid);
+    }
     let ct = r.headers_out.content_type.as_deref();
     let listed = match &conf.types {
         Some(t) => test_content_type(t, ct),
         None => test_content_type(&Types::List(vec!["text/html".into()]), ct), // never merged
     };
-    if before.is_empty() && after.is_empty() || !listed {
+    if !listed {
         return next.header(cy, rid);
     }
     r.ctx.push(Box::new(AdditionCtx { before_body_sent: false, active: true }));
@@ -204,6 +216,9 @@ impl HttpModule for AdditionFilterModule {
     fn commands(&self) -> &'static [Command] {
         COMMANDS
     }
+    fn create_main_conf(&self) -> Option<AnyConf> {
+        Some(Box::new(AdditionUsed::default()))
+    }
     /// nginx: `ngx_http_addition_create_conf()`.
     fn create_loc_conf(&self) -> Option<AnyConf> {
         Some(Box::new(AdditionConf::default()))
@@ -222,8 +237,10 @@ impl HttpModule for AdditionFilterModule {
     /// nginx: `ngx_http_addition_filter_init()` — at the top of both chains, so it runs
     /// before the postpone filter (listed after it in `HTTP_MODULES`).
     fn postconfiguration(&self, http: &mut HttpConf) -> Result<(), crate::conf::ConfError> {
-        http.filters.header.insert(0, addition_header_filter);
-        http.filters.body.insert(0, addition_body_filter);
+        if http.main.get::<AdditionUsed>().is_some_and(|u| u.used) {
+            http.filters.header.insert(0, addition_header_filter);
+            http.filters.body.insert(0, addition_body_filter);
+        }
         Ok(())
     }
 }

@@ -49,8 +49,19 @@ static COMMANDS: &[Command] =
     &[Command { name: "auth_request", ctx: Ctx::HTTP_ANY, args: Args::TAKE1, set: set_auth_request }];
 
 /// nginx: `ngx_http_auth_request()`.
+/// Whether any location of this `http {}` uses the module: its handler or filters are
+/// installed only then, so a configuration without it pays nothing per request. nginx installs
+/// them always and tests its loc conf on each request.
+#[derive(Default)]
+struct AuthRequestUsed {
+    used: bool,
+}
+
 fn set_auth_request(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let v = cx.arg(0).to_string();
+    if v != "off" {
+        cx.main_conf::<AuthRequestUsed>()?.used = true;
+    }
     let conf = cx.loc_conf::<AuthRequestConf>()?;
     let uri = if v == "off" { String::new() } else { v };
     Ok(crate::conf::set_once(&mut conf.uri, uri)?)
@@ -143,6 +154,9 @@ impl HttpModule for AuthRequestModule {
     fn commands(&self) -> &'static [Command] {
         COMMANDS
     }
+    fn create_main_conf(&self) -> Option<AnyConf> {
+        Some(Box::new(AuthRequestUsed::default()))
+    }
     /// nginx: `ngx_http_auth_request_create_conf()`.
     fn create_loc_conf(&self) -> Option<AnyConf> {
         Some(Box::new(AuthRequestConf::default()))
@@ -157,7 +171,9 @@ impl HttpModule for AuthRequestModule {
     }
     /// nginx: `ngx_http_auth_request_init()` — an access-phase handler.
     fn postconfiguration(&self, http: &mut HttpConf) -> Result<(), crate::conf::ConfError> {
-        http.phases.access.push(auth_request_handler);
+        if http.main.get::<AuthRequestUsed>().is_some_and(|u| u.used) {
+            http.phases.access.push(auth_request_handler);
+        }
         Ok(())
     }
 }

@@ -61,8 +61,19 @@ static COMMANDS: &[Command] = &[
 ];
 
 /// `off` only alone, a URI only beside other URIs. nginx (1.22): `ngx_http_mirror()`.
+/// Whether any location of this `http {}` uses the module: its handler or filters are
+/// installed only then, so a configuration without it pays nothing per request. nginx installs
+/// them always and tests its loc conf on each request.
+#[derive(Default)]
+struct MirrorUsed {
+    used: bool,
+}
+
 fn set_mirror(cx: &mut Cx<'_>) -> Result<(), SetError> {
     let v = cx.arg(0).to_string();
+    if v != "off" {
+        cx.main_conf::<MirrorUsed>()?.used = true;
+    }
     let c = cx.loc_conf::<MirrorConf>()?;
     match (&mut c.mirror, v == "off") {
         (None, true) => c.mirror = Some(Vec::new()),
@@ -143,6 +154,9 @@ impl HttpModule for MirrorModule {
     fn commands(&self) -> &'static [Command] {
         COMMANDS
     }
+    fn create_main_conf(&self) -> Option<AnyConf> {
+        Some(Box::new(MirrorUsed::default()))
+    }
     /// nginx: `ngx_http_mirror_create_loc_conf()`.
     fn create_loc_conf(&self) -> Option<AnyConf> {
         Some(Box::new(MirrorConf::default()))
@@ -159,7 +173,9 @@ impl HttpModule for MirrorModule {
     }
     /// nginx: `ngx_http_mirror_init()` — a precontent-phase handler.
     fn postconfiguration(&self, http: &mut HttpConf) -> Result<(), crate::conf::ConfError> {
-        http.phases.precontent.push(mirror_handler);
+        if http.main.get::<MirrorUsed>().is_some_and(|u| u.used) {
+            http.phases.precontent.push(mirror_handler);
+        }
         Ok(())
     }
 }
