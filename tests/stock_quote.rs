@@ -428,3 +428,32 @@ http {
     r.assert_fds_back(base);
     r.assert_no_alerts();
 }
+
+/// The rest of a request body, and a pipelined request behind it, arrive while the quote
+/// subrequest is still running: the body is discarded once the answer went out and the
+/// pipelined request is served on the same connection (nginx 1.22: both answers; before the
+/// fix rginx reset the connection after `lingering_timeout`, the second request lost).
+#[test]
+fn body_tail_and_pipelined_request_while_the_quote_runs() {
+    if skip() {
+        return;
+    }
+    let good = quote_answer("200 OK", b"var hq_str_s_sh000001=\"A,1.5,0,0,7,9\";");
+    let b = Backend::scripted(move |_| {
+        vec![Action::ReadRequest, Action::Sleep(Duration::from_millis(300)), Action::Send(good.clone())]
+    });
+    let r = Rginx::start(&conf("", "%%BACKEND%%"), &[b.addr]);
+    let base = r.fd_baseline();
+    let mut c = Conn::new(r.port);
+    c.send(b"POST /query?s_sh000001 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n12345");
+    assert!(b.wait_connections(1, common::TIMEOUT), "the quote subrequest never reached the service");
+    c.send(b"67890GET /query?s_sh000001 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let want = "stock[A],Today current price: 1.5, volumn: 7";
+    for n in 1..=2 {
+        let resp = c.read_response(false);
+        assert_eq!((resp.status, resp.body_str().as_str()), (200, want), "answer {n}");
+    }
+    drop(c);
+    r.assert_fds_back(base);
+    r.assert_no_alerts();
+}

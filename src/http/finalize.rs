@@ -149,6 +149,12 @@ pub(super) fn finalize_connection(cy: &mut Cycle, rid: RequestId) {
             }
             let cid = mr.connection;
             event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
+            // Body bytes that came while a subrequest was active were seen by its read handler
+            // (which only peeks) and raise no new edge: drain them now. nginx gets there by
+            // giving the child `discard_body`, so the child's read handler drains them.
+            if cy.ev.conns.get(cid).is_some_and(|c| c.read.ready) {
+                event::posted::post_event(&mut cy.ev, Ev { c: cid, write: false }, event::posted::Queue::Events);
+            }
         }
         return close_request(cy, main, 0);
     }
