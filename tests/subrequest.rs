@@ -67,7 +67,24 @@ static COMMANDS: &[Command] = &[
     Command { name: "sr_memory", ctx: Ctx::HTTP_LOC, args: Args::TAKE1, set: |cx| set(cx, Mode::Memory) },
     Command { name: "sr_loop", ctx: Ctx::HTTP_LOC, args: Args::TAKE1, set: |cx| set(cx, Mode::Loop) },
     Command { name: "sr_background", ctx: Ctx::HTTP_LOC, args: Args::TAKE1, set: |cx| set(cx, Mode::Background) },
+    Command {
+        name: "sr_live",
+        ctx: Ctx::HTTP_LOC,
+        args: Args::NOARGS,
+        set: |cx| {
+            cx.loc.core.handler = Some(live_handler);
+            Ok(())
+        },
+    },
 ];
+
+/// `sr_live;`: what the worker holds, seen from inside: live requests (this one included) and
+/// pending timers. The in-process server lets a test read the slab and the wheel, which a
+/// client cannot see.
+fn live_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
+    let text = format!("requests {} timers {}", cy.requests.len(), cy.ev.timers.len());
+    send_response(cy, rid, Some(text.into_bytes()))
+}
 
 impl HttpModule for SrModule {
     fn name(&self) -> &'static str {
@@ -411,6 +428,7 @@ http {{
         location = /mirror_held {{ sr_background /held; }}
         location = /dead {{ proxy_pass http://127.0.0.1:{dead}; }}
         location = /loop {{ sr_loop /loop; }}
+        location = /live {{ sr_live; }}
         location = /status {{ stub_status; }}
     }}
 }}
@@ -563,6 +581,9 @@ fn client_leaves_mid_tree(s: &InProcess, held: &Gated) {
         }
         base = now;
     }
+    // Slots and timers as they are with nothing running (each /live asks on a new connection,
+    // so its own request and timers count the same both times).
+    let live_before = get(s.port, "/live").body_str();
     let before = held.accepted.load(Ordering::SeqCst);
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     c.write_all(b"GET /tree HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
@@ -574,6 +595,7 @@ fn client_leaves_mid_tree(s: &InProcess, held: &Gated) {
     drop(c);
     assert!(s.wait_log("client prematurely closed connection"), "{}", s.error_log());
     assert_eq!(wait_fd_count(base), base, "descriptors back to baseline");
+    assert_eq!(get(s.port, "/live").body_str(), live_before, "request slots and timers back to baseline");
     let st = get(s.port, "/status").body_str();
     assert!(st.starts_with("Active connections: 1 "), "{st}");
     assert_eq!(get(s.port, "/seq").body_str(), "[A,B,A]");

@@ -205,6 +205,7 @@ pub fn read_client_request_body(
             // one place every early error passes.
             let status = body_failed(cy, rid, &f);
             if let Some(mr) = cy.requests.get_mut(main) {
+                debug_assert!(mr.count > 0, "r->main->count underflow");
                 mr.count = mr.count.saturating_sub(1);
             }
             HandlerRc::Status(status)

@@ -239,6 +239,7 @@ pub fn close_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let main = r.main;
     let Some(mr) = cy.requests.get_mut(main) else { return };
+    debug_assert!(mr.count > 0, "r->main->count underflow");
     mr.count = mr.count.saturating_sub(1);
     if mr.count > 0 {
         return;

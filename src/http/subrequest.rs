@@ -379,6 +379,7 @@ pub(super) fn finalize_subrequest(cy: &mut Cycle, rid: RequestId) {
     }
     let Some(mr) = cy.requests.get_mut(main) else { return };
     if mr.active() == rid {
+        debug_assert!(mr.count > 0, "r->main->count underflow");
         mr.count = mr.count.saturating_sub(1);
         mr.sub_mut().active = (parent != main).then_some(parent);
         let count = mr.count;
