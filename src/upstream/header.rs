@@ -19,10 +19,10 @@ use crate::http::trace;
 /// nginx: `ngx_http_upstream_process_header()`.
 pub fn process_header(cy: &mut Cycle, rid: RequestId) {
     let now = cy.ev.times.msec;
-    let Some(u) = u_mut(cy, rid) else { return };
+    let Some((u, ev)) = super::u_ev(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
     let request_sent = u.request_sent;
-    if cy.ev.conns.get(cid).is_some_and(|c| c.read.timedout) {
+    if ev.conns.get(cid).is_some_and(|c| c.read.timedout) {
         return next(cy, rid, Ft::Timeout);
     }
     if !request_sent {

@@ -301,6 +301,14 @@ pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
     cy.http.get_ref::<UpstreamCtxs>()?.0.get(uid).map(|c| &c.u)
 }
 
+/// The upstream of a request beside the reactor (disjoint borrows of the cycle): one lookup
+/// for a step that touches both the upstream and a connection or timer.
+pub(crate) fn u_ev(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Upstream, &mut Reactor<Cycle>)> {
+    let Cycle { requests, http, ev, .. } = cy;
+    let u = &mut ctx_mut(http, requests.get(rid)?)?.u;
+    Some((u, ev))
+}
+
 /// The request and its upstream at once (disjoint borrows of the cycle), for the framework's
 /// own steps.
 pub(crate) fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut BufPool)> {
@@ -390,19 +398,28 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     r.read_event_handler = rd_check_broken_connection;
     r.write_event_handler = http_request::empty_handler;
     let (cid, in_memory) = (r.connection, r.sr.as_ref().is_some_and(|s| s.flags.in_memory));
-    if in_memory {
-        // The seed: `subrequest_in_memory` — the body is kept for the parent.
-        if let Some(u) = u_mut(cy, rid) {
-            u.in_memory = true;
-        }
-    }
+    // The seed: `subrequest_in_memory` — the body is kept for the parent. `resolved` is set
+    // by `create`; no callback changes it.
+    let group = u_mut(cy, rid).map_or(0, |u| {
+        u.in_memory |= in_memory;
+        u.resolved.group
+    });
+    let tries = round_robin::tries(cy, group);
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.action = "connecting to upstream";
     }
     // A streamed body's client timer waits until sending starts (nginx:
     // `ngx_http_upstream_init()` deletes the read timer).
     crate::event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
-    match callback(cy, rid, |m, cx| m.create_request(cx)) {
+    let now = cy.ev.times.msec;
+    let rc = callback(cy, rid, |m, cx| {
+        let rc = m.create_request(cx);
+        let max = cx.u.conf.next_upstream_tries;
+        cx.u.peer.tries = if max > 0 { tries.min(max) } else { tries }.max(1);
+        cx.u.start_msec = now;
+        rc
+    });
+    match rc {
         Some(Ok(())) => {}
         Some(Err(e)) => {
             log::error!("upstream create_request failed: {e:?}");
@@ -410,13 +427,6 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
         }
         None => return, // a stale id
     }
-    let group = u_ref(cy, rid).map_or(0, |u| u.resolved.group);
-    let tries = round_robin::tries(cy, group);
-    let now = cy.ev.times.msec;
-    let Some(u) = u_mut(cy, rid) else { return };
-    let max = u.conf.next_upstream_tries;
-    u.peer.tries = if max > 0 { tries.min(max) } else { tries }.max(1);
-    u.start_msec = now;
     connect::connect(cy, rid);
 }
 
@@ -593,8 +603,8 @@ fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     u.finalized = true;
     u.read_handler = ReadHandler::Dummy;
     u.write_handler = WriteHandler::Dummy;
-    let failed = matches!(rc, HandlerRc::Status(502 | 504));
-    close_peer(cy, rid, failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent));
+    let failed = matches!(rc, HandlerRc::Status(502 | 504)) && !u.header_sent;
+    close_peer(cy, rid, failed);
     callback(cy, rid, |m, cx| m.finalize_request(cx, rc));
     true
 }

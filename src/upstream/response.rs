@@ -54,23 +54,20 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
         Some(Err(_)) => return finalize(cy, rid, HandlerRc::Error),
         None => return, // a stale id
     }
-    if let Some(u) = u_mut(cy, rid) {
-        // `Content-Length: 0`, HEAD, 204, 304: no body to wait for (the upstream may keep the
-        // connection open or close it; either is fine). nginx: `if (u->length == 0)` in
-        // `ngx_http_upstream_send_response()`.
-        if u.length == Some(0) {
-            u.upstream_done = true;
-        }
-    }
     if let Some(r) = cy.requests.get_mut(rid) {
         r.write_event_handler = process_downstream;
     }
-    let Some(u) = u_mut(cy, rid) else { return };
+    let Some((u, ev)) = super::u_ev(cy, rid) else { return };
+    // `Content-Length: 0`, HEAD, 204, 304: no body to wait for (the upstream may keep the
+    // connection open or close it; either is fine). nginx: `if (u->length == 0)` in
+    // `ngx_http_upstream_send_response()`.
+    if u.length == Some(0) {
+        u.upstream_done = true;
+    }
     u.read_handler = ReadHandler::ProcessBody;
-    if let Some(c) = u.peer.connection.and_then(|c| cy.ev.conns.get_mut(c)) {
+    if let Some(c) = u.peer.connection.and_then(|c| ev.conns.get_mut(c)) {
         c.action = "reading upstream";
     }
-    let Some(u) = u_mut(cy, rid) else { return };
     let preread = u.buffer.last - u.buffer.pos;
     if preread > 0 {
         u.state.response_length += preread as u64;
