@@ -559,8 +559,21 @@ fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream
 /// nginx: `u->peer.free()` + `ngx_close_connection(u->peer.connection)`.
 fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     let now = cy.ev.times.msec;
-    let header_only = cy.requests.get(rid).is_some_and(|r| r.header_only);
-    let Some(u) = u_mut(cy, rid) else { return };
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get(rid) else { return };
+    let header_only = r.header_only;
+    let Some(ctx) = ctx_mut(http, r) else { return };
+    let peer = take_peer(&mut ctx.u, now, header_only, failed);
+    release_peer(cy, peer, failed);
+}
+
+/// What `take_peer` took from the upstream: the connection, the pick, and where to cache the
+/// connection if it is clean.
+type TakenPeer = (Option<ConnId>, Option<PeerPick>, Option<(usize, crate::event::connect::PeerAddr)>);
+
+/// The upstream's half of `close_peer`: takes the connection and pick out of `u`, closes the
+/// try's accounting, and says whether the connection may be reused.
+fn take_peer(u: &mut Upstream, now: u64, header_only: bool, failed: bool) -> TakenPeer {
     // The connection can serve another request only if this response was read to its exact
     // end: the module vouched for the framing (`u.keepalive`), nothing extra came, and the
     // request went out whole. nginx: the checks of `ngx_http_upstream_free_keepalive_peer()`.
@@ -577,6 +590,12 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
         let st = std::mem::take(&mut u.state);
         u.states.push(st);
     }
+    (conn, pick, reuse)
+}
+
+/// The world's half of `close_peer`: the balancer hears how it went, the connection is cached
+/// or closed.
+fn release_peer(cy: &mut Cycle, (conn, pick, reuse): TakenPeer, failed: bool) {
     if let Some(p) = pick {
         round_robin::free_peer(cy, &p, failed);
     }
@@ -594,7 +613,13 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
 /// is set before it runs; a callback cannot reach this function (`UpstreamCx` does not reach
 /// the framework), so the module hears it once on every path.
 fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
-    let Some(u) = u_mut(cy, rid) else {
+    let now = cy.ev.times.msec;
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get(rid) else {
+        return false;
+    };
+    let header_only = r.header_only;
+    let Some(UpstreamCtx { u, .. }) = ctx_mut(http, r) else {
         return false;
     };
     if u.finalized {
@@ -604,7 +629,8 @@ fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     u.read_handler = ReadHandler::Dummy;
     u.write_handler = WriteHandler::Dummy;
     let failed = matches!(rc, HandlerRc::Status(502 | 504)) && !u.header_sent;
-    close_peer(cy, rid, failed);
+    let peer = take_peer(u, now, header_only, failed);
+    release_peer(cy, peer, failed);
     callback(cy, rid, |m, cx| m.finalize_request(cx, rc));
     true
 }
@@ -659,7 +685,11 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
 /// rginx first tells the module through `abort_request` when the response had not started
 /// (nginx never calls that field: docs/upstream.md, "abort_request").
 fn cleanup(cy: &mut Cycle, rid: RequestId) {
-    if u_ref(cy, rid).is_some_and(|u| !u.finalized && !u.header_sent) {
+    let Some(u) = u_ref(cy, rid) else { return };
+    if u.finalized {
+        return; // `finalize_upstream` would do nothing
+    }
+    if !u.header_sent {
         callback(cy, rid, |m, cx| m.abort_request(cx));
     }
     finalize_upstream(cy, rid, HandlerRc::Done);
