@@ -37,7 +37,7 @@ impl KeepaliveCache {
 }
 
 /// Installs the (empty) cache. nginx: `ngx_http_upstream_init_keepalive()`.
-pub fn init_worker(cy: &mut Cycle) {
+pub fn init_worker(cy: &Cycle) -> KeepaliveCache {
     let settings = cy
         .http_conf
         .as_deref()
@@ -49,13 +49,13 @@ pub fn init_worker(cy: &mut Cycle) {
             m.upstreams.iter().map(each).collect()
         })
         .unwrap_or_default();
-    cy.http.insert(KeepaliveCache { groups: Vec::new(), settings });
+    KeepaliveCache { groups: Vec::new(), settings }
 }
 
 /// Takes an idle connection to `addr` out of the group's cache, if there is one; the caller
 /// owns it from then on (handlers, timers). nginx: `ngx_http_upstream_get_keepalive_peer()`.
 pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
-    let cache = cy.http.get::<KeepaliveCache>()?;
+    let cache = &mut super::worker(&mut cy.http)?.keepalive;
     cache.settings(group)?;
     let items = cache.groups.get_mut(group)?;
     let i = items.iter().position(|(_, a)| a == addr)?;
@@ -74,7 +74,7 @@ pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
 /// connection makes room when the cache is full. nginx: `ngx_http_upstream_free_keepalive_peer()`.
 pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
     let Cycle { http, ev, .. } = &mut *cy;
-    let Some(cache) = http.get::<KeepaliveCache>() else {
+    let Some(cache) = super::worker(http).map(|w| &mut w.keepalive) else {
         return event::connect::close_connection(ev, cid);
     };
     let Some((max, requests, timeout)) = cache.settings(group) else {
@@ -131,7 +131,7 @@ fn close_handler(cy: &mut Cycle, ev: Ev) {
             return; // still idle
         }
     }
-    if let Some(cache) = cy.http.get::<KeepaliveCache>() {
+    if let Some(cache) = super::worker(&mut cy.http).map(|w| &mut w.keepalive) {
         for items in &mut cache.groups {
             items.retain(|(id, _)| *id != ev.c);
         }

@@ -12,7 +12,7 @@
 //! Failures before the response starts go through `next(Ft)`: another peer, or an error page.
 //!
 //! Differs from nginx:
-//! - the context lives in this worker's `UpstreamCtxs` table, kept in `cy.http` (its id in
+//! - the context lives in this worker's `UpstreamWorker` table, kept in `cy.http` (its id in
 //!   `r.upstream`, as a `RawId`: `http/` sits below and cannot name it); the module's callbacks are a
 //!   trait object beside it (`UpstreamCtx::module`), and the handler pointers
 //!   `u->read_event_handler`/`u->write_event_handler` are the enums `ReadHandler`/`WriteHandler`.
@@ -267,7 +267,7 @@ pub struct Upstream {
     pub start_msec: u64,
 }
 
-/// A context in `UpstreamCtxs`: the state plus the module driving it. The framework borrows
+/// A context in `UpstreamWorker::ctxs`: the state plus the module driving it. The framework borrows
 /// the two apart (`let UpstreamCtx { u, module } = ctx`) to call `module.process_header(cx)`
 /// with `cx.u = u`: no `Option`, no taking the module out, nothing to put back.
 pub struct UpstreamCtx {
@@ -281,12 +281,26 @@ pub struct UpstreamCtx {
 /// Every upstream context of this worker, kept in `cy.http` (installed by the upstream
 /// module's `init_worker`). nginx: each `r->upstream`, allocated from its request's pool.
 #[derive(Default)]
-pub struct UpstreamCtxs(pub GenSlab<UpstreamCtx>);
+pub struct UpstreamWorker {
+    /// The contexts. nginx: each `r->upstream`.
+    pub ctxs: GenSlab<UpstreamCtx>,
+    /// The balancer's peer state, beside the contexts so that one look-up in `cy.http`
+    /// finds both.
+    pub(crate) rr: round_robin::RoundRobin,
+    /// The idle connections, likewise.
+    pub(crate) keepalive: keepalive::KeepaliveCache,
+}
+
+/// The worker's upstream state. (`cy.http` finds state by a scan of type ids: the framework
+/// keeps all of its state in one entry and finds it once per step.)
+pub(crate) fn worker(http: &mut HttpWorker) -> Option<&mut UpstreamWorker> {
+    http.get::<UpstreamWorker>()
+}
 
 /// The context of `r`, from the worker's table.
 pub fn ctx_mut<'a>(http: &'a mut HttpWorker, r: &Request) -> Option<&'a mut UpstreamCtx> {
     let uid: UpstreamId = r.upstream?.typed();
-    http.get::<UpstreamCtxs>()?.0.get_mut(uid)
+    worker(http)?.ctxs.get_mut(uid)
 }
 
 /// The upstream of a request.
@@ -298,7 +312,7 @@ pub fn u_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut Upstream> {
 /// The upstream of a request, read-only.
 pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
     let uid: UpstreamId = cy.requests.get(rid)?.upstream?.typed();
-    cy.http.get_ref::<UpstreamCtxs>()?.0.get(uid).map(|c| &c.u)
+    cy.http.get_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
 }
 
 /// The upstream of a request beside the reactor (disjoint borrows of the cycle): one lookup
@@ -377,9 +391,9 @@ pub fn create(
         upstream_done: false,
         start_msec: now,
     };
-    let uid = cy.http.get::<UpstreamCtxs>()?.0.insert(UpstreamCtx { u, module });
+    let uid = worker(&mut cy.http)?.ctxs.insert(UpstreamCtx { u, module });
     let Some(r) = cy.requests.get_mut(rid) else {
-        cy.http.get::<UpstreamCtxs>().and_then(|t| t.0.remove(uid));
+        worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid));
         return None;
     };
     r.upstream = Some(uid.raw());
@@ -702,7 +716,7 @@ fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else {
         return;
     };
-    if let Some(mut ctx) = cy.http.get::<UpstreamCtxs>().and_then(|t| t.0.remove(uid.typed())) {
+    if let Some(mut ctx) = worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid.typed())) {
         let u = &mut ctx.u;
         cy.ev.bufs.put(std::mem::take(&mut u.buffer));
         cy.ev.bufs.put_chain(&mut u.request_bufs);
