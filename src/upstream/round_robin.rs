@@ -115,9 +115,8 @@ pub fn tries(cy: &mut Cycle, group: usize) -> usize {
 
 /// Picks the next peer not yet `tried`. `None` means "no live upstreams".
 /// nginx: `ngx_http_upstream_get_round_robin_peer()`.
-pub fn get_peer(cy: &mut Cycle, group: usize, tried: &[(bool, usize)]) -> Option<PeerPick> {
-    let now = cy.ev.times.msec;
-    let rr = &mut super::worker(&mut cy.http)?.rr;
+/// `rr` is the worker's (`UpstreamWorker::rr`), borrowed beside the request's context.
+pub fn get_peer(rr: &mut RoundRobin, group: usize, tried: &[(bool, usize)], now: u64) -> Option<PeerPick> {
     let g = rr.groups.get_mut(group)?;
     let single = g.primary.len() == 1 && g.backup.is_empty();
     for backup in [false, true] {
