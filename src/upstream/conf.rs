@@ -401,8 +401,8 @@ impl HttpModule for UpstreamModule {
         Ok(())
     }
     fn init_worker(&self, cy: &mut crate::http::cycle::Cycle) {
-        cy.http.insert(super::UpstreamCtxs::default());
-        super::round_robin::init_worker(cy);
-        super::keepalive::init_worker(cy);
+        let rr = super::round_robin::init_worker(cy);
+        let keepalive = super::keepalive::init_worker(cy);
+        cy.http.insert(super::UpstreamWorker { ctxs: Default::default(), rr, keepalive });
     }
 }

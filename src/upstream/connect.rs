@@ -15,12 +15,15 @@ use crate::http::trace;
 /// nginx: `ngx_http_upstream_connect()`.
 pub fn connect(cy: &mut Cycle, rid: RequestId) {
     let now = cy.ev.times.msec;
-    let Some(u) = u_mut(cy, rid) else { return };
+    // The context and the balancer's peers are fields of one worker entry: one lookup.
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else { return };
+    let Some(super::UpstreamWorker { ctxs, rr, .. }) = super::worker(http) else { return };
+    let Some(super::UpstreamCtx { u, .. }) = ctxs.get_mut(uid.typed()) else { return };
     let retry = u.request_sent || u.state.start > 0 || !u.states.is_empty();
     u.state = UpstreamState { start: now, ..Default::default() };
     let group = u.resolved.group;
-    let tried = u.peer.tried.clone();
-    let Some(pick) = round_robin::get_peer(cy, group, &tried) else {
+    let Some(pick) = round_robin::get_peer(rr, group, &u.peer.tried, now) else {
         let name = cy
             .http_conf
             .as_deref()

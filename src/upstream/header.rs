@@ -6,7 +6,7 @@
 //! (src/http/ngx_http_upstream.c).
 
 use super::conf::FT_NON_IDEMPOTENT;
-use super::{callback, finalize, next, response, u_mut, Ft, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
+use super::{callback, finalize, next, response, Ft, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::{ConnId, Ev};
@@ -19,10 +19,10 @@ use crate::http::trace;
 /// nginx: `ngx_http_upstream_process_header()`.
 pub fn process_header(cy: &mut Cycle, rid: RequestId) {
     let now = cy.ev.times.msec;
-    let Some(u) = u_mut(cy, rid) else { return };
+    let Some((u, ev)) = super::u_ev(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
     let request_sent = u.request_sent;
-    if cy.ev.conns.get(cid).is_some_and(|c| c.read.timedout) {
+    if ev.conns.get(cid).is_some_and(|c| c.read.timedout) {
         return next(cy, rid, Ft::Timeout);
     }
     if !request_sent {
@@ -44,18 +44,26 @@ pub fn process_header(cy: &mut Cycle, rid: RequestId) {
             Err(Exit::Finalize(rc)) => return finalize(cy, rid, rc),
         }
     }
-    let Some(r) = cy.requests.get(rid) else { return };
-    let (idempotent, streamed) = (super::is_idempotent(r), super::no_buffering(r));
-    let Some(u) = u_mut(cy, rid) else { return };
-    u.state.header_time = Some(now.saturating_sub(u.state.start));
-    u.state.status = u.headers_in.status_n;
-    if let Some(ft) = test_next(u, idempotent, streamed, now) {
-        return next(cy, rid, ft);
+    // The header is in: the try's accounting, `test_next` and the copy into `r.headers_out`
+    // run in one borrow of the context (`process_headers` without its own lookup).
+    let rc = callback(cy, rid, |m, cx| {
+        let (idempotent, streamed) = (super::is_idempotent(cx.r), super::no_buffering(cx.r));
+        let u = &mut *cx.u;
+        u.state.header_time = Some(now.saturating_sub(u.state.start));
+        u.state.status = u.headers_in.status_n;
+        match test_next(u, idempotent, streamed, now) {
+            Some(ft) => Err(ft),
+            None => {
+                copy_headers(m, cx);
+                Ok(())
+            }
+        }
+    });
+    match rc {
+        Some(Ok(())) => response::send_response(cy, rid),
+        Some(Err(ft)) => next(cy, rid, ft),
+        None => {} // a stale id
     }
-    if let Err(rc) = process_headers(cy, rid) {
-        return finalize(cy, rid, rc);
-    }
-    response::send_response(cy, rid);
 }
 
 /// How a step of `process_header` ends when it does not go on. nginx: the `return`s of

@@ -23,26 +23,41 @@ use crate::http::cycle::Owner;
 #[derive(Default)]
 pub struct KeepaliveCache {
     groups: Vec<VecDeque<(ConnId, PeerAddr)>>,
+    /// Per group (indexed like `UpstreamMainConf::upstreams`): `keepalive`,
+    /// `keepalive_requests`, `keepalive_timeout`; `None` when it caches nothing. Copied from
+    /// the configuration once, so `get`/`put` find it with the cache (one lookup, not two).
+    settings: Vec<Option<(usize, u64, u64)>>,
 }
 
-/// The group's `keepalive`, `keepalive_requests`, `keepalive_timeout`; `None` when it caches
-/// nothing.
-fn settings(cy: &Cycle, group: usize) -> Option<(usize, u64, u64)> {
-    let m = cy.http_conf.as_deref()?.main.get::<UpstreamMainConf>()?;
-    let g = m.upstreams.get(group)?;
-    (g.keepalive > 0).then_some((g.keepalive, g.keepalive_requests, g.keepalive_timeout))
+impl KeepaliveCache {
+    /// The group's settings; `None` when it caches nothing.
+    fn settings(&self, group: usize) -> Option<(usize, u64, u64)> {
+        self.settings.get(group).copied().flatten()
+    }
 }
 
 /// Installs the (empty) cache. nginx: `ngx_http_upstream_init_keepalive()`.
-pub fn init_worker(cy: &mut Cycle) {
-    cy.http.insert(KeepaliveCache::default());
+pub fn init_worker(cy: &Cycle) -> KeepaliveCache {
+    let settings = cy
+        .http_conf
+        .as_deref()
+        .and_then(|h| h.main.get::<UpstreamMainConf>())
+        .map(|m| {
+            let each = |g: &super::conf::UpstreamSrvConf| {
+                (g.keepalive > 0).then_some((g.keepalive, g.keepalive_requests, g.keepalive_timeout))
+            };
+            m.upstreams.iter().map(each).collect()
+        })
+        .unwrap_or_default();
+    KeepaliveCache { groups: Vec::new(), settings }
 }
 
 /// Takes an idle connection to `addr` out of the group's cache, if there is one; the caller
 /// owns it from then on (handlers, timers). nginx: `ngx_http_upstream_get_keepalive_peer()`.
 pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
-    settings(cy, group)?;
-    let items = cy.http.get::<KeepaliveCache>()?.groups.get_mut(group)?;
+    let cache = &mut super::worker(&mut cy.http)?.keepalive;
+    cache.settings(group)?;
+    let items = cache.groups.get_mut(group)?;
     let i = items.iter().position(|(_, a)| a == addr)?;
     let (cid, _) = items.remove(i)?;
     event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
@@ -58,18 +73,19 @@ pub fn get(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<ConnId> {
 /// `keepalive_requests` requests, or the worker is exiting. The least recently used
 /// connection makes room when the cache is full. nginx: `ngx_http_upstream_free_keepalive_peer()`.
 pub fn put(cy: &mut Cycle, group: usize, cid: ConnId, addr: PeerAddr) {
-    let Some((max, requests, timeout)) = settings(cy, group) else {
-        return event::connect::close_connection(&mut cy.ev, cid);
+    let Cycle { http, ev, .. } = &mut *cy;
+    let Some(cache) = super::worker(http).map(|w| &mut w.keepalive) else {
+        return event::connect::close_connection(ev, cid);
     };
-    let usable = cy.ev.conns.get(cid).is_some_and(|c| {
+    let Some((max, requests, timeout)) = cache.settings(group) else {
+        return event::connect::close_connection(ev, cid);
+    };
+    let usable = ev.conns.get(cid).is_some_and(|c| {
         !(c.read.eof || c.read.error || c.write.error || c.error || c.read.timedout) && u64::from(c.requests) < requests
     });
-    if !usable || cy.ev.exiting {
-        return event::connect::close_connection(&mut cy.ev, cid);
+    if !usable || ev.exiting {
+        return event::connect::close_connection(ev, cid);
     }
-    let Some(cache) = cy.http.get::<KeepaliveCache>() else {
-        return event::connect::close_connection(&mut cy.ev, cid);
-    };
     if cache.groups.len() <= group {
         cache.groups.resize_with(group + 1, VecDeque::new);
     }
@@ -115,7 +131,7 @@ fn close_handler(cy: &mut Cycle, ev: Ev) {
             return; // still idle
         }
     }
-    if let Some(cache) = cy.http.get::<KeepaliveCache>() {
+    if let Some(cache) = super::worker(&mut cy.http).map(|w| &mut w.keepalive) {
         for items in &mut cache.groups {
             items.retain(|(id, _)| *id != ev.c);
         }

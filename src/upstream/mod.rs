@@ -12,7 +12,7 @@
 //! Failures before the response starts go through `next(Ft)`: another peer, or an error page.
 //!
 //! Differs from nginx:
-//! - the context lives in this worker's `UpstreamCtxs` table, kept in `cy.http` (its id in
+//! - the context lives in this worker's `UpstreamWorker` table, kept in `cy.http` (its id in
 //!   `r.upstream`, as a `RawId`: `http/` sits below and cannot name it); the module's callbacks are a
 //!   trait object beside it (`UpstreamCtx::module`), and the handler pointers
 //!   `u->read_event_handler`/`u->write_event_handler` are the enums `ReadHandler`/`WriteHandler`.
@@ -267,7 +267,7 @@ pub struct Upstream {
     pub start_msec: u64,
 }
 
-/// A context in `UpstreamCtxs`: the state plus the module driving it. The framework borrows
+/// A context in `UpstreamWorker::ctxs`: the state plus the module driving it. The framework borrows
 /// the two apart (`let UpstreamCtx { u, module } = ctx`) to call `module.process_header(cx)`
 /// with `cx.u = u`: no `Option`, no taking the module out, nothing to put back.
 pub struct UpstreamCtx {
@@ -281,12 +281,26 @@ pub struct UpstreamCtx {
 /// Every upstream context of this worker, kept in `cy.http` (installed by the upstream
 /// module's `init_worker`). nginx: each `r->upstream`, allocated from its request's pool.
 #[derive(Default)]
-pub struct UpstreamCtxs(pub GenSlab<UpstreamCtx>);
+pub struct UpstreamWorker {
+    /// The contexts. nginx: each `r->upstream`.
+    pub ctxs: GenSlab<UpstreamCtx>,
+    /// The balancer's peer state, beside the contexts so that one look-up in `cy.http`
+    /// finds both.
+    pub(crate) rr: round_robin::RoundRobin,
+    /// The idle connections, likewise.
+    pub(crate) keepalive: keepalive::KeepaliveCache,
+}
+
+/// The worker's upstream state. (`cy.http` finds state by a scan of type ids: the framework
+/// keeps all of its state in one entry and finds it once per step.)
+pub(crate) fn worker(http: &mut HttpWorker) -> Option<&mut UpstreamWorker> {
+    http.get::<UpstreamWorker>()
+}
 
 /// The context of `r`, from the worker's table.
 pub fn ctx_mut<'a>(http: &'a mut HttpWorker, r: &Request) -> Option<&'a mut UpstreamCtx> {
     let uid: UpstreamId = r.upstream?.typed();
-    http.get::<UpstreamCtxs>()?.0.get_mut(uid)
+    worker(http)?.ctxs.get_mut(uid)
 }
 
 /// The upstream of a request.
@@ -298,7 +312,15 @@ pub fn u_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut Upstream> {
 /// The upstream of a request, read-only.
 pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
     let uid: UpstreamId = cy.requests.get(rid)?.upstream?.typed();
-    cy.http.get_ref::<UpstreamCtxs>()?.0.get(uid).map(|c| &c.u)
+    cy.http.get_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
+}
+
+/// The upstream of a request beside the reactor (disjoint borrows of the cycle): one lookup
+/// for a step that touches both the upstream and a connection or timer.
+pub(crate) fn u_ev(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Upstream, &mut Reactor<Cycle>)> {
+    let Cycle { requests, http, ev, .. } = cy;
+    let u = &mut ctx_mut(http, requests.get(rid)?)?.u;
+    Some((u, ev))
 }
 
 /// The request and its upstream at once (disjoint borrows of the cycle), for the framework's
@@ -369,9 +391,9 @@ pub fn create(
         upstream_done: false,
         start_msec: now,
     };
-    let uid = cy.http.get::<UpstreamCtxs>()?.0.insert(UpstreamCtx { u, module });
+    let uid = worker(&mut cy.http)?.ctxs.insert(UpstreamCtx { u, module });
     let Some(r) = cy.requests.get_mut(rid) else {
-        cy.http.get::<UpstreamCtxs>().and_then(|t| t.0.remove(uid));
+        worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid));
         return None;
     };
     r.upstream = Some(uid.raw());
@@ -390,19 +412,28 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     r.read_event_handler = rd_check_broken_connection;
     r.write_event_handler = http_request::empty_handler;
     let (cid, in_memory) = (r.connection, r.sr.as_ref().is_some_and(|s| s.flags.in_memory));
-    if in_memory {
-        // The seed: `subrequest_in_memory` — the body is kept for the parent.
-        if let Some(u) = u_mut(cy, rid) {
-            u.in_memory = true;
-        }
-    }
+    // The seed: `subrequest_in_memory` — the body is kept for the parent. `resolved` is set
+    // by `create`; no callback changes it.
+    let group = u_mut(cy, rid).map_or(0, |u| {
+        u.in_memory |= in_memory;
+        u.resolved.group
+    });
+    let tries = round_robin::tries(cy, group);
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.action = "connecting to upstream";
     }
     // A streamed body's client timer waits until sending starts (nginx:
     // `ngx_http_upstream_init()` deletes the read timer).
     crate::event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
-    match callback(cy, rid, |m, cx| m.create_request(cx)) {
+    let now = cy.ev.times.msec;
+    let rc = callback(cy, rid, |m, cx| {
+        let rc = m.create_request(cx);
+        let max = cx.u.conf.next_upstream_tries;
+        cx.u.peer.tries = if max > 0 { tries.min(max) } else { tries }.max(1);
+        cx.u.start_msec = now;
+        rc
+    });
+    match rc {
         Some(Ok(())) => {}
         Some(Err(e)) => {
             log::error!("upstream create_request failed: {e:?}");
@@ -410,13 +441,6 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
         }
         None => return, // a stale id
     }
-    let group = u_ref(cy, rid).map_or(0, |u| u.resolved.group);
-    let tries = round_robin::tries(cy, group);
-    let now = cy.ev.times.msec;
-    let Some(u) = u_mut(cy, rid) else { return };
-    let max = u.conf.next_upstream_tries;
-    u.peer.tries = if max > 0 { tries.min(max) } else { tries }.max(1);
-    u.start_msec = now;
     connect::connect(cy, rid);
 }
 
@@ -549,8 +573,21 @@ fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream
 /// nginx: `u->peer.free()` + `ngx_close_connection(u->peer.connection)`.
 fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     let now = cy.ev.times.msec;
-    let header_only = cy.requests.get(rid).is_some_and(|r| r.header_only);
-    let Some(u) = u_mut(cy, rid) else { return };
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get(rid) else { return };
+    let header_only = r.header_only;
+    let Some(ctx) = ctx_mut(http, r) else { return };
+    let peer = take_peer(&mut ctx.u, now, header_only, failed);
+    release_peer(cy, peer, failed);
+}
+
+/// What `take_peer` took from the upstream: the connection, the pick, and where to cache the
+/// connection if it is clean.
+type TakenPeer = (Option<ConnId>, Option<PeerPick>, Option<(usize, crate::event::connect::PeerAddr)>);
+
+/// The upstream's half of `close_peer`: takes the connection and pick out of `u`, closes the
+/// try's accounting, and says whether the connection may be reused.
+fn take_peer(u: &mut Upstream, now: u64, header_only: bool, failed: bool) -> TakenPeer {
     // The connection can serve another request only if this response was read to its exact
     // end: the module vouched for the framing (`u.keepalive`), nothing extra came, and the
     // request went out whole. nginx: the checks of `ngx_http_upstream_free_keepalive_peer()`.
@@ -567,6 +604,12 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
         let st = std::mem::take(&mut u.state);
         u.states.push(st);
     }
+    (conn, pick, reuse)
+}
+
+/// The world's half of `close_peer`: the balancer hears how it went, the connection is cached
+/// or closed.
+fn release_peer(cy: &mut Cycle, (conn, pick, reuse): TakenPeer, failed: bool) {
     if let Some(p) = pick {
         round_robin::free_peer(cy, &p, failed);
     }
@@ -584,7 +627,13 @@ fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
 /// is set before it runs; a callback cannot reach this function (`UpstreamCx` does not reach
 /// the framework), so the module hears it once on every path.
 fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
-    let Some(u) = u_mut(cy, rid) else {
+    let now = cy.ev.times.msec;
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get(rid) else {
+        return false;
+    };
+    let header_only = r.header_only;
+    let Some(UpstreamCtx { u, .. }) = ctx_mut(http, r) else {
         return false;
     };
     if u.finalized {
@@ -593,8 +642,9 @@ fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     u.finalized = true;
     u.read_handler = ReadHandler::Dummy;
     u.write_handler = WriteHandler::Dummy;
-    let failed = matches!(rc, HandlerRc::Status(502 | 504));
-    close_peer(cy, rid, failed && !u_ref(cy, rid).is_some_and(|u| u.header_sent));
+    let failed = matches!(rc, HandlerRc::Status(502 | 504)) && !u.header_sent;
+    let peer = take_peer(u, now, header_only, failed);
+    release_peer(cy, peer, failed);
     callback(cy, rid, |m, cx| m.finalize_request(cx, rc));
     true
 }
@@ -649,7 +699,11 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
 /// rginx first tells the module through `abort_request` when the response had not started
 /// (nginx never calls that field: docs/upstream.md, "abort_request").
 fn cleanup(cy: &mut Cycle, rid: RequestId) {
-    if u_ref(cy, rid).is_some_and(|u| !u.finalized && !u.header_sent) {
+    let Some(u) = u_ref(cy, rid) else { return };
+    if u.finalized {
+        return; // `finalize_upstream` would do nothing
+    }
+    if !u.header_sent {
         callback(cy, rid, |m, cx| m.abort_request(cx));
     }
     finalize_upstream(cy, rid, HandlerRc::Done);
@@ -662,7 +716,7 @@ fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else {
         return;
     };
-    if let Some(mut ctx) = cy.http.get::<UpstreamCtxs>().and_then(|t| t.0.remove(uid.typed())) {
+    if let Some(mut ctx) = worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid.typed())) {
         let u = &mut ctx.u;
         cy.ev.bufs.put(std::mem::take(&mut u.buffer));
         cy.ev.bufs.put_chain(&mut u.request_bufs);

@@ -32,12 +32,11 @@ use crate::http::trace;
 /// The write handler while connecting and sending. nginx:
 /// `ngx_http_upstream_send_request_handler()`.
 pub fn send_request_handler(cy: &mut Cycle, rid: RequestId) {
-    let Some(u) = u_mut(cy, rid) else { return };
+    let Some((u, ev)) = super::u_ev(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
-    if cy.ev.conns.get(cid).is_some_and(|c| c.write.timedout) {
+    if ev.conns.get(cid).is_some_and(|c| c.write.timedout) {
         return next(cy, rid, Ft::Timeout);
     }
-    let Some(u) = u_mut(cy, rid) else { return };
     if u.header_sent {
         u.write_handler = WriteHandler::Dummy;
         return;
@@ -68,10 +67,10 @@ enum SendError {
 /// nginx: `ngx_http_upstream_send_request()`.
 pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
     let now = cy.ev.times.msec;
-    let Some(u) = u_mut(cy, rid) else { return };
+    let Some((u, ev)) = super::u_ev(cy, rid) else { return };
     let Some(cid) = u.peer.connection else { return };
     let (request_sent, cached) = (u.request_sent, u.peer.cached);
-    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
+    let Some(c) = ev.conns.get_mut(cid) else { return };
     if !request_sent {
         // A cached keepalive connection is known to be connected: no getpeername().
         match if cached { Ok(true) } else { test_connect(c) } {
@@ -84,11 +83,9 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
             }
         }
     }
-    let Some(u) = u_mut(cy, rid) else { return };
     if u.state.connect_time.is_none() {
         u.state.connect_time = Some(now.saturating_sub(u.state.start));
     }
-    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     c.action = "sending request to upstream";
     let (sent, sent_before) = (if request_sent { Some(c.sent) } else { None }, c.sent);
     let rc = send_request_body(cy, rid, do_write);
@@ -98,10 +95,10 @@ pub fn send_request(cy: &mut Cycle, rid: RequestId, do_write: bool) {
     trace::step(cy, rid, format_args!("upstream send: {n} bytes, {}", SendRc(&rc)));
     match rc {
         Ok(Step::Again) => {
-            let blocked = u_ref(cy, rid).is_some_and(|u| u.request_body_blocked);
+            let (blocked, timeout) =
+                u_ref(cy, rid).map_or((false, 60_000), |u| (u.request_body_blocked, u.conf.send_timeout));
             let wev = Ev { c: cid, write: true };
             if !write_ready || blocked {
-                let timeout = u_ref(cy, rid).map_or(60_000, |u| u.conf.send_timeout);
                 if sent != Some(sent_now) || !event::timer_set(&cy.ev, wev) {
                     event::add_timer(&mut cy.ev, wev, timeout);
                 }

@@ -49,49 +49,49 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
             return finalize(cy, rid, HandlerRc::Ok);
         }
     }
-    match callback(cy, rid, |m, cx| m.input_filter_init(cx)) {
-        Some(Ok(())) => {}
-        Some(Err(_)) => return finalize(cy, rid, HandlerRc::Error),
-        None => return, // a stale id
-    }
-    if let Some(u) = u_mut(cy, rid) {
+    // The steps up to the first body bytes run inside the callback's borrow of the context
+    // (one lookup); it hands back the peer connection and how many body bytes came with the
+    // header.
+    let started = callback(cy, rid, |m, cx| {
+        m.input_filter_init(cx)?;
+        let u = &mut *cx.u;
         // `Content-Length: 0`, HEAD, 204, 304: no body to wait for (the upstream may keep the
         // connection open or close it; either is fine). nginx: `if (u->length == 0)` in
         // `ngx_http_upstream_send_response()`.
         if u.length == Some(0) {
             u.upstream_done = true;
         }
-    }
-    if let Some(r) = cy.requests.get_mut(rid) {
-        r.write_event_handler = process_downstream;
-    }
-    let Some(u) = u_mut(cy, rid) else { return };
-    u.read_handler = ReadHandler::ProcessBody;
-    if let Some(c) = u.peer.connection.and_then(|c| cy.ev.conns.get_mut(c)) {
+        cx.r.write_event_handler = process_downstream;
+        u.read_handler = ReadHandler::ProcessBody;
+        let preread = u.buffer.last - u.buffer.pos;
+        u.state.response_length += preread as u64;
+        Ok::<_, UpstreamError>((u.peer.connection, preread))
+    });
+    let (pc, preread) = match started {
+        Some(Ok(started)) => started,
+        Some(Err(_)) => return finalize(cy, rid, HandlerRc::Error),
+        None => return, // a stale id
+    };
+    if let Some(c) = pc.and_then(|c| cy.ev.conns.get_mut(c)) {
         c.action = "reading upstream";
     }
-    let Some(u) = u_mut(cy, rid) else { return };
-    let preread = u.buffer.last - u.buffer.pos;
-    if preread > 0 {
-        u.state.response_length += preread as u64;
-        if !input(cy, rid, preread) {
-            return;
-        }
+    if preread > 0 && !input(cy, rid, preread) {
+        return;
     }
     process_body(cy, rid);
 }
 
 /// Runs the module's `input_filter` on `bytes` new bytes; false if the request was finalized.
 fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
-    match callback(cy, rid, |m, cx| m.input_filter(cx, bytes)) {
-        Some(Ok(())) => {
-            if let Some(u) = u_mut(cy, rid) {
-                if u.length == Some(0) {
-                    u.upstream_done = true;
-                }
-            }
-            true
+    let rc = callback(cy, rid, |m, cx| {
+        let rc = m.input_filter(cx, bytes);
+        if rc.is_ok() && cx.u.length == Some(0) {
+            cx.u.upstream_done = true;
         }
+        rc
+    });
+    match rc {
+        Some(Ok(())) => true,
         Some(Err(e)) => {
             // InvalidBody: the module logged what was wrong, in its own words.
             if e != UpstreamError::InvalidBody {
@@ -270,10 +270,11 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
         }
         let Some(u) = u_ref(cy, rid) else { return };
         if u.upstream_done {
-            return body_done(cy, rid);
+            let done = u.mode == BodyMode::InMemory || u.out.is_empty();
+            return body_done(cy, rid, done);
         }
         let Some(cid) = u.peer.connection else { return };
-        if !may_read(cy, rid) {
+        if !may_read(cy, rid, u) {
             let Some(u) = u_mut(cy, rid) else { return };
             if u.mode == BodyMode::Buffered {
                 match spill(cy, rid) {
@@ -294,8 +295,9 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
             match read_upstream(cy, rid, cid) {
                 Some(true) => {
                     got = true;
-                    let burst = u_ref(cy, rid).is_some_and(|u| u.mode == BodyMode::Buffered && !u.upstream_done);
-                    if !burst || !may_read(cy, rid) {
+                    let burst = u_ref(cy, rid)
+                        .is_some_and(|u| u.mode == BodyMode::Buffered && !u.upstream_done && may_read(cy, rid, u));
+                    if !burst {
                         break;
                     }
                 }
@@ -316,10 +318,7 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
 /// `bufs` for what waits in `u.out`; what is in flight to the client is bounded apart, by
 /// `busy_buffers_size` in `pass_downstream` (plus the one piece of the temp file the write
 /// side reads at a time, nginx's `output_buffers`), so a stalled client cannot stop the spill.
-fn may_read(cy: &Cycle, rid: RequestId) -> bool {
-    let Some(u) = u_ref(cy, rid) else {
-        return false;
-    };
+fn may_read(cy: &Cycle, rid: RequestId, u: &super::Upstream) -> bool {
     match u.mode {
         BodyMode::InMemory => true,
         BodyMode::NonBuffered => {
@@ -432,9 +431,9 @@ fn arm_client_timer(cy: &mut Cycle, rid: RequestId) {
 
 /// The upstream body is complete: release the upstream at once (even if the client is still
 /// receiving, as buffering promises), then finish when everything is handed to the client.
-fn body_done(cy: &mut Cycle, rid: RequestId) {
-    let Some(u) = u_ref(cy, rid) else { return };
-    if u.mode == BodyMode::InMemory || u.out.is_empty() {
+/// `done`: nothing waits for the client (or the module keeps the body).
+fn body_done(cy: &mut Cycle, rid: RequestId, done: bool) {
+    if done {
         return finalize(cy, rid, HandlerRc::Ok);
     }
     super::release(cy, rid);

@@ -77,9 +77,9 @@ pub struct PeerPick {
 }
 
 /// Builds the worker's peer lists. nginx: `ngx_http_upstream_init_round_robin()`.
-pub fn init_worker(cy: &mut Cycle) {
+pub fn init_worker(cy: &Cycle) -> RoundRobin {
     let Some(m) = cy.http_conf.as_deref().and_then(|h| h.main.get::<UpstreamMainConf>()) else {
-        return;
+        return RoundRobin::default();
     };
     let mut rr = RoundRobin::default();
     for us in &m.upstreams {
@@ -105,19 +105,18 @@ pub fn init_worker(cy: &mut Cycle) {
         }
         rr.groups.push(g);
     }
-    cy.http.insert(rr);
+    rr
 }
 
 /// How many tries a request gets: every peer once. nginx: `rrp->peers->tries`.
 pub fn tries(cy: &mut Cycle, group: usize) -> usize {
-    cy.http.get::<RoundRobin>().and_then(|rr| rr.groups.get(group)).map_or(0, |g| g.primary.len() + g.backup.len())
+    super::worker(&mut cy.http).and_then(|w| w.rr.groups.get(group)).map_or(0, |g| g.primary.len() + g.backup.len())
 }
 
 /// Picks the next peer not yet `tried`. `None` means "no live upstreams".
 /// nginx: `ngx_http_upstream_get_round_robin_peer()`.
-pub fn get_peer(cy: &mut Cycle, group: usize, tried: &[(bool, usize)]) -> Option<PeerPick> {
-    let now = cy.ev.times.msec;
-    let rr = cy.http.get::<RoundRobin>()?;
+/// `rr` is the worker's (`UpstreamWorker::rr`), borrowed beside the request's context.
+pub fn get_peer(rr: &mut RoundRobin, group: usize, tried: &[(bool, usize)], now: u64) -> Option<PeerPick> {
     let g = rr.groups.get_mut(group)?;
     let single = g.primary.len() == 1 && g.backup.is_empty();
     for backup in [false, true] {
@@ -184,7 +183,7 @@ fn eligible(p: &PeerState, backup: bool, i: usize, tried: &[(bool, usize)], now:
 /// nginx: `ngx_http_upstream_free_round_robin_peer()`.
 pub fn free_peer(cy: &mut Cycle, pick: &PeerPick, failed: bool) {
     let now = cy.ev.times.msec;
-    let Some(rr) = cy.http.get::<RoundRobin>() else {
+    let Some(rr) = super::worker(&mut cy.http).map(|w| &mut w.rr) else {
         return;
     };
     let Some(g) = rr.groups.get_mut(pick.group) else {
