@@ -18,6 +18,7 @@
 //!   what `-T` dumps), then dispatches. Errors still carry the file and line of the directive.
 
 pub mod parse;
+mod token;
 pub mod units;
 
 use std::any::Any;

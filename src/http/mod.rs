@@ -29,6 +29,7 @@ pub mod parse_request;
 pub mod parse_request_header;
 pub mod parse_status;
 pub mod parse_uri;
+pub mod phases;
 pub mod postpone_filter;
 pub mod request;
 pub mod request_head;
