@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::assert_log;
+
 use std::time::{Duration, Instant};
 
 use common::{proxy_conf, send, Action, Backend, Conn, Rginx};
@@ -27,15 +29,6 @@ const LOCATIONS: &str = "
 fn get(c: &mut Conn, path: &str) -> common::Response {
     c.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
     c.read_response(false)
-}
-
-fn assert_log(r: &Rginx, parts: &[&str]) {
-    let found = || r.error_log().lines().any(|l| parts.iter().all(|p| l.contains(p)));
-    let end = Instant::now() + common::TIMEOUT;
-    while !found() {
-        assert!(Instant::now() < end, "no error.log line with {parts:?}:\n{}", r.error_log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 const MAIN: &str = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nsecret\n";

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::assert_log;
+
 use std::time::Duration;
 
 use common::{Action, Backend, Conn, Rginx};
@@ -36,16 +38,6 @@ fn skip() -> bool {
 /// The seed's `backendQueryLine` with `args` in place of `%V`.
 fn seed_request(args: &str) -> Vec<u8> {
     format!("GET /s?wd={args} HTTP/1.1\r\nHost: www.baidu.com\r\nConnection: close\r\n\r\n").into_bytes()
-}
-
-/// Polls the error log for a line containing every part.
-fn assert_log(r: &Rginx, parts: &[&str]) {
-    let found = || r.error_log().lines().any(|l| parts.iter().all(|p| l.contains(p)));
-    let end = std::time::Instant::now() + common::TIMEOUT;
-    while !found() {
-        assert!(std::time::Instant::now() < end, "no error.log line with {parts:?}:\n{}", r.error_log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A response without its `Date` line (the only part that changes from second to second).

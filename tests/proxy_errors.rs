@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::assert_log;
+
 use std::time::{Duration, Instant};
 
 use common::{send, Action, Backend, Conn, Rginx};
@@ -22,17 +24,6 @@ fn get(port: u16, path: &str) -> common::Response {
     let mut c = Conn::new(port);
     c.send(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
     c.read_response(false)
-}
-
-/// Asserts the error log gets a line with every one of `parts` (polls: lines are written
-/// as the request ends).
-fn assert_log(r: &Rginx, parts: &[&str]) {
-    let found = || r.error_log().lines().any(|l| parts.iter().all(|p| l.contains(p)));
-    let end = Instant::now() + common::TIMEOUT;
-    while !found() {
-        assert!(Instant::now() < end, "no error.log line with {parts:?}:\n{}", r.error_log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::assert_log;
+
 use std::time::{Duration, Instant};
 
 use common::{Action, Backend, Conn, Rginx};
@@ -56,16 +58,6 @@ fn service(answers: Vec<Vec<u8>>) -> Backend {
         let a = answers.get(i).or(answers.last()).cloned().unwrap_or_default();
         vec![Action::ReadRequest, Action::Send(a)]
     })
-}
-
-/// Polls the error log for a line containing every part.
-fn assert_log(r: &Rginx, parts: &[&str]) {
-    let found = || r.error_log().lines().any(|l| parts.iter().all(|p| l.contains(p)));
-    let end = Instant::now() + common::TIMEOUT;
-    while !found() {
-        assert!(Instant::now() < end, "no error.log line with {parts:?}:\n{}", r.error_log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The error-log lines at `[error]` level.

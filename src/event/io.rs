@@ -69,13 +69,26 @@ pub fn recv<W: World>(c: &mut Connection<W>, buf: &mut [u8]) -> Recv {
 /// Writes from `buf`; `Done(n)` with `n > 0`, or `Again` with `write.ready` cleared.
 /// nginx: `ngx_unix_send()`.
 pub fn send<W: World>(c: &mut Connection<W>, buf: &[u8]) -> io::Result<Step<usize>> {
+    let n = match write_with(c, |s| s.write(buf))? {
+        Step::Done(n) => n,
+        Step::Again => return Ok(Step::Again),
+    };
+    if n == 0 && !buf.is_empty() {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    c.sent += n as u64;
+    Ok(Step::Done(n))
+}
+
+/// One write through `f`, retried on EINTR: `Again` clears `write.ready` (nginx:
+/// `wev->ready = 0` on `NGX_EAGAIN`), any other error marks the event and the connection.
+fn write_with<W: World>(
+    c: &mut Connection<W>,
+    mut f: impl FnMut(&mut super::connection::Stream) -> io::Result<usize>,
+) -> io::Result<Step<usize>> {
     loop {
-        match c.stream.write(buf) {
-            Ok(0) if !buf.is_empty() => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                c.sent += n as u64;
-                return Ok(Step::Done(n));
-            }
+        match f(&mut c.stream) {
+            Ok(n) => return Ok(Step::Done(n)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.write.ready = false;
@@ -120,20 +133,9 @@ pub fn send_chain<W: World>(c: &mut Connection<W>, chain: &mut Chain, pool: &mut
                 n += 1;
             }
         }
-        let written = loop {
-            match c.stream.write_vectored(&iov[..n]) {
-                Ok(w) => break w,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.write.ready = false;
-                    return Ok(Step::Again);
-                }
-                Err(e) => {
-                    c.write.error = true;
-                    c.error = true;
-                    return Err(e);
-                }
-            }
+        let written = match write_with(c, |s| s.write_vectored(&iov[..n]))? {
+            Step::Done(w) => w,
+            Step::Again => return Ok(Step::Again),
         };
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());

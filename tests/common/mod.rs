@@ -918,3 +918,13 @@ http {
 "
     .replace("LOCATIONS", locations)
 }
+
+/// Waits (bounded by `TIMEOUT`) for an error-log line containing every one of `parts`.
+pub fn assert_log(r: &Rginx, parts: &[&str]) {
+    let found = || r.error_log().lines().any(|l| parts.iter().all(|p| l.contains(p)));
+    let end = Instant::now() + TIMEOUT;
+    while !found() {
+        assert!(Instant::now() < end, "no error.log line with {parts:?}:\n{}", r.error_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
