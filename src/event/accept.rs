@@ -48,7 +48,7 @@ pub const ACCEPT_DELAY: u64 = 500;
 pub fn event_process_init<W: World>(rx: &mut Reactor<W>, sockets: Vec<(usize, mio::net::TcpListener)>) {
     for (i, l) in sockets {
         let mut c = Connection::new(Stream::Listener(l), W::Data::default());
-        c.listening = i;
+        c.listening = u32::try_from(i).unwrap_or(u32::MAX);
         c.read.handler = event_accept::<W>;
         let id = rx.conns.insert(c);
         if let Err(e) = epoll::add_connection(rx, id) {
@@ -67,7 +67,7 @@ pub fn close_listening_sockets<W: World>(rx: &mut Reactor<W>) {
         if let Some(id) = rx.listening[i].conn.take() {
             super::del_timer(rx, Ev { c: id, write: false });
             posted::delete_posted_event(rx, Ev { c: id, write: false });
-            epoll::del_connection(rx, id);
+            epoll::del_connection(rx, id, true);
             rx.conns.remove(id);
         }
     }
@@ -78,7 +78,7 @@ pub fn close_listening_sockets<W: World>(rx: &mut Reactor<W>) {
 fn disable_accept_events<W: World>(rx: &mut Reactor<W>) {
     for id in listening_conns(rx) {
         if rx.conns.get(id).is_some_and(|c| c.read.active) {
-            epoll::del_connection(rx, id);
+            epoll::del_connection(rx, id, false);
         }
     }
 }
@@ -159,7 +159,7 @@ pub fn event_accept<W: World>(w: &mut W, ev: Ev) {
         }
         rx.stats.handled += 1;
         rx.stats.active += 1;
-        let Some(h) = rx.listening.get(li).map(|l| l.handler) else {
+        let Some(h) = rx.listening.get(li as usize).map(|l| l.handler) else {
             continue;
         };
         h(w, id);

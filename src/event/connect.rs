@@ -90,9 +90,10 @@ pub fn test_connect<W: World>(c: &mut Connection<W>) -> io::Result<bool> {
 pub fn close_connection<W: World>(rx: &mut Reactor<W>, id: ConnId) {
     super::del_timer(rx, Ev { c: id, write: false });
     super::del_timer(rx, Ev { c: id, write: true });
-    epoll::del_connection(rx, id);
+    // No EPOLL_CTL_DEL: the close right below takes the socket out of the epoll set.
+    epoll::del_connection(rx, id, true);
     // Dropping the connection closes the descriptor; queued posted entries are now stale.
     if let Some(b) = rx.conns.remove(id).and_then(|mut c| c.buffer.take()) {
-        rx.bufs.put(b);
+        rx.bufs.put(*b);
     }
 }

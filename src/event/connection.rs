@@ -163,8 +163,9 @@ pub struct Connection<W: World> {
     pub peer: Option<SocketAddr>,
     /// Our local address. nginx: `c->local_sockaddr`.
     pub local: Option<SocketAddr>,
-    /// Index of the listening socket this connection was accepted on.
-    pub listening: usize,
+    /// Index of the listening socket this connection was accepted on (`u32`: it shares a
+    /// word with `requests`).
+    pub listening: u32,
     /// Bytes written so far. nginx: `c->sent`.
     pub sent: u64,
     /// Requests served on this connection. nginx: `c->requests`.
@@ -172,8 +173,9 @@ pub struct Connection<W: World> {
     /// What the connection is doing, appended to error lines as "while ...". nginx: `log->action`.
     pub action: &'static str,
     /// Bytes read but not yet consumed by a request (the next pipelined request).
-    /// nginx: `c->buffer` / `hc->busy`.
-    pub buffer: Option<Buf>,
+    /// nginx: `c->buffer` / `hc->busy`. Boxed: only a pipelining client leaves one behind,
+    /// and every idle connection would otherwise carry a whole `Buf` of room for it.
+    pub buffer: Option<Box<Buf>>,
     /// A fatal socket error happened. nginx: `c->error`.
     pub error: bool,
     /// The connection should close instead of keepalive. nginx: `c->close`.

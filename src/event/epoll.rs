@@ -32,12 +32,21 @@ pub fn add_connection<W: World>(rx: &mut Reactor<W>, id: ConnId) -> io::Result<(
 }
 
 /// Deregisters a connection, before close or to pause accepting. nginx:
-/// `ngx_epoll_del_connection()`.
-pub fn del_connection<W: World>(rx: &mut Reactor<W>, id: ConnId) {
+/// `ngx_epoll_del_connection()`, whose `NGX_CLOSE_EVENT` flag is `close` here.
+///
+/// On close nothing is asked of the kernel for a client or upstream socket: closing the
+/// descriptor removes it from the epoll set (nginx: "when the file descriptor is closed the
+/// epoll automatically deletes it from its queue"), and mio keeps no state per source on
+/// epoll (its `IoSourceState` is stateless there), so its "deregister before drop" rule
+/// guards against nothing on Linux. The kernel drops the registration only when the last
+/// descriptor of the open file goes: a listening socket has duplicates (the master's copy,
+/// the other workers'), so it is always deregistered explicitly.
+pub fn del_connection<W: World>(rx: &mut Reactor<W>, id: ConnId, close: bool) {
     if let Some(c) = rx.conns.get_mut(id) {
-        // Ignored: closing the descriptor removes it from epoll anyway (nginx skips the call
-        // on close, `NGX_CLOSE_EVENT`).
-        let _ = rx.poll.registry().deregister(c.stream.source());
+        if !close || matches!(c.stream, Stream::Listener(_)) {
+            // Ignored: a pause retried later, or a registration that is going anyway.
+            let _ = rx.poll.registry().deregister(c.stream.source());
+        }
         c.read.active = false;
         c.write.active = false;
     }

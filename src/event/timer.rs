@@ -41,6 +41,7 @@
 //! - no `ngx_event_no_timers_left()` (graceful shutdown's cancelable timers).
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 /// Milliseconds on the reactor's monotonic clock (`Times::msec`).
 ///
@@ -73,8 +74,20 @@ const NIL: u32 = u32::MAX;
 /// nginx: `ev->timer` (the rbtree node) plus `ev->timer_set`
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TimerId {
-    index: u32,
+    /// The entry's index plus one: never zero, so `Option<TimerId>` (every event's `timer`)
+    /// takes no more room than the id itself.
+    index: NonZeroU32,
     gen: u32,
+}
+
+impl TimerId {
+    fn new(index: u32, gen: u32) -> TimerId {
+        TimerId { index: NonZeroU32::MIN.saturating_add(index), gen }
+    }
+    /// The index of the entry it names.
+    fn index(self) -> u32 {
+        self.index.get() - 1
+    }
 }
 
 /// One timer; vacant entries are chained on the free list through `next`.
@@ -179,7 +192,7 @@ impl<T: Copy> TimerWheel<T> {
         let index = self.alloc(data, expires, slot);
         self.link(index);
         self.len += 1;
-        TimerId { index, gen: self.entries[index as usize].gen }
+        TimerId::new(index, self.entries[index as usize].gen)
     }
 
     /// Cancels a pending timer and returns its data; `None` if the id is stale
@@ -191,8 +204,8 @@ impl<T: Copy> TimerWheel<T> {
         if e.expires <= self.last {
             self.overdue -= 1;
         }
-        self.unlink(id.index);
-        Some(self.release(id.index))
+        self.unlink(id.index());
+        Some(self.release(id.index()))
     }
 
     /// Milliseconds the loop may sleep before a timer is due: 0 if one is due
@@ -305,7 +318,7 @@ impl<T: Copy> TimerWheel<T> {
 
     /// The entry behind `id` if it still names a pending timer.
     fn pending(&self, id: TimerId) -> Option<&Entry<T>> {
-        let e = self.entries.get(id.index as usize)?;
+        let e = self.entries.get(id.index() as usize)?;
         (e.gen == id.gen && e.data.is_some()).then_some(e)
     }
 
@@ -526,7 +539,7 @@ mod tests {
         assert_eq!(w.del_timer(old), None);
         // the freed entry is reused at once; the old id must not reach it
         let new = w.add_timer(2, 10, 10);
-        assert_eq!(new.index, old.index);
+        assert_eq!(new.index(), old.index());
         assert_ne!(new, old);
         assert_eq!(w.del_timer(old), None);
         assert_eq!(w.expires(old), None);

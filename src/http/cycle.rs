@@ -97,3 +97,20 @@ impl Cycle {
         self.ev.times.msec
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle keepalive connection holds its slab slot, its timer entry and nothing else, so
+    /// the slot's size is most of what 10k idle connections cost (`benches/idle.sh`). A field
+    /// that grows it past this bound should say why it belongs in every idle connection.
+    #[test]
+    fn idle_connection_slot_stays_small() {
+        // mio's sockets carry a selector id in debug builds only: count the release size.
+        let stream = std::mem::size_of::<crate::event::connection::Stream>();
+        let size = std::mem::size_of::<Connection>() - stream + std::mem::size_of::<usize>();
+        eprintln!("size_of::<Connection>() in a release build = {size}");
+        assert!(size <= 192, "Connection is {size} bytes");
+    }
+}

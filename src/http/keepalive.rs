@@ -42,7 +42,7 @@ pub(super) fn set_keepalive(cy: &mut Cycle, rid: RequestId) {
     c.write.handler = crate::event::connection::empty_handler;
     c.action = "keepalive";
     let pipelined = leftover.is_some();
-    c.buffer = leftover;
+    c.buffer = leftover.map(Box::new);
     // Idle unless the next request is already buffered: a graceful stop closes idle ones.
     c.idle = !pipelined;
     // ...and may be closed to make room when worker_connections run out (nginx:

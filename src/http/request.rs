@@ -282,7 +282,7 @@ pub fn init_connection(cy: &mut Cycle, cid: ConnId) {
 pub(super) fn default_server(cy: &Cycle, cid: ConnId) -> Option<Arc<SrvConf>> {
     let c = cy.ev.conns.get(cid)?;
     let http = cy.http_conf.as_deref()?;
-    let li = cy.ev.listening.get(c.listening)?.servers;
+    let li = cy.ev.listening.get(c.listening as usize)?.servers;
     let a = http.addrs.get(li)?;
     a.servers.get(a.default).cloned()
 }
@@ -303,7 +303,7 @@ pub fn wait_request_handler(cy: &mut Cycle, ev: Ev) {
     let size = default_server(cy, cid).map(|s| s.core.client_header_buffer_size()).unwrap_or(1024);
     let Some(c) = cy.ev.conns.get_mut(cid) else { return };
     let pipelined = c.buffer.as_ref().is_some_and(|b| !b.is_empty());
-    let mut b = match c.buffer.take() {
+    let mut b = match c.buffer.take().map(|b| *b) {
         Some(b) if !b.is_empty() => b, // pipelined bytes of the next request
         other => {
             let mut b = match other {
@@ -352,7 +352,7 @@ pub(super) fn close_client(cy: &mut Cycle, cid: ConnId) {
 fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) -> Option<RequestId> {
     let srv = default_server(cy, cid)?;
     let li = cy.ev.conns.get(cid).map(|c| c.listening)?;
-    let addr = cy.ev.listening.get(li).map(|l| l.servers).unwrap_or(0);
+    let addr = cy.ev.listening.get(li as usize).map(|l| l.servers).unwrap_or(0);
     let timeout = srv.core.client_header_timeout();
     let id = cy.requests.vacant_id();
     let (msec, unix_ms) = (cy.ev.times.msec, cy.ev.times.unix_ms);
