@@ -225,6 +225,9 @@ pub struct Conf {
     pub prefix: PathBuf,
     /// The `-c` file as given (for messages).
     pub file: PathBuf,
+    /// The directive tree it was built from (`-g` first), so that each worker can build its
+    /// own copy ([`Conf::rebuild`]); empty in such a copy.
+    tree: Vec<Directive>,
 }
 
 /// What `load` needs from the command line.
@@ -405,7 +408,9 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
         None => Vec::new(),
     };
     directives.extend(parsed.directives);
-    init_conf(&directives, parsed.files, conf_path, opts)
+    let mut conf = init_conf(&directives, parsed.files, conf_path, opts)?;
+    conf.tree = directives;
+    Ok(conf)
 }
 
 /// Reads and checks a configuration given as text, named `file` in messages; `include`
@@ -413,7 +418,9 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
 /// which must not touch the disk per input.
 pub fn load_str(text: &str, file: &str, opts: &LoadOpts) -> Result<Conf, ConfError> {
     let directives = parse::parse_str(text, file, &opts.prefix)?;
-    init_conf(&directives, Vec::new(), opts.prefix.join(file), opts)
+    let mut conf = init_conf(&directives, Vec::new(), opts.prefix.join(file), opts)?;
+    conf.tree = directives;
+    Ok(conf)
 }
 
 /// Runs every directive of the parsed tree through its module's table, then merges.
@@ -477,7 +484,7 @@ fn init_conf(
         return Err(ConfError { msg: "no \"events\" section in configuration".into(), file: None, line: 0 });
     }
     let blocks = blocks.into_iter().map(|(_, b)| b).collect();
-    Ok(Conf { main, blocks, files, prefix: opts.prefix.clone(), file: conf_path })
+    Ok(Conf { main, blocks, files, prefix: opts.prefix.clone(), file: conf_path, tree: Vec::new() })
 }
 
 fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, opts: &LoadOpts) -> Result<(), ConfError> {
@@ -519,6 +526,17 @@ impl Conf {
     /// nginx: `ngx_get_conf(cycle->conf_ctx, ngx_http_module)`.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.blocks.iter().find_map(|b| b.downcast_ref::<T>())
+    }
+    /// A second configuration built from the same directives, sharing nothing with this one:
+    /// a worker's own, so that the reference counts its requests bump (`Arc<LocConf>`,
+    /// `Arc<UpstreamConf>`, ...) live in no cache line another worker writes. Nothing is read
+    /// from disk again: the text was read and checked once. The copy keeps neither the files
+    /// (`-T` is the master's) nor the tree.
+    ///
+    /// nginx: each worker process holds its own copy of the cycle's configuration after
+    /// `fork()` (copy-on-write pages written by that process alone).
+    pub fn rebuild(&self, opts: &LoadOpts) -> Result<Conf, ConfError> {
+        init_conf(&self.tree, Vec::new(), self.file.clone(), opts)
     }
     /// The block of type `T`, shared (a worker keeps its own handle to it).
     pub fn get_arc<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {

@@ -26,7 +26,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::token::{Token, Tokenizer};
 
@@ -52,7 +52,7 @@ pub struct Directive {
     /// `Some` when the directive ended with `{` (possibly empty), `None` when it ended with `;`.
     pub block: Option<Vec<Directive>>,
     /// The file it came from, as messages print it (the path as opened, or "command line").
-    pub file: Rc<str>,
+    pub file: Arc<str>,
     /// The line of the `;` or `{` that ends the directive: nginx's `cf->conf_file->line` when
     /// the handler runs, so errors about the directive point where nginx points. 0 for `-g`.
     pub line: usize,
@@ -143,7 +143,7 @@ pub fn parse_file(path: &Path, conf_prefix: &Path) -> Result<ParsedConf, ConfErr
 ///
 /// nginx: `ngx_conf_param()` (src/core/ngx_conf_file.c)
 pub fn parse_str(text: &str, file: &str, conf_prefix: &Path) -> Result<Vec<Directive>, ConfError> {
-    Reader::new(conf_prefix).parse_text(text, Rc::from(file), file == COMMAND_LINE)
+    Reader::new(conf_prefix).parse_text(text, Arc::from(file), file == COMMAND_LINE)
 }
 
 /// One configuration read: the files seen so far and the include chain being followed.
@@ -191,7 +191,7 @@ impl<'a> Reader<'a> {
             self.files.push((path.to_path_buf(), text.clone()));
         }
         self.chain.push(real);
-        let tree = self.parse_text(&text, Rc::from(name), false);
+        let tree = self.parse_text(&text, Arc::from(name), false);
         self.chain.pop();
         tree
     }
@@ -201,7 +201,7 @@ impl<'a> Reader<'a> {
     ///
     /// nginx: the `for ( ;; )` loop of `ngx_conf_parse()` (the parse_file / parse_param types;
     /// parse_block is the `open` stack here)
-    fn parse_text(&mut self, text: &str, file: Rc<str>, param: bool) -> Result<Vec<Directive>, ConfError> {
+    fn parse_text(&mut self, text: &str, file: Arc<str>, param: bool) -> Result<Vec<Directive>, ConfError> {
         let mut tok = Tokenizer::new(text, file, param);
         let mut top = Vec::new();
         // the blocks opened and not yet closed: the directive and its contents so far

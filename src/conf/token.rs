@@ -6,7 +6,7 @@
 //! Differs from nginx: it reads a whole text already in memory (nginx refills a
 //! `CONF_BUFFER`-sized buffer from the file); the checks and messages are nginx's.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::parse::{ConfError, Directive, CONF_BUFFER};
 
@@ -67,14 +67,14 @@ pub(super) struct Tokenizer<'a> {
     pos: usize,
     /// The current line, counted at each `\n` read (nginx: `cf->conf_file->line`).
     line: usize,
-    file: Rc<str>,
+    file: Arc<str>,
     /// The `-g` text (nginx: `conf_file->file.fd == NGX_INVALID_FILE`): no buffer limit, no
     /// line numbers, its own end-of-text message.
     param: bool,
 }
 
 impl<'a> Tokenizer<'a> {
-    pub(super) fn new(text: &'a str, file: Rc<str>, param: bool) -> Self {
+    pub(super) fn new(text: &'a str, file: Arc<str>, param: bool) -> Self {
         Tokenizer { text, pos: 0, line: 1, file, param }
     }
 
@@ -251,7 +251,7 @@ impl<'a> Tokenizer<'a> {
             name: words.next().unwrap_or_default(),
             args: words.collect(),
             block: None,
-            file: Rc::clone(&self.file),
+            file: Arc::clone(&self.file),
             line: self.msg_line(),
         }
     }

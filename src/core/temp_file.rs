@@ -19,6 +19,7 @@
 //! - one `pwrite` per buffer; nginx gathers a chain into one `pwritev` (and then reports a short
 //!   write as "pwritev() ... has written only N of M" instead of retrying it).
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -26,7 +27,32 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-static COUNTER: AtomicU64 = AtomicU64::new(1);
+/// How many names a thread takes from [`BLOCKS`] at a time.
+const BLOCK: u64 = 1_000_000;
+/// The next block of temp file numbers to hand to a thread. nginx: `ngx_temp_number`, one
+/// counter in shared memory that every worker bumps per file; here a worker bumps it once per
+/// million files and counts on its own in between, so creating a temp file writes no cache
+/// line another worker writes.
+static BLOCKS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's next number and the end of its block (`next == end`: take a block).
+    static COUNTER: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// The next temp file number of this thread: unique in the process. nginx:
+/// `ngx_next_temp_number()`.
+fn next_temp_number() -> u64 {
+    COUNTER.with(|c| {
+        let (mut next, mut end) = c.get();
+        if next == end {
+            next = BLOCKS.fetch_add(1, Ordering::Relaxed) * BLOCK + 1;
+            end = next + BLOCK;
+        }
+        c.set((next + 1, end));
+        next
+    })
+}
 
 /// An anonymous temporary file being appended to. nginx: `ngx_temp_file_t`.
 pub struct TempFile {
@@ -44,7 +70,7 @@ impl TempFile {
     ///
     /// nginx: `ngx_create_temp_file()` (with `ngx_create_full_path()` on ENOENT).
     pub fn create(dir: &Path) -> io::Result<TempFile> {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let n = next_temp_number();
         let name = dir.join(format!("{:010}{:05}", n, std::process::id() % 100_000));
         let open = || OpenOptions::new().read(true).write(true).create_new(true).open(&name);
         let file = match open() {
@@ -100,9 +126,18 @@ fn describe(e: io::Error, call: &str, name: &Path) -> io::Error {
 mod tests {
     use super::*;
 
+    /// Each thread counts in its own block: numbers never repeat across threads.
+    #[test]
+    fn temp_numbers_unique_across_threads() {
+        let take = || (0..1000).map(|_| next_temp_number()).collect::<Vec<_>>();
+        let other = std::thread::spawn(take).join().expect("thread");
+        let mine = take();
+        assert!(mine.iter().all(|n| !other.contains(n)));
+        assert!(mine.windows(2).all(|w| w[0] < w[1]));
+    }
+
     fn dir() -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("rginx-tf-{}-{}", std::process::id(), COUNTER.load(Ordering::Relaxed)));
+        let d = std::env::temp_dir().join(format!("rginx-tf-{}-{}", std::process::id(), next_temp_number()));
         let _ = std::fs::create_dir_all(&d);
         d
     }

@@ -127,19 +127,19 @@ impl Worker {
     }
 }
 
-/// Starts `worker_processes` worker threads, each with its own poll and waker.
-/// nginx: `ngx_start_worker_processes()`.
-fn start_workers(conf: &Arc<Conf>, ls: &Listeners, gen: usize) -> io::Result<Vec<Worker>> {
+/// Starts `worker_processes` worker threads, each with its own poll and waker; each builds its
+/// own copy of `conf` (see `worker::worker_process_cycle`). nginx: `ngx_start_worker_processes()`.
+fn start_workers(conf: &Arc<Conf>, opts: &LoadOpts, ls: &Listeners, gen: usize) -> io::Result<Vec<Worker>> {
     let mut workers = Vec::new();
     for n in 0..conf.main.worker_processes {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(WAKE_TOKEN))?);
         let signals = Arc::new(Signals::default());
         let socks = ls.for_worker(n)?;
-        let (c, s) = (conf.clone(), signals.clone());
+        let (c, o, s) = (conf.clone(), opts.clone(), signals.clone());
         let handle = std::thread::Builder::new()
             .name(format!("rginx-worker-{n}"))
-            .spawn(move || worker::worker_process_cycle(c, poll, socks, s, gen * 100 + n + 1))?;
+            .spawn(move || worker::worker_process_cycle(c, &o, poll, socks, s, gen * 100 + n + 1))?;
         workers.push(Worker { signals, waker, handle: Some(handle) });
     }
     Ok(workers)
@@ -209,7 +209,7 @@ pub(super) fn run_master(conf: Conf, opts: LoadOpts, cli_log: bool) -> i32 {
         return 1;
     };
     // SIGPIPE: writes to closed sockets must return EPIPE, not kill us (Rust ignores it already).
-    let workers = match start_workers(&conf, &ls, 0) {
+    let workers = match start_workers(&conf, &opts, &ls, 0) {
         Ok(w) => w,
         Err(e) => {
             rlog::stderr(Level::Emerg, &format!("could not start workers ({e})"));
@@ -388,7 +388,7 @@ fn reload(opts: &LoadOpts, ls: Option<Listeners>, gen: usize) -> (Result<Reloade
         Err(e) => return (Err(e.to_string()), backup),
     };
     let conf = Arc::new(conf);
-    match start_workers(&conf, &nls, gen) {
+    match start_workers(&conf, opts, &nls, gen) {
         Ok(w) => (Ok((conf, nls, w)), None),
         Err(e) => (Err(format!("could not start workers ({e})")), Some(nls)),
     }

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::conf::Conf;
+use crate::conf::{Conf, LoadOpts};
 use crate::core::log as rlog;
 use crate::event::{self, accept};
 use crate::http::cycle::{Cycle, Owner};
@@ -32,7 +32,9 @@ pub struct Signals {
 impl Signals {
     /// Reads and clears a flag.
     pub fn take(flag: &AtomicBool) -> bool {
-        flag.swap(false, Ordering::AcqRel)
+        // Read first: the worker asks every loop turn, and a plain load leaves the line
+        // shared with the master unwritten until the master has set the flag.
+        flag.load(Ordering::Acquire) && flag.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -41,17 +43,34 @@ pub const WAKE_TOKEN: usize = crate::event::epoll::WAKER.0;
 
 /// One worker's life. nginx: `ngx_worker_process_cycle()`.
 pub(super) fn worker_process_cycle(
-    conf: Arc<Conf>,
+    shared: Arc<Conf>,
+    opts: &LoadOpts,
     poll: mio::Poll,
     socks: Vec<(usize, std::net::TcpListener)>,
     signals: Arc<Signals>,
     n: usize,
 ) {
     rlog::set_worker(n);
-    let mut cy = Cycle::new(conf, poll, n);
+    let mut cy = Cycle::new(own_conf(shared, opts), poll, n);
     worker_process_init(&mut cy, socks);
     process_events_until_exit(&mut cy, &signals);
     close_all(&mut cy);
+}
+
+/// This worker's own configuration, built on its own thread from the master's directives: the
+/// reference counts of its `Arc`s (cloned and dropped by every request) then sit in memory
+/// that no other worker writes, and come from this thread's allocator arena, so not even a
+/// cache line is shared with another worker's tree. The master's copy is let go at once. If
+/// the build fails where the master's succeeded (a host name that no longer resolves), the
+/// worker runs on the master's copy, as it did before per-worker copies.
+fn own_conf(shared: Arc<Conf>, opts: &LoadOpts) -> Arc<Conf> {
+    match shared.rebuild(opts) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            crate::ngx_log!(Alert, "{e}: the worker shares the master's configuration");
+            shared
+        }
+    }
 }
 
 /// Registers the listening sockets and runs each module's `init_worker`.
@@ -136,5 +155,142 @@ fn close_all(cy: &mut Cycle) {
     }
     for id in cy.ev.conns.ids() {
         event::connect::close_connection(&mut cy.ev, id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A worker on its own thread, as `start_workers` starts it, with a request in flight: no
+    //! reference count of the master's configuration moves. nginx's workers are processes and
+    //! share nothing by construction; this is the check that rginx's threads do the same.
+
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::http::{HttpConf, LocConf};
+    use crate::modules::proxy::ProxyLocConf;
+
+    /// The strong count of every `Arc` reachable from `conf`, in a fixed walk order.
+    fn counts(conf: &Arc<Conf>) -> Vec<usize> {
+        fn loc(l: &Arc<LocConf>, out: &mut Vec<usize>) {
+            out.push(Arc::strong_count(l));
+            if let Some(p) = l.confs.get::<ProxyLocConf>() {
+                out.extend(p.upstream.iter().map(Arc::strong_count));
+                out.extend(p.shared.iter().map(Arc::strong_count));
+            }
+            l.locations.iter().for_each(|n| loc(n, out));
+        }
+        let mut out = vec![Arc::strong_count(conf)];
+        out.extend(conf.blocks.iter().map(Arc::strong_count));
+        for s in conf.get::<HttpConf>().iter().flat_map(|h| h.servers.iter()) {
+            out.push(Arc::strong_count(s));
+            loc(&s.loc, &mut out);
+        }
+        out
+    }
+
+    /// Reads one response head (up to the blank line) and `len` body bytes.
+    fn read_response(c: &mut TcpStream) -> String {
+        let mut v = Vec::new();
+        let mut b = [0u8; 1];
+        while !v.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+            v.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&v).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        c.read_exact(&mut body).expect("body");
+        head + &String::from_utf8_lossy(&body)
+    }
+
+    #[test]
+    fn a_worker_writes_nothing_in_the_masters_configuration() {
+        let backend = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let (bport, port) = (backend.local_addr().unwrap().port(), listener.local_addr().unwrap().port());
+        // The backend answers only when told: the proxied request stays in flight till then.
+        let (go, wait) = mpsc::channel::<()>();
+        let backend_thread = std::thread::spawn(move || {
+            let (mut s, _) = backend.accept().expect("accept");
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).expect("read");
+                assert!(n > 0, "upstream request cut short");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let _ = wait.recv_timeout(Duration::from_secs(10));
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nup").expect("write");
+        });
+        let text = format!(
+            "events {{}}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{port};\n\
+             location / {{ return 200 ok; }}\n location /p {{ proxy_pass http://127.0.0.1:{bport}; }} }} }}\n"
+        );
+        let prefix = std::env::temp_dir().join(format!("rginx-worker-test-{}", std::process::id()));
+        let opts =
+            LoadOpts { prefix, conf_file: "t.conf".into(), globals: None, modules: crate::modules::CORE_MODULES };
+        let master = Arc::new(crate::conf::load_str(&text, "t.conf", &opts).expect("conf"));
+        let before = counts(&master);
+
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(WAKE_TOKEN)).expect("waker"));
+        let signals = Arc::new(Signals::default());
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (c, o, s) = (master.clone(), opts.clone(), signals.clone());
+        let worker = std::thread::spawn(move || worker_process_cycle(c, &o, poll, vec![(0, listener)], s, 1));
+
+        let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        for _ in 0..3 {
+            client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+            assert!(read_response(&mut client).ends_with("\r\n\r\nok"));
+        }
+        let mut proxied = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        proxied.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        proxied.write_all(b"GET /p HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+        // While the worker holds the proxied request (and the keepalive connection), the
+        // master's configuration is exactly as it was: the worker holds none of it.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(counts(&master), before, "a worker holds a reference into the master's configuration");
+        go.send(()).expect("backend gone");
+        assert!(read_response(&mut proxied).ends_with("\r\n\r\nup"));
+        assert_eq!(counts(&master), before);
+
+        signals.terminate.store(true, Ordering::Release);
+        waker.wake().expect("wake");
+        worker.join().expect("worker panicked");
+        backend_thread.join().expect("backend panicked");
+    }
+
+    /// Two workers' copies share no allocation: nothing one worker's requests touch is in
+    /// the other's tree.
+    #[test]
+    fn copies_share_nothing() {
+        let text = "events {}\nhttp { server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:2; } } }\n";
+        let opts = LoadOpts {
+            prefix: std::env::temp_dir(),
+            conf_file: "t.conf".into(),
+            globals: None,
+            modules: crate::modules::CORE_MODULES,
+        };
+        let master = crate::conf::load_str(text, "t.conf", &opts).expect("conf");
+        let (a, b) = (master.rebuild(&opts).expect("a"), master.rebuild(&opts).expect("b"));
+        let servers = |c: &Conf| c.get::<HttpConf>().map(|h| h.servers.clone()).unwrap_or_default();
+        let (sa, sb) = (servers(&a), servers(&b));
+        assert_eq!(sa.len(), 1);
+        assert!(!Arc::ptr_eq(&sa[0], &sb[0]));
+        let (la, lb) = (&sa[0].loc.locations[0], &sb[0].loc.locations[0]);
+        assert!(!Arc::ptr_eq(la, lb));
+        let up = |l: &LocConf| l.confs.get::<ProxyLocConf>().and_then(|p| p.upstream.clone());
+        let (ua, ub) = (up(la).expect("proxy a"), up(lb).expect("proxy b"));
+        assert!(!Arc::ptr_eq(&ua, &ub));
     }
 }
