@@ -61,3 +61,45 @@ fn only_get_and_head() {
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.read_response(false).body_str(), "ok");
 }
+
+/// With two workers the counters are the whole server's, as nginx's shared-memory counters
+/// are, whichever worker answers: every connection accepted and every request, summed. A
+/// worker publishes its counts once per loop turn, so the page is asked again (on the same
+/// connection, bounded) until the other worker's last turn shows.
+#[test]
+fn counters_summed_over_workers() {
+    let r = Rginx::start(
+        "
+daemon off;
+worker_processes 2;
+events {}
+http {
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { return 200 ok; }
+        location /status { stub_status; }
+    }
+}
+",
+        &[],
+    );
+    for _ in 0..6 {
+        let mut c = Conn::new(r.port);
+        c.send(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(c.read_response(false).body_str(), "ok");
+    }
+    let mut c = Conn::new(r.port);
+    let mut seen = String::new();
+    for asked in 1..=50u64 {
+        c.send(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = c.read_response(false);
+        assert_eq!(resp.status, 200);
+        seen = resp.body_str();
+        let want = format!("server accepts handled requests\n 7 7 {} \n", 6 + asked);
+        if seen.contains(&want) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the counters never added up: {seen}");
+}

@@ -12,6 +12,8 @@
 //!   cannot name, exactly as nginx calls `ev->handler`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::accept::Listening;
 use super::connection::{ConnId, ConnKey, Connection, Ev};
@@ -30,8 +32,10 @@ pub trait World: Sized + 'static {
     fn reactor(&mut self) -> &mut Reactor<Self>;
 }
 
-/// Counters for `stub_status`. nginx: `ngx_stat_accepted` etc. (per worker here).
-#[derive(Default, Debug, Clone, Copy)]
+/// Counters for `stub_status`. nginx: `ngx_stat_accepted` etc. Each worker counts its own in
+/// plain fields (`Reactor::stats`) and publishes them to its [`StatsSlot`] once per loop turn;
+/// `stub_status` sums the slots, as nginx reads its counters from shared memory.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     /// Accepted client connections.
     pub accepted: u64,
@@ -41,6 +45,64 @@ pub struct Stats {
     pub requests: u64,
     /// Client connections open now.
     pub active: u64,
+}
+
+/// One worker's published [`Stats`], in cache lines of its own (nginx also gives each
+/// `ngx_stat_*` counter 128 bytes): written only by its worker, read by `stub_status`.
+#[repr(align(128))]
+#[derive(Default, Debug)]
+pub struct StatsSlot {
+    accepted: AtomicU64,
+    handled: AtomicU64,
+    requests: AtomicU64,
+    active: AtomicU64,
+}
+
+impl StatsSlot {
+    fn store(&self, s: &Stats) {
+        // One writer: plain stores, no read-modify-write.
+        self.accepted.store(s.accepted, Ordering::Relaxed);
+        self.handled.store(s.handled, Ordering::Relaxed);
+        self.requests.store(s.requests, Ordering::Relaxed);
+        self.active.store(s.active, Ordering::Relaxed);
+    }
+    fn load(&self) -> Stats {
+        Stats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            handled: self.handled.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            active: self.active.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Every worker's [`StatsSlot`], for the life of the process: a worker that exits (reload,
+/// graceful stop) leaves its counts behind, so the totals stay cumulative across reloads, as
+/// nginx's shared counters are (`ngx_event_module_init()` allocates them once).
+#[derive(Default, Debug)]
+pub struct StatusBoard {
+    slots: Mutex<Vec<Arc<StatsSlot>>>,
+}
+
+impl StatusBoard {
+    /// A slot for a new worker.
+    pub fn join(&self) -> Arc<StatsSlot> {
+        let slot = Arc::new(StatsSlot::default());
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).push(slot.clone());
+        slot
+    }
+    /// The published counters of every worker but `mine`, summed.
+    fn others(&self, mine: &Arc<StatsSlot>) -> Stats {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = Stats::default();
+        for s in slots.iter().filter(|s| !Arc::ptr_eq(s, mine)).map(|s| s.load()) {
+            t.accepted += s.accepted;
+            t.handled += s.handled;
+            t.requests += s.requests;
+            t.active += s.active;
+        }
+        t
+    }
 }
 
 /// One worker's event loop state.
@@ -67,8 +129,10 @@ pub struct Reactor<W: World> {
     pub times: Times,
     /// Recycled buffer memory.
     pub bufs: BufPool,
-    /// `stub_status` counters.
+    /// `stub_status` counters of this worker.
     pub stats: Stats,
+    /// Where this worker publishes `stats` for the others (`None`: a lone reactor, in tests).
+    pub board: Option<(Arc<StatusBoard>, Arc<StatsSlot>)>,
     /// Next connection serial number (`*N`). nginx: `ngx_connection_counter`.
     pub connection_counter: u64,
     /// `worker_connections`: accept stops (after reusing idle connections) at this many.
@@ -95,10 +159,31 @@ impl<W: World> Reactor<W> {
             times,
             bufs: BufPool::default(),
             stats: Stats::default(),
+            board: None,
             connection_counter: 0,
             worker_connections,
             exiting: false,
         }
+    }
+    /// Publishes this worker's counters to its slot; the worker calls it every loop turn,
+    /// before it sleeps in the poller, so a slot is never behind by more than one turn.
+    pub fn publish_stats(&self) {
+        if let Some((_, slot)) = &self.board {
+            slot.store(&self.stats);
+        }
+    }
+    /// Every worker's counters summed: this worker's live ones plus the others' published
+    /// ones. nginx: reading the `ngx_stat_*` counters in shared memory.
+    pub fn total_stats(&self) -> Stats {
+        let mut t = self.stats;
+        if let Some((board, slot)) = &self.board {
+            let o = board.others(slot);
+            t.accepted += o.accepted;
+            t.handled += o.handled;
+            t.requests += o.requests;
+            t.active += o.active;
+        }
+        t
     }
     /// The connection behind an id, if still live.
     pub fn conn(&mut self, c: ConnId) -> Option<&mut Connection<W>> {

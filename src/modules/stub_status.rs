@@ -2,8 +2,13 @@
 //!
 //! nginx: src/http/modules/ngx_http_stub_status_module.c.
 //!
-//! Differs from nginx: counters are per worker (nginx keeps them in shared memory across
-//! workers); "Reading/Writing/Waiting" are counted from the worker's connections when asked.
+//! Differs from nginx:
+//! - each worker counts in its own memory and publishes its counts once per loop turn; the
+//!   page sums them (nginx's workers bump shared counters), so another worker's counts may be
+//!   one loop turn old.
+//! - "Reading/Writing/Waiting" are counted from the answering worker's own connections when
+//!   asked (nginx: shared counters), so with `worker_processes` > 1 they cover that worker
+//!   only; "Active connections" adds the other workers' open client connections.
 
 use std::io::Write;
 
@@ -54,7 +59,8 @@ fn stub_status_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         return HandlerRc::Status(status);
     }
     let (active, reading, writing, waiting) = connection_states(cy);
-    let s = cy.ev.stats;
+    let s = cy.ev.total_stats();
+    let active = active + (s.active - cy.ev.stats.active.min(s.active));
     let mut v = Vec::with_capacity(128);
     let _ = write!(
         v,

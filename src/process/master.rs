@@ -29,6 +29,7 @@ use super::worker::Signals;
 use super::worker::{self, WAKE_TOKEN};
 use crate::conf::{self, Conf, LoadOpts};
 use crate::core::log::{self as rlog, os_err, Level};
+use crate::event::reactor::StatusBoard;
 use crate::http::ListenOpt;
 
 /// Set by [`stop`]; the master takes it for a SIGTERM.
@@ -130,19 +131,27 @@ impl Worker {
 /// Starts `worker_processes` worker threads, each with its own poll and waker; each builds its
 /// own copy of `conf` (see `worker::worker_process_cycle`). nginx: `ngx_start_worker_processes()`.
 fn start_workers(conf: &Arc<Conf>, opts: &LoadOpts, ls: &Listeners, gen: usize) -> io::Result<Vec<Worker>> {
+    let board = status_board();
     let mut workers = Vec::new();
     for n in 0..conf.main.worker_processes {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(WAKE_TOKEN))?);
         let signals = Arc::new(Signals::default());
         let socks = ls.for_worker(n)?;
-        let (c, o, s) = (conf.clone(), opts.clone(), signals.clone());
+        let (c, o, s, b) = (conf.clone(), opts.clone(), signals.clone(), board.clone());
         let handle = std::thread::Builder::new()
             .name(format!("rginx-worker-{n}"))
-            .spawn(move || worker::worker_process_cycle(c, &o, poll, socks, s, gen * 100 + n + 1))?;
+            .spawn(move || worker::worker_process_cycle(c, &o, poll, socks, s, b, gen * 100 + n + 1))?;
         workers.push(Worker { signals, waker, handle: Some(handle) });
     }
     Ok(workers)
+}
+
+/// The process's one `stub_status` board, shared by the workers of every configuration
+/// generation. nginx: the counters `ngx_event_module_init()` puts in shared memory once.
+fn status_board() -> Arc<StatusBoard> {
+    static BOARD: std::sync::OnceLock<Arc<StatusBoard>> = std::sync::OnceLock::new();
+    BOARD.get_or_init(Arc::default).clone()
 }
 
 /// Points the error log at the configuration's `error_log` unless `-e` chose it and the

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::conf::{Conf, LoadOpts};
 use crate::core::log as rlog;
+use crate::event::reactor::StatusBoard;
 use crate::event::{self, accept};
 use crate::http::cycle::{Cycle, Owner};
 
@@ -48,13 +49,19 @@ pub(super) fn worker_process_cycle(
     poll: mio::Poll,
     socks: Vec<(usize, std::net::TcpListener)>,
     signals: Arc<Signals>,
+    board: Arc<StatusBoard>,
     n: usize,
 ) {
     rlog::set_worker(n);
     let mut cy = Cycle::new(own_conf(shared, opts), poll, n);
+    let slot = board.join();
+    cy.ev.board = Some((board, slot));
     worker_process_init(&mut cy, socks);
     process_events_until_exit(&mut cy, &signals);
     close_all(&mut cy);
+    // Its connections are gone; what it accepted and served still counts.
+    cy.ev.stats.active = 0;
+    cy.ev.publish_stats();
 }
 
 /// This worker's own configuration, built on its own thread from the master's directives: the
@@ -121,6 +128,7 @@ fn process_events_until_exit(cy: &mut Cycle, signals: &Signals) {
                 break;
             }
         }
+        cy.ev.publish_stats();
         if let Err(e) = event::process_events_and_timers(cy) {
             crate::ngx_log!(Alert, "epoll_wait() failed ({e})");
             break;
@@ -245,7 +253,8 @@ mod tests {
         let signals = Arc::new(Signals::default());
         listener.set_nonblocking(true).expect("nonblocking");
         let (c, o, s) = (master.clone(), opts.clone(), signals.clone());
-        let worker = std::thread::spawn(move || worker_process_cycle(c, &o, poll, vec![(0, listener)], s, 1));
+        let board = Arc::new(StatusBoard::default());
+        let worker = std::thread::spawn(move || worker_process_cycle(c, &o, poll, vec![(0, listener)], s, board, 1));
 
         let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
