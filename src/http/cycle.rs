@@ -6,7 +6,8 @@
 //!
 //! Differs from nginx:
 //! - nginx has one cycle per configuration generation shared by a process; rginx has one
-//!   `Cycle` per worker thread, sharing nothing with other workers but the read-only `Conf`.
+//!   `Cycle` per worker thread, each with its own copy of the `Conf`, sharing nothing with
+//!   other workers on the request path.
 //! - the event loop's part of the cycle is a `Reactor<Cycle>` (`cy.ev`, in `event/`), generic
 //!   over this type: its handlers are `fn(&mut Cycle, Ev)` and it never names anything here.
 //! - the world is defined here, in `http/`, and not at the top of the program: the handler

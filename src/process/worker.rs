@@ -5,7 +5,8 @@
 //!
 //! Differs from nginx:
 //! - a worker is a thread, not a process: it has its own `mio::Poll`, slab, timer wheel and
-//!   `Cycle`, and shares nothing with the others but the read-only configuration (`Arc<Conf>`).
+//!   `Cycle`, and its own copy of the configuration, built on its thread (`own_conf`); it
+//!   shares with the others only its `stub_status` slot (written by it alone, read by the page).
 //!   The master reaches it through `Signals` flags and a `mio::Waker` ([`WAKE_TOKEN`]), where
 //!   nginx sends a signal or a channel message.
 
