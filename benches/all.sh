@@ -17,7 +17,7 @@
 #
 # Usage: benches/all.sh [-o REPORT.md] [-r ROUNDS] [-d SECONDS] [-n CALLGRIND_N]
 #                       [-q QUIET_S] [-x STEP,...] [-b RGINX_BIN] [-Q]
-#   defaults: -o perf-report.md -r 3 -d 8 -n 10000: ~30 min on 2 CPUs (printed at start)
+#   defaults: -o perf-report.md -r 3 -d 8 -n 5000: ~30 min on 2 CPUs (printed at start)
 #   -q S   before each wrk run wait up to S s for both CPUs < 10% busy (shared machine;
 #          adds up to S per run, bounded by proxy-bench's --noise-budget for proxy.sh)
 #   -x     skip steps, e.g. -x micro,idle
@@ -34,7 +34,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 OUTFILE=perf-report.md
 ROUNDS=3
 DURATION=8
-CG_N=10000
+CG_N=5000
 IDLE_N=10000
 QUIET=0
 SKIP=
@@ -116,11 +116,12 @@ step() {
 }
 
 micro() {
+    local rc=0
     cd "$ROOT"
     echo '```'
-    cargo bench --bench parse 2>/dev/null
-    cargo bench --bench timer 2>/dev/null
+    cargo bench --bench parse && cargo bench --bench timer || rc=1
     echo '```'
+    return $rc
 }
 wrk_step() { # wrk_step OUT.tsv wrk.sh options...
     local tsv=$1; shift
@@ -143,7 +144,7 @@ proxy() {
     (( QUIET > 0 )) && q=(--quiet-wait "$QUIET" --retry-noisy 1)
     RGINX_BIN=$RGINX_BIN "$HERE/proxy.sh" --mode all --rounds "$ROUNDS" --duration "$DURATION" \
         --conns "$IDLE_N" --scenarios small-ka,small-close,1k,1m,c1000,direct,direct-1m \
-        --out "$RES/proxy-bench.md" "${q[@]}" > /dev/null
+        --out "$RES/proxy-bench.md" "${q[@]}" > /dev/null || return 1
     cat "$RES/proxy-bench.md"
 }
 
@@ -183,8 +184,13 @@ rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')
         echo
         echo "## $s"
         echo
-        # proxy-bench's report has its own title: demote its headings one level
-        sed -e 's/^# /### /' -e 's/^## /### /' "$RES/$s.md"
+        if [[ $s == proxy ]]; then
+            # proxy-bench's report has its own title: its headings one level down
+            sed -e 's/^# /### /' -e 's/^## /### /' "$RES/$s.md"
+        else
+            # idle.sh's "# " lines are comments, not headings
+            sed -e 's/^# \(.*\)/\1  /' "$RES/$s.md"
+        fi
     done
 } > "$OUTFILE"
 echo "# report: $OUTFILE ($((ELAPSED / 60)) min $((ELAPSED % 60)) s)" >&2

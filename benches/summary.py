@@ -102,12 +102,17 @@ def cg(scn, server, key="ir"):
 
 # ---------------------------------------------------------------- idle memory
 def idle_table(name, section, col_proxy, col_conn, col_ka):
-    """{server: (KiB/conn connected, KiB/conn keep-alive)} from a markdown table."""
+    """{server: (KiB/conn connected, KiB/conn keep-alive)} from a markdown table, and the
+    number of connections from the line that names it ("10,000 per proxy", "10000 per server")."""
     out = {}
     if not path(name):
-        return out
+        return out, None
     inside = section is None
+    conns = None
     for line in open(path(name)):
+        m = re.search(r"([\d,]+) per (proxy|server)", line)
+        if m and (section is None or section in line):
+            conns = m.group(1)
         if section and line.startswith("#"):
             inside = section in line
         if not inside or not line.startswith("| "):
@@ -117,11 +122,11 @@ def idle_table(name, section, col_proxy, col_conn, col_ka):
             out[cells[col_proxy]] = (float(cells[col_conn]), float(cells[col_ka]))
         except (ValueError, IndexError):
             pass
-    return out
+    return out, conns
 
 
-IDLE_PB = idle_table("proxy-bench.md", "Idle connections", 0, 3, 5)
-IDLE_SH = idle_table("idle.md", None, 0, 4, 5)
+IDLE_PB, IDLE_PB_N = idle_table("proxy-bench.md", "Idle connections", 0, 3, 5)
+IDLE_SH, IDLE_SH_N = idle_table("idle.md", None, 0, 4, 5)
 
 
 # ---------------------------------------------------------------- formatting
@@ -170,8 +175,8 @@ for scn, label in (("proxy", "instructions per proxied request (callgrind)"),
     w(f"| {label} | {num(cg(scn, 'nginx'))} | {DASH} | {num(cg(scn, 'rginx'))} | {ratio(cg(scn, 'rginx'), cg(scn, 'nginx'))} |")
 w(f"| heap allocations per proxied request | {num(cg('proxy', 'nginx', 'mallocs'), '{:.0f}')} | {DASH} | "
   f"{num(cg('proxy', 'rginx', 'mallocs'), '{:.0f}')} | {ratio(cg('proxy', 'rginx', 'mallocs'), cg('proxy', 'nginx', 'mallocs'))} |")
-for src, label in ((IDLE_PB, "idle keep-alive connection, RSS (proxy-bench, 10k conns)"),
-                   (IDLE_SH, "idle keep-alive connection, RSS (idle.sh, `return 200`)")):
+for src, label in ((IDLE_PB, f"idle keep-alive connection, RSS (proxy-bench, {IDLE_PB_N} conns)"),
+                   (IDLE_SH, f"idle keep-alive connection, RSS (idle.sh, `return 200`, {IDLE_SH_N} conns)")):
     if src:
         get = lambda p: src[p][1] if p in src else None
         w(f"| {label} | {num(get('nginx'), '{:.2f} KiB')} | {num(get('haproxy'), '{:.2f} KiB')} | "
