@@ -49,7 +49,7 @@ while getopts "o:r:d:n:q:x:b:Qh" o; do
         x) SKIP=$OPTARG ;;
         b) RGINX_BIN=$OPTARG ;;
         Q) ROUNDS=1; DURATION=1; CG_N=300; IDLE_N=1000 ;;
-        *) sed -n '2,31p' "$0"; exit 2 ;;
+        *) sed -n '2,29p' "$0"; exit 2 ;;
     esac
 done
 [[ -x $RGINX_BIN ]] || { echo "no $RGINX_BIN: run 'cargo build --release' first" >&2; exit 1; }

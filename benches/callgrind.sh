@@ -43,7 +43,7 @@ while getopts "n:s:p:b:o:h" o; do
         p) PROXIES=$OPTARG ;;
         b) RGINX_BIN=$OPTARG ;;
         o) OUT=$OPTARG ;;
-        *) sed -n '2,26p' "$0"; exit 2 ;;
+        *) sed -n '2,25p' "$0"; exit 2 ;;
     esac
 done
 command -v valgrind > /dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
