@@ -23,6 +23,7 @@
 #   -x     skip steps, e.g. -x micro,idle
 #   -Q     quick smoke run: -r 1 -d 1 -n 300, 1,000 idle connections (~5 min); its
 #          figures mean nothing, it checks that every step starts, checks and stops.
+#   -P     print the plan (steps and estimated minutes for these options) and exit.
 # Needs target/release/rginx (`cargo build --release`), nginx, haproxy, wrk, valgrind,
 # python3, curl, taskset, setsid, timeout. Everything on 127.0.0.1; each step stops its own
 # processes (trap EXIT, by pid) and is bounded by `timeout`. Exit status 1 if a step failed
@@ -39,7 +40,8 @@ IDLE_N=10000
 QUIET=0
 SKIP=
 RGINX_BIN=$ROOT/target/release/rginx
-while getopts "o:r:d:n:q:x:b:Qh" o; do
+PLAN=0
+while getopts "o:r:d:n:q:x:b:QPh" o; do
     case $o in
         o) OUTFILE=$OPTARG ;;
         r) ROUNDS=$OPTARG ;;
@@ -49,7 +51,8 @@ while getopts "o:r:d:n:q:x:b:Qh" o; do
         x) SKIP=$OPTARG ;;
         b) RGINX_BIN=$OPTARG ;;
         Q) ROUNDS=1; DURATION=1; CG_N=300; IDLE_N=1000 ;;
-        *) sed -n '2,29p' "$0"; exit 2 ;;
+        P) PLAN=1 ;;
+        *) sed -n '2,30p' "$0"; exit 2 ;;
     esac
 done
 [[ -x $RGINX_BIN ]] || { echo "no $RGINX_BIN: run 'cargo build --release' first" >&2; exit 1; }
@@ -59,24 +62,32 @@ for t in nginx haproxy wrk valgrind python3 curl taskset setsid timeout; do
         { echo "$t is missing (apt-get install -y nginx-light haproxy wrk valgrind python3 curl)" >&2; exit 1; }
 done
 
-RES=$(mktemp -d /tmp/rginx-all.XXXXXX)  # kept: the raw results, named in the report
 skipped() { [[ ,$SKIP, == *,$1,* ]]; }
 
-# Estimated seconds per step (for the bound and the plan): runs x (duration + warm-up 2 + gap 1).
+# Estimated seconds per step (for the bound and the plan), measured on the 2-CPU machine:
+# wrk.sh runs take duration + 2 s warm-up + 1 s gap; proxy-bench runs duration + ~2 s.
 per_run=$((DURATION + 3))
 declare -A EST=(
-    [micro]=180
-    [callgrind]=$((40 + 8 * (15 + CG_N / 300)))
-    [idle]=$((20 + IDLE_N / 250))
+    [micro]=120
+    [callgrind]=$((40 + 8 * (6 + CG_N / 300)))
+    [idle]=$((20 + IDLE_N / 500))
     [return200]=$((3 * ROUNDS * per_run + 15))
     [accesslog]=$((2 * 4 * ROUNDS * per_run + 30))
     [workers]=$((2 * 4 * ROUNDS * per_run + 30))
-    [proxy]=$(((5 * 3 + 2) * ROUNDS * per_run + 3 * (25 + IDLE_N / 250) + 60))
+    [proxy]=$(((5 * 3 + 2) * ROUNDS * (DURATION + 2) + 3 * (15 + IDLE_N / 500) + 40))
 )
 STEPS=(micro callgrind idle return200 accesslog workers proxy)
 total=0
 for s in "${STEPS[@]}"; do skipped "$s" || total=$((total + EST[$s])); done
-echo "# benches/all.sh: rounds $ROUNDS x ${DURATION}s, callgrind $CG_N requests; expect ~$((total / 60 + 1)) min; raw results in $RES" >&2
+if (( PLAN )); then
+    for s in "${STEPS[@]}"; do
+        skipped "$s" && echo "$s: skipped" || echo "$s: ~$(( (EST[$s] + 30) / 60 )) min (bound $(( (3 * EST[$s] + 120) / 60 )) min)"
+    done
+    echo "total: ~$(( (total + 30) / 60 )) min"
+    exit 0
+fi
+RES=$(mktemp -d /tmp/rginx-all.XXXXXX)  # kept: the raw results, named in the report
+echo "# benches/all.sh: rounds $ROUNDS x ${DURATION}s, callgrind $CG_N requests; expect ~$(( (total + 30) / 60 )) min; raw results in $RES" >&2
 
 declare -A RC SECS
 FAILED=()
