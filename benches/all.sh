@@ -63,6 +63,11 @@ for t in nginx haproxy wrk valgrind python3 curl taskset setsid timeout; do
 done
 
 skipped() { [[ ,$SKIP, == *,$1,* ]]; }
+# proxy.sh's harness lives outside this repository (see benches/README.md)
+PROXY_BENCH=${PROXY_BENCH:-$ROOT/../shared/bench/proxy-bench}
+skipped proxy || [[ -x $PROXY_BENCH ]] ||
+    { echo "no proxy-bench at $PROXY_BENCH: set PROXY_BENCH=/path/to/proxy-bench, or -x proxy" >&2; exit 1; }
+export PROXY_BENCH
 
 # Estimated seconds per step (for the bound and the plan), measured on the 2-CPU machine:
 # wrk.sh runs take duration + 2 s warm-up + 1 s gap; proxy-bench runs duration + ~2 s.
