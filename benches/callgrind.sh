@@ -9,13 +9,19 @@
 #              (100 bytes) through `upstream b { server ...; keepalive 64; }` with
 #              `proxy_http_version 1.1; proxy_set_header Connection "";` to a backend nginx
 #              that runs natively (not under valgrind).
+#   return200log, proxylog  the same with `access_log FILE;` (the default combined format,
+#              to a file) instead of `access_log off;`: the log's cost per request is the
+#              difference; every request must be in the file (checked).
 # The client (python3, standard library) sends WARMUP requests, then callgrind's counters
 # are zeroed (callgrind_control -z), then N requests, one at a time on a keep-alive
 # connection (reopened when the server closes it, e.g. after keepalive_requests 1000),
 # then the counters are dumped (callgrind_control -d). Ir/request = dumped total / N.
 #
 # Usage: benches/callgrind.sh [-n N] [-s return200,proxy] [-p rginx,nginx] [-b RGINX_BIN] [-o OUTDIR]
-# OUTDIR (default /tmp/rginx-callgrind) keeps callgrind.out.* and the annotate reports.
+#   -s takes any of return200,proxy,return200log,proxylog
+# OUTDIR (default /tmp/rginx-callgrind) keeps callgrind.out.* and the annotate reports, and
+# summary.tsv (scenario, server, Ir total, requests, bad responses, malloc calls/request).
+# Exit status 1 if a response was wrong or an access log missed requests.
 # Every process the script starts is stopped on exit (trap EXIT, by pid).
 set -euo pipefail
 
@@ -37,7 +43,7 @@ while getopts "n:s:p:b:o:h" o; do
         p) PROXIES=$OPTARG ;;
         b) RGINX_BIN=$OPTARG ;;
         o) OUT=$OPTARG ;;
-        *) sed -n '2,20p' "$0"; exit 2 ;;
+        *) sed -n '2,25p' "$0"; exit 2 ;;
     esac
 done
 command -v valgrind > /dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
@@ -106,8 +112,9 @@ PIDS+=("$!")
 wait_port "$BPORT" "$!" 10 || { echo "backend did not start" >&2; exit 1; }
 
 write_conf() { # write_conf DIR PORT SCENARIO
-    local d=$1 loc
-    if [[ $3 == return200 ]]; then
+    local d=$1 loc log=off
+    [[ $3 == *log ]] && log="$d/logs/access.log"
+    if [[ ${3%log} == return200 ]]; then
         loc="location / { return 200 \"$X99\\n\"; }"
     else
         loc="location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
@@ -124,7 +131,7 @@ events {
 }
 
 http {
-    access_log off;
+    access_log $log;
 
     upstream b {
         server 127.0.0.1:$BPORT;
@@ -285,26 +292,48 @@ for scn in "${SCN[@]}"; do
         kill -KILL "$vpid" 2>/dev/null || true
         wait "$vpid" 2>/dev/null || true
         total=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
+        if [[ $scn == *log ]]; then
+            # every request (warm-up and measured) must be in the access log
+            logged=$(wc -l < "$d/logs/access.log" 2>/dev/null || echo 0)
+            if (( logged < WARMUP + N )); then
+                echo "$scn $name: $logged access log lines for $((WARMUP + N)) requests" >&2
+                bad=$((bad + WARMUP + N - logged))
+            fi
+        fi
         callgrind_annotate --inclusive=no "$dump" > "$OUT/annotate.$scn-$name.txt" 2>/dev/null || true
         callgrind_annotate --inclusive=yes "$dump" > "$OUT/annotate-incl.$scn-$name.txt" 2>/dev/null || true
         python3 "$CGSUM" "$dump" "$N" "$TOP" > "$OUT/top.$scn-$name.md"
-        printf '%s\t%s\t%s\t%s\t%s\n' "$scn" "$name" "$total" "$N" "$bad" >> "$SUMMARY"
+        mallocs=$(sed -n 's/.*malloc calls\/request \([0-9.]*\).*/\1/p' "$OUT/top.$scn-$name.md")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scn" "$name" "$total" "$N" "$bad" "${mallocs:-?}" >> "$SUMMARY"
         echo "$scn $name: $total Ir for $N requests = $(( total / N )) Ir/request, bad responses: $bad" >&2
     done
 done
 
+cp "$SUMMARY" "$OUT/summary.tsv"
 echo
 echo "### callgrind: instructions per request ($N requests after $WARMUP warm-up, c=1 keep-alive; rginx $(code_rev))"
 echo
-echo "| scenario | server | Ir total | Ir / request | rginx/nginx | bad responses |"
-echo "|---|---|---:|---:|---:|---:|"
 python3 - "$SUMMARY" <<'PYEOF'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 ir = {(r[0], r[1]): int(r[2]) / int(r[3]) for r in rows}
-for scn, name, total, n, bad in rows:
+print("| scenario | server | Ir total | Ir / request | rginx/nginx | malloc calls / request | bad responses |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for scn, name, total, n, bad, mallocs in rows:
     ratio = f"{ir[(scn, 'rginx')] / ir[(scn, 'nginx')]:.2f}" if name == "rginx" and (scn, "nginx") in ir else ""
-    print(f"| {scn} | {name} | {int(total):,} | {int(total) / int(n):,.0f} | {ratio} | {bad} |")
+    print(f"| {scn} | {name} | {int(total):,} | {int(total) / int(n):,.0f} | {ratio} | {mallocs} | {bad} |")
+# the access log's own cost: the same scenario with and without it
+cost = [(scn, name, ir[(scn, name)] - ir[(scn[:-3], name)]) for (scn, name) in ir
+        if scn.endswith("log") and (scn[:-3], name) in ir]
+if cost:
+    print("\n| access_log cost (combined, to a file) | server | Ir / request | rginx/nginx |")
+    print("|---|---|---:|---:|")
+    d = {(s, n): c for s, n, c in cost}
+    for s, n, c in cost:
+        r = f"{c / d[(s, 'nginx')]:.2f}" if n == "rginx" and (s, "nginx") in d and d[(s, "nginx")] else ""
+        print(f"| {s[:-3]} + log − {s[:-3]} | {n} | {c:,.0f} | {r} |")
+bad = sum(int(r[4]) for r in rows)
+print("\ncheck: " + ("PASS (every response right, every request logged)" if bad == 0 else f"FAIL ({bad} bad responses or missing log lines)"))
 PYEOF
 echo
 for scn in "${SCN[@]}"; do
@@ -316,3 +345,4 @@ for scn in "${SCN[@]}"; do
         echo
     done
 done
+awk -F'\t' '{ bad += $5 } END { exit bad > 0 }' "$SUMMARY"

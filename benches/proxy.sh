@@ -5,7 +5,8 @@
 # the numbers are from.
 #
 # Usage: benches/proxy.sh [extra proxy-bench options...]
-#   default: --proxies nginx,rginx --rounds 3 --duration 8 (all default scenarios, ~7 min)
+#   default: --proxies nginx,haproxy,rginx --rounds 3 --duration 8: the scenarios
+#            (small-ka, small-close, 1k, 1m, c1000) and the no-proxy ceiling (direct), ~9 min
 #   e.g.     benches/proxy.sh --mode idle-mem          # 10,000 idle connections per proxy
 #            benches/proxy.sh --duration 2 --rounds 1 --scenarios small-ka,direct  # smoke test
 # Env: PROXY_BENCH (path of proxy-bench), RGINX_BIN (default target/release/rginx).
@@ -25,4 +26,4 @@ if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/
 fi
 echo "# rginx code: $rev" >&2
 # proxy-bench stops every process it starts (by pid and process group) on exit or Ctrl-C.
-exec "$PROXY_BENCH" --rginx "$RGINX_BIN" --proxies nginx,rginx --rounds 3 --duration 8 "$@"
+exec "$PROXY_BENCH" --rginx "$RGINX_BIN" --proxies nginx,haproxy,rginx --rounds 3 --duration 8 "$@"
