@@ -139,6 +139,12 @@ impl ComplexValue {
         ComplexValue { parts: vec![Part::Lit(s.as_bytes().to_vec())], source: s.to_string() }
     }
 
+    /// The length of the literal parts: the whole length of a value without variables, the
+    /// least length of any other (a size for the buffer it is evaluated into).
+    pub fn len_hint(&self) -> usize {
+        self.parts.iter().map(|p| if let Part::Lit(l) = p { l.len() } else { 0 }).sum()
+    }
+
     /// Whether the value has no variables.
     pub fn is_static(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))

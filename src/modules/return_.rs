@@ -91,7 +91,9 @@ fn run_return(cy: &mut Cycle, rid: RequestId, code: u16, text: Option<&ComplexVa
         }
         return send_text(cy, rid, code, Vec::new());
     };
-    let mut v = Vec::new();
+    // Into a pooled buffer: the write filter gives it back once the body is sent.
+    let mut v = cy.ev.bufs.get(text.len_hint()).mem;
+    v.clear();
     if let Some(vars) = Vars::of(cy, rid) {
         text.eval(&vars, &mut v);
     }
