@@ -132,6 +132,31 @@ fn several_logs_and_off() {
     assert!(!access.contains("/quiet"), "{access}");
 }
 
+/// `$http_NAME` as nginx finds it (a '-' in the header's name reads as '_', an '_' is an
+/// '_'), the escaping of `"`, `\\` and control bytes, and the numbers the log writes itself.
+#[test]
+fn header_variables_and_escaping() {
+    let conf = "
+%%TEST_GLOBALS%%
+events {}
+http {
+    log_format h '$http_x_under|$http_x_dash|$http_x_esc|$status|$request_length|$remote_addr';
+    underscores_in_headers on;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { access_log %%PREFIX%%/logs/h.log h; return 404; }
+    }
+}
+";
+    let r = Rginx::start(conf, &[]);
+    let mut c = Conn::new(r.port);
+    let req = b"GET /h HTTP/1.1\r\nHost: h\r\nX_Under: u\r\nX-Dash: d\r\nX-Esc: a\"b\\c\x01\xe9\r\n\r\n";
+    c.send(req);
+    assert_eq!(c.read_response(false).status, 404);
+    let line = line_with(&r, "h.log", "|404|");
+    assert_eq!(line, format!("u|d|a\\x22b\\x5Cc\\x01\\xE9|404|{}|127.0.0.1", req.len()));
+}
+
 /// What nginx logs for requests that were refused, closed or timed out.
 #[test]
 fn odd_requests_are_logged() {

@@ -20,6 +20,7 @@ http {
         location /nokeepalive { keepalive_timeout 0; return 200 none; }
         location /long { keepalive_timeout 30s; return 200 long; }
         location /missing { return 404; }
+        location /vars { return 200 \"$host|$args|$uri\"; }
     }
 }
 ";
@@ -43,6 +44,25 @@ fn keepalive_requests_limit() {
     assert_eq!(resp.body_str(), "r=/3");
     assert_eq!(resp.header("Connection"), Some("close"));
     assert!(c.is_closed(TIMEOUT));
+    r.assert_no_alerts();
+}
+
+/// A request on a kept connection starts from nothing: no host, arguments or path of the
+/// request before it (rginx reuses their storage from request to request).
+#[test]
+fn next_request_starts_clean() {
+    let r = Rginx::start(CONF, &[]);
+    let mut c = Conn::new(r.port);
+    c.send(b"GET /vars/one?a=1&b=2 HTTP/1.1\r\nHost: First.Example.:8080\r\n\r\n");
+    assert_eq!(c.read_response(false).body_str(), "first.example|a=1&b=2|/vars/one");
+    // HTTP/1.0 without Host: `$host` is the server name (none here), no arguments
+    c.send(b"GET /vars/two HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let resp = c.read_response(false);
+    assert_eq!(resp.body_str(), "||/vars/two");
+    assert_eq!(resp.header("Connection"), Some("keep-alive"));
+    c.send(b"GET /vars HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(c.read_response(false).body_str(), "h||/vars");
+    assert!(c.is_closed(TIMEOUT)); // keepalive_requests 3
     r.assert_no_alerts();
 }
 

@@ -22,6 +22,7 @@ http {
         location /empty { return 200; }
         location /nocontent { return 204; }
         location /created { return 201 created; }
+        location /status { return 201 \"status=$status\"; }
         location /moved { return 301 http://example.com/new; }
         location /found { return 302 /relative; }
         location /bare { return http://example.com/bare; }
@@ -54,6 +55,17 @@ fn return_text_with_variables() {
     assert_eq!(resp.header("Server"), Some(server_token().as_str()), "{}", resp.head);
     assert!(resp.header("Date").is_some_and(|d| d.ends_with(" GMT")));
     assert!(resp.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", resp.head);
+    r.assert_no_alerts();
+}
+
+/// `$status` in the text is the code returned: nginx's `ngx_http_send_response()` sets the
+/// status before it evaluates the text.
+#[test]
+fn return_text_sees_its_status() {
+    let r = Rginx::start(CONF, &[]);
+    let resp = get(r.port, "/status");
+    assert_eq!(resp.status, 201);
+    assert_eq!(resp.body_str(), "status=201");
     r.assert_no_alerts();
 }
 

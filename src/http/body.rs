@@ -80,8 +80,26 @@ impl RequestBody {
     /// A body about to be read for `r`. nginx: `ngx_pcalloc()` + `rb->rest = -1` + the first
     /// call of the length or chunked filter.
     pub(super) fn new(r: &Request, post_handler: RequestHandler) -> Box<RequestBody> {
-        Box::new(RequestBody {
-            bufs: Chain::new(),
+        RequestBody::renew(None, r, post_handler)
+    }
+
+    /// `new` into `spare`, the box of a freed request's body (emptied by `free_body_keep`):
+    /// no allocation per request that reads a body.
+    pub(super) fn renew(
+        spare: Option<Box<RequestBody>>,
+        r: &Request,
+        post_handler: RequestHandler,
+    ) -> Box<RequestBody> {
+        let mut bufs = Chain::new();
+        let mut b = match spare {
+            Some(mut b) => {
+                bufs = std::mem::take(&mut b.bufs);
+                b
+            }
+            None => Box::new(RequestBody::blank(post_handler)),
+        };
+        *b = RequestBody {
+            bufs,
             buf: None,
             rest: if r.headers_in.chunked { 0 } else { r.headers_in.content_length_n.unwrap_or(0) },
             chunked: r.headers_in.chunked.then(|| ChunkedDecoder::new(i64::MAX as u64)),
@@ -93,7 +111,25 @@ impl RequestBody {
             reading: false,
             pipelined: None,
             lingering_time: 0,
-        })
+        };
+        b
+    }
+
+    fn blank(post_handler: RequestHandler) -> RequestBody {
+        RequestBody {
+            bufs: Chain::new(),
+            buf: None,
+            rest: 0,
+            chunked: None,
+            received: 0,
+            done: false,
+            temp_file: None,
+            post_handler,
+            no_buffering: false,
+            reading: false,
+            pipelined: None,
+            lingering_time: 0,
+        }
     }
 }
 
@@ -218,8 +254,9 @@ fn start(cy: &mut Cycle, rid: RequestId, post_handler: RequestHandler, no_buffer
     if test_expect(cy, rid).is_err() {
         return Err(Failure::new(500, log::Level::Info, "send() of \"100 Continue\" failed"));
     }
+    let spare = cy.request_spares.bodies.pop();
     let Some(r) = cy.requests.get_mut(rid) else { return Ok(Step::Again) };
-    let mut rb = RequestBody::new(r, post_handler);
+    let mut rb = RequestBody::renew(spare, r, post_handler);
     rb.no_buffering = no_buffering;
     let done = rb.done;
     r.request_body = Some(rb);
@@ -587,8 +624,21 @@ pub fn pipelined(r: &Request) -> &[u8] {
 
 /// Returns a body's buffers to the pool (the temp file closes and, being unlinked, vanishes).
 pub fn free_body(cy: &mut Cycle, mut rb: RequestBody) {
+    release(cy, &mut rb);
+}
+
+/// `free_body`, keeping the emptied box for the next request's body (`RequestBody::renew`).
+pub(super) fn free_body_keep(cy: &mut Cycle, mut rb: Box<RequestBody>) {
+    release(cy, &mut rb);
+    cy.request_spares.keep_body(rb);
+}
+
+/// Gives the buffers back to the pool and removes the temp file.
+fn release(cy: &mut Cycle, rb: &mut RequestBody) {
     cy.ev.bufs.put_chain(&mut rb.bufs);
     for b in [rb.buf.take(), rb.pipelined.take()].into_iter().flatten() {
         cy.ev.bufs.put(b);
     }
+    rb.temp_file = None;
+    rb.chunked = None;
 }

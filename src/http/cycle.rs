@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::request::Request;
+use super::request::{Request, RequestSpares};
 use super::{HttpConf, HttpWorker};
 use crate::conf::Conf;
 use crate::core::id::{GenSlab, Id};
@@ -57,6 +57,8 @@ pub struct Cycle {
     /// Requests whose write handler must run after the current event. nginx:
     /// `r->main->posted_requests` (one queue per worker suffices: `run_posted_requests` drains it).
     pub posted_requests: VecDeque<RequestId>,
+    /// Storage freed requests left for the next ones (no allocation per keep-alive request).
+    pub request_spares: RequestSpares,
     /// The configuration this worker runs. nginx: `cycle->conf_ctx`.
     pub conf: Arc<Conf>,
     /// The `http {}` block of `conf`, if any, kept typed. nginx: `ngx_http_conf_ctx_t`.
@@ -83,6 +85,7 @@ impl Cycle {
             ev: Reactor::new(poll, conf.main.worker_connections),
             requests: GenSlab::with_capacity(256),
             posted_requests: VecDeque::new(),
+            request_spares: RequestSpares::default(),
             http_conf: conf.get_arc::<HttpConf>(),
             conf,
             http: HttpWorker::default(),

@@ -271,14 +271,15 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
             super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);
         }
         if let Some(b) = r.request_body.take() {
-            super::body::free_body(cy, *b);
+            super::body::free_body_keep(cy, b);
         }
         if let Some(c) = cy.ev.conns.get_mut(r.connection) {
             if c.owner == Owner::Client(Some(rid)) {
                 c.owner = Owner::Client(None);
             }
         }
-        cy.ev.bufs.put(r.header_in);
+        cy.ev.bufs.put(std::mem::take(&mut r.header_in));
+        cy.request_spares.keep(&mut r);
     }
 }
 

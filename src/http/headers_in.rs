@@ -71,6 +71,21 @@ pub(super) fn process_request_uri(r: &mut Request) -> Result<(), Refusal> {
 ///
 /// nginx: `ngx_http_validate_host()`
 pub fn validate_host(host: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    validate_host_into(host, &mut out).then_some(out)
+}
+
+/// `validate_host` into `out` (cleared first), whose capacity a request keeps from the last
+/// one: no allocation per request. `false`: refused (`out` then says nothing).
+pub fn validate_host_into(host: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let Some(len) = valid_host_len(host) else { return false };
+    out.extend(host.iter().take(len).map(u8::to_ascii_lowercase));
+    true
+}
+
+/// The length of the name part of a valid host, `None` if nginx refuses it.
+fn valid_host_len(host: &[u8]) -> Option<usize> {
     let (mut dot_pos, mut host_len) = (None, host.len());
     let (mut literal, mut rest) = (false, false);
     for (i, &ch) in host.iter().enumerate() {
@@ -99,10 +114,7 @@ pub fn validate_host(host: &[u8]) -> Option<Vec<u8>> {
     if host_len > 0 && dot_pos == Some(host_len - 1) {
         host_len -= 1;
     }
-    if host_len == 0 {
-        return None;
-    }
-    Some(host[..host_len].to_ascii_lowercase())
+    (host_len > 0).then_some(host_len)
 }
 
 /// The host of an absolute-form target becomes the request's host (`$host`, the virtual
@@ -112,12 +124,11 @@ pub fn validate_host(host: &[u8]) -> Option<Vec<u8>> {
 pub(super) fn process_request_line_host(r: &mut Request) -> Result<bool, Refusal> {
     let Some(range) = r.head.host() else { return Ok(false) };
     let host = r.header_in.mem.get(range).unwrap_or(b"");
-    match validate_host(host) {
-        Some(h) => {
-            r.headers_in.host = h;
-            Ok(true)
-        }
-        None => Err((400, "client sent invalid host in request line".into())),
+    if validate_host_into(host, &mut r.headers_in.host) {
+        Ok(true)
+    } else {
+        r.headers_in.host.clear();
+        Err((400, "client sent invalid host in request line".into()))
     }
 }
 
@@ -127,16 +138,15 @@ pub(super) fn process_request_line_host(r: &mut Request) -> Result<bool, Refusal
 /// nginx: the `hh->handler(r, h, hh->offset)` call in `ngx_http_process_request_headers()`
 pub(super) fn process_header_line(r: &mut Request, i: usize) -> Result<bool, Refusal> {
     let Some((n, v)) = r.head.headers.get(i).cloned() else { return Ok(false) };
-    let mem = &r.header_in.mem;
-    let (name, value) = (mem.get(n).unwrap_or(b""), mem.get(v).unwrap_or(b""));
+    let name = r.header_in.mem.get(n).unwrap_or(b"");
     // Compared without a lowercased copy: one allocation per header line less (nginx finds
     // the handler in a hash of lowercased names, `r->lowcase_header`, in the request pool).
     let is = |h: &str| name.eq_ignore_ascii_case(h.as_bytes());
     if is("host") {
-        return process_host(r, i, value.to_vec());
+        return process_host(r, i, v);
     }
     if is("connection") {
-        process_connection(r, value.to_ascii_lowercase());
+        process_connection(r, v);
         return Ok(false);
     }
     if let Some(slot) = UNIQUE_HEADERS.iter().position(|u| is(u)) {
@@ -155,7 +165,7 @@ fn header_text(r: &Request, i: usize) -> String {
 
 /// nginx: `ngx_http_process_host()`: a second `Host` is refused, also after an
 /// absolute-form target; the first is validated even when the target's host wins.
-fn process_host(r: &mut Request, i: usize, value: Vec<u8>) -> Result<bool, Refusal> {
+fn process_host(r: &mut Request, i: usize, value: std::ops::Range<usize>) -> Result<bool, Refusal> {
     if let Some(prev) = r.headers_in.host_line {
         let msg = format!(
             "client sent duplicate host header: \"{}\", previous value: \"{}\"",
@@ -165,20 +175,24 @@ fn process_host(r: &mut Request, i: usize, value: Vec<u8>) -> Result<bool, Refus
         return Err((400, msg));
     }
     r.headers_in.host_line = Some(i);
-    let Some(host) = validate_host(&value) else {
+    let value = r.header_in.mem.get(value).unwrap_or(b"");
+    let Some(len) = valid_host_len(value) else {
         return Err((400, "client sent invalid host header".into()));
     };
     if !r.headers_in.host.is_empty() {
         return Ok(false); // the request line named the host
     }
-    r.headers_in.host = host;
+    // into the request's own vector: its capacity is kept from request to request
+    r.headers_in.host.extend(value.iter().take(len).map(u8::to_ascii_lowercase));
     Ok(true)
 }
 
 /// nginx: `ngx_http_process_connection()`: "close" anywhere in the value (any case) wins
 /// over "keep-alive"; the last `Connection` header that names either decides.
-fn process_connection(r: &mut Request, lower: Vec<u8>) {
-    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+fn process_connection(r: &mut Request, value: std::ops::Range<usize>) {
+    // compared case-insensitively in place (nginx's `ngx_strcasestrn`): no lowercased copy
+    let value = r.header_in.mem.get(value).unwrap_or(b"");
+    let has = |needle: &[u8]| value.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
     if has(b"close") {
         r.headers_in.connection_close = true;
         r.headers_in.connection_keep_alive = false;

@@ -255,6 +255,84 @@ impl Request {
     }
 }
 
+/// What a freed main request leaves for the next one on this worker: its vectors, emptied
+/// with their capacity kept, so that a keep-alive request allocates nothing for its path,
+/// arguments, header index, host and output chain. nginx gets the same from its request pool,
+/// one allocation per request that `ngx_palloc` cuts into pieces; rginx keeps the pieces.
+///
+/// Bounded: at most `MAX_SPARES` sets, and a vector grown past its bound (a long URI, many
+/// headers) is freed rather than kept. Per worker, never per connection: an idle keep-alive
+/// connection holds none of it.
+#[derive(Default)]
+pub struct RequestSpares {
+    sets: Vec<RequestSpare>,
+    /// A chain to carry a response's buffers into the body filters (`send_response`): taken
+    /// and given back around the call, so it keeps its capacity.
+    pub chain: Chain,
+    /// Emptied request bodies (`body::free_body_keep`): their boxes, for the next bodies.
+    /// Boxes on purpose: the box is the allocation kept, and `r.request_body` takes it whole.
+    #[allow(clippy::vec_box)]
+    pub(super) bodies: Vec<Box<RequestBody>>,
+}
+
+/// The reusable storage of one request.
+#[derive(Default)]
+struct RequestSpare {
+    uri: Vec<u8>,
+    args: Vec<u8>,
+    headers: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    host: Vec<u8>,
+    out: Chain,
+}
+
+impl RequestSpares {
+    /// Sets kept at once: enough for the requests one turn of the event loop finishes.
+    const MAX_SPARES: usize = 32;
+    /// Largest URI, arguments or host kept (bytes), and header index kept (lines).
+    const MAX_BYTES: usize = 4096;
+    const MAX_HEADERS: usize = 64;
+
+    /// Gives a new request the storage a freed one left (nothing to do when none is left).
+    pub(super) fn fill(&mut self, r: &mut Request) {
+        let Some(s) = self.sets.pop() else { return };
+        r.uri = s.uri;
+        r.args = s.args;
+        r.head.headers = s.headers;
+        r.headers_in.host = s.host;
+        r.out = s.out;
+    }
+
+    /// Keeps the box of a freed, emptied request body.
+    pub(super) fn keep_body(&mut self, rb: Box<RequestBody>) {
+        if self.bodies.len() < Self::MAX_SPARES {
+            self.bodies.push(rb);
+        }
+    }
+
+    /// Keeps the storage of a freed request. `r.out` must already be empty.
+    pub(super) fn keep(&mut self, r: &mut Request) {
+        if self.sets.len() >= Self::MAX_SPARES || !r.out.is_empty() {
+            return;
+        }
+        let bytes = |v: &mut Vec<u8>| {
+            let mut v = std::mem::take(v);
+            v.clear();
+            if v.capacity() > Self::MAX_BYTES {
+                v = Vec::new();
+            }
+            v
+        };
+        let mut headers = std::mem::take(&mut r.head.headers);
+        headers.clear();
+        if headers.capacity() > Self::MAX_HEADERS {
+            headers = Vec::new();
+        }
+        let (uri, args, host) = (bytes(&mut r.uri), bytes(&mut r.args), bytes(&mut r.headers_in.host));
+        let out = std::mem::take(&mut r.out);
+        self.sets.push(RequestSpare { uri, args, headers, host, out });
+    }
+}
+
 fn noop(_: &mut Cycle, _: RequestId) {}
 
 /// nginx: `ngx_http_request_empty_handler`.
@@ -357,6 +435,9 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
     let id = cy.requests.vacant_id();
     let (msec, unix_ms) = (cy.ev.times.msec, cy.ev.times.unix_ms);
     let rid = cy.requests.insert(new_request(id, cid, srv, addr, header_in, msec, unix_ms, pipelined));
+    if let Some(r) = cy.requests.get_mut(rid) {
+        cy.request_spares.fill(r);
+    }
     cy.ev.stats.requests += 1;
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.owner = Owner::Client(Some(rid));

@@ -59,10 +59,11 @@ enum More {
 ///
 /// nginx: `ngx_http_process_request_line()`
 pub(super) fn process_request_line(cy: &mut Cycle, rid: RequestId) {
+    // Once per event, as nginx: a timer cannot expire inside the loop below.
+    if timed_out(cy, rid) {
+        return;
+    }
     loop {
-        if timed_out(cy, rid) {
-            return;
-        }
         let Some(r) = cy.requests.get_mut(rid) else { return };
         let data = r.header_in.mem.get(..r.header_in.last).unwrap_or(b"");
         match r.head.parse_request_line(data) {
@@ -110,10 +111,10 @@ fn request_line_done(cy: &mut Cycle, rid: RequestId) {
 ///
 /// nginx: `ngx_http_process_request_headers()`
 fn process_request_headers(cy: &mut Cycle, rid: RequestId) {
+    if timed_out(cy, rid) {
+        return;
+    }
     loop {
-        if timed_out(cy, rid) {
-            return;
-        }
         let Some(r) = cy.requests.get_mut(rid) else { return };
         // read per line: the host header may change the server, and with it these settings
         let (underscores, ignore_invalid) = (r.srv.core.underscores_in_headers(), r.srv.core.ignore_invalid_headers());

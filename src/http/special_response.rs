@@ -9,7 +9,7 @@
 
 use super::request::Method;
 use super::{output_filter, send_header};
-use crate::core::buf::{Buf, Chain};
+use crate::core::buf::Buf;
 use crate::core::step::{HandlerRc, Step};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
@@ -145,7 +145,9 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId, body: Option<Vec<u8>>) -> H
         return HandlerRc::Error;
     }
     let header_only = cy.requests.get(rid).is_none_or(|r| r.header_only || r.method == Method::Head);
-    let mut out = Chain::new();
+    // The worker's spare chain carries the buffer: the filters move it on, and the chain
+    // goes back with its capacity (no allocation per response).
+    let mut out = std::mem::take(&mut cy.request_spares.chain);
     match body {
         Some(b) if !header_only && !b.is_empty() => {
             let mut buf = Buf::from_vec(b);
@@ -158,8 +160,11 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId, body: Option<Vec<u8>>) -> H
         }
         None => out.push_back(Buf::last_buf()),
     }
-    match output_filter(cy, rid, &mut out) {
+    let rc = match output_filter(cy, rid, &mut out) {
         Ok(Step::Done(())) | Ok(Step::Again) => HandlerRc::Ok,
         Err(_) => HandlerRc::Error,
-    }
+    };
+    cy.ev.bufs.put_chain(&mut out); // whatever a filter left behind
+    cy.request_spares.chain = out;
+    rc
 }

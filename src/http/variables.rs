@@ -59,8 +59,25 @@ impl<'a> Vars<'a> {
 #[derive(Clone)]
 enum Part {
     Lit(Vec<u8>),
-    Var(&'static VariableDef, String),
+    /// A variable, its prefix variable's suffix, and whether the access log writes it
+    /// without the escaping scan (`LOG_PLAIN`).
+    Var(&'static VariableDef, String, bool),
 }
+
+/// The variables nginx's log module writes with its own code, never escaped (their text is
+/// digits, '.', '-', ':', '+', '/', letters and a space: nothing to escape). nginx:
+/// `ngx_http_log_vars[]`.
+const LOG_PLAIN: [&str; 9] = [
+    "pipe",
+    "time_local",
+    "time_iso8601",
+    "msec",
+    "request_time",
+    "status",
+    "bytes_sent",
+    "body_bytes_sent",
+    "request_length",
+];
 
 /// A string with variables, compiled at configuration time.
 /// nginx: `ngx_http_complex_value_t`.
@@ -125,7 +142,10 @@ impl ComplexValue {
             if !lit.is_empty() {
                 parts.push(Part::Lit(std::mem::take(&mut lit)));
             }
-            parts.push(Part::Var(def, param));
+            // a module's variable of the same name keeps the escaping
+            let core = CORE_VARIABLES.iter().any(|d| std::ptr::eq(d, def));
+            let plain = core && LOG_PLAIN.contains(&def.name);
+            parts.push(Part::Var(def, param, plain));
             i = next;
         }
         if !lit.is_empty() {
@@ -139,6 +159,12 @@ impl ComplexValue {
         ComplexValue { parts: vec![Part::Lit(s.as_bytes().to_vec())], source: s.to_string() }
     }
 
+    /// The length of the literal parts: the whole length of a value without variables, the
+    /// least length of any other (a size for the buffer it is evaluated into).
+    pub fn len_hint(&self) -> usize {
+        self.parts.iter().map(|p| if let Part::Lit(l) = p { l.len() } else { 0 }).sum()
+    }
+
     /// Whether the value has no variables.
     pub fn is_static(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
@@ -150,7 +176,7 @@ impl ComplexValue {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
-                Part::Var(d, param) => {
+                Part::Var(d, param, _) => {
                     (d.get)(v, param, out);
                 }
             }
@@ -177,11 +203,11 @@ impl ComplexValue {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
-                Part::Var(d, param) => {
+                Part::Var(d, param, plain) => {
                     let start = out.len();
                     if !(d.get)(v, param, out) || out.len() == start {
                         out.push(b'-');
-                    } else {
+                    } else if !plain {
                         escape_log(out, start);
                     }
                 }
@@ -190,11 +216,24 @@ impl ComplexValue {
     }
 }
 
+/// 1 for the bytes the access log escapes: below 0x20, `"`, `\\`, 0x7f and above. A table
+/// (nginx: the `escape` bitmap of `ngx_http_log_escape()`): one load per byte of each value.
+static LOG_ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = (b < 0x20 || b >= 0x7f || b == b'"' || b == b'\\') as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Escapes a variable's bytes the way nginx's `escape=default` does: `"`, `\`, and bytes
 /// outside printable ASCII become `\xXX`. nginx: `ngx_http_log_escape()`.
 fn escape_log(out: &mut Vec<u8>, from: usize) {
-    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if out[from..].iter().all(|&b| plain(b)) {
+    let plain = |b: u8| LOG_ESCAPE[usize::from(b)] == 0;
+    if out.get(from..).unwrap_or(b"").iter().all(|&b| plain(b)) {
         return;
     }
     let tail: Vec<u8> = out.drain(from..).collect();
@@ -245,7 +284,7 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
     var!("server_name", |v, _, o| put(o, server_name(v.r))),
     var!("remote_addr", |v, _, o| {
         if let Some(p) = v.c.peer {
-            let _ = write!(o, "{}", p.ip());
+            ip(o, p.ip());
         }
         true
     }),
@@ -258,7 +297,7 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
     var!("remote_user", |_, _, _| false),
     var!("server_addr", |v, _, o| {
         if let Some(p) = v.c.local {
-            let _ = write!(o, "{}", p.ip());
+            ip(o, p.ip());
         }
         true
     }),
@@ -271,8 +310,11 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
     var!("connection", |v, _, o| num(o, v.c.number)),
     var!("connection_requests", |v, _, o| num(o, u64::from(v.c.requests))),
     var!("status", |v, _, o| {
-        let _ = write!(o, "{:03}", v.r.headers_out.status);
-        true
+        let s = v.r.headers_out.status;
+        if s < 100 {
+            o.extend_from_slice(if s < 10 { b"00" } else { b"0" }); // nginx's "%03ui"
+        }
+        num(o, u64::from(s))
     }),
     var!("request_time", |v, _, o| msec(o, v.times.unix_ms.saturating_sub(v.r.start_unix_ms))),
     var!("msec", |v, _, o| msec(o, v.times.unix_ms)),
@@ -305,10 +347,7 @@ pub static CORE_VARIABLES: &[VariableDef] = &[
         true
     }),
     prefix!("arg_", |v, name, o| arg(&v.r.args, name.as_bytes()).map(|a| o.extend_from_slice(a)).is_some()),
-    prefix!("http_", |v, name, o| {
-        let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
-        v.r.header(&want).map(|h| o.extend_from_slice(h)).is_some()
-    }),
+    prefix!("http_", |v, name, o| unknown_header(v.r, name).map(|h| o.extend_from_slice(h)).is_some()),
     prefix!("sent_http_", |v, name, o| sent_http(v.r, name, o)),
     prefix!("cookie_", |v, name, o| {
         let Some(c) = v.r.header("cookie") else { return false };
@@ -328,10 +367,61 @@ fn put(o: &mut Vec<u8>, b: &[u8]) -> bool {
     true
 }
 
-/// Appends a decimal number; the variable is found.
-fn num(o: &mut Vec<u8>, n: u64) -> bool {
-    let _ = write!(o, "{n}");
+/// Appends a decimal number; the variable is found. Digits by hand, as nginx's
+/// `ngx_sprintf("%uA")`: `write!` goes through `core::fmt`, several times the instructions,
+/// and a log line has several numbers.
+fn num(o: &mut Vec<u8>, mut n: u64) -> bool {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    o.extend_from_slice(&d[i..]);
     true
+}
+
+/// Appends an address as text: an IPv4 one by hand (nginx keeps `c->addr_text`, made once at
+/// accept; rginx makes it when a variable asks), an IPv6 one through `Display`.
+fn ip(o: &mut Vec<u8>, a: std::net::IpAddr) {
+    match a {
+        std::net::IpAddr::V4(a) => {
+            // into a stack buffer, then one copy: "255.255.255.255" is 15 bytes
+            let mut t = [0u8; 16];
+            let mut n = 0;
+            for (i, b) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    t[n] = b'.';
+                    n += 1;
+                }
+                for (d, div) in [(b / 100, b >= 100), ((b / 10) % 10, b >= 10), (b % 10, true)] {
+                    if div {
+                        t[n] = b'0' + d;
+                        n += 1;
+                    }
+                }
+            }
+            o.extend_from_slice(&t[..n]);
+        }
+        std::net::IpAddr::V6(a) => {
+            let _ = write!(o, "{a}");
+        }
+    }
+}
+
+/// `$http_NAME`: the first request header whose name, lowercased with '-' read as '_', is
+/// `name` (already lowercased), compared in place. nginx: `ngx_http_variable_unknown_header()`.
+fn unknown_header<'a>(r: &'a Request, name: &str) -> Option<&'a [u8]> {
+    let buf = &r.header_in.mem;
+    let same = |h: &[u8]| {
+        h.len() == name.len()
+            && h.iter().zip(name.bytes()).all(|(&c, n)| if c == b'-' { n == b'_' } else { c.to_ascii_lowercase() == n })
+    };
+    r.head.headers.iter().find(|(n, _)| buf.get(n.clone()).is_some_and(same)).and_then(|(_, v)| buf.get(v.clone()))
 }
 
 /// Appends milliseconds as seconds with three decimals ("1.005"); the variable is found.

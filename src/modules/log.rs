@@ -43,11 +43,13 @@ pub struct LogLocConf {
     logs: Option<Vec<AccessLog>>,
 }
 
-/// Per-worker open log files.
+/// Per-worker open log files, and the buffer each line is formatted into (reused: no
+/// allocation per line).
 #[derive(Default)]
 struct LogFiles {
     files: Vec<(PathBuf, File)>,
     default: Option<AccessLog>,
+    line: Vec<u8>,
 }
 
 /// The module. nginx: `ngx_http_log_module`.
@@ -125,59 +127,83 @@ fn set_log(cx: &mut Cx<'_>) -> Result<(), SetError> {
 
 /// Writes the request's line to each log. nginx: `ngx_http_log_handler()`.
 fn log_handler(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else {
-        return;
-    };
-    let logs = match r.loc.confs.get::<LogLocConf>().and_then(|l| l.logs.clone()) {
-        Some(l) => l,
-        None => match default_log(cy) {
-            Some(l) => vec![l],
-            None => return,
-        },
-    };
-    for l in &logs {
-        let mut line = Vec::with_capacity(256);
-        let Some(v) = Vars::of(cy, rid) else { return };
-        l.format.eval_log(&v, &mut line);
-        line.push(b'\n');
-        write_line(cy, &l.path, &line);
+    // The location's configuration is shared and read-only: an `Arc` clone lets the logs be
+    // borrowed while the world is borrowed for the variables (no copy of the list).
+    let Some(loc) = cy.requests.get(rid).map(|r| r.loc.clone()) else { return };
+    match loc.confs.get::<LogLocConf>().and_then(|l| l.logs.as_ref()) {
+        Some(logs) => {
+            for l in logs {
+                log_line(cy, rid, l);
+            }
+        }
+        None => {
+            if let Some(l) = default_log(cy) {
+                log_line(cy, rid, &l);
+            }
+        }
     }
 }
 
-fn write_line(cy: &mut Cycle, path: &PathBuf, line: &[u8]) {
+/// Formats one line into the worker's line buffer and writes it with one `write()`, as
+/// nginx does for a log without `buffer=`.
+fn log_line(cy: &mut Cycle, rid: RequestId, l: &AccessLog) {
+    let Some(files) = log_files(cy) else { return };
+    let mut line = std::mem::take(&mut files.line);
+    line.clear();
+    let formatted = Vars::of(cy, rid).map(|v| l.format.eval_log(&v, &mut line)).is_some();
+    line.push(b'\n');
+    let Some(files) = log_files(cy) else { return };
+    if formatted {
+        files.write(&l.path, &line);
+    }
+    // a line grown past any usual length is not kept
+    if line.capacity() <= MAX_KEPT_LINE {
+        files.line = line;
+    }
+}
+
+/// The longest line buffer kept between lines.
+const MAX_KEPT_LINE: usize = 64 * 1024;
+
+/// The worker's log state, created on first use.
+fn log_files(cy: &mut Cycle) -> Option<&mut LogFiles> {
     if cy.http.get::<LogFiles>().is_none() {
         cy.http.insert(LogFiles::default());
     }
-    let Some(files) = cy.http.get::<LogFiles>() else {
-        return;
-    };
-    let pos = match files.files.iter().position(|(p, _)| p == path) {
-        Some(i) => i,
-        None => match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(f) => {
-                files.files.push((path.clone(), f));
-                files.files.len() - 1
-            }
-            Err(e) => {
-                log::error!("open() \"{}\" failed ({e})", path.display());
-                return;
-            }
-        },
-    };
-    let _ = files.files[pos].1.write_all(line);
+    cy.http.get::<LogFiles>()
+}
+
+impl LogFiles {
+    /// Writes `line` to the file at `path`, opened on first use.
+    fn write(&mut self, path: &PathBuf, line: &[u8]) {
+        // compared as bytes: `Path`'s `==` compares component by component
+        let pos = match self.files.iter().position(|(p, _)| p.as_os_str() == path.as_os_str()) {
+            Some(i) => i,
+            None => match OpenOptions::new().create(true).append(true).open(path) {
+                Ok(f) => {
+                    self.files.push((path.clone(), f));
+                    self.files.len() - 1
+                }
+                Err(e) => {
+                    log::error!("open() \"{}\" failed ({e})", path.display());
+                    return;
+                }
+            },
+        };
+        if let Some((_, f)) = self.files.get_mut(pos) {
+            let _ = f.write_all(line);
+        }
+    }
 }
 
 /// nginx's default when no `access_log` is configured: `logs/access.log combined`.
 fn default_log(cy: &mut Cycle) -> Option<AccessLog> {
-    if cy.http.get::<LogFiles>().is_none() {
-        cy.http.insert(LogFiles::default());
-    }
     let modules = cy.http_conf.as_deref()?.modules;
-    let path = cy.conf.prefix.join("logs/access.log");
-    let files = cy.http.get::<LogFiles>()?;
+    let prefix = cy.conf.prefix.clone();
+    let files = log_files(cy)?;
     if files.default.is_none() {
         let format = Arc::new(ComplexValue::compile(COMBINED, modules).ok()?);
-        files.default = Some(AccessLog { path, format });
+        files.default = Some(AccessLog { path: prefix.join("logs/access.log"), format });
     }
     files.default.clone()
 }

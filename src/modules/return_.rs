@@ -91,7 +91,14 @@ fn run_return(cy: &mut Cycle, rid: RequestId, code: u16, text: Option<&ComplexVa
         }
         return send_text(cy, rid, code, Vec::new());
     };
-    let mut v = Vec::new();
+    // nginx: `ngx_http_send_response()` sets the status before it evaluates the text, so
+    // `$status` in it is the code returned
+    if let Some(r) = cy.requests.get_mut(rid) {
+        r.headers_out.status = code;
+    }
+    // Into a pooled buffer: the write filter gives it back once the body is sent.
+    let mut v = cy.ev.bufs.get(text.len_hint()).mem;
+    v.clear();
     if let Some(vars) = Vars::of(cy, rid) {
         text.eval(&vars, &mut v);
     }
