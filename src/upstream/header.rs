@@ -187,7 +187,7 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
     // A value a module may rewrite is copied here first; allocated only when one comes.
     let mut scratch = Vec::new();
     for (name, value) in hi.iter() {
-        if cx.u.conf.hide_headers.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes())) {
+        if cx.u.conf.hide_headers.iter().any(|h| h.len() == name.len() && name.eq_ignore_ascii_case(h.as_bytes())) {
             continue;
         }
         match headers_in::find(name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {

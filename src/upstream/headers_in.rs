@@ -165,6 +165,7 @@ mod tests {
         for (i, h) in UPSTREAM_HEADERS_IN.iter().enumerate() {
             let first = UPSTREAM_HEADERS_IN.iter().position(|o| o.name.eq_ignore_ascii_case(h.name));
             assert_eq!(first, Some(i), "{} listed twice", h.name);
+            assert_eq!(find(h.name.to_ascii_uppercase().as_bytes()).map(|f| f.name), Some(h.name));
         }
     }
 
