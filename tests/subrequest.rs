@@ -140,7 +140,7 @@ fn write(cy: &mut Cycle, rid: RequestId, text: &str, last: bool) -> bool {
 fn seq(cy: &mut Cycle, rid: RequestId, uris: &[String]) -> HandlerRc {
     if let Some(r) = cy.requests.get_mut(rid) {
         r.headers_out.status = 200;
-        r.headers_out.content_type = Some("text/plain".into());
+        r.headers_out.set_content_type(b"text/plain");
     }
     if rhttp::send_header(cy, rid).is_err() || !write(cy, rid, "[", false) {
         return HandlerRc::Error;
@@ -214,7 +214,7 @@ fn parent_wakes(cy: &mut Cycle, rid: RequestId) {
     }
     let text = format!("kept {status}: {}", String::from_utf8_lossy(&body));
     r.headers_out.status = 200;
-    r.headers_out.content_type = Some("text/plain".into());
+    r.headers_out.set_content_type(b"text/plain");
     r.headers_out.content_length_n = Some(text.len() as u64);
     let rc = send_response(cy, rid, Some(text.into_bytes()));
     request::finalize_request(cy, rid, rc);

@@ -150,12 +150,11 @@ impl EchoCtx {
             match parse::parse_header_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
                 Ok(Step::Again) => return Ok(Step::Again),
                 Ok(Step::Done(HeaderLine::Header { name, value })) => {
-                    let n = String::from_utf8_lossy(&u.buffer.mem[name]).into_owned();
-                    let v = String::from_utf8_lossy(&u.buffer.mem[value]).into_owned();
-                    if n.eq_ignore_ascii_case("content-length") {
-                        u.headers_in.content_length_n = v.parse().ok();
+                    let (n, v) = (&u.buffer.mem[name], &u.buffer.mem[value]);
+                    if n.eq_ignore_ascii_case(b"content-length") {
+                        u.headers_in.content_length_n = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok());
                     }
-                    u.headers_in.push(&n, &v);
+                    u.headers_in.push(n, v);
                     u.buffer.pos = pos;
                 }
                 Ok(Step::Done(HeaderLine::End)) => {
@@ -218,9 +217,9 @@ impl UpstreamHandler for EchoCtx {
         let body = std::mem::take(&mut self.body).to_ascii_uppercase();
         let ho = &mut cx.r.headers_out;
         ho.status = 200;
-        ho.content_type = Some("text/plain".into());
+        ho.set_content_type(b"text/plain");
         ho.content_length_n = Some(body.len() as u64);
-        ho.headers.push(("X-Upstream-Status".into(), cx.u.headers_in.status_n.to_string()));
+        ho.push(b"X-Upstream-Status", cx.u.headers_in.status_n.to_string().as_bytes());
         cx.u.out.push_back(Buf::from_vec(body));
     }
 }

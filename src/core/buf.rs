@@ -233,6 +233,20 @@ impl BufPool {
         Buf { mem, ..Buf::default() }
     }
 
+    /// An empty `Vec` with room for at least `size` bytes, recycled when possible: for memory
+    /// that is appended to (a header list), so nothing is zero-filled first, unlike `get`.
+    /// Goes back with `put(Buf::from_vec(v))`.
+    pub fn get_vec(&mut self, size: usize) -> Vec<u8> {
+        let Some(i) = class_of(size) else { return Vec::with_capacity(size) };
+        match self.free[i].pop() {
+            Some(mut v) => {
+                v.clear();
+                v
+            }
+            None => Vec::with_capacity(1 << (MIN_SHIFT as usize + i)),
+        }
+    }
+
     /// Returns a buffer's memory to the pool: kept if its capacity is exactly a class and the
     /// class has room, freed otherwise.
     pub fn put(&mut self, b: Buf) {

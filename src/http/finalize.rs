@@ -267,6 +267,7 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     }
     if let Some(mut r) = cy.requests.remove(rid) {
         cy.ev.bufs.put_chain(&mut r.out);
+        r.headers_out.release(&mut cy.ev.bufs);
         if let Some(mut sr) = r.sr.take() {
             super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);
         }

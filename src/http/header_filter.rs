@@ -70,7 +70,7 @@ fn set_header_only(r: &mut Request) {
         r.header_only = true;
     }
     if status == 204 {
-        r.headers_out.content_type = None;
+        r.headers_out.clear_content_type();
         r.headers_out.content_length_n = None;
     }
 }
@@ -80,8 +80,8 @@ fn set_header_only(r: &mut Request) {
 fn push_status_line(head: &mut Vec<u8>, ho: &HeadersOut) -> bool {
     let mut escaped = false;
     head.extend_from_slice(b"HTTP/1.1 ");
-    match (&ho.status_line, status_line(ho.status)) {
-        (Some(l), _) => escaped = push_header_value(head, l.as_bytes()),
+    match (ho.status_line(), status_line(ho.status)) {
+        (Some(l), _) => escaped = push_header_value(head, l),
         (None, Some(l)) => head.extend_from_slice(l.as_bytes()),
         (None, None) => push_fmt(head, format_args!("{:03} ", ho.status)),
     }
@@ -107,18 +107,18 @@ fn push_standard_headers(head: &mut Vec<u8>, r: &Request, http_time: &str, local
         head.extend_from_slice(http_time.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    if let Some(ct) = &ho.content_type {
-        escaped |= push_header(head, b"Content-Type", ct.as_bytes());
+    if let Some(ct) = ho.content_type() {
+        escaped |= push_header(head, b"Content-Type", ct);
     }
     if let Some(n) = ho.content_length_n {
         push_fmt(head, format_args!("Content-Length: {n}\r\n"));
     }
-    if let Some(lm) = &ho.last_modified {
-        escaped |= push_header(head, b"Last-Modified", lm.as_bytes());
+    if let Some(lm) = ho.last_modified() {
+        escaped |= push_header(head, b"Last-Modified", lm);
     }
     // A relative Location made absolute comes here; an absolute one is one of the module
     // headers, after Connection, as in nginx (which keeps it in the headers list).
-    if let Some(loc) = ho.location.as_ref().filter(|l| l.starts_with('/')) {
+    if let Some(loc) = ho.location().filter(|l| l.starts_with(b"/")) {
         escaped |= push_relative_location(head, &r.headers_in.host, local, loc);
     }
     if r.chunked {
@@ -139,11 +139,11 @@ fn push_connection(head: &mut Vec<u8>, r: &Request) {
 /// Returns whether anything was escaped. nginx: the loop over `r->headers_out.headers`.
 fn push_module_headers(head: &mut Vec<u8>, ho: &HeadersOut) -> bool {
     let mut escaped = false;
-    if let Some(loc) = ho.location.as_ref().filter(|l| !l.starts_with('/')) {
-        escaped |= push_header(head, b"Location", loc.as_bytes());
+    if let Some(loc) = ho.location().filter(|l| !l.starts_with(b"/")) {
+        escaped |= push_header(head, b"Location", loc);
     }
-    for (n, v) in &ho.headers {
-        escaped |= push_header(head, n.as_bytes(), v.as_bytes());
+    for (n, v) in ho.headers().iter() {
+        escaped |= push_header(head, n, v);
     }
     escaped
 }
@@ -159,7 +159,7 @@ fn push_fmt(head: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
 /// `port_in_redirect on`), else from the local address. Returns whether anything was escaped.
 ///
 /// nginx: the `r->headers_out.location` block of `ngx_http_header_filter()`.
-fn push_relative_location(head: &mut Vec<u8>, host: &[u8], local: Option<SocketAddr>, loc: &str) -> bool {
+fn push_relative_location(head: &mut Vec<u8>, host: &[u8], local: Option<SocketAddr>, loc: &[u8]) -> bool {
     head.extend_from_slice(b"Location: http://");
     let mut escaped = false;
     match local {
@@ -171,7 +171,7 @@ fn push_relative_location(head: &mut Vec<u8>, host: &[u8], local: Option<SocketA
     if let Some(port) = local.map(|a| a.port()).filter(|&p| p != 80) {
         push_fmt(head, format_args!(":{port}"));
     }
-    escaped |= push_header_value(head, loc.as_bytes());
+    escaped |= push_header_value(head, loc);
     head.extend_from_slice(b"\r\n");
     escaped
 }

@@ -21,6 +21,7 @@ pub mod cycle;
 pub mod finalize;
 pub mod header_filter;
 pub mod headers_in;
+pub mod headers_out;
 pub mod keepalive;
 pub mod listen;
 pub mod parse;

@@ -66,28 +66,8 @@ pub struct HeadersIn {
     pub expect_continue: bool,
 }
 
-/// Response headers. nginx: `ngx_http_headers_out_t`.
-#[derive(Clone, Debug, Default)]
-pub struct HeadersOut {
-    /// Status code. nginx: `headers_out.status`.
-    pub status: u16,
-    /// Verbatim status line (from an upstream), e.g. "200 OK". nginx: `status_line`.
-    pub status_line: Option<String>,
-    /// `Content-Length`, when known. nginx: `content_length_n`.
-    pub content_length_n: Option<u64>,
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// `Location`.
-    pub location: Option<String>,
-    /// `Last-Modified` (already formatted).
-    pub last_modified: Option<String>,
-    /// Do not add `Server` (an upstream sent one that is passed through).
-    pub no_server: bool,
-    /// Do not add `Date` (likewise).
-    pub no_date: bool,
-    /// Every other header, in order. nginx: `headers_out.headers`.
-    pub headers: Vec<(String, String)>,
-}
+/// Response headers. nginx: `ngx_http_headers_out_t` (headers_out.rs).
+pub use super::headers_out::HeadersOut;
 
 /// Body reading state. See `body.rs`.
 pub use super::body::RequestBody;
@@ -445,6 +425,7 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         let sent = c.sent;
         if let Some(r) = cy.requests.get_mut(rid) {
             r.sent_start = sent;
+            r.headers_out = HeadersOut::from_pool(&mut cy.ev.bufs);
         }
     }
     if !event::timer_set(&cy.ev, Ev { c: cid, write: false }) {

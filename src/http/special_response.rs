@@ -116,12 +116,7 @@ pub fn special_response_handler(cy: &mut Cycle, rid: RequestId, status: u16) -> 
     }
     let tokens = r.loc.core.server_tokens();
     // nginx keeps `Location` and the header list (a 401's `WWW-Authenticate`) on its pages.
-    let location = r.headers_out.location.take();
-    let headers = std::mem::take(&mut r.headers_out.headers);
-    r.headers_out = Default::default();
-    r.headers_out.status = if status == 494 { 400 } else { status };
-    r.headers_out.location = location;
-    r.headers_out.headers = headers;
+    r.headers_out.clean_for_error_page(if status == 494 { 400 } else { status });
     let body = error_page(status).map(|p| {
         let mut v = p.into_bytes();
         v.extend_from_slice(error_tail(tokens).as_bytes());
@@ -129,7 +124,7 @@ pub fn special_response_handler(cy: &mut Cycle, rid: RequestId, status: u16) -> 
     });
     match &body {
         Some(b) => {
-            r.headers_out.content_type = Some("text/html".into());
+            r.headers_out.set_content_type(b"text/html");
             r.headers_out.content_length_n = Some(b.len() as u64);
         }
         None => r.headers_out.content_length_n = Some(0),

@@ -433,6 +433,7 @@ pub(super) fn free_tree(cy: &mut Cycle, main: RequestId) {
         }
         if let Some(mut r) = cy.requests.remove(sr) {
             cy.ev.bufs.put_chain(&mut r.out);
+            r.headers_out.release(&mut cy.ev.bufs);
             if let Some(s) = r.sr.as_mut() {
                 super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut s.postponed);
             }

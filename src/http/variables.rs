@@ -439,16 +439,18 @@ fn server_name(r: &Request) -> &[u8] {
 fn sent_http(r: &Request, name: &str, o: &mut Vec<u8>) -> bool {
     let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
     let ho = &r.headers_out;
-    let v: Option<String> = match want.as_str() {
-        "content-type" => ho.content_type.clone(),
-        "content-length" => ho.content_length_n.map(|n| n.to_string()),
-        "location" => ho.location.clone(),
-        "last-modified" => ho.last_modified.clone(),
-        "connection" => Some(if r.keepalive { "keep-alive".into() } else { "close".into() }),
-        "transfer-encoding" => r.chunked.then(|| "chunked".into()),
-        _ => ho.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&want)).map(|(_, v)| v.clone()),
+    let v: Option<&[u8]> = match want.as_str() {
+        "content-type" => ho.content_type(),
+        "content-length" => {
+            return ho.content_length_n.map(|n| o.extend_from_slice(n.to_string().as_bytes())).is_some();
+        }
+        "location" => ho.location(),
+        "last-modified" => ho.last_modified(),
+        "connection" => Some(if r.keepalive { b"keep-alive" } else { b"close" }),
+        "transfer-encoding" => r.chunked.then_some(b"chunked"),
+        _ => ho.headers().get(want.as_bytes()),
     };
-    v.map(|v| o.extend_from_slice(v.as_bytes())).is_some()
+    v.map(|v| o.extend_from_slice(v)).is_some()
 }
 
 /// Finds `name=value` in a query string. nginx: `ngx_http_arg()`.

@@ -117,14 +117,14 @@ fn set_types(cx: &mut Cx<'_>) -> Result<(), SetError> {
 
 /// Whether `content_type` (up to its `;`) is one of `types`.
 /// nginx: `ngx_http_test_content_type()`.
-pub fn test_content_type(types: &Types, content_type: Option<&str>) -> bool {
+pub fn test_content_type(types: &Types, content_type: Option<&[u8]>) -> bool {
     let list = match types {
         Types::Any => return true,
         Types::List(l) => l,
     };
     let Some(ct) = content_type else { return false };
-    let ct = ct.split(';').next().unwrap_or("").trim_end();
-    list.iter().any(|t| t.eq_ignore_ascii_case(ct))
+    let ct = ct.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii_end();
+    list.iter().any(|t| t.as_bytes().eq_ignore_ascii_case(ct))
 }
 
 fn conf_of(loc: &LocConf) -> Option<&AdditionConf> {
@@ -143,7 +143,7 @@ fn addition_header_filter(cy: &mut Cycle, rid: RequestId, next: Next) -> FilterR
     if before.is_empty() && after.is_empty() {
         return next.header(cy, rid);
     }
-    let ct = r.headers_out.content_type.as_deref();
+    let ct = r.headers_out.content_type();
     let listed = match &conf.types {
         Some(t) => test_content_type(t, ct),
         None => test_content_type(&Types::List(vec!["text/html".into()]), ct), // never merged

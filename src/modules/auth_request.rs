@@ -123,12 +123,13 @@ fn copy_www_authenticate(cy: &mut Cycle, rid: RequestId, sr: RequestId) {
     let Some(h) = cy
         .requests
         .get(sr)
-        .and_then(|s| s.headers_out.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("www-authenticate")).cloned())
+        .and_then(|s| s.headers_out.headers().iter().find(|(n, _)| n.eq_ignore_ascii_case(b"www-authenticate")))
+        .map(|(n, v)| (n.to_vec(), v.to_vec()))
     else {
         return;
     };
     if let Some(r) = cy.requests.get_mut(rid) {
-        r.headers_out.headers.push(h);
+        r.headers_out.push(&h.0, &h.1);
     }
 }
 

@@ -270,8 +270,7 @@ impl MytestCtx {
         self.status = st;
         u.state.status = st.code;
         u.headers_in.status_n = st.code;
-        u.headers_in.status_line =
-            String::from_utf8_lossy(u.buffer.mem.get(st.start..st.end).unwrap_or(&[])).into_owned();
+        u.headers_in.set_status_line(u.buffer.mem.get(st.start..st.end).unwrap_or(&[]));
         u.buffer.pos = pos;
         self.process_header = ProcessHeader::Header; // the seed: u->process_header = mytest_upstream_process_header
         self.upstream_process_header(cx)
@@ -290,8 +289,8 @@ impl MytestCtx {
         match parse_header_lines(cx.u) {
             Ok(Step::Done(())) => {
                 for name in ["Server", "Date"] {
-                    if cx.u.headers_in.get(name).is_none() {
-                        cx.u.headers_in.push(name, "");
+                    if cx.u.headers_in.get(name.as_bytes()).is_none() {
+                        cx.u.headers_in.push(name.as_bytes(), b"");
                         cx.debug(format_args!("mytest: no \"{name}\" from upstream, empty one added"));
                     }
                 }
@@ -315,11 +314,10 @@ fn parse_header_lines(u: &mut Upstream) -> Result<Step, String> {
         let buf = u.buffer.mem.get(..u.buffer.last).unwrap_or(&[]);
         match parse::parse_header_line(buf, &mut pos) {
             Ok(Step::Done(HeaderLine::Header { name, value })) => {
-                let name = String::from_utf8_lossy(buf.get(name).unwrap_or(&[]));
-                let value = String::from_utf8_lossy(buf.get(value).unwrap_or(&[]));
-                u.headers_in.push(&name, &value);
-                if let Some(hh) = headers_in::find(&name) {
-                    (hh.handler)(&mut u.headers_in, &name, &value)?;
+                let (name, value) = (buf.get(name).unwrap_or(&[]), buf.get(value).unwrap_or(&[]));
+                u.headers_in.push(name, value);
+                if let Some(hh) = headers_in::find(name) {
+                    (hh.handler)(&mut u.headers_in, name, value)?;
                 }
                 u.buffer.pos = pos;
             }

@@ -104,7 +104,7 @@ fn run_return(cy: &mut Cycle, rid: RequestId, code: u16, text: Option<&ComplexVa
     }
     if is_redirect(code) {
         if let Some(r) = cy.requests.get_mut(rid) {
-            r.headers_out.location = Some(String::from_utf8_lossy(&v).into_owned());
+            r.headers_out.set_location(&v);
         }
         return HandlerRc::Status(code);
     }
@@ -121,7 +121,8 @@ fn send_text(cy: &mut Cycle, rid: RequestId, code: u16, body: Vec<u8>) -> Handle
         return HandlerRc::Error;
     };
     r.headers_out.status = code;
-    r.headers_out.content_type = Some(r.loc.core.default_type().to_string());
+    let default_type = r.loc.core.default_type().as_bytes();
+    r.headers_out.set_content_type(default_type);
     r.headers_out.content_length_n = Some(body.len() as u64);
     send_response(cy, rid, Some(body))
 }

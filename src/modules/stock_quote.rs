@@ -279,7 +279,7 @@ fn stock_quote_post_handler(cy: &mut Cycle, rid: RequestId) {
     };
     let field = |i: usize| stock.get(i).map_or(&[][..], Vec::as_slice);
     let body = format_answer(field(NAME), field(PRICE), field(VOLUME));
-    r.headers_out.content_type = Some(CONTENT_TYPE.to_string());
+    r.headers_out.set_content_type(CONTENT_TYPE.as_bytes());
     r.headers_out.content_length_n = Some(body.len() as u64);
     let len = body.len();
     let rc = send_response(cy, rid, Some(body));

@@ -71,7 +71,7 @@ fn stub_status_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
         return HandlerRc::Error;
     };
     r.headers_out.status = 200;
-    r.headers_out.content_type = Some("text/plain".into());
+    r.headers_out.set_content_type(b"text/plain");
     r.headers_out.content_length_n = Some(v.len() as u64);
     send_response(cy, rid, Some(v))
 }

@@ -105,7 +105,7 @@ fn reinit(cy: &mut Cycle, rid: RequestId) -> Result<(), ()> {
     u.request_sent = false;
     u.request_body_sent = false;
     u.request_body_blocked = false;
-    u.headers_in = Default::default();
+    u.headers_in.clear();
     u.buffer.reset();
     u.length = None;
     u.keepalive = false;

@@ -170,6 +170,7 @@ pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     if let Some(mut ctx) = worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid.typed())) {
         let u = &mut ctx.u;
         cy.ev.bufs.put(std::mem::take(&mut u.buffer));
+        u.headers_in.release(&mut cy.ev.bufs);
         cy.ev.bufs.put_chain(&mut u.request_bufs);
         cy.ev.bufs.put_chain(&mut u.out);
     }

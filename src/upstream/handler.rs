@@ -143,12 +143,12 @@ pub trait UpstreamHandler {
     /// Rewrites a redirect: the whole `Location` value, or the URL after "url=" of a
     /// `Refresh` (nginx passes that offset as `prefix`). `Done` when it changed the value.
     /// nginx: `rewrite_redirect(r, h, prefix)`.
-    fn rewrite_redirect(&mut self, _cx: &UpstreamCx<'_>, _value: &mut String) -> Rewrite {
+    fn rewrite_redirect(&mut self, _cx: &UpstreamCx<'_>, _value: &mut Vec<u8>) -> Rewrite {
         Rewrite::Declined
     }
 
     /// Rewrites a `Set-Cookie` header value. nginx: `rewrite_cookie(r, h)`.
-    fn rewrite_cookie(&mut self, _cx: &UpstreamCx<'_>, _value: &mut String) -> Rewrite {
+    fn rewrite_cookie(&mut self, _cx: &UpstreamCx<'_>, _value: &mut Vec<u8>) -> Rewrite {
         Rewrite::Declined
     }
 

@@ -6,6 +6,7 @@
 //! (src/http/ngx_http_upstream.c).
 
 use super::conf::FT_NON_IDEMPOTENT;
+use super::headers_in::{self, CopyHeader};
 use super::{callback, finalize, next, response, Ft, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
@@ -162,23 +163,6 @@ fn test_next(u: &super::Upstream, idempotent: bool, streamed: bool, now: u64) ->
     retry.then_some(ft)
 }
 
-/// Headers the framework itself never passes (hop-by-hop or recomputed).
-/// nginx: the `ngx_http_upstream_headers_in[]` entries with `copy_header` = ignore.
-fn framework_hidden(name: &str) -> bool {
-    [
-        "connection",
-        "transfer-encoding",
-        "keep-alive",
-        "content-length",
-        "content-type",
-        "location",
-        "refresh",
-        "last-modified",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
-}
-
 /// Copies the upstream header into `r.headers_out`, applying `hide_headers` and the module's
 /// `rewrite_redirect`/`rewrite_cookie`. nginx: `ngx_http_upstream_process_headers()`.
 pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> {
@@ -186,61 +170,78 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
 }
 
 /// The body of `process_headers`, run with the module beside its context (the rewrite
-/// callbacks read it). Walks the headers in place: no copy of the whole set, names compared
-/// case-insensitively without lowercased copies.
+/// callbacks read it). Walks the headers in place and copies their bytes, untouched, into
+/// `r.headers_out`'s own buffer (reused: it came from the worker's pool with the request);
+/// what each known line becomes is its entry's `copy` in the table (`headers_in.rs`), as
+/// nginx calls `hh->copy_handler`. Names are compared case-insensitively, without copies.
 fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
+    // Out of the request while it is filled: the rewrite callbacks borrow `cx`.
+    let mut out = std::mem::take(&mut cx.r.headers_out);
+    out.reset();
     let hi = &cx.u.headers_in;
-    let mut out = crate::http::request::HeadersOut {
-        status: hi.status_n,
-        status_line: (!hi.status_line.is_empty()).then(|| hi.status_line.clone()),
-        content_length_n: if hi.chunked { None } else { hi.content_length_n },
-        ..Default::default()
-    };
-    out.headers.reserve(hi.len());
-    for (name, value) in cx.u.headers_in.iter() {
-        let is = |h: &str| name.eq_ignore_ascii_case(h);
-        if cx.u.conf.hide_headers.iter().any(|h| is(h)) {
+    out.status = hi.status_n;
+    if !hi.status_line().is_empty() {
+        out.set_status_line(hi.status_line());
+    }
+    out.content_length_n = if hi.chunked { None } else { hi.content_length_n };
+    // A value a module may rewrite is copied here first; allocated only when one comes.
+    let mut scratch = Vec::new();
+    for (name, value) in hi.iter() {
+        if cx.u.conf.hide_headers.iter().any(|h| h.len() == name.len() && name.eq_ignore_ascii_case(h.as_bytes())) {
             continue;
         }
-        if is("content-type") {
-            out.content_type = Some(value.to_string());
-        } else if is("last-modified") {
-            out.last_modified = Some(value.to_string());
-        } else if is("location") {
-            // Only a rewritten Location becomes `headers_out.location` (which the header
-            // filter makes absolute); one left alone passes exactly as sent.
-            // nginx: `ngx_http_upstream_rewrite_location()`.
-            let mut v = value.to_string();
-            match m.rewrite_redirect(cx, &mut v) {
-                Rewrite::Done => out.location = Some(v),
-                Rewrite::Declined => out.headers.push((name.to_string(), value.to_string())),
+        match headers_in::find(name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
+            CopyHeader::Ignore => {}
+            CopyHeader::ContentType => out.set_content_type(value),
+            CopyHeader::LastModified => out.set_last_modified(value),
+            CopyHeader::RewriteLocation => {
+                // Only a rewritten Location becomes `headers_out.location` (which the header
+                // filter makes absolute); one left alone passes exactly as sent.
+                // nginx: `ngx_http_upstream_rewrite_location()`.
+                scratch.clear();
+                scratch.extend_from_slice(value);
+                match m.rewrite_redirect(cx, &mut scratch) {
+                    Rewrite::Done => out.set_location(&scratch),
+                    Rewrite::Declined => out.push(name, value),
+                }
             }
-        } else if is("refresh") {
-            out.headers.push((name.to_string(), rewrite_refresh(m, cx, value)));
-        } else if is("set-cookie") {
-            let mut v = value.to_string();
-            let _: Rewrite = m.rewrite_cookie(cx, &mut v);
-            out.headers.push((name.to_string(), v));
-        } else if is("server") || is("date") {
-            out.no_server |= is("server");
-            out.no_date |= is("date");
-            out.headers.push((name.to_string(), value.to_string()));
-        } else if !framework_hidden(name) {
-            out.headers.push((name.to_string(), value.to_string()));
+            CopyHeader::RewriteRefresh => {
+                rewrite_refresh(m, cx, value, &mut scratch);
+                out.push(name, &scratch);
+            }
+            CopyHeader::RewriteSetCookie => {
+                scratch.clear();
+                scratch.extend_from_slice(value);
+                let _: Rewrite = m.rewrite_cookie(cx, &mut scratch);
+                out.push(name, &scratch);
+            }
+            CopyHeader::HeaderLine => {
+                // nginx: `headers_out.server`/`.date` set: the header filter adds none.
+                out.no_server |= name.eq_ignore_ascii_case(b"server");
+                out.no_date |= name.eq_ignore_ascii_case(b"date");
+                out.push(name, value);
+            }
         }
     }
     cx.r.headers_out = out;
 }
 
-/// Only the URL after "url=" of a `Refresh` is the module's to rewrite.
-/// nginx: `ngx_http_upstream_rewrite_refresh()`.
-fn rewrite_refresh(m: &mut dyn UpstreamHandler, cx: &UpstreamCx<'_>, value: &str) -> String {
-    let Some(at) = value.to_ascii_lowercase().find("url=").map(|i| i + 4) else {
-        return value.to_string();
+/// Only the URL after "url=" of a `Refresh` is the module's to rewrite; `out` gets the value
+/// to send. nginx: `ngx_http_upstream_rewrite_refresh()`.
+fn rewrite_refresh(m: &mut dyn UpstreamHandler, cx: &UpstreamCx<'_>, value: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let Some(at) = value.windows(4).position(|w| w.eq_ignore_ascii_case(b"url=")).map(|i| i + 4) else {
+        out.extend_from_slice(value);
+        return;
     };
-    let mut url = value[at..].to_string();
-    match m.rewrite_redirect(cx, &mut url) {
-        Rewrite::Done => format!("{}{url}", &value[..at]),
-        Rewrite::Declined => value.to_string(),
+    out.extend_from_slice(&value[at..]);
+    match m.rewrite_redirect(cx, out) {
+        Rewrite::Done => {
+            out.splice(0..0, value[..at].iter().copied());
+        }
+        Rewrite::Declined => {
+            out.clear();
+            out.extend_from_slice(value);
+        }
     }
 }

@@ -25,15 +25,18 @@
 //! - `Content-Length` and `Transfer-Encoding` are checked as nginx >= 1.23 checks them (and as
 //!   the proxy module does): a malformed or conflicting value is an error. nginx 1.22's
 //!   handlers accepted anything.
-//! - `copy` describes; the framework's `header::copy_headers` applies the same rules in its
-//!   own match (proxy and mytest share it), so the table does not change what proxy does.
+//! - `copy` is an enum the framework's `header::copy_headers` matches on (proxy and mytest
+//!   share it), not a function pointer with an offset: what a kind does needs the module's
+//!   rewrite callbacks, which the copy step holds.
+//! - names and values are the bytes the upstream sent (`&[u8]`), never decoded, as nginx's
+//!   `ngx_str_t`s are.
 
 use super::HeadersIn;
 
 /// What a header line arriving from the upstream records; `Err` is the error-log message (the
 /// response is then invalid). nginx: `ngx_http_header_handler_pt` of
 /// `ngx_http_upstream_header_t.handler`.
-pub type Handler = fn(hi: &mut HeadersIn, name: &str, value: &str) -> Result<(), String>;
+pub type Handler = fn(hi: &mut HeadersIn, name: &[u8], value: &[u8]) -> Result<(), String>;
 
 /// How a known header line is passed to the client. nginx: the `copy_handler` of
 /// `ngx_http_upstream_header_t`.
@@ -88,38 +91,53 @@ pub static UPSTREAM_HEADERS_IN: &[UpstreamHeader] = &[
 
 /// The table's entry for `name`, case-insensitively.
 /// nginx: `ngx_hash_find(&umcf->headers_in_hash, h->hash, h->lowcase_key, h->key.len)`.
-pub fn find(name: &str) -> Option<&'static UpstreamHeader> {
-    UPSTREAM_HEADERS_IN.iter().find(|h| h.name.eq_ignore_ascii_case(name))
+pub fn find(name: &[u8]) -> Option<&'static UpstreamHeader> {
+    UPSTREAM_HEADERS_IN.iter().find(|h| h.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// The line stays in the list, where `HeadersIn::get` finds it (nginx keeps a pointer to it
 /// in `headers_in.server`, `.date`, ...). nginx: `ngx_http_upstream_process_header_line()`.
-pub fn process_header_line(_hi: &mut HeadersIn, _name: &str, _value: &str) -> Result<(), String> {
+pub fn process_header_line(_hi: &mut HeadersIn, _name: &[u8], _value: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
 /// Nothing to record. nginx: `ngx_http_upstream_ignore_header_line()`.
-pub fn ignore_header_line(_hi: &mut HeadersIn, _name: &str, _value: &str) -> Result<(), String> {
+pub fn ignore_header_line(_hi: &mut HeadersIn, _name: &[u8], _value: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
 /// The body length: digits only; a repeated header must repeat the value.
 /// nginx: `ngx_http_upstream_process_content_length()` (>= 1.23's checks).
-pub fn process_content_length(hi: &mut HeadersIn, name: &str, value: &str) -> Result<(), String> {
-    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
-    match value.parse::<u64>().ok().filter(|_| digits) {
+pub fn process_content_length(hi: &mut HeadersIn, name: &[u8], value: &[u8]) -> Result<(), String> {
+    match parse_length(value) {
         Some(n) if hi.content_length_n.is_none_or(|old| old == n) => {
             hi.content_length_n = Some(n);
             Ok(())
         }
-        _ => Err(format!("upstream sent invalid \"Content-Length\" header: \"{name}: {value}\"")),
+        _ => Err(format!(
+            "upstream sent invalid \"Content-Length\" header: \"{}: {}\"",
+            String::from_utf8_lossy(name),
+            String::from_utf8_lossy(value)
+        )),
     }
+}
+
+/// Digits only, at least one, and no overflow. nginx: `ngx_atoof()`.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| {
+        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 /// `chunked` is the only coding rginx decodes; anything else is refused.
 /// nginx: `ngx_http_upstream_process_transfer_encoding()` (>= 1.23's check).
-pub fn process_transfer_encoding(hi: &mut HeadersIn, _name: &str, value: &str) -> Result<(), String> {
-    if !value.eq_ignore_ascii_case("chunked") {
+pub fn process_transfer_encoding(hi: &mut HeadersIn, _name: &[u8], value: &[u8]) -> Result<(), String> {
+    if !value.eq_ignore_ascii_case(b"chunked") {
+        let value = String::from_utf8_lossy(value);
         return Err(format!("upstream sent unknown \"Transfer-Encoding\": \"{value}\""));
     }
     hi.chunked = true;
@@ -128,8 +146,8 @@ pub fn process_transfer_encoding(hi: &mut HeadersIn, _name: &str, value: &str) -
 
 /// "close" anywhere in the value: the upstream closes after this response.
 /// nginx: `ngx_http_upstream_process_connection()`.
-pub fn process_connection(hi: &mut HeadersIn, _name: &str, value: &str) -> Result<(), String> {
-    if value.to_ascii_lowercase().contains("close") {
+pub fn process_connection(hi: &mut HeadersIn, _name: &[u8], value: &[u8]) -> Result<(), String> {
+    if value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
         hi.connection_close = true;
     }
     Ok(())
@@ -141,38 +159,42 @@ mod tests {
 
     #[test]
     fn find_is_case_insensitive_and_names_are_unique() {
-        assert_eq!(find("content-length").map(|h| h.name), Some("Content-Length"));
-        assert_eq!(find("SERVER").map(|h| h.copy), Some(CopyHeader::HeaderLine));
-        assert!(find("X-Unknown").is_none());
+        assert_eq!(find(b"content-length").map(|h| h.name), Some("Content-Length"));
+        assert_eq!(find(b"SERVER").map(|h| h.copy), Some(CopyHeader::HeaderLine));
+        assert!(find(b"X-Unknown").is_none());
         for (i, h) in UPSTREAM_HEADERS_IN.iter().enumerate() {
             let first = UPSTREAM_HEADERS_IN.iter().position(|o| o.name.eq_ignore_ascii_case(h.name));
             assert_eq!(first, Some(i), "{} listed twice", h.name);
+            assert_eq!(find(h.name.to_ascii_uppercase().as_bytes()).map(|f| f.name), Some(h.name));
         }
     }
 
     #[test]
     fn content_length_rules() {
         let mut hi = HeadersIn::default();
-        assert!(process_content_length(&mut hi, "Content-Length", "12").is_ok());
+        assert!(process_content_length(&mut hi, b"Content-Length", b"12").is_ok());
         assert_eq!(hi.content_length_n, Some(12));
-        assert!(process_content_length(&mut hi, "Content-Length", "12").is_ok(), "same value again");
-        let err = process_content_length(&mut hi, "Content-Length", "13").unwrap_err();
+        assert!(process_content_length(&mut hi, b"Content-Length", b"12").is_ok(), "same value again");
+        let err = process_content_length(&mut hi, b"Content-Length", b"13").unwrap_err();
         assert_eq!(err, "upstream sent invalid \"Content-Length\" header: \"Content-Length: 13\"");
         for bad in ["", "-1", "+1", "1 2", "0x10", "99999999999999999999999"] {
-            assert!(process_content_length(&mut HeadersIn::default(), "Content-Length", bad).is_err(), "{bad:?}");
+            assert!(
+                process_content_length(&mut HeadersIn::default(), b"Content-Length", bad.as_bytes()).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn transfer_encoding_and_connection() {
         let mut hi = HeadersIn::default();
-        assert!(process_transfer_encoding(&mut hi, "Transfer-Encoding", "gzip").is_err());
+        assert!(process_transfer_encoding(&mut hi, b"Transfer-Encoding", b"gzip").is_err());
         assert!(!hi.chunked);
-        assert!(process_transfer_encoding(&mut hi, "Transfer-Encoding", "Chunked").is_ok());
+        assert!(process_transfer_encoding(&mut hi, b"Transfer-Encoding", b"Chunked").is_ok());
         assert!(hi.chunked);
-        assert!(process_connection(&mut hi, "Connection", "keep-alive").is_ok());
+        assert!(process_connection(&mut hi, b"Connection", b"keep-alive").is_ok());
         assert!(!hi.connection_close);
-        assert!(process_connection(&mut hi, "Connection", "Close").is_ok());
+        assert!(process_connection(&mut hi, b"Connection", b"Close").is_ok());
         assert!(hi.connection_close);
     }
 }

@@ -44,6 +44,7 @@ pub use finalize::{finalize, rd_check_broken_connection, release};
 pub use handler::{Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 
 use crate::core::buf::{Buf, BufPool, Chain};
+use crate::core::header_list::{HeaderList, Lines, Text};
 use crate::core::id::{GenSlab, Id};
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
@@ -97,20 +98,20 @@ pub enum BodyMode {
 pub struct HeadersIn {
     /// Status code. nginx: `status_n`.
     pub status_n: u16,
-    /// Status line after the version ("200 OK"). nginx: `u->headers_in.status_line`.
-    pub status_line: String,
     /// `Content-Length`. nginx: `content_length_n`.
     pub content_length_n: Option<u64>,
     /// `Transfer-Encoding: chunked`.
     pub chunked: bool,
     /// `Connection: close`. nginx: `connection_close`.
     pub connection_close: bool,
-    /// Every header line's name and value, one after the other (`push`, `iter`). nginx: the
-    /// `ngx_list_t` of `ngx_table_elt_t` in `u->headers_in.headers`, whose strings point into
-    /// the pool.
-    text: String,
-    /// Per header line: where its name ends and its value ends in `text`.
-    lines: Vec<(u32, u32)>,
+    /// Status line after the version ("200 OK"), kept in `lines`. nginx:
+    /// `u->headers_in.status_line`.
+    status_line: Option<Text>,
+    /// Every header line as the upstream sent it, bytes untouched, and the status line: one
+    /// pooled buffer per response (the lines are copied out of `u.buffer`, which the body
+    /// reuses and a long head compacts, as nginx copies them into the request pool). nginx:
+    /// the `ngx_list_t` of `ngx_table_elt_t` in `u->headers_in.headers`.
+    lines: HeaderList,
 }
 
 impl Upstream {
@@ -121,31 +122,37 @@ impl Upstream {
 }
 
 impl HeadersIn {
-    /// Room for a typical response head, taken at the first header line: two allocations per
-    /// response instead of two per line (names and values are not `String`s of their own).
-    const TEXT: usize = 512;
-    const LINES: usize = 16;
-
+    /// An empty header whose buffer comes from the worker's pool.
+    pub fn from_pool(pool: &mut BufPool) -> HeadersIn {
+        HeadersIn { lines: HeaderList::from_pool(pool), ..HeadersIn::default() }
+    }
+    /// Back to an empty header before another try, keeping the buffer.
+    /// nginx: `ngx_http_upstream_reinit()` zeroing `u->headers_in` and re-creating the list.
+    pub fn clear(&mut self) {
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.clear();
+        *self = HeadersIn { lines, ..HeadersIn::default() };
+    }
+    /// Gives the buffer back to the pool. nginx: the request pool's destruction.
+    pub fn release(&mut self, pool: &mut BufPool) {
+        self.status_line = None;
+        self.lines.release(pool);
+    }
+    /// Records the status line after the version, bytes as sent ("200 OK").
+    pub fn set_status_line(&mut self, line: &[u8]) {
+        self.status_line = Some(self.lines.keep(line));
+    }
+    /// The status line after the version; empty when the upstream sent none (HTTP/0.9).
+    pub fn status_line(&self) -> &[u8] {
+        self.status_line.map_or(b"", |t| self.lines.text(t))
+    }
     /// Appends a header line (name as sent, value). nginx: `ngx_list_push(&u->headers_in.headers)`.
-    pub fn push(&mut self, name: &str, value: &str) {
-        if self.lines.is_empty() {
-            self.text.reserve(Self::TEXT);
-            self.lines.reserve(Self::LINES);
-        }
-        self.text.push_str(name);
-        let n = self.text.len() as u32;
-        self.text.push_str(value);
-        self.lines.push((n, self.text.len() as u32));
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.lines.push(name, value);
     }
     /// Every header line, in order: (name, value).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let mut start = 0usize;
-        self.lines.iter().map(move |&(n, v)| {
-            let (n, v) = (n as usize, v as usize);
-            let line = (self.text.get(start..n).unwrap_or(""), self.text.get(n..v).unwrap_or(""));
-            start = v;
-            line
-        })
+    pub fn iter(&self) -> Lines<'_> {
+        self.lines.iter()
     }
     /// The number of header lines.
     pub fn len(&self) -> usize {
@@ -156,8 +163,8 @@ impl HeadersIn {
         self.lines.is_empty()
     }
     /// The first header named `name` (case-insensitive).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.lines.get(name)
     }
 }
 
@@ -375,7 +382,7 @@ pub fn create(
         resolved,
         peer: PeerConnection::default(),
         buffer,
-        headers_in: HeadersIn::default(),
+        headers_in: HeadersIn::from_pool(&mut cy.ev.bufs),
         state: UpstreamState::default(),
         states: Vec::new(),
         mode: BodyMode::NonBuffered,

@@ -111,9 +111,9 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
         get: |v, name, o| {
             let Some(u) = upstream(v) else { return false };
             let want: String = name.chars().map(|c| if c == '_' { '-' } else { c }).collect();
-            match u.headers_in.get(&want) {
+            match u.headers_in.get(want.as_bytes()) {
                 Some(h) => {
-                    o.extend_from_slice(h.as_bytes());
+                    o.extend_from_slice(h);
                     true
                 }
                 None => false,

@@ -451,7 +451,7 @@ impl UpstreamHandler for ProxyCtx {
     }
 
     /// nginx: `ngx_http_proxy_rewrite_redirect()` (redirect.rs).
-    fn rewrite_redirect(&mut self, cx: &UpstreamCx<'_>, value: &mut String) -> Rewrite {
+    fn rewrite_redirect(&mut self, cx: &UpstreamCx<'_>, value: &mut Vec<u8>) -> Rewrite {
         ProxyCtx::rewrite_redirect(self, cx, value)
     }
 

@@ -7,15 +7,17 @@
 //! Differs from nginx:
 //! - nginx swaps `u->process_header` from the first function to the second once the status
 //!   line is in; `ProxyCtx` keeps the choice in its `Phase` (see `mod.rs`).
-//! - the headers are kept as (name, value) text in `u.headers_in` (`HeadersIn::push`), not in a hashed
-//!   list of `ngx_table_elt_t`.
+//! - the headers are kept as (name, value) bytes, exactly as sent, in `u.headers_in`'s one
+//!   pooled buffer (`HeadersIn::push`), not in a hashed list of `ngx_table_elt_t`; the known
+//!   ones go through the framework's table (`upstream::headers_in`), as nginx's
+//!   `umcf->headers_in_hash` lookup does.
 //! - an upstream HTTP/0.9 answer is recorded in the module (`upstream_http09`), not only in
 //!   `r->http_version`, which the client's own HTTP/0.9 request also sets.
 
 use super::{Phase, ProxyCtx};
 use crate::core::step::Step;
 use crate::http::parse::{self, HeaderLine};
-use crate::upstream::{HeadersIn, Upstream, UpstreamCx, UpstreamError};
+use crate::upstream::{headers_in, HeadersIn, Upstream, UpstreamCx, UpstreamError};
 
 impl ProxyCtx {
     /// nginx: `ngx_http_proxy_process_status_line()`.
@@ -26,7 +28,7 @@ impl ProxyCtx {
             Ok(Step::Again) => Ok(Step::Again),
             Ok(Step::Done(st)) => {
                 u.headers_in.status_n = st.code;
-                u.headers_in.status_line = String::from_utf8_lossy(&u.buffer.mem[st.start..st.end]).into_owned();
+                u.headers_in.set_status_line(u.buffer.mem.get(st.start..st.end).unwrap_or(b""));
                 if st.http_version < 1001 {
                     u.headers_in.connection_close = true;
                 }
@@ -73,10 +75,9 @@ fn parse_header_lines(u: &mut Upstream) -> Result<Step, String> {
         match parse::parse_header_line(&u.buffer.mem[..u.buffer.last], &mut pos) {
             Ok(Step::Again) => return Ok(Step::Again),
             Ok(Step::Done(HeaderLine::Header { name, value })) => {
-                // Borrowed, not copied, when valid UTF-8 (nearly always): `push` copies once.
-                let n = String::from_utf8_lossy(&u.buffer.mem[name]);
-                let v = String::from_utf8_lossy(&u.buffer.mem[value]);
-                header_line(&mut u.headers_in, &n, &v)?;
+                let buf = &u.buffer.mem;
+                let (n, v) = (buf.get(name).unwrap_or(b""), buf.get(value).unwrap_or(b""));
+                header_line(&mut u.headers_in, n, v)?;
                 u.buffer.pos = pos;
             }
             Ok(Step::Done(HeaderLine::End)) => {
@@ -96,23 +97,12 @@ fn parse_header_lines(u: &mut Upstream) -> Result<Step, String> {
 }
 
 /// Records one header line, refusing a bad or conflicting `Content-Length` and an unknown
-/// `Transfer-Encoding`. nginx: the `ngx_http_upstream_headers_in[]` handlers
-/// (`ngx_http_upstream_process_content_length()`, `_process_transfer_encoding()`, ...).
-fn header_line(hi: &mut HeadersIn, n: &str, v: &str) -> Result<(), String> {
-    if n.eq_ignore_ascii_case("content-length") {
-        let len = v.parse::<u64>().ok().filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
-        match len {
-            Some(l) if hi.content_length_n.is_none_or(|o| o == l) => hi.content_length_n = Some(l),
-            _ => return Err(format!("upstream sent invalid \"Content-Length\" header: \"{n}: {v}\"")),
-        }
-    } else if n.eq_ignore_ascii_case("transfer-encoding") {
-        if v.eq_ignore_ascii_case("chunked") {
-            hi.chunked = true;
-        } else {
-            return Err(format!("upstream sent unknown \"Transfer-Encoding\": \"{v}\""));
-        }
-    } else if n.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close") {
-        hi.connection_close = true;
+/// `Transfer-Encoding`. nginx: `ngx_hash_find(&umcf->headers_in_hash, ...)` and the
+/// `ngx_http_upstream_headers_in[]` handlers (`ngx_http_upstream_process_content_length()`,
+/// `_process_transfer_encoding()`, ...) in `ngx_http_proxy_process_header()`.
+fn header_line(hi: &mut HeadersIn, n: &[u8], v: &[u8]) -> Result<(), String> {
+    if let Some(hh) = headers_in::find(n) {
+        (hh.handler)(hi, n, v)?;
     }
     hi.push(n, v);
     Ok(())

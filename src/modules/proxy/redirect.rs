@@ -15,7 +15,7 @@ use crate::upstream::{Rewrite, UpstreamCx};
 impl ProxyCtx {
     /// The first rule whose prefix starts `value` replaces that prefix.
     /// nginx: `ngx_http_proxy_rewrite_redirect()` with the `proxy_redirect` rules.
-    pub(super) fn rewrite_redirect(&self, cx: &UpstreamCx<'_>, value: &mut String) -> Rewrite {
+    pub(super) fn rewrite_redirect(&self, cx: &UpstreamCx<'_>, value: &mut Vec<u8>) -> Rewrite {
         let rules = match &self.shared.redirect {
             Redirect::Off => return Rewrite::Declined,
             Redirect::Default => return self.rewrite_default(value),
@@ -33,31 +33,34 @@ impl ProxyCtx {
 
     /// `proxy_redirect default`: the `proxy_pass` URL → the location's name ("URL/" → "/"
     /// when `proxy_pass` has no URI part).
-    fn rewrite_default(&self, value: &mut String) -> Rewrite {
+    fn rewrite_default(&self, value: &mut Vec<u8>) -> Rewrite {
         let pass = &self.shared.pass;
         match &pass.uri {
-            Some(_) => replace_prefix(value, &pass.url, pass.location.as_bytes()),
-            None => replace_prefix(value, &format!("{}/", pass.url), b"/"),
+            Some(_) => replace_prefix(value, pass.url.as_bytes(), pass.location.as_bytes()),
+            // "URL/" -> "/": the URL's prefix, then its '/', become one '/'.
+            None if value.get(pass.url.len()) == Some(&b'/') => replace_prefix(value, pass.url.as_bytes(), b""),
+            None => Rewrite::Declined,
         }
     }
 }
 
 /// `proxy_redirect FROM TO`, `TO` evaluated with the request's variables.
-fn rewrite_to(cx: &UpstreamCx<'_>, from: &str, to: &ComplexValue, value: &mut String) -> Rewrite {
-    if !value.starts_with(from) {
+fn rewrite_to(cx: &UpstreamCx<'_>, from: &str, to: &ComplexValue, value: &mut Vec<u8>) -> Rewrite {
+    if !value.starts_with(from.as_bytes()) {
         return Rewrite::Declined;
     }
     let mut v = Vec::new();
     to.eval(&cx.vars(), &mut v);
-    replace_prefix(value, from, &v)
+    replace_prefix(value, from.as_bytes(), &v)
 }
 
 /// Replaces the prefix `from` of `value` by `to`, if `value` starts with it.
-fn replace_prefix(value: &mut String, from: &str, to: &[u8]) -> Rewrite {
+/// The bytes of `to` go in exactly as the variables gave them. nginx: the `ngx_memcpy`s of
+/// `ngx_http_proxy_rewrite()`.
+fn replace_prefix(value: &mut Vec<u8>, from: &[u8], to: &[u8]) -> Rewrite {
     if from.is_empty() || !value.starts_with(from) {
         return Rewrite::Declined;
     }
-    let rest = value[from.len()..].to_string();
-    *value = format!("{}{}", String::from_utf8_lossy(to), rest);
+    value.splice(..from.len(), to.iter().copied());
     Rewrite::Done
 }

@@ -1,0 +1,202 @@
+//! A list of header lines — names and values as the bytes they were, never converted to text
+//! — and the other strings of a response head (a status line, a content type), all kept in
+//! one byte buffer that comes from the worker's `BufPool` and goes back to it.
+//!
+//! nginx: `ngx_list_t` of `ngx_table_elt_t` (src/core/ngx_list.{c,h}, src/core/ngx_hash.h),
+//! whose `key` and `value` point into memory of the request's pool, and the `ngx_str_t`
+//! fields beside the list (`headers_out.content_type`, `status_line`, ...), also in the pool.
+//!
+//! Differs from nginx:
+//! - one `Vec<u8>` holds every line and kept string, each as a record: the name's length and
+//!   the value's length (4 bytes each, little-endian), then the name, then the value. A kept
+//!   string (`keep`) is a record whose name length is `KEPT`; the list's walk skips it. nginx
+//!   allocates each string from the pool and chains fixed-size parts of `ngx_table_elt_t`;
+//!   one buffer makes a whole head one pooled allocation, reused across requests, without a
+//!   second table of offsets to allocate.
+//! - no `hash` or `lowcase_key` per line: names are compared case-insensitively where they
+//!   are looked for (`get`), as rginx does for the client's header lines.
+//! - lines are never removed (nginx sets `hash = 0` to hide one); nothing in rginx removes a
+//!   header once it is in a list.
+
+use super::buf::{Buf, BufPool};
+
+/// Where a kept string is in the list's buffer (`HeaderList::keep`, `HeaderList::text`).
+/// nginx: an `ngx_str_t` pointing into the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Text {
+    start: u32,
+    end: u32,
+}
+
+/// The header lines of one head, and its other strings, in one pooled buffer.
+/// nginx: `ngx_list_t` of `ngx_table_elt_t`.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderList {
+    /// The records, one after the other (see the file's header).
+    mem: Vec<u8>,
+    /// How many records are header lines (not kept strings). nginx: the parts' `nelts`.
+    lines: u32,
+}
+
+/// The name length that marks a record as a kept string, not a header line.
+const KEPT: u32 = u32::MAX;
+/// Bytes before a record's name: the two lengths.
+const RECORD_HEAD: usize = 8;
+/// What a list takes from the pool: a typical response head's lines fit, so the buffer is not
+/// grown; a longer head grows it to the next class, which the pool keeps as well.
+const POOLED: usize = 1024;
+
+impl HeaderList {
+    /// An empty list whose buffer comes from the worker's pool (no allocation once the pool
+    /// is warm). `HeaderList::default()` starts without a buffer and allocates on first use.
+    pub fn from_pool(pool: &mut BufPool) -> HeaderList {
+        HeaderList { mem: pool.get_vec(POOLED), lines: 0 }
+    }
+
+    /// Gives the buffer back to the pool; the list is empty (and bufferless) after it.
+    /// nginx: the request pool's destruction.
+    pub fn release(&mut self, pool: &mut BufPool) {
+        self.lines = 0;
+        let mem = std::mem::take(&mut self.mem);
+        if mem.capacity() > 0 {
+            pool.put(Buf::from_vec(mem));
+        }
+    }
+
+    /// Empties the list, lines and kept strings, keeping the buffer for reuse.
+    pub fn clear(&mut self) {
+        self.mem.clear();
+        self.lines = 0;
+    }
+
+    /// Appends a header line. nginx: `ngx_list_push()` and setting `h->key`, `h->value`.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.record(name.len(), name, value);
+        self.lines += 1;
+    }
+
+    /// Keeps a string that is not a header line (a status line, a content type) in the same
+    /// buffer; `text` gives it back. nginx: `ngx_pnalloc()` + `ngx_memcpy()` into the pool.
+    pub fn keep(&mut self, bytes: &[u8]) -> Text {
+        let start = self.record(KEPT as usize, b"", bytes);
+        Text { start: start as u32, end: self.mem.len() as u32 }
+    }
+
+    /// The bytes of a string kept in this list (empty for a `Text` of another list's).
+    pub fn text(&self, t: Text) -> &[u8] {
+        self.mem.get(t.start as usize..t.end as usize).unwrap_or(b"")
+    }
+
+    /// Appends one record; returns where its value starts. A length beyond `u32` (more than
+    /// any configured buffer can hold) is cut to what fits, so the record stays readable.
+    #[inline]
+    fn record(&mut self, name_len: usize, name: &[u8], value: &[u8]) -> usize {
+        const MAX: usize = KEPT as usize - 1;
+        let (name, value) = (&name[..name.len().min(MAX)], &value[..value.len().min(MAX)]);
+        let tag = if name_len == KEPT as usize { KEPT } else { name.len() as u32 };
+        let mut head = [0u8; RECORD_HEAD];
+        head[..4].copy_from_slice(&tag.to_le_bytes());
+        head[4..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        self.mem.reserve(RECORD_HEAD + name.len() + value.len());
+        self.mem.extend_from_slice(&head);
+        self.mem.extend_from_slice(name);
+        let start = self.mem.len();
+        self.mem.extend_from_slice(value);
+        start
+    }
+
+    /// Every header line, in order: (name as sent, value).
+    pub fn iter(&self) -> Lines<'_> {
+        Lines { mem: &self.mem }
+    }
+
+    /// The number of header lines.
+    pub fn len(&self) -> usize {
+        self.lines as usize
+    }
+
+    /// No header line.
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// The value of the first line named `name` (case-insensitive).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+}
+
+/// The walk over a list's header lines (`HeaderList::iter`).
+pub struct Lines<'a> {
+    /// The records not yet walked.
+    mem: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let head = self.mem.get(..RECORD_HEAD)?;
+            let tag = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+            let value_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            let name_len = if tag == KEPT { 0 } else { tag as usize };
+            let rest = &self.mem[RECORD_HEAD..];
+            let (name, rest) = rest.split_at_checked(name_len)?;
+            let (value, rest) = rest.split_at_checked(value_len)?;
+            self.mem = rest;
+            if tag != KEPT {
+                return Some((name, value));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_kept_strings_share_the_buffer() {
+        let mut pool = BufPool::default();
+        let mut l = HeaderList::from_pool(&mut pool);
+        let st = l.keep(b"200 OK");
+        l.push(b"Content-Type", b"text/html");
+        let ct = l.keep(b"text/plain");
+        l.push(b"X-Raw", b"caf\xe9 \xff");
+        l.push(b"Empty", b"");
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.text(st), b"200 OK");
+        assert_eq!(l.text(ct), b"text/plain");
+        let lines: Vec<_> = l.iter().collect();
+        assert_eq!(lines, [(&b"Content-Type"[..], &b"text/html"[..]), (b"X-Raw", b"caf\xe9 \xff"), (b"Empty", b"")]);
+        assert_eq!(l.get(b"x-raw"), Some(&b"caf\xe9 \xff"[..]));
+        assert_eq!(l.get(b"missing"), None);
+    }
+
+    #[test]
+    fn the_buffer_goes_back_to_the_pool_and_is_reused() {
+        let mut pool = BufPool::default();
+        let mut l = HeaderList::from_pool(&mut pool);
+        l.push(b"A", b"1");
+        let before = pool.pooled();
+        l.release(&mut pool);
+        assert!(l.is_empty() && l.iter().next().is_none());
+        assert_eq!(pool.pooled(), before + POOLED);
+        let l = HeaderList::from_pool(&mut pool);
+        assert_eq!(pool.pooled(), before);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn clear_keeps_the_buffer_and_a_default_list_works_without_one() {
+        let mut l = HeaderList::default();
+        assert!(l.iter().next().is_none());
+        l.push(b"A", b"1");
+        let cap = l.mem.capacity();
+        l.clear();
+        assert!(l.is_empty() && l.iter().next().is_none());
+        assert_eq!(l.mem.capacity(), cap);
+        assert_eq!(l.text(Text { start: 5, end: 9 }), b"");
+    }
+}
