@@ -36,6 +36,8 @@ pub mod response;
 pub mod round_robin;
 pub mod variables;
 
+use std::any::Any;
+use std::rc::Rc;
 use std::sync::Arc;
 
 pub use conf::{Ft, UpstreamConf};
@@ -55,7 +57,7 @@ use crate::http::HttpWorker;
 use round_robin::PeerPick;
 
 /// Id of an upstream context. nginx: `r->upstream`.
-pub type UpstreamId = Id<UpstreamCtx>;
+pub type UpstreamId = Id<Box<UpstreamCtx>>;
 
 /// Where the upstream's read side stands. nginx: `u->read_event_handler`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,8 +166,11 @@ impl HeadersIn {
 /// Per-try accounting for `$upstream_*` variables. nginx: `ngx_http_upstream_state_t`.
 #[derive(Clone, Debug, Default)]
 pub struct UpstreamState {
-    /// Peer name ("127.0.0.1:8081"). nginx: `state->peer`.
-    pub peer: String,
+    /// Peer name ("127.0.0.1:8081"); `None` until a peer (or, for "no live upstreams", the
+    /// group) is named. The worker's own copy of the name (`PeerState::name`), shared by
+    /// count: naming the peer allocates nothing. nginx: `state->peer`, a pointer to the
+    /// peer's name.
+    pub peer: Option<Rc<str>>,
     /// Status received (0 if none). nginx: `state->status`.
     pub status: u16,
     /// ms from start of try to connected (None: never). nginx: `connect_time`.
@@ -198,7 +203,8 @@ pub struct Resolved {
 pub struct PeerConnection {
     /// The socket. nginx: `pc->connection`.
     pub connection: Option<ConnId>,
-    /// The chosen peer. nginx: `pc->sockaddr`, `pc->name`.
+    /// The chosen peer, by index into the worker's peer lists (its address and name are
+    /// read there). nginx: `pc->sockaddr`, `pc->name` (pointers to the peer's).
     pub pick: Option<PeerPick>,
     /// Peers tried so far (backup flag, index). nginx: `rrp->tried` bitmap.
     pub tried: Vec<(bool, usize)>,
@@ -281,17 +287,124 @@ pub struct UpstreamCtx {
     pub module: Box<dyn UpstreamHandler>,
 }
 
+impl UpstreamCtx {
+    /// A context that has not served a request yet (`attach` initialises the rest).
+    pub fn new(module: Box<dyn UpstreamHandler>, conf: Arc<UpstreamConf>, resolved: Resolved) -> Box<UpstreamCtx> {
+        // (Field by field rather than `reset`: `Upstream` has no `Default`, as a context
+        // without a request and settings means nothing.)
+        let u = Upstream {
+            request: RequestId::from_token(0), // set by `attach`
+            conf,
+            request_bufs: Chain::new(),
+            uri: String::new(),
+            send_pos: (0, 0),
+            resolved,
+            peer: PeerConnection::default(),
+            buffer: Buf::default(),
+            headers_in: HeadersIn::default(),
+            state: UpstreamState::default(),
+            states: Vec::new(),
+            mode: BodyMode::NonBuffered,
+            in_memory: false,
+            request_sent: false,
+            request_body_sent: false,
+            request_body_blocked: false,
+            header_sent: false,
+            read_handler: ReadHandler::Dummy,
+            write_handler: WriteHandler::Dummy,
+            length: None,
+            keepalive: false,
+            out: Chain::new(),
+            pipe: Pipe::default(),
+            finalized: false,
+            upstream_done: false,
+            start_msec: 0,
+        };
+        Box::new(UpstreamCtx { u, module })
+    }
+
+    /// The module's state, if it is of type `M` (a spare context is re-initialised in place
+    /// through it).
+    pub fn module_mut<M: UpstreamHandler>(&mut self) -> Option<&mut M> {
+        let m: &mut dyn Any = self.module.as_mut();
+        m.downcast_mut::<M>()
+    }
+
+    /// Points the context at the location's settings. A spare context usually served the same
+    /// location: its reference is kept, and no count shared by the workers is written.
+    pub fn set_conf(&mut self, conf: &Arc<UpstreamConf>) {
+        if !Arc::ptr_eq(&self.u.conf, conf) {
+            self.u.conf = Arc::clone(conf);
+        }
+    }
+}
+
+impl Upstream {
+    /// Makes a context (new, or a spare one) ready for request `rid`: every per-request field
+    /// reset, the collections emptied with their memory kept. `conf`, `resolved` and the
+    /// module are set by the caller.
+    fn reset(&mut self, rid: RequestId, buffer: Buf, now: u64) {
+        self.request = rid;
+        self.request_bufs.clear();
+        self.uri.clear();
+        self.send_pos = (0, 0);
+        self.peer.connection = None;
+        self.peer.pick = None;
+        self.peer.tried.clear();
+        self.peer.tries = 0;
+        self.peer.cached = false;
+        self.buffer = buffer;
+        self.headers_in = HeadersIn::default();
+        self.state = UpstreamState::default();
+        self.states.clear();
+        self.mode = BodyMode::NonBuffered;
+        self.in_memory = false;
+        self.request_sent = false;
+        self.request_body_sent = false;
+        self.request_body_blocked = false;
+        self.header_sent = false;
+        self.read_handler = ReadHandler::Dummy;
+        self.write_handler = WriteHandler::Dummy;
+        self.length = None;
+        self.keepalive = false;
+        self.out.clear();
+        self.pipe = Pipe::default();
+        self.finalized = false;
+        self.upstream_done = false;
+        self.start_msec = now;
+    }
+}
+
 /// Every upstream context of this worker, kept in `cy.http` (installed by the upstream
 /// module's `init_worker`). nginx: each `r->upstream`, allocated from its request's pool.
 #[derive(Default)]
 pub struct UpstreamWorker {
-    /// The contexts. nginx: each `r->upstream`.
-    pub ctxs: GenSlab<UpstreamCtx>,
+    /// The contexts, boxed: a context moves between this table and `spare` as a pointer,
+    /// not as the few hundred bytes it is. nginx: each `r->upstream`.
+    pub ctxs: GenSlab<Box<UpstreamCtx>>,
     /// The balancer's peer state, beside the contexts so that one look-up in `cy.http`
     /// finds both.
     pub(crate) rr: round_robin::RoundRobin,
     /// The idle connections, likewise.
     pub(crate) keepalive: keepalive::KeepaliveCache,
+    /// Contexts of finished requests, kept for the next ones with their memory (buffers of
+    /// the collections, the module's boxed state, the settings' reference): a keep-alive
+    /// request allocates nothing here. At most `SPARE_MAX`. nginx: the request pool, which
+    /// nginx's allocator recycles in the same way.
+    #[allow(clippy::vec_box)] // boxed as in `ctxs`, between which they move as pointers
+    pub(crate) spare: Vec<Box<UpstreamCtx>>,
+}
+
+/// Spare contexts a worker keeps at most (beyond, finished contexts are freed).
+pub(crate) const SPARE_MAX: usize = 256;
+
+/// A spare context whose module is of type `M`, taken out of the worker's list; the caller
+/// fills it in (`UpstreamCtx::module_mut`, `set_conf`, `u.resolved`) and hands it to
+/// `attach`.
+pub fn spare<M: UpstreamHandler>(http: &mut HttpWorker) -> Option<Box<UpstreamCtx>> {
+    let w = worker(http)?;
+    let i = w.spare.iter_mut().rposition(|c| c.module_mut::<M>().is_some())?;
+    Some(w.spare.swap_remove(i))
 }
 
 /// The worker's upstream state. (`cy.http` finds state by a scan of type ids: the framework
@@ -303,7 +416,7 @@ pub(crate) fn worker(http: &mut HttpWorker) -> Option<&mut UpstreamWorker> {
 /// The context of `r`, from the worker's table.
 pub fn ctx_mut<'a>(http: &'a mut HttpWorker, r: &Request) -> Option<&'a mut UpstreamCtx> {
     let uid: UpstreamId = r.upstream?.typed();
-    worker(http)?.ctxs.get_mut(uid)
+    worker(http)?.ctxs.get_mut(uid).map(|c| &mut **c)
 }
 
 /// The upstream of a request.
@@ -356,6 +469,10 @@ pub(crate) fn callback<T>(
 }
 
 /// Attaches an upstream to a request. nginx: `ngx_http_upstream_create()`.
+///
+/// A spare context of this worker is reused if there is one (its module box replaced);
+/// modules on the hot path take a spare of their own type instead (`spare` + `attach`) and
+/// allocate nothing.
 pub fn create(
     cy: &mut Cycle,
     rid: RequestId,
@@ -363,42 +480,30 @@ pub fn create(
     conf: Arc<UpstreamConf>,
     resolved: Resolved,
 ) -> Option<UpstreamId> {
-    let size = conf.buffer_size;
-    let buffer = cy.ev.bufs.get(size);
-    let now = cy.ev.times.msec;
-    let u = Upstream {
-        request: rid,
-        conf,
-        request_bufs: Chain::new(),
-        uri: String::new(),
-        send_pos: (0, 0),
-        resolved,
-        peer: PeerConnection::default(),
-        buffer,
-        headers_in: HeadersIn::default(),
-        state: UpstreamState::default(),
-        states: Vec::new(),
-        mode: BodyMode::NonBuffered,
-        in_memory: false,
-        request_sent: false,
-        request_body_sent: false,
-        request_body_blocked: false,
-        header_sent: false,
-        read_handler: ReadHandler::Dummy,
-        write_handler: WriteHandler::Dummy,
-        length: None,
-        keepalive: false,
-        out: Chain::new(),
-        pipe: Pipe::default(),
-        finalized: false,
-        upstream_done: false,
-        start_msec: now,
+    let ctx = match worker(&mut cy.http).and_then(|w| w.spare.pop()) {
+        Some(mut ctx) => {
+            ctx.module = module;
+            ctx.u.conf = conf;
+            ctx.u.resolved = resolved;
+            ctx
+        }
+        None => UpstreamCtx::new(module, conf, resolved),
     };
-    let uid = worker(&mut cy.http)?.ctxs.insert(UpstreamCtx { u, module });
+    attach(cy, rid, ctx)
+}
+
+/// Attaches a filled-in context (`spare`, or `UpstreamCtx::new`) to a request: its
+/// per-request state reset, its receive buffer taken from the pool.
+/// nginx: the rest of `ngx_http_upstream_create()`.
+pub fn attach(cy: &mut Cycle, rid: RequestId, mut ctx: Box<UpstreamCtx>) -> Option<UpstreamId> {
+    let buffer = cy.ev.bufs.get(ctx.u.conf.buffer_size);
+    ctx.u.reset(rid, buffer, cy.ev.times.msec);
+    let w = worker(&mut cy.http)?;
     let Some(r) = cy.requests.get_mut(rid) else {
-        worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid));
+        cy.ev.bufs.put(std::mem::take(&mut ctx.u.buffer));
         return None;
     };
+    let uid = w.ctxs.insert(ctx);
     r.upstream = Some(uid.raw());
     r.pool_cleanup.push(free_upstream);
     Some(uid)
@@ -544,7 +649,7 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
 /// The one formatter of upstream error-log lines. nginx: `ngx_http_log_error()` with
 /// `ngx_http_upstream_log_error()`'s "upstream:" part.
 fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream>, msg: &str) {
-    let (upstream, uri) = u.map(|u| (u.state.peer.as_str(), u.uri.as_str())).unwrap_or_default();
+    let (upstream, uri) = u.map(|u| (u.state.peer.as_deref().unwrap_or(""), u.uri.as_str())).unwrap_or_default();
     let unparsed;
     let uri = if uri.is_empty() {
         unparsed = String::from_utf8_lossy(r.unparsed_uri());

@@ -271,6 +271,9 @@ fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
     }
 }
 
+/// Buffers one `writev` takes at most. nginx: `NGX_IOVS_PREALLOCATE`.
+const IOVS: usize = 64;
+
 /// One `writev` of the memory buffers from (i, off), or one piece of a file buffer.
 fn write_from(
     c: &mut Connection,
@@ -289,23 +292,28 @@ fn write_from(
         }
         return crate::event::io::send(c, &scratch[..n]);
     }
-    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(8);
+    // On the stack, as nginx's `NGX_IOVS_PREALLOCATE` array: no allocation per write.
+    let mut iov = [IoSlice::new(&[]); IOVS];
+    let mut n = 0;
     let first = &b.data()[off as usize..];
     if !first.is_empty() {
-        iov.push(IoSlice::new(first));
+        iov[0] = IoSlice::new(first);
+        n = 1;
     }
-    for b in bufs.iter().skip(i + 1).take(63) {
+    for b in bufs.iter().skip(i + 1).take(IOVS - 1) {
         if b.file.is_some() {
             break;
         }
-        iov.push(IoSlice::new(b.data()));
+        iov[n] = IoSlice::new(b.data());
+        n += 1;
     }
+    let iov = &iov[..n];
     if iov.is_empty() {
         return Ok(Step::Done(0));
     }
     let stream = &mut c.stream;
     loop {
-        match std::io::Write::write_vectored(stream, &iov) {
+        match std::io::Write::write_vectored(stream, iov) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 c.sent += n as u64;
