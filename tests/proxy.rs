@@ -641,3 +641,75 @@ fn graceful_stop_finishes_proxied_requests() {
     drop(c);
     assert!(r.wait_exit(Duration::from_secs(5)).is_some());
 }
+
+/// A worker reuses the upstream state of finished requests (rginx recycles it; nginx
+/// allocates it from each request's pool): on one keep-alive client connection, requests
+/// alternating between two locations — different upstreams, URIs, `proxy_set_header`s and
+/// HTTP versions — each send exactly their own location's request, and each access-log line
+/// names only its own tries (a failed try of an earlier request does not linger).
+#[test]
+fn alternating_locations_keep_their_own_settings() {
+    let a = Backend::echo();
+    let b = Backend::echo();
+    let dead = common::refused_addr();
+    let conf = "
+%%TEST_GLOBALS%%
+events {}
+http {
+    log_format up \"U $request_uri $upstream_addr|$upstream_status\";
+    access_log %%PREFIX%%/logs/access.log up;
+    upstream ua { server %%BACKEND1%%; keepalive 4; }
+    upstream ub { server %%BACKEND3%%; server %%BACKEND2%%; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /a/ {
+            proxy_pass http://ua/x/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header X-Loc a;
+        }
+        location /b/ {
+            proxy_pass http://ub;
+            proxy_set_header X-Loc b;
+            proxy_set_header X-Other other;
+        }
+    }
+}";
+    let r = Rginx::start(conf, &[a.addr, b.addr, dead]);
+    let mut c = Conn::new(r.port);
+    for i in 0..3 {
+        for loc in ["a", "b"] {
+            c.send(format!("GET /{loc}/{i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+            let resp = c.read_response(false);
+            assert_eq!(resp.status, 200, "/{loc}/{i}");
+            let body = resp.body_str();
+            if loc == "a" {
+                assert!(body.starts_with(&format!("GET /x/{i} HTTP/1.1\r\n")), "{body}");
+                assert!(body.contains("\r\nX-Loc: a\r\n") && !body.contains("X-Other"), "{body}");
+                assert!(!body.contains("Connection:"), "{body}");
+            } else {
+                assert!(body.starts_with(&format!("GET /b/{i} HTTP/1.0\r\n")), "{body}");
+                assert!(body.contains("\r\nX-Loc: b\r\nX-Other: other\r\n"), "{body}");
+                assert!(body.contains("\r\nConnection: close\r\n"), "{body}");
+            }
+        }
+    }
+    assert_eq!(a.connections(), 1, "the keepalive upstream's connection is reused");
+    assert!(r.wait_log("access.log", "U /b/2 ", common::TIMEOUT));
+    let log = r.access_log();
+    let (pa, pb, pd) = (a.addr.port(), b.addr.port(), dead.port());
+    for line in log.lines() {
+        let ok = if line.starts_with("U /a/") {
+            line.ends_with(&format!(" 127.0.0.1:{pa}|200"))
+        } else {
+            // The dead peer is tried once (whichever request the round robin sends to it
+            // first), then skipped (max_fails=1).
+            line.ends_with(&format!(" 127.0.0.1:{pb}|200"))
+                || line.ends_with(&format!(" 127.0.0.1:{pd}, 127.0.0.1:{pb}|502, 200"))
+        };
+        assert!(ok, "{log}");
+    }
+    assert_eq!(log.lines().count(), 6, "{log}");
+    assert_eq!(log.matches(&format!("127.0.0.1:{pd}")).count(), 1, "{log}");
+    r.assert_no_alerts();
+}

@@ -63,26 +63,31 @@ pub fn connect_peer<W: World>(rx: &mut Reactor<W>, addr: &PeerAddr, owner: W::Da
 /// Whether a pending connect has finished: `Ok(true)` connected, `Ok(false)` still in
 /// progress (a spurious wakeup), `Err` failed (`SO_ERROR`).
 ///
-/// nginx: `ngx_http_upstream_test_connect()`; mio's recipe: `take_error()`, then `peer_addr()`.
+/// nginx: `ngx_http_upstream_test_connect()`: `getsockopt(SO_ERROR)` only. The socket is
+/// registered edge-triggered for writing, and a connecting socket becomes writable only when
+/// the connect is over; so with no pending error, the write event having fired
+/// (`write.ready`) means connected — no `getpeername()` (mio's recipe, `peer_addr()`, is
+/// for a caller that does not know this).
 pub fn test_connect<W: World>(c: &mut Connection<W>) -> io::Result<bool> {
-    let (err, peer) = match &c.stream {
-        Stream::Tcp(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
-        Stream::Unix(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
+    let err = match &c.stream {
+        Stream::Tcp(s) => s.take_error()?,
+        Stream::Unix(s) => s.take_error()?,
         _ => return Err(io::ErrorKind::NotConnected.into()),
     };
     if let Some(e) = err {
         return Err(e);
     }
-    match peer {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-            if c.write.error || c.read.eof {
-                return Err(io::ErrorKind::ConnectionRefused.into());
-            }
-            Ok(false)
-        }
-        Err(e) => Err(e),
+    if c.write.error {
+        // An error edge whose error was read (and cleared) already.
+        return Err(io::ErrorKind::ConnectionRefused.into());
     }
+    if c.write.ready {
+        return Ok(true);
+    }
+    if c.read.eof {
+        return Err(io::ErrorKind::ConnectionRefused.into());
+    }
+    Ok(false)
 }
 
 /// Closes a connection: timers, posted events, registration, socket, slab slot — every one.

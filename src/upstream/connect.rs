@@ -19,36 +19,26 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
     let Cycle { requests, http, .. } = &mut *cy;
     let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else { return };
     let Some(super::UpstreamWorker { ctxs, rr, .. }) = super::worker(http) else { return };
-    let Some(super::UpstreamCtx { u, .. }) = ctxs.get_mut(uid.typed()) else { return };
+    let Some(u) = ctxs.get_mut(uid.typed()).map(|c| &mut c.u) else { return };
     let retry = u.request_sent || u.state.start > 0 || !u.states.is_empty();
     u.state = UpstreamState { start: now, ..Default::default() };
     let group = u.resolved.group;
     let Some(pick) = round_robin::get_peer(rr, group, &u.peer.tried, now) else {
-        let name = cy
-            .http_conf
-            .as_deref()
-            .and_then(|h| h.main.get::<super::conf::UpstreamMainConf>())
-            .and_then(|m| m.upstreams.get(group))
-            .map(|g| g.name.clone())
-            .unwrap_or_default();
-        super::log_error(cy, rid, &format!("no live upstreams while connecting to upstream \"{name}\""));
-        // `$upstream_addr` names the group when no peer was tried. nginx: `state->peer =
-        // u->peer.name` (the upstream's name) on NGX_BUSY.
-        if let Some(u) = u_mut(cy, rid) {
-            u.state.peer = name;
-        }
-        return next(cy, rid, Ft::NoLive);
+        return no_live(cy, rid, group);
     };
+    // The address is copied (a TCP address is a few words), the name shared by count: the
+    // peer's own stay in the worker's list. nginx: `pc->sockaddr`, `pc->name` point to them.
+    let Some((addr, name)) = rr.peer(pick).and_then(|p| Some((p.addr.clone()?, p.name.clone()))) else {
+        return no_live(cy, rid, group); // (`get_peer` picks only peers with an address)
+    };
+    let timeout = u.conf.connect_timeout;
     if retry && reinit(cy, rid).is_err() {
         return super::finalize(cy, rid, HandlerRc::Status(500));
     }
     let Some(u) = u_mut(cy, rid) else { return };
     u.peer.tried.push((pick.backup, pick.index));
-    u.state.peer = pick.name.clone();
-    let addr = pick.addr.clone();
+    u.state.peer = Some(name);
     u.peer.pick = Some(pick);
-    let timeout = u.conf.connect_timeout;
-    let group = u.resolved.group;
     if let Some(cid) = keepalive::get(cy, group, &addr) {
         // An idle connection to this peer: no connect, send at once (no write edge will come
         // on a socket that is writable already). nginx: `rc == NGX_DONE` of
@@ -68,6 +58,25 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
             next(cy, rid, Ft::Error);
         }
     }
+}
+
+/// Every peer of the group is down or tried: "no live upstreams", and the request ends (or
+/// tries nothing more). nginx: `NGX_BUSY` from `ngx_event_connect_peer()`.
+fn no_live(cy: &mut Cycle, rid: RequestId, group: usize) {
+    let name = cy
+        .http_conf
+        .as_deref()
+        .and_then(|h| h.main.get::<super::conf::UpstreamMainConf>())
+        .and_then(|m| m.upstreams.get(group))
+        .map(|g| g.name.clone())
+        .unwrap_or_default();
+    super::log_error(cy, rid, &format!("no live upstreams while connecting to upstream \"{name}\""));
+    // `$upstream_addr` names the group when no peer was tried. nginx: `state->peer =
+    // u->peer.name` (the upstream's name) on NGX_BUSY.
+    if let Some(u) = u_mut(cy, rid) {
+        u.state.peer = Some(name.into());
+    }
+    next(cy, rid, Ft::NoLive)
 }
 
 /// Makes `cid` the current try's connection: owner, handlers, the upstream's state.

@@ -32,9 +32,9 @@ pub(super) fn close_peer(cy: &mut Cycle, rid: RequestId, failed: bool) {
     release_peer(cy, peer, failed);
 }
 
-/// What `take_peer` took from the upstream: the connection, the pick, and where to cache the
-/// connection if it is clean.
-type TakenPeer = (Option<ConnId>, Option<PeerPick>, Option<(usize, crate::event::connect::PeerAddr)>);
+/// What `take_peer` took from the upstream: the connection, the pick, and whether the
+/// connection may be cached.
+type TakenPeer = (Option<ConnId>, Option<PeerPick>, bool);
 
 /// The upstream's half of `close_peer`: takes the connection and pick out of `u`, closes the
 /// try's accounting, and says whether the connection may be reused.
@@ -49,25 +49,30 @@ fn take_peer(u: &mut Upstream, now: u64, header_only: bool, failed: bool) -> Tak
         && u.buffer.pos == u.buffer.last;
     let conn = u.peer.connection.take();
     let pick = u.peer.pick.take();
-    let reuse = pick.as_ref().filter(|_| clean).map(|p| (p.group, p.addr.clone()));
-    if !u.state.peer.is_empty() || u.state.start > 0 {
+    if u.state.peer.is_some() || u.state.start > 0 {
         u.state.response_time = now.saturating_sub(u.state.start);
+        // (`states` keeps its memory from request to request: the context is recycled.)
         let st = std::mem::take(&mut u.state);
         u.states.push(st);
     }
-    (conn, pick, reuse)
+    (conn, pick, clean)
 }
 
 /// The world's half of `close_peer`: the balancer hears how it went, the connection is cached
 /// or closed.
-fn release_peer(cy: &mut Cycle, (conn, pick, reuse): TakenPeer, failed: bool) {
+fn release_peer(cy: &mut Cycle, (conn, pick, clean): TakenPeer, failed: bool) {
     if let Some(p) = pick {
-        round_robin::free_peer(cy, &p, failed);
+        round_robin::free_peer(cy, p, failed);
     }
-    match (conn, reuse) {
-        (Some(c), Some((group, addr))) => keepalive::put(cy, group, c, addr),
-        (Some(c), None) => crate::event::connect::close_connection(&mut cy.ev, c),
-        (None, _) => {}
+    let Some(c) = conn else { return };
+    // The cache keys idle connections by the peer's address (nginx: `item->sockaddr`).
+    let addr = pick.filter(|_| clean).and_then(|p| {
+        let w = worker(&mut cy.http)?;
+        w.rr.peer(p)?.addr.clone().map(|a| (p.group, a))
+    });
+    match addr {
+        Some((group, addr)) => keepalive::put(cy, group, c, addr),
+        None => crate::event::connect::close_connection(&mut cy.ev, c),
     }
 }
 
@@ -167,12 +172,17 @@ pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else {
         return;
     };
-    if let Some(mut ctx) = worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid.typed())) {
-        let u = &mut ctx.u;
-        cy.ev.bufs.put(std::mem::take(&mut u.buffer));
-        u.headers_in.release(&mut cy.ev.bufs);
-        cy.ev.bufs.put_chain(&mut u.request_bufs);
-        cy.ev.bufs.put_chain(&mut u.out);
+    let Some(w) = worker(&mut cy.http) else { return };
+    let Some(mut ctx) = w.ctxs.remove(uid.typed()) else { return };
+    let u = &mut ctx.u;
+    cy.ev.bufs.put(std::mem::take(&mut u.buffer));
+    u.headers_in.release(&mut cy.ev.bufs);
+    cy.ev.bufs.put_chain(&mut u.request_bufs);
+    cy.ev.bufs.put_chain(&mut u.out);
+    // The next request of this worker reuses it (`upstream::spare`). A temp file closes now.
+    u.pipe = Default::default();
+    if w.spare.len() < super::SPARE_MAX {
+        w.spare.push(ctx);
     }
 }
 

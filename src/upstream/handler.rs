@@ -101,7 +101,10 @@ impl UpstreamCx<'_> {
 ///
 /// Every callback returns what happened; the framework acts on it (reads more, tries the next
 /// peer, finalizes). None can call the framework: `UpstreamCx` does not reach it.
-pub trait UpstreamHandler {
+///
+/// `Any`: a worker keeps the contexts of finished requests, and a module finds a spare one
+/// of its own type to re-initialise in place (`upstream::spare`) instead of allocating.
+pub trait UpstreamHandler: Any {
     /// Fills `u.request_bufs` with the bytes to send. nginx: `create_request(r)`.
     fn create_request(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError>;
 

@@ -23,9 +23,12 @@
 //! - `cleanup` calls the module's `abort_request` before finalizing (nginx never calls it).
 //! - nginx's flag bits (`request_sent`, `header_sent`, ...) are kept as bools where they name a
 //!   fact, and the handler enums say where the state machine stands.
+//! - a finished context is kept by its worker and re-initialised for a later request
+//!   (`ctx.rs`); nginx allocates `u` from each request's pool.
 
 pub mod conf;
 pub mod connect;
+pub mod ctx;
 pub mod finalize;
 pub mod handler;
 pub mod header;
@@ -36,27 +39,28 @@ pub mod response;
 pub mod round_robin;
 pub mod variables;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 pub use conf::{Ft, UpstreamConf};
-use finalize::{cleanup, close_peer, free_upstream};
+pub use ctx::{attach, create, ctx_mut, spare, u_mut, u_ref, UpstreamCtx, UpstreamWorker};
+pub(crate) use ctx::{callback, parts, u_ev, worker, SPARE_MAX};
+use finalize::{cleanup, close_peer};
 pub use finalize::{finalize, rd_check_broken_connection, release};
 pub use handler::{Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 
 use crate::core::buf::{Buf, BufPool, Chain};
 use crate::core::header_list::{HeaderList, Lines, Text};
-use crate::core::id::{GenSlab, Id};
+use crate::core::id::Id;
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
 use crate::event::pipe::Pipe;
-use crate::event::Reactor;
 use crate::http::cycle::{Connection, Cycle, Owner, RequestId};
 use crate::http::request::{self as http_request, Request};
-use crate::http::HttpWorker;
 use round_robin::PeerPick;
 
 /// Id of an upstream context. nginx: `r->upstream`.
-pub type UpstreamId = Id<UpstreamCtx>;
+pub type UpstreamId = Id<Box<UpstreamCtx>>;
 
 /// Where the upstream's read side stands. nginx: `u->read_event_handler`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,8 +175,11 @@ impl HeadersIn {
 /// Per-try accounting for `$upstream_*` variables. nginx: `ngx_http_upstream_state_t`.
 #[derive(Clone, Debug, Default)]
 pub struct UpstreamState {
-    /// Peer name ("127.0.0.1:8081"). nginx: `state->peer`.
-    pub peer: String,
+    /// Peer name ("127.0.0.1:8081"); `None` until a peer (or, for "no live upstreams", the
+    /// group) is named. The worker's own copy of the name (`PeerState::name`), shared by
+    /// count: naming the peer allocates nothing. nginx: `state->peer`, a pointer to the
+    /// peer's name.
+    pub peer: Option<Rc<str>>,
     /// Status received (0 if none). nginx: `state->status`.
     pub status: u16,
     /// ms from start of try to connected (None: never). nginx: `connect_time`.
@@ -205,7 +212,8 @@ pub struct Resolved {
 pub struct PeerConnection {
     /// The socket. nginx: `pc->connection`.
     pub connection: Option<ConnId>,
-    /// The chosen peer. nginx: `pc->sockaddr`, `pc->name`.
+    /// The chosen peer, by index into the worker's peer lists (its address and name are
+    /// read there). nginx: `pc->sockaddr`, `pc->name` (pointers to the peer's).
     pub pick: Option<PeerPick>,
     /// Peers tried so far (backup flag, index). nginx: `rrp->tried` bitmap.
     pub tried: Vec<(bool, usize)>,
@@ -275,140 +283,6 @@ pub struct Upstream {
     pub upstream_done: bool,
     /// When the first try started (for `next_upstream_timeout`).
     pub start_msec: u64,
-}
-
-/// A context in `UpstreamWorker::ctxs`: the state plus the module driving it. The framework borrows
-/// the two apart (`let UpstreamCtx { u, module } = ctx`) to call `module.process_header(cx)`
-/// with `cx.u = u`: no `Option`, no taking the module out, nothing to put back.
-pub struct UpstreamCtx {
-    /// The state.
-    pub u: Upstream,
-    /// The module's callbacks and per-request state. nginx: the callback fields of `u` and
-    /// the module's `ngx_http_get_module_ctx(r, ...)`.
-    pub module: Box<dyn UpstreamHandler>,
-}
-
-/// Every upstream context of this worker, kept in `cy.http` (installed by the upstream
-/// module's `init_worker`). nginx: each `r->upstream`, allocated from its request's pool.
-#[derive(Default)]
-pub struct UpstreamWorker {
-    /// The contexts. nginx: each `r->upstream`.
-    pub ctxs: GenSlab<UpstreamCtx>,
-    /// The balancer's peer state, beside the contexts so that one look-up in `cy.http`
-    /// finds both.
-    pub(crate) rr: round_robin::RoundRobin,
-    /// The idle connections, likewise.
-    pub(crate) keepalive: keepalive::KeepaliveCache,
-}
-
-/// The worker's upstream state. (`cy.http` finds state by a scan of type ids: the framework
-/// keeps all of its state in one entry and finds it once per step.)
-pub(crate) fn worker(http: &mut HttpWorker) -> Option<&mut UpstreamWorker> {
-    http.get::<UpstreamWorker>()
-}
-
-/// The context of `r`, from the worker's table.
-pub fn ctx_mut<'a>(http: &'a mut HttpWorker, r: &Request) -> Option<&'a mut UpstreamCtx> {
-    let uid: UpstreamId = r.upstream?.typed();
-    worker(http)?.ctxs.get_mut(uid)
-}
-
-/// The upstream of a request.
-pub fn u_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut Upstream> {
-    let Cycle { requests, http, .. } = cy;
-    ctx_mut(http, requests.get(rid)?).map(|c| &mut c.u)
-}
-
-/// The upstream of a request, read-only.
-pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
-    let uid: UpstreamId = cy.requests.get(rid)?.upstream?.typed();
-    cy.http.get_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
-}
-
-/// The upstream of a request beside the reactor (disjoint borrows of the cycle): one lookup
-/// for a step that touches both the upstream and a connection or timer.
-pub(crate) fn u_ev(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Upstream, &mut Reactor<Cycle>)> {
-    let Cycle { requests, http, ev, .. } = cy;
-    let u = &mut ctx_mut(http, requests.get(rid)?)?.u;
-    Some((u, ev))
-}
-
-/// The request and its upstream at once (disjoint borrows of the cycle), for the framework's
-/// own steps.
-pub(crate) fn parts(cy: &mut Cycle, rid: RequestId) -> Option<(&mut Request, &mut Upstream, &mut BufPool)> {
-    let Cycle { requests, http, ev, .. } = cy;
-    let r = requests.get_mut(rid)?;
-    let u = &mut ctx_mut(http, r)?.u;
-    Some((r, u, &mut ev.bufs))
-}
-
-/// Calls one of the module's callbacks with its context: the request, the upstream, the
-/// buffer pool, the client connection and the clock, borrowed apart from the rest of the
-/// world, which the callback therefore cannot reach. `None` only for a stale id (the request
-/// or its upstream is gone: nothing is left to finish); the client connection lives as long
-/// as its request (`close_request` frees the request before it closes the connection).
-pub(crate) fn callback<T>(
-    cy: &mut Cycle,
-    rid: RequestId,
-    f: impl FnOnce(&mut dyn UpstreamHandler, &mut UpstreamCx<'_>) -> T,
-) -> Option<T> {
-    let Cycle { requests, http, ev, .. } = cy;
-    let Reactor { conns, bufs, times, .. } = ev;
-    let r = requests.get_mut(rid)?;
-    let UpstreamCtx { u, module } = ctx_mut(http, r)?;
-    let c = conns.get(r.connection)?;
-    let action = u.peer.connection.and_then(|pc| conns.get(pc)).map_or(c.action, |pc| pc.action);
-    let mut cx = UpstreamCx { r, u, bufs, c, times, action };
-    Some(f(module.as_mut(), &mut cx))
-}
-
-/// Attaches an upstream to a request. nginx: `ngx_http_upstream_create()`.
-pub fn create(
-    cy: &mut Cycle,
-    rid: RequestId,
-    module: Box<dyn UpstreamHandler>,
-    conf: Arc<UpstreamConf>,
-    resolved: Resolved,
-) -> Option<UpstreamId> {
-    let size = conf.buffer_size;
-    let buffer = cy.ev.bufs.get(size);
-    let now = cy.ev.times.msec;
-    let u = Upstream {
-        request: rid,
-        conf,
-        request_bufs: Chain::new(),
-        uri: String::new(),
-        send_pos: (0, 0),
-        resolved,
-        peer: PeerConnection::default(),
-        buffer,
-        headers_in: HeadersIn::from_pool(&mut cy.ev.bufs),
-        state: UpstreamState::default(),
-        states: Vec::new(),
-        mode: BodyMode::NonBuffered,
-        in_memory: false,
-        request_sent: false,
-        request_body_sent: false,
-        request_body_blocked: false,
-        header_sent: false,
-        read_handler: ReadHandler::Dummy,
-        write_handler: WriteHandler::Dummy,
-        length: None,
-        keepalive: false,
-        out: Chain::new(),
-        pipe: Pipe::default(),
-        finalized: false,
-        upstream_done: false,
-        start_msec: now,
-    };
-    let uid = worker(&mut cy.http)?.ctxs.insert(UpstreamCtx { u, module });
-    let Some(r) = cy.requests.get_mut(rid) else {
-        worker(&mut cy.http).and_then(|w| w.ctxs.remove(uid));
-        return None;
-    };
-    r.upstream = Some(uid.raw());
-    r.pool_cleanup.push(free_upstream);
-    Some(uid)
 }
 
 /// Starts the upstream once the client body is in (the post handler of
@@ -551,7 +425,7 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
 /// The one formatter of upstream error-log lines. nginx: `ngx_http_log_error()` with
 /// `ngx_http_upstream_log_error()`'s "upstream:" part.
 fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream>, msg: &str) {
-    let (upstream, uri) = u.map(|u| (u.state.peer.as_str(), u.uri.as_str())).unwrap_or_default();
+    let (upstream, uri) = u.map(|u| (u.state.peer.as_deref().unwrap_or(""), u.uri.as_str())).unwrap_or_default();
     let unparsed;
     let uri = if uri.is_empty() {
         unparsed = String::from_utf8_lossy(r.unparsed_uri());

@@ -165,16 +165,13 @@ fn request_body_sent(cy: &mut Cycle, rid: RequestId, cid: crate::event::connecti
 /// nginx: `ngx_http_upstream_send_request_body()`.
 fn send_request_body(cy: &mut Cycle, rid: RequestId, mut do_write: bool) -> Result<Step, SendError> {
     let no_buffering = cy.requests.get(rid).and_then(|r| r.request_body.as_ref()).is_some_and(|rb| rb.no_buffering);
+    if !no_buffering {
+        // (`write_request` sets `request_sent` and `request_body_blocked`.)
+        return write_request(cy, rid).map_err(SendError::Io);
+    }
     let Some(u) = u_mut(cy, rid) else { return Ok(Step::Again) };
     let first = !u.request_sent;
     u.request_sent = true;
-    if !no_buffering {
-        let step = write_request(cy, rid).map_err(SendError::Io)?;
-        if let Some(u) = u_mut(cy, rid) {
-            u.request_body_blocked = step == Step::Again;
-        }
-        return Ok(step);
-    }
     if first {
         if let Some(r) = cy.requests.get_mut(rid) {
             r.read_event_handler = read_request_handler;
@@ -187,8 +184,6 @@ fn send_request_body(cy: &mut Cycle, rid: RequestId, mut do_write: bool) -> Resu
         if do_write {
             let step = write_request(cy, rid).map_err(SendError::Io)?;
             drop_sent(cy, rid);
-            let Some(u) = u_mut(cy, rid) else { return Ok(Step::Again) };
-            u.request_body_blocked = step == Step::Again;
             if step == Step::Again {
                 // The client is not read while the upstream is full: its idle timer must not
                 // run meanwhile (`send_timeout` bounds the upstream).
@@ -245,7 +240,9 @@ fn drop_sent(cy: &mut Cycle, rid: RequestId) {
     }
 }
 
-/// Writes from `u.send_pos` until done or the socket is full.
+/// Writes from `u.send_pos` until done or the socket is full; sets `u.request_sent` (sending
+/// started) and `u.request_body_blocked` (bytes left behind) with the one look-up of the
+/// context it makes.
 fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
     let Cycle { requests, http, ev, .. } = cy;
     let conns = &mut ev.conns;
@@ -253,23 +250,32 @@ fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
         return Ok(Step::Done(()));
     };
     let u = &mut ctx.u;
+    u.request_sent = true;
     let Some(c) = u.peer.connection.and_then(|cid| conns.get_mut(cid)) else {
+        u.request_body_blocked = false;
         return Ok(Step::Done(()));
     };
     let mut scratch = Vec::new();
     loop {
         let (i, off) = u.send_pos;
         if i >= u.request_bufs.len() {
+            u.request_body_blocked = false;
             return Ok(Step::Done(()));
         }
         let n = match write_from(c, &u.request_bufs, i, off, &mut scratch)? {
             Step::Done(n) => n,
-            Step::Again => return Ok(Step::Again),
+            Step::Again => {
+                u.request_body_blocked = true;
+                return Ok(Step::Again);
+            }
         };
         u.state.bytes_sent += n as u64;
         advance(&u.request_bufs, &mut u.send_pos, n as u64);
     }
 }
+
+/// Buffers one `writev` takes at most. nginx: `NGX_IOVS_PREALLOCATE`.
+const IOVS: usize = 64;
 
 /// One `writev` of the memory buffers from (i, off), or one piece of a file buffer.
 fn write_from(
@@ -289,23 +295,28 @@ fn write_from(
         }
         return crate::event::io::send(c, &scratch[..n]);
     }
-    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(8);
+    // On the stack, as nginx's `NGX_IOVS_PREALLOCATE` array: no allocation per write.
+    let mut iov = [IoSlice::new(&[]); IOVS];
+    let mut n = 0;
     let first = &b.data()[off as usize..];
     if !first.is_empty() {
-        iov.push(IoSlice::new(first));
+        iov[0] = IoSlice::new(first);
+        n = 1;
     }
-    for b in bufs.iter().skip(i + 1).take(63) {
+    for b in bufs.iter().skip(i + 1).take(IOVS - 1) {
         if b.file.is_some() {
             break;
         }
-        iov.push(IoSlice::new(b.data()));
+        iov[n] = IoSlice::new(b.data());
+        n += 1;
     }
+    let iov = &iov[..n];
     if iov.is_empty() {
         return Ok(Step::Done(0));
     }
     let stream = &mut c.stream;
     loop {
-        match std::io::Write::write_vectored(stream, &iov) {
+        match std::io::Write::write_vectored(stream, iov) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 c.sent += n as u64;

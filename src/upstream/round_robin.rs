@@ -8,6 +8,8 @@
 //! Differs from nginx: peer state (weights, failures) is per worker, never shared — nginx
 //! shares it only when a `zone` is configured.
 
+use std::rc::Rc;
+
 use super::conf::UpstreamMainConf;
 use crate::event::connect::PeerAddr;
 use crate::http::cycle::Cycle;
@@ -17,8 +19,10 @@ use crate::http::cycle::Cycle;
 pub struct PeerState {
     /// The address.
     pub addr: Option<PeerAddr>,
-    /// `host:port` as written, for `$upstream_addr`-style logs.
-    pub name: String,
+    /// The address as text, for `$upstream_addr` and logs: this worker's copy, shared by
+    /// count with the tries that name it (nothing is allocated or written across workers when
+    /// a try names its peer). nginx: `peer->name`.
+    pub name: Rc<str>,
     /// `weight`.
     pub weight: i64,
     /// nginx: `effective_weight` (lowered on failure, recovers on success).
@@ -61,8 +65,10 @@ pub struct RoundRobin {
     pub groups: Vec<PeerGroup>,
 }
 
-/// The peer chosen for one try. nginx: the fields `get` fills in `ngx_peer_connection_t`.
-#[derive(Clone, Debug)]
+/// The peer chosen for one try, by index: its address and name stay in `PeerState`
+/// (`peer`). nginx: the fields `get` fills in `ngx_peer_connection_t` (pointers to the
+/// peer's sockaddr and name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerPick {
     /// Group index.
     pub group: usize,
@@ -70,10 +76,18 @@ pub struct PeerPick {
     pub backup: bool,
     /// Index in its list.
     pub index: usize,
-    /// Where to connect.
-    pub addr: PeerAddr,
-    /// Its name for logs.
-    pub name: String,
+}
+
+impl RoundRobin {
+    /// The state of a chosen peer.
+    pub fn peer(&self, pick: PeerPick) -> Option<&PeerState> {
+        let g = self.groups.get(pick.group)?;
+        if pick.backup {
+            g.backup.get(pick.index)
+        } else {
+            g.primary.get(pick.index)
+        }
+    }
 }
 
 /// Builds the worker's peer lists. nginx: `ngx_http_upstream_init_round_robin()`.
@@ -88,7 +102,7 @@ pub fn init_worker(cy: &Cycle) -> RoundRobin {
             for a in &s.addrs {
                 let p = PeerState {
                     addr: Some(a.clone()),
-                    name: a.to_string(),
+                    name: Rc::from(a.to_string()),
                     weight: s.weight as i64,
                     effective_weight: s.weight as i64,
                     max_fails: s.max_fails,
@@ -122,11 +136,11 @@ pub fn get_peer(rr: &mut RoundRobin, group: usize, tried: &[(bool, usize)], now:
     for backup in [false, true] {
         let list = if backup { &mut g.backup } else { &mut g.primary };
         if let Some(i) = pick(list, backup, tried, now, single) {
-            let p = &mut list[i];
+            let p = list.get_mut(i)?;
+            p.addr.as_ref()?;
             p.conns += 1;
             p.requests += 1;
-            let addr = p.addr.clone()?;
-            return Some(PeerPick { group, backup, index: i, addr, name: p.name.clone() });
+            return Some(PeerPick { group, backup, index: i });
         }
     }
     // All peers failed: mark them live again for a quick recovery, as nginx does.
@@ -181,7 +195,7 @@ fn eligible(p: &PeerState, backup: bool, i: usize, tried: &[(bool, usize)], now:
 
 /// Returns a peer after a try, counting a failure or clearing them.
 /// nginx: `ngx_http_upstream_free_round_robin_peer()`.
-pub fn free_peer(cy: &mut Cycle, pick: &PeerPick, failed: bool) {
+pub fn free_peer(cy: &mut Cycle, pick: PeerPick, failed: bool) {
     let now = cy.ev.times.msec;
     let Some(rr) = super::worker(&mut cy.http).map(|w| &mut w.rr) else {
         return;

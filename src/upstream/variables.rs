@@ -22,7 +22,7 @@ pub fn upstream<'a>(v: &Vars<'a>) -> Option<&'a Upstream> {
 
 fn each(v: &Vars<'_>, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {
     let Some(u) = upstream(v) else { return false };
-    let live = (!u.state.peer.is_empty()).then_some(&u.state);
+    let live = u.state.peer.is_some().then_some(&u.state);
     let mut first = true;
     for s in u.states.iter().chain(live) {
         if !first {
@@ -48,7 +48,7 @@ pub static UPSTREAM_VARIABLES: &[VariableDef] = &[
     VariableDef {
         name: "upstream_addr",
         prefix: false,
-        get: |v, _, o| each(v, o, |s, o| o.extend_from_slice(s.peer.as_bytes())),
+        get: |v, _, o| each(v, o, |s, o| o.extend_from_slice(s.peer.as_deref().unwrap_or("").as_bytes())),
     },
     VariableDef {
         name: "upstream_status",

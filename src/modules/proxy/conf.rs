@@ -7,7 +7,8 @@
 //!
 //! Differs from nginx:
 //! - unset is `None` (nginx: `NGX_CONF_UNSET`), and the merged result is built once per
-//!   location as `Arc`s (`ProxyShared`, `UpstreamConf`) that requests share by cloning.
+//!   location as `Arc`s (`ProxyShared`, `UpstreamConf`); a worker's recycled upstream
+//!   contexts hold a reference, replaced only when a request is for another location.
 //! - the header list is kept as (name, complex value) pairs evaluated per request; nginx
 //!   compiles it into a script with a hash of the names.
 
@@ -93,8 +94,8 @@ pub struct ProxyLocConf {
     pub upstream: Option<Arc<UpstreamConf>>,
     /// The merged header list: (name, value) to send, in nginx's order.
     pub headers: Option<Arc<Vec<(String, ComplexValue)>>>,
-    /// Everything a request of this location needs, shared by its requests (one `Arc`
-    /// clone per request instead of copies).
+    /// Everything a request of this location needs, shared by its requests (a recycled
+    /// context keeps its reference from one request to the next).
     pub shared: Option<Arc<ProxyShared>>,
 }
 

@@ -14,38 +14,51 @@
 use std::io::Write;
 
 use super::ProxyCtx;
-use crate::core::buf::Buf;
+use crate::core::buf::{Buf, Chain};
 use crate::http::request::Request;
 use crate::http::variables::Vars;
 use crate::upstream::{UpstreamCx, UpstreamError};
 
+/// Room for the `proxy_set_header` lines beyond the client's own head, in the first guess
+/// of the head's size (a longer head grows the buffer).
+const HEAD_SLACK: usize = 512;
+
 impl ProxyCtx {
     /// Fills `u.request_bufs` and `u.uri`. nginx: `ngx_http_proxy_create_request()`.
+    ///
+    /// The head is written into one buffer of the worker's pool, sized once from the client's
+    /// head (what the upstream's is made of, give or take the `proxy_set_header`s); nginx
+    /// computes the exact length in a first pass instead. Header values are evaluated straight
+    /// into it, so nothing else is allocated.
     pub(super) fn create_request(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
         let r = &*cx.r;
-        let mut head = Vec::with_capacity(512);
-        let uri = self.request_line(r, &mut head);
+        let mut b = cx.bufs.get(r.header_in.last + HEAD_SLACK);
+        let head = &mut b.mem;
+        head.clear();
+        let uri = self.request_line(r, head);
         // nginx: `ctx->internal_chunked` — a chunked body still streaming goes on chunked.
         self.internal_chunked = r.headers_in.chunked && r.request_body.as_ref().is_some_and(|b| b.reading);
-        self.set_headers(&cx.vars(), &mut head);
-        self.client_headers(r, &mut head);
+        self.set_headers(&cx.vars(), head);
+        self.client_headers(r, head);
         head.extend_from_slice(b"\r\n");
-        let body = body_bufs(r);
+        let (uri_text, len) = (String::from_utf8_lossy(&head[uri]), head.len());
+        cx.u.uri.clear();
+        cx.u.uri.push_str(&uri_text);
+        b.last = len;
         let method = r.method_name().escape_ascii();
-        cx.debug(format_args!("proxy create_request: {method} {uri}, {} bytes of header", head.len()));
-        cx.u.uri = uri;
-        cx.u.request_bufs.push_back(Buf::from_vec(head));
-        cx.u.request_bufs.extend(body);
+        cx.debug(format_args!("proxy create_request: {method} {}, {len} bytes of header", cx.u.uri));
+        cx.u.request_bufs.push_back(b);
+        push_body(r, &mut cx.u.request_bufs);
         Ok(())
     }
 
-    /// `METHOD URI HTTP/1.x\r\n`; returns the URI (for `u.uri`).
-    fn request_line(&self, r: &Request, head: &mut Vec<u8>) -> String {
+    /// `METHOD URI HTTP/1.x\r\n`; returns where the URI is (for `u.uri`).
+    fn request_line(&self, r: &Request, head: &mut Vec<u8>) -> std::ops::Range<usize> {
         head.extend_from_slice(r.method_name());
         head.push(b' ');
         let uri_start = head.len();
         self.upstream_uri(r, head);
-        let uri = String::from_utf8_lossy(&head[uri_start..]).into_owned();
+        let uri = uri_start..head.len();
         head.extend_from_slice(if self.shared.http_version == 1001 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
         uri
     }
@@ -82,34 +95,35 @@ impl ProxyCtx {
     /// nginx: the `headers.lengths`/`headers.values` script of `ngx_http_proxy_create_request()`.
     fn set_headers(&mut self, v: &Vars<'_>, head: &mut Vec<u8>) {
         let body_len = body_length(v.r, self.internal_chunked);
-        let mut val = Vec::new();
-        let mut sent_connection = String::new();
+        let mut sent_connection = None;
         for (name, cv) in self.shared.headers.iter() {
-            val.clear();
+            let line = head.len();
+            head.extend_from_slice(name.as_bytes());
+            head.extend_from_slice(b": ");
+            let start = head.len();
             if name.eq_ignore_ascii_case("Content-Length") && cv.source.is_empty() {
                 if let Some(n) = body_len {
-                    let _ = write!(val, "{n}");
+                    let _ = write!(head, "{n}");
                 }
             } else if name.eq_ignore_ascii_case("Transfer-Encoding") && cv.source.is_empty() {
                 if self.internal_chunked {
-                    val.extend_from_slice(b"chunked");
+                    head.extend_from_slice(b"chunked");
                 }
             } else {
-                cv.eval_header(v, &mut val);
+                cv.eval_header(v, head);
             }
-            if val.is_empty() {
+            if head.len() == start {
+                head.truncate(line); // an empty value: the header is not sent
                 continue;
             }
             if name.eq_ignore_ascii_case("Connection") {
-                sent_connection = String::from_utf8_lossy(&val).to_ascii_lowercase();
+                sent_connection = Some(start..head.len());
             }
-            head.extend_from_slice(name.as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(&val);
             head.extend_from_slice(b"\r\n");
         }
-        self.closes = sent_connection.contains("close")
-            || (self.shared.http_version < 1001 && !sent_connection.contains("keep-alive"));
+        let sent = sent_connection.map_or(&[][..], |c| &head[c]);
+        self.closes = contains_nocase(sent, b"close")
+            || (self.shared.http_version < 1001 && !contains_nocase(sent, b"keep-alive"));
     }
 
     /// The client's headers that the list above does not name, as the client sent them.
@@ -137,19 +151,21 @@ fn body_length(r: &Request, internal_chunked: bool) -> Option<u64> {
     (n > 0 || r.headers_in.content_length_n.is_some() || r.headers_in.chunked).then_some(n)
 }
 
-/// The body to send: copies of memory buffers, shared file regions, kept for a retry. A
-/// streamed body is queued by the framework as it is sent.
-fn body_bufs(r: &Request) -> Vec<Buf> {
+/// Appends the body to send: copies of memory buffers, shared file regions, kept for a
+/// retry. A streamed body is queued by the framework as it is sent.
+fn push_body(r: &Request, bufs: &mut Chain) {
     let Some(rb) = r.request_body.as_ref().filter(|rb| !rb.no_buffering) else {
-        return Vec::new();
+        return;
     };
-    rb.bufs
-        .iter()
-        .map(|b| match &b.file {
-            Some(f) => Buf::from_file(f.file.clone(), f.pos, f.last),
-            None => Buf::from_vec(b.data().to_vec()),
-        })
-        .collect()
+    bufs.extend(rb.bufs.iter().map(|b| match &b.file {
+        Some(f) => Buf::from_file(f.file.clone(), f.pos, f.last),
+        None => Buf::from_vec(b.data().to_vec()),
+    }));
+}
+
+/// Whether `hay` contains `needle` (lower case), ignoring ASCII case.
+fn contains_nocase(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Escapes a URI path for the request line. nginx: `ngx_escape_uri(NGX_ESCAPE_URI)`.

@@ -46,7 +46,7 @@ use crate::http::trace;
 use crate::http::variables::ComplexValue;
 use crate::http::{body, AnyConf, Command, Confs, Cx, HttpConf, HttpModule, SetError, VariableDef};
 use crate::upstream::conf::{split_host_port, Ft, UpstreamMainConf, FT_NON_IDEMPOTENT, FT_OFF};
-use crate::upstream::{self, Resolved, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
+use crate::upstream::{self, Resolved, Rewrite, UpstreamCtx, UpstreamCx, UpstreamError, UpstreamHandler};
 
 /// The module. nginx: `ngx_http_proxy_module`.
 pub struct ProxyModule;
@@ -372,36 +372,75 @@ pub struct ProxyCtx {
 }
 
 /// The content handler. nginx: `ngx_http_proxy_handler()`.
+///
+/// The context is this worker's spare one when there is one (`upstream::spare`): it usually
+/// served this location already, so it is re-initialised in place and keeps its references to
+/// the location's settings — no allocation, and no reference count that the workers share is
+/// written. nginx allocates `u` and the ctx from the request's pool.
 fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let Some(r) = cy.requests.get(rid) else {
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get(rid) else {
         return HandlerRc::Error;
     };
     let Some(plcf) = r.loc.confs.get::<ProxyLocConf>() else {
         return HandlerRc::Status(500);
     };
-    let (Some(shared), Some(uconf)) = (plcf.shared.clone(), plcf.upstream.clone()) else {
+    let (Some(shared), Some(uconf)) = (plcf.shared.as_ref(), plcf.upstream.as_ref()) else {
         return HandlerRc::Status(500);
     };
     // A chunked body is streamed only to an HTTP/1.1 upstream (re-chunked); for HTTP/1.0 it
     // is read whole to learn its length.
     let no_buffering = !uconf.request_buffering && (!r.headers_in.chunked || shared.http_version == 1001);
-    trace::step(cy, rid, format_args!("proxy handler: proxy_pass http://{}", shared.pass.host));
-    let resolved = Resolved { group: shared.pass.group, host: shared.pass.host.clone() };
-    let ctx = ProxyCtx {
-        phase: Phase::StatusLine,
-        shared,
-        chunked: None,
-        closes: true,
-        internal_chunked: false,
-        upstream_http09: false,
+    let ctx = match upstream::spare::<ProxyCtx>(http) {
+        Some(mut ctx) => {
+            if let Some(m) = ctx.module_mut::<ProxyCtx>() {
+                m.reset(shared);
+            }
+            ctx.set_conf(uconf);
+            ctx.u.resolved.group = shared.pass.group;
+            ctx.u.resolved.host.clone_from(&shared.pass.host);
+            ctx
+        }
+        None => {
+            let resolved = Resolved { group: shared.pass.group, host: shared.pass.host.clone() };
+            UpstreamCtx::new(Box::new(ProxyCtx::new(Arc::clone(shared))), Arc::clone(uconf), resolved)
+        }
     };
-    if upstream::create(cy, rid, Box::new(ctx), uconf, resolved).is_none() {
+    trace::step(cy, rid, format_args!("proxy handler: proxy_pass http://{}", ctx.u.resolved.host));
+    if upstream::attach(cy, rid, ctx).is_none() {
         return HandlerRc::Status(500);
     }
     match body::read_client_request_body(cy, rid, upstream::init, no_buffering) {
         HandlerRc::Status(s) => HandlerRc::Status(s),
         HandlerRc::Error => HandlerRc::Error,
         _ => HandlerRc::Done,
+    }
+}
+
+impl ProxyCtx {
+    /// The state of a new request. nginx: `ngx_pcalloc(r->pool, sizeof(ngx_http_proxy_ctx_t))`.
+    fn new(shared: Arc<ProxyShared>) -> ProxyCtx {
+        ProxyCtx {
+            phase: Phase::StatusLine,
+            shared,
+            chunked: None,
+            closes: true,
+            internal_chunked: false,
+            upstream_http09: false,
+        }
+    }
+
+    /// Makes a spare context new for the next request; the settings' reference is replaced
+    /// only when the request is for another location.
+    fn reset(&mut self, shared: &Arc<ProxyShared>) {
+        if !Arc::ptr_eq(&self.shared, shared) {
+            self.shared = Arc::clone(shared);
+        }
+        self.phase = Phase::StatusLine;
+        self.chunked = None;
+        self.closes = true;
+        self.internal_chunked = false;
+        self.upstream_http09 = false;
     }
 }
 
