@@ -18,7 +18,7 @@
 //! - the body is copied out of `u.buffer` into the chain (nginx shadows it).
 
 use super::{callback, finalize, u_mut, u_ref, BodyMode, ReadHandler, UpstreamCx, UpstreamError};
-use crate::core::buf::{Buf, BufPool, Chain};
+use crate::core::buf::{chain_held, Buf, BufPool, Chain};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::Ev;
@@ -26,6 +26,7 @@ use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
 use crate::http::{self, postpone_filter, request::Method};
+use std::io::IoSliceMut;
 
 /// Sends the header and starts the body. nginx: `ngx_http_upstream_send_response()`.
 pub fn send_response(cy: &mut Cycle, rid: RequestId) {
@@ -85,8 +86,19 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
 fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
     let rc = callback(cy, rid, |m, cx| {
         let rc = m.input_filter(cx, bytes);
-        if rc.is_ok() && cx.u.length == Some(0) {
-            cx.u.upstream_done = true;
+        let u = &mut *cx.u;
+        if rc.is_err() {
+            u.pipe.take_shadows();
+            return rc;
+        }
+        // The buffer may go down the chain only once the filter consumed all of it (the
+        // framework's and the proxy's filters always do; a module keeping bytes keeps its
+        // buffer) and only when it is forwarded (the in-memory body is bounded by its live
+        // bytes).
+        let give = u.mode != BodyMode::InMemory && u.buffer.pos == u.buffer.last;
+        place_shadows(u, cx.bufs, give);
+        if u.length == Some(0) {
+            u.upstream_done = true;
         }
         rc
     });
@@ -136,26 +148,73 @@ pub fn non_buffered_filter(cx: &mut UpstreamCx<'_>, bytes: usize) -> Result<(), 
     Ok(())
 }
 
-/// Copies `u.buffer[start..end]` into the chain waiting for the client (helper for input
-/// filters).
+/// Passes `u.buffer[start..end]` on to the client (helper for input filters). The range waits
+/// in `u.pipe` until the filter returns (`place_shadows`), so the filter may go on reading
+/// `u.buffer`; more than `pipe::SHADOWS` ranges in one read are placed (copied) at once.
 pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usize) {
+    if start >= end {
+        return;
+    }
+    if !u.pipe.push_shadow(start, end) {
+        place_shadows(u, pool, false);
+        u.pipe.push_shadow(start, end);
+    }
+}
+
+/// Places the ranges of `u.buffer` the input filter passed on in `u.out`, in order.
+///
+/// With `give`, the last range takes the buffer itself — no byte is copied: the buffer goes
+/// down the chain to the client, and `u.buffer` is left without memory (`read_upstream` takes
+/// a fresh one from the pool; the write side gives this one back once it is sent). Only a
+/// range of at least half the buffer takes it, so that a buffer's memory is not held for a few
+/// bytes (everything waiting is bounded by the memory it holds, `Buf::held`). The other ranges
+/// are copied into the chain's last buffer while it has room. nginx: the shadow bufs of
+/// `ngx_http_proxy_copy_filter()` / `ngx_http_proxy_non_buffered_copy_filter()`, which point
+/// into the buffer the bytes were read into.
+fn place_shadows(u: &mut super::Upstream, pool: &mut BufPool, give: bool) {
+    let (ranges, n) = u.pipe.take_shadows();
+    let ranges = ranges.get(..n).unwrap_or(&[]);
+    let Some(&(ls, le)) = ranges.last() else { return };
+    let give = give && le <= u.buffer.last && (le - ls) * 2 >= u.buffer.mem.len();
+    let copied = if give { ranges.get(..n - 1).unwrap_or(&[]) } else { ranges };
     let size = match u.mode {
         BodyMode::Buffered => u.conf.bufs.1,
         _ => u.conf.buffer_size,
     };
-    let mut pos = start;
-    while pos < end {
-        let need_new = u.out.back().is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
-        if need_new {
-            u.out.push_back(pool.get(size.max(1)));
+    if u.out.capacity() == 0 {
+        u.out = pool.chain();
+    }
+    for &(s, e) in copied {
+        if let Some(src) = u.buffer.mem.get(s..e) {
+            copy_into(&mut u.out, pool, src, size);
         }
-        let Some(b) = u.out.back_mut() else { return };
-        let n = b.append(&u.buffer.mem[pos..end]);
-        pos += n;
+    }
+    if give {
+        let mut b = std::mem::take(&mut u.buffer);
+        (b.pos, b.last) = (ls, le);
+        u.out.push_back(b);
     }
 }
 
-/// Memory bytes of a chain (file regions cost no memory).
+/// Appends `src` to the chain's last buffer while it has room, then to new ones of `size`.
+fn copy_into(out: &mut Chain, pool: &mut BufPool, mut src: &[u8], size: usize) {
+    while !src.is_empty() {
+        let need_new = out.back().is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
+        if need_new {
+            out.push_back(pool.get(size.max(1)));
+        }
+        let Some(b) = out.back_mut() else { return };
+        let n = b.append(src);
+        src = src.get(n..).unwrap_or(&[]);
+    }
+}
+
+/// Memory held by the memory buffers of a chain (file regions cost no memory).
+fn mem_held(chain: &Chain) -> u64 {
+    chain.iter().filter(|b| b.file.is_none()).map(Buf::held).sum()
+}
+
+/// Live bytes of the memory buffers of a chain.
 fn mem_len(chain: &Chain) -> usize {
     chain.iter().filter(|b| b.file.is_none()).map(|b| b.last - b.pos).sum()
 }
@@ -207,19 +266,20 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         let Some((main_out, held)) = downstream(cy, rid) else {
             return false;
         };
-        let Some(u) = u_mut(cy, rid) else {
+        let Some((_, u, pool)) = super::parts(cy, rid) else {
             return false;
         };
         if u.out.is_empty() && main_out == 0 {
             return true;
         }
         let in_flight = main_out + held;
-        let mut out = Chain::new();
+        let mut out;
         if u.mode == BodyMode::Buffered {
+            out = pool.chain();
             let mut budget = (u.conf.busy_buffers_size as u64).saturating_sub(in_flight);
             while budget > 0 {
                 let Some(b) = u.out.pop_front() else { break };
-                budget = budget.saturating_sub(b.len());
+                budget = budget.saturating_sub(b.held());
                 out.push_back(b);
             }
         } else {
@@ -253,10 +313,10 @@ fn downstream(cy: &Cycle, rid: RequestId) -> Option<(u64, u64)> {
     let r = cy.requests.get(rid)?;
     if r.sr.is_none() {
         // A main request without subrequests (a subrequest always has `sr`).
-        return Some((crate::core::buf::chain_len(&r.out), 0));
+        return Some((chain_held(&r.out), 0));
     }
     let m = cy.requests.get(r.main)?;
-    let main_out = if m.active() == rid { crate::core::buf::chain_len(&m.out) } else { 0 };
+    let main_out = if m.active() == rid { chain_held(&m.out) } else { 0 };
     Some((main_out, postpone_filter::held_len(Some(r))))
 }
 
@@ -323,11 +383,11 @@ fn may_read(cy: &Cycle, rid: RequestId, u: &super::Upstream) -> bool {
         BodyMode::InMemory => true,
         BodyMode::NonBuffered => {
             let r = cy.requests.get(rid);
-            let client = r.and_then(|r| cy.requests.get(r.main)).map_or(0, |m| mem_len(&m.out));
+            let client = r.and_then(|r| cy.requests.get(r.main)).map_or(0, |m| mem_held(&m.out));
             let held = postpone_filter::held_len(r);
-            mem_len(&u.out) + client + (held as usize) < u.conf.buffer_size.max(1)
+            mem_held(&u.out) + client + held < u.conf.buffer_size.max(1) as u64
         }
-        BodyMode::Buffered => mem_len(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1),
+        BodyMode::Buffered => mem_held(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1) as u64,
     }
 }
 
@@ -356,14 +416,43 @@ fn spill(cy: &mut Cycle, rid: RequestId) -> Option<bool> {
     }
 }
 
-/// One read from the upstream into `u.buffer`, through the input filter.
-/// `Some(true)`: read something, go on; `Some(false)`: wait for an event; `None`: finalized.
+/// Most buffers one read fills after `u.buffer` (16 iovecs in all).
+const SPARES: usize = 15;
+
+/// The size of a fresh read buffer: one of `proxy_buffers` when buffering, else
+/// `proxy_buffer_size` (the one buffer of the non-buffered mode).
+fn read_size(u: &super::Upstream) -> usize {
+    match u.mode {
+        BodyMode::Buffered => u.conf.bufs.1.max(1),
+        _ => u.conf.buffer_size.max(1),
+    }
+}
+
+/// Buffered mode: how many more of `proxy_buffers` the next read may fill after `u.buffer`,
+/// so that one `readv` takes as much as the free buffers hold (nginx's pipe reads into its
+/// chain of free raw buffers at once). The other modes read into `u.buffer` alone.
+fn spares(u: &super::Upstream) -> usize {
+    if u.mode != BodyMode::Buffered {
+        return 0;
+    }
+    let total = (u.conf.bufs.0 * u.conf.bufs.1) as u64;
+    let held = mem_held(&u.out) + u.buffer.mem.len() as u64;
+    (total.saturating_sub(held) / u.conf.bufs.1.max(1) as u64).min(SPARES as u64) as usize
+}
+
+/// One read from the upstream into `u.buffer` (and, buffered, the free buffers after it),
+/// through the input filter. `Some(true)`: read something, go on; `Some(false)`: wait for an
+/// event; `None`: finalized. nginx: `ngx_event_pipe_read_upstream()` / the `recv` of
+/// `ngx_http_upstream_process_non_buffered_request()`.
 fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::ConnId) -> Option<bool> {
     let Cycle { requests, http, ev, .. } = &mut *cy;
-    let conns = &mut ev.conns;
+    let (conns, pool) = (&mut ev.conns, &mut ev.bufs);
     let u = &mut super::ctx_mut(http, requests.get(rid)?)?.u;
     let c = conns.get_mut(cid)?;
-    if u.buffer.pos == u.buffer.last {
+    if u.buffer.mem.is_empty() {
+        // The last one went down the chain to the client.
+        u.buffer = pool.get(read_size(u));
+    } else if u.buffer.pos == u.buffer.last {
         u.buffer.reset();
     }
     // In memory, what the input filter kept in `u.out` counts against `buffer_size` too: the
@@ -378,15 +467,84 @@ fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::
         finalize(cy, rid, HandlerRc::Error);
         return None;
     }
-    let free = u.buffer.free_space();
-    let n = free.len().min(room);
-    match io::recv(c, &mut free[..n]) {
-        Recv::Data(n) => {
-            u.buffer.last += n;
-            u.state.bytes_received += n as u64;
-            u.state.response_length += n as u64;
-            input(cy, rid, n).then_some(true)
+    let mut spare: [Buf; SPARES] = Default::default();
+    let k = spares(u);
+    for b in spare.iter_mut().take(k) {
+        *b = pool.get(u.conf.bufs.1);
+    }
+    let n0 = u.buffer.free_space().len().min(room);
+    let rc = if k == 0 {
+        io::recv(c, &mut u.buffer.free_space()[..n0])
+    } else {
+        let mut iov: [IoSliceMut<'_>; SPARES + 1] = std::array::from_fn(|_| IoSliceMut::new(&mut []));
+        iov[0] = IoSliceMut::new(&mut u.buffer.free_space()[..n0]);
+        for (slot, b) in iov[1..].iter_mut().zip(spare.iter_mut().take(k)) {
+            *slot = IoSliceMut::new(&mut b.mem);
         }
+        io::readv(c, &mut iov[..=k])
+    };
+    let Recv::Data(n) = rc else {
+        spare.into_iter().for_each(|b| pool.put(b));
+        return read_failed(cy, rid, cid, rc);
+    };
+    let first = n.min(n0);
+    u.buffer.last += first;
+    let mut rest = n - first;
+    for b in spare.iter_mut().take(k) {
+        b.last = rest.min(b.mem.len());
+        rest -= b.last;
+    }
+    u.state.bytes_received += n as u64;
+    u.state.response_length += n as u64;
+    feed(cy, rid, first, spare)
+}
+
+/// Runs the input filter on what one read brought: `first` bytes at the end of `u.buffer`,
+/// then each filled spare buffer in turn as `u.buffer`. Once the body is complete, one more
+/// piece still goes through the filter (which says, in its words, that the upstream sent too
+/// much, and stops the connection's reuse); the rest is dropped.
+fn feed(cy: &mut Cycle, rid: RequestId, first: usize, spare: [Buf; SPARES]) -> Option<bool> {
+    let mut spare = spare.into_iter();
+    let mut ok = first == 0 || input(cy, rid, first);
+    while let Some(b) = spare.next() {
+        let (_, u, pool) = match super::parts(cy, rid) {
+            Some(p) if ok && b.last > 0 => p,
+            _ => {
+                cy.ev.bufs.put(b);
+                continue;
+            }
+        };
+        let (n, extra) = (b.last, u.upstream_done);
+        if u.buffer.pos < u.buffer.last {
+            // A module kept bytes (the forwarding filters never do): the new ones go after
+            // them, as one `recv` would have put them.
+            u.buffer.compact();
+            let copied = u.buffer.append(b.data());
+            pool.put(b);
+            if copied < n {
+                super::log_error(cy, rid, "upstream buffer is too small to read response");
+                finalize(cy, rid, HandlerRc::Error);
+                ok = false;
+                continue;
+            }
+        } else {
+            pool.put(std::mem::replace(&mut u.buffer, b));
+        }
+        ok = input(cy, rid, n) && !extra;
+        if extra {
+            spare.by_ref().for_each(|b| cy.ev.bufs.put(b));
+        }
+    }
+    let finalized = u_ref(cy, rid).is_none_or(|u| u.finalized());
+    (!finalized).then_some(true)
+}
+
+/// A read that brought no bytes: wait (`Some(false)`), the end of a body delimited by close
+/// (`Some(true)`), or an error that ends the request (`None`).
+fn read_failed(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::ConnId, rc: Recv) -> Option<bool> {
+    let u = u_mut(cy, rid)?;
+    match rc {
+        Recv::Data(_) => Some(true),
         Recv::Again => {
             let timeout = u.conf.read_timeout;
             event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
@@ -484,9 +642,11 @@ pub fn keep_in_memory(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
 /// Sends the final (empty, `last_buf`) buffer; the rc for `finalize_request`.
 /// nginx: `ngx_http_send_special(r, NGX_HTTP_LAST)`.
 pub fn send_last(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let mut out = Chain::new();
+    let mut out = cy.ev.bufs.chain();
     out.push_back(Buf::last_buf());
-    match http::output_filter(cy, rid, &mut out) {
+    let rc = http::output_filter(cy, rid, &mut out);
+    cy.ev.bufs.put_chain(&mut out);
+    match rc {
         Ok(Step::Done(())) | Ok(Step::Again) => HandlerRc::Ok,
         Err(_) => HandlerRc::Error,
     }
