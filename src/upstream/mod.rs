@@ -24,6 +24,7 @@
 //! - nginx's flag bits (`request_sent`, `header_sent`, ...) are kept as bools where they name a
 //!   fact, and the handler enums say where the state machine stands.
 
+pub mod body_read;
 pub mod conf;
 pub mod connect;
 pub mod finalize;

@@ -15,18 +15,22 @@
 //! - one loop (`process_body`) serves the two forwarding modes; they differ only in how much
 //!   memory may wait for the client (one `buffer_size`, or `bufs`), whether the overflow may
 //!   go to a temp file, and how much is handed to the client at once (`busy_buffers_size`).
-//! - the body is copied out of `u.buffer` into the chain (nginx shadows it).
+//! - a buffer the body was read into goes down the chain itself (nginx links shadow bufs that
+//!   point into it); `u.buffer` then takes a fresh one from the worker's pool. A small piece
+//!   (under half a buffer) is copied instead, so that a buffer is not held for a few bytes.
+//! - buffering on, the whole waiting chain is offered to one `writev` and what the socket does
+//!   not take beyond `busy_buffers_size` comes back (`reclaim`); nginx passes at most
+//!   `busy_buffers_size` per call. What stays in flight is bounded the same way.
 
+use super::body_read::{input, mem_held, read_upstream};
 use super::{callback, finalize, u_mut, u_ref, BodyMode, ReadHandler, UpstreamCx, UpstreamError};
-use crate::core::buf::{chain_held, Buf, BufPool, Chain};
+use crate::core::buf::{chain_held, Buf, BufPool};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::Ev;
-use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
 use crate::http::{self, postpone_filter, request::Method};
-use std::io::IoSliceMut;
 
 /// Sends the header and starts the body. nginx: `ngx_http_upstream_send_response()`.
 pub fn send_response(cy: &mut Cycle, rid: RequestId) {
@@ -82,40 +86,6 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
     process_body(cy, rid);
 }
 
-/// Runs the module's `input_filter` on `bytes` new bytes; false if the request was finalized.
-fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
-    let rc = callback(cy, rid, |m, cx| {
-        let rc = m.input_filter(cx, bytes);
-        let u = &mut *cx.u;
-        if rc.is_err() {
-            u.pipe.take_shadows();
-            return rc;
-        }
-        // The buffer may go down the chain only once the filter consumed all of it (the
-        // framework's and the proxy's filters always do; a module keeping bytes keeps its
-        // buffer) and only when it is forwarded (the in-memory body is bounded by its live
-        // bytes).
-        let give = u.mode != BodyMode::InMemory && u.buffer.pos == u.buffer.last;
-        place_shadows(u, cx.bufs, give);
-        if u.length == Some(0) {
-            u.upstream_done = true;
-        }
-        rc
-    });
-    match rc {
-        Some(Ok(())) => true,
-        Some(Err(e)) => {
-            // InvalidBody: the module logged what was wrong, in its own words.
-            if e != UpstreamError::InvalidBody {
-                super::log_error(cy, rid, &format!("upstream input filter failed: {e:?}"));
-            }
-            finalize(cy, rid, HandlerRc::Error);
-            false
-        }
-        None => false, // a stale id
-    }
-}
-
 /// nginx: `ngx_http_upstream_non_buffered_filter_init()` — the body length is the upstream's
 /// `Content-Length`, or unknown (until close); none for HEAD, 204, 304.
 pub fn non_buffered_filter_init(cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
@@ -156,67 +126,9 @@ pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usiz
         return;
     }
     if !u.pipe.push_shadow(start, end) {
-        place_shadows(u, pool, false);
+        super::body_read::place_shadows(u, pool, false);
         u.pipe.push_shadow(start, end);
     }
-}
-
-/// Places the ranges of `u.buffer` the input filter passed on in `u.out`, in order.
-///
-/// With `give`, the last range takes the buffer itself — no byte is copied: the buffer goes
-/// down the chain to the client, and `u.buffer` is left without memory (`read_upstream` takes
-/// a fresh one from the pool; the write side gives this one back once it is sent). Only a
-/// range of at least half the buffer takes it, so that a buffer's memory is not held for a few
-/// bytes (everything waiting is bounded by the memory it holds, `Buf::held`). The other ranges
-/// are copied into the chain's last buffer while it has room. nginx: the shadow bufs of
-/// `ngx_http_proxy_copy_filter()` / `ngx_http_proxy_non_buffered_copy_filter()`, which point
-/// into the buffer the bytes were read into.
-fn place_shadows(u: &mut super::Upstream, pool: &mut BufPool, give: bool) {
-    let (ranges, n) = u.pipe.take_shadows();
-    let ranges = ranges.get(..n).unwrap_or(&[]);
-    let Some(&(ls, le)) = ranges.last() else { return };
-    let give = give && le <= u.buffer.last && (le - ls) * 2 >= u.buffer.mem.len();
-    let copied = if give { ranges.get(..n - 1).unwrap_or(&[]) } else { ranges };
-    let size = match u.mode {
-        BodyMode::Buffered => u.conf.bufs.1,
-        _ => u.conf.buffer_size,
-    };
-    if u.out.capacity() == 0 {
-        u.out = pool.chain();
-    }
-    for &(s, e) in copied {
-        if let Some(src) = u.buffer.mem.get(s..e) {
-            copy_into(&mut u.out, pool, src, size);
-        }
-    }
-    if give {
-        let mut b = std::mem::take(&mut u.buffer);
-        (b.pos, b.last) = (ls, le);
-        u.out.push_back(b);
-    }
-}
-
-/// Appends `src` to the chain's last buffer while it has room, then to new ones of `size`.
-fn copy_into(out: &mut Chain, pool: &mut BufPool, mut src: &[u8], size: usize) {
-    while !src.is_empty() {
-        let need_new = out.back().is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
-        if need_new {
-            out.push_back(pool.get(size.max(1)));
-        }
-        let Some(b) = out.back_mut() else { return };
-        let n = b.append(src);
-        src = src.get(n..).unwrap_or(&[]);
-    }
-}
-
-/// Memory held by the memory buffers of a chain (file regions cost no memory).
-fn mem_held(chain: &Chain) -> u64 {
-    chain.iter().filter(|b| b.file.is_none()).map(Buf::held).sum()
-}
-
-/// Live bytes of the memory buffers of a chain.
-fn mem_len(chain: &Chain) -> usize {
-    chain.iter().filter(|b| b.file.is_none()).map(|b| b.last - b.pos).sum()
 }
 
 /// The upstream's read handler during the body. nginx:
@@ -266,21 +178,30 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         let Some((main_out, held)) = downstream(cy, rid) else {
             return false;
         };
-        let Some((_, u, pool)) = super::parts(cy, rid) else {
+        let Some((r, u, pool)) = super::parts(cy, rid) else {
             return false;
         };
         if u.out.is_empty() && main_out == 0 {
             return true;
         }
         let in_flight = main_out + held;
+        let busy = u.conf.busy_buffers_size as u64;
         let mut out;
+        let mut offered = false;
         if u.mode == BodyMode::Buffered {
-            out = pool.chain();
-            let mut budget = (u.conf.busy_buffers_size as u64).saturating_sub(in_flight);
-            while budget > 0 {
-                let Some(b) = u.out.pop_front() else { break };
-                budget = budget.saturating_sub(b.held());
-                out.push_back(b);
+            let mut budget = busy.saturating_sub(in_flight);
+            if budget > 0 && plain(r, rid) {
+                // Everything waiting goes to one `writev`; what the socket does not take beyond
+                // `busy_buffers_size` comes back (`reclaim`).
+                out = std::mem::take(&mut u.out);
+                offered = true;
+            } else {
+                out = pool.chain();
+                while budget > 0 {
+                    let Some(b) = u.out.pop_front() else { break };
+                    budget = budget.saturating_sub(b.held());
+                    out.push_back(b);
+                }
             }
         } else {
             out = std::mem::take(&mut u.out);
@@ -295,6 +216,9 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         }
         let rc = http::output_filter(cy, rid, &mut out);
         cy.ev.bufs.put_chain(&mut out);
+        if offered && matches!(rc, Ok(Step::Again)) {
+            reclaim(cy, rid, busy);
+        }
         match rc {
             Err(_) => {
                 finalize(cy, rid, HandlerRc::Error);
@@ -303,6 +227,35 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
             Ok(Step::Again) => return true, // the client's write event resumes the loop
             Ok(Step::Done(())) => {}        // all went out (nothing in flight): pass more
         }
+    }
+}
+
+/// Whether the body buffers `rid` passes reach the client's chain as they are: a main request
+/// without subrequests and without chunk framing (so `reclaim` can find them at its end).
+fn plain(r: &http::request::Request, rid: RequestId) -> bool {
+    r.main == rid && r.sr.is_none() && !r.chunked
+}
+
+/// After a `writev` that left output waiting: the whole buffers at the end of the client's
+/// chain beyond `busy_buffers_size` go back to the front of `u.out`, so that what is in flight
+/// to the client stays within `busy_buffers_size` (and the rest may still go to the temp file)
+/// as if only that much had been passed. The socket saw one large write instead of several of
+/// `busy_buffers_size`. nginx: none — `ngx_event_pipe_write_to_downstream()` passes at most
+/// `busy_size` per output filter call.
+fn reclaim(cy: &mut Cycle, rid: RequestId, busy: u64) {
+    let Some((r, u, pool)) = super::parts(cy, rid) else { return };
+    if !plain(r, rid) {
+        return;
+    }
+    let mut held = chain_held(&r.out);
+    while held > busy && r.out.len() > 1 && r.out.back().is_some_and(|b| !b.last_buf) {
+        let Some(mut b) = r.out.pop_back() else { break };
+        held = held.saturating_sub(b.held());
+        b.flush = false;
+        if u.out.capacity() == 0 {
+            u.out = pool.chain();
+        }
+        u.out.push_front(b);
     }
 }
 
@@ -410,157 +363,6 @@ fn spill(cy: &mut Cycle, rid: RequestId) -> Option<bool> {
         Ok(n) => Some(n > 0),
         Err(e) => {
             super::log_error(cy, rid, &e.to_string());
-            finalize(cy, rid, HandlerRc::Error);
-            None
-        }
-    }
-}
-
-/// Most buffers one read fills after `u.buffer` (16 iovecs in all).
-const SPARES: usize = 15;
-
-/// The size of a fresh read buffer: one of `proxy_buffers` when buffering, else
-/// `proxy_buffer_size` (the one buffer of the non-buffered mode).
-fn read_size(u: &super::Upstream) -> usize {
-    match u.mode {
-        BodyMode::Buffered => u.conf.bufs.1.max(1),
-        _ => u.conf.buffer_size.max(1),
-    }
-}
-
-/// Buffered mode: how many more of `proxy_buffers` the next read may fill after `u.buffer`,
-/// so that one `readv` takes as much as the free buffers hold (nginx's pipe reads into its
-/// chain of free raw buffers at once). The other modes read into `u.buffer` alone.
-fn spares(u: &super::Upstream) -> usize {
-    if u.mode != BodyMode::Buffered {
-        return 0;
-    }
-    let total = (u.conf.bufs.0 * u.conf.bufs.1) as u64;
-    let held = mem_held(&u.out) + u.buffer.mem.len() as u64;
-    (total.saturating_sub(held) / u.conf.bufs.1.max(1) as u64).min(SPARES as u64) as usize
-}
-
-/// One read from the upstream into `u.buffer` (and, buffered, the free buffers after it),
-/// through the input filter. `Some(true)`: read something, go on; `Some(false)`: wait for an
-/// event; `None`: finalized. nginx: `ngx_event_pipe_read_upstream()` / the `recv` of
-/// `ngx_http_upstream_process_non_buffered_request()`.
-fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::ConnId) -> Option<bool> {
-    let Cycle { requests, http, ev, .. } = &mut *cy;
-    let (conns, pool) = (&mut ev.conns, &mut ev.bufs);
-    let u = &mut super::ctx_mut(http, requests.get(rid)?)?.u;
-    let c = conns.get_mut(cid)?;
-    if u.buffer.mem.is_empty() {
-        // The last one went down the chain to the client.
-        u.buffer = pool.get(read_size(u));
-    } else if u.buffer.pos == u.buffer.last {
-        u.buffer.reset();
-    }
-    // In memory, what the input filter kept in `u.out` counts against `buffer_size` too: the
-    // body a parent receives is at most `buffer_size` (nginx keeps it in `u->buffer` itself).
-    let room = match u.mode {
-        BodyMode::InMemory => u.conf.buffer_size.saturating_sub(mem_len(&u.out)),
-        _ => usize::MAX,
-    };
-    if u.buffer.is_full() || room == 0 {
-        // Only the in-memory mode leaves data in the buffer.
-        super::log_error(cy, rid, "upstream buffer is too small to read response");
-        finalize(cy, rid, HandlerRc::Error);
-        return None;
-    }
-    let mut spare: [Buf; SPARES] = Default::default();
-    let k = spares(u);
-    for b in spare.iter_mut().take(k) {
-        *b = pool.get(u.conf.bufs.1);
-    }
-    let n0 = u.buffer.free_space().len().min(room);
-    let rc = if k == 0 {
-        io::recv(c, &mut u.buffer.free_space()[..n0])
-    } else {
-        let mut iov: [IoSliceMut<'_>; SPARES + 1] = std::array::from_fn(|_| IoSliceMut::new(&mut []));
-        iov[0] = IoSliceMut::new(&mut u.buffer.free_space()[..n0]);
-        for (slot, b) in iov[1..].iter_mut().zip(spare.iter_mut().take(k)) {
-            *slot = IoSliceMut::new(&mut b.mem);
-        }
-        io::readv(c, &mut iov[..=k])
-    };
-    let Recv::Data(n) = rc else {
-        spare.into_iter().for_each(|b| pool.put(b));
-        return read_failed(cy, rid, cid, rc);
-    };
-    let first = n.min(n0);
-    u.buffer.last += first;
-    let mut rest = n - first;
-    for b in spare.iter_mut().take(k) {
-        b.last = rest.min(b.mem.len());
-        rest -= b.last;
-    }
-    u.state.bytes_received += n as u64;
-    u.state.response_length += n as u64;
-    feed(cy, rid, first, spare)
-}
-
-/// Runs the input filter on what one read brought: `first` bytes at the end of `u.buffer`,
-/// then each filled spare buffer in turn as `u.buffer`. Once the body is complete, one more
-/// piece still goes through the filter (which says, in its words, that the upstream sent too
-/// much, and stops the connection's reuse); the rest is dropped.
-fn feed(cy: &mut Cycle, rid: RequestId, first: usize, spare: [Buf; SPARES]) -> Option<bool> {
-    let mut spare = spare.into_iter();
-    let mut ok = first == 0 || input(cy, rid, first);
-    while let Some(b) = spare.next() {
-        let (_, u, pool) = match super::parts(cy, rid) {
-            Some(p) if ok && b.last > 0 => p,
-            _ => {
-                cy.ev.bufs.put(b);
-                continue;
-            }
-        };
-        let (n, extra) = (b.last, u.upstream_done);
-        if u.buffer.pos < u.buffer.last {
-            // A module kept bytes (the forwarding filters never do): the new ones go after
-            // them, as one `recv` would have put them.
-            u.buffer.compact();
-            let copied = u.buffer.append(b.data());
-            pool.put(b);
-            if copied < n {
-                super::log_error(cy, rid, "upstream buffer is too small to read response");
-                finalize(cy, rid, HandlerRc::Error);
-                ok = false;
-                continue;
-            }
-        } else {
-            pool.put(std::mem::replace(&mut u.buffer, b));
-        }
-        ok = input(cy, rid, n) && !extra;
-        if extra {
-            spare.by_ref().for_each(|b| cy.ev.bufs.put(b));
-        }
-    }
-    let finalized = u_ref(cy, rid).is_none_or(|u| u.finalized());
-    (!finalized).then_some(true)
-}
-
-/// A read that brought no bytes: wait (`Some(false)`), the end of a body delimited by close
-/// (`Some(true)`), or an error that ends the request (`None`).
-fn read_failed(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::ConnId, rc: Recv) -> Option<bool> {
-    let u = u_mut(cy, rid)?;
-    match rc {
-        Recv::Data(_) => Some(true),
-        Recv::Again => {
-            let timeout = u.conf.read_timeout;
-            event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
-            Some(false)
-        }
-        Recv::Eof => {
-            if u.length.is_none() {
-                u.upstream_done = true;
-                return Some(true);
-            }
-            super::log_error(cy, rid, "upstream prematurely closed connection");
-            finalize(cy, rid, HandlerRc::Error);
-            None
-        }
-        Recv::Error(e) => {
-            super::log_error(cy, rid, &format!("recv() failed ({})", crate::core::log::os_err(&e)));
             finalize(cy, rid, HandlerRc::Error);
             None
         }
