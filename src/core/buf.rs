@@ -266,6 +266,9 @@ impl BufPool {
     pub fn put(&mut self, b: Buf) {
         let v = b.mem;
         let cap = v.capacity();
+        if cap == 0 {
+            return; // a flags-only buffer: no memory to keep
+        }
         let Some(i) = class_of(cap).filter(|&i| cap == 1 << (MIN_SHIFT as usize + i)) else {
             return;
         };
