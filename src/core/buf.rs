@@ -150,6 +150,26 @@ pub fn chain_len(chain: &Chain) -> u64 {
     chain.iter().map(Buf::len).sum()
 }
 
+impl Buf {
+    /// What the buffer holds while it waits, for the bounds of `proxy_buffers` and
+    /// `proxy_busy_buffers_size`: a memory buffer with live bytes holds its whole memory, not
+    /// only the live bytes (a buffer handed down the chain keeps its size until it is sent;
+    /// nginx counts `b->end - b->start` of busy buffers), a file region its length, a spent
+    /// buffer nothing.
+    pub fn held(&self) -> u64 {
+        match &self.file {
+            Some(f) => f.last - f.pos,
+            None if self.pos < self.last => self.mem.len() as u64,
+            None => 0,
+        }
+    }
+}
+
+/// What a chain holds while it waits (see `Buf::held`).
+pub fn chain_held(chain: &Chain) -> u64 {
+    chain.iter().map(Buf::held).sum()
+}
+
 /// Smallest pooled class: 2^5 = 32 bytes (a chunk-size line); smaller requests use it too.
 const MIN_SHIFT: u32 = 5;
 /// Largest pooled class: 2^20 = 1 MiB. Bigger buffers are allocated exactly and freed on `put`.
@@ -160,6 +180,10 @@ const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
 const CLASS_BYTES: usize = 2 * 1024 * 1024;
 /// Spare buffers kept per class at most, however small the class.
 const CLASS_KEEP: usize = 512;
+/// Spare chain storages kept (an empty `VecDeque` with room for a few buffers).
+const CHAINS_KEEP: usize = 64;
+/// A chain storage with room for more buffers than this is freed, not kept.
+const CHAIN_CAP: usize = 64;
 
 /// Recycles buffer memory in fixed power-of-two classes, so steady-state traffic allocates
 /// nothing.
@@ -181,6 +205,10 @@ const CLASS_KEEP: usize = 512;
 pub struct BufPool {
     /// Free memory per class: `free[i]` holds `Vec`s of capacity `1 << (MIN_SHIFT + i)`.
     free: [Vec<Vec<u8>>; CLASSES],
+    /// Empty chain storages, so that building a chain (a filter's output, the body waiting for
+    /// the client) allocates nothing once warm. nginx: the pool's `chain` free list
+    /// (`ngx_alloc_chain_link()`).
+    chains: Vec<Chain>,
 }
 
 const _: () = assert!(BufPool::MAX_POOLED <= 24 << 20, "the pool's bound grew: say so in the docs");
@@ -252,6 +280,9 @@ impl BufPool {
     pub fn put(&mut self, b: Buf) {
         let v = b.mem;
         let cap = v.capacity();
+        if cap == 0 {
+            return; // a flags-only buffer: no memory to keep
+        }
         let Some(i) = class_of(cap).filter(|&i| cap == 1 << (MIN_SHIFT as usize + i)) else {
             return;
         };
@@ -260,11 +291,21 @@ impl BufPool {
         }
     }
 
-    /// Returns every buffer of a chain.
+    /// Returns every buffer of a chain, and the chain's storage (`chain` is left empty,
+    /// without storage).
     pub fn put_chain(&mut self, chain: &mut Chain) {
         while let Some(b) = chain.pop_front() {
             self.put(b);
         }
+        if chain.capacity() > 0 && chain.capacity() <= CHAIN_CAP && self.chains.len() < CHAINS_KEEP {
+            self.chains.push(std::mem::take(chain));
+        }
+    }
+
+    /// An empty chain, with recycled storage when there is some. nginx:
+    /// `ngx_alloc_chain_link()`.
+    pub fn chain(&mut self) -> Chain {
+        self.chains.pop().unwrap_or_default()
     }
 
     /// Bytes of spare memory held now (bounded by `MAX_POOLED`).

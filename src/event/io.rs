@@ -11,7 +11,7 @@
 //! - file buffers are not sent with `sendfile(2)`: a bounded piece of the file is read into a
 //!   memory buffer just before it is sent (see `send_chain`).
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 
 use super::connection::Connection;
 use super::reactor::World;
@@ -47,6 +47,45 @@ pub fn recv<W: World>(c: &mut Connection<W>, buf: &mut [u8]) -> Recv {
                 // with `ngx_use_epoll_rdhup` — and keeps a loop of posted events from
                 // re-reading sockets that are empty instead of returning to epoll.
                 if n < buf.len() && !c.read.eof {
+                    c.read.ready = false;
+                }
+                return Recv::Data(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.read.ready = false;
+                return Recv::Again;
+            }
+            Err(e) => {
+                c.read.ready = false;
+                c.read.error = true;
+                c.error = true;
+                return Recv::Error(e);
+            }
+        }
+    }
+}
+
+/// Reads into several buffers at once with `readv`, filling each before the next (larger
+/// reads of a large body into the configured buffers, one system call). The same results and
+/// readiness rules as `recv`. nginx: `ngx_readv_chain()`.
+pub fn readv<W: World>(c: &mut Connection<W>, iov: &mut [IoSliceMut<'_>]) -> Recv {
+    let want: usize = iov.iter().map(|s| s.len()).sum();
+    loop {
+        let rc = match &mut c.stream {
+            super::connection::Stream::Tcp(s) => s.read_vectored(iov),
+            super::connection::Stream::Unix(s) => s.read_vectored(iov),
+            super::connection::Stream::Listener(_) => Err(io::ErrorKind::NotConnected.into()),
+        };
+        match rc {
+            Ok(0) if want > 0 => {
+                c.read.ready = false;
+                c.read.eof = true;
+                return Recv::Eof;
+            }
+            Ok(n) => {
+                // A short read drained the socket (see `recv`).
+                if n < want && !c.read.eof {
                     c.read.ready = false;
                 }
                 return Recv::Data(n);

@@ -18,14 +18,41 @@ use std::rc::Rc;
 use crate::core::buf::{Buf, BufPool, Chain};
 use crate::core::temp_file::TempFile;
 
-/// Temp-file state of one buffered response. nginx: part of `ngx_event_pipe_t`.
+/// Most body ranges one read may pass on before they are placed in the chain.
+pub const SHADOWS: usize = 8;
+
+/// Temp-file state of one buffered response, and the body ranges of the read in progress.
+/// nginx: part of `ngx_event_pipe_t`.
 #[derive(Default)]
 pub struct Pipe {
     /// The temp file, created on first spill. nginx: `p->temp_file`.
     pub temp_file: Option<TempFile>,
+    /// The ranges of `u.buffer` the input filter passed on during the current read, in order;
+    /// `upstream::response` places them in the chain once the filter returns (the buffer
+    /// itself goes down the chain when it can, so the ranges wait until the filter is done
+    /// with it). nginx: the shadow bufs an input filter links to `p->in`, pointing into the
+    /// raw buffer the bytes were read into.
+    shadows: [(usize, usize); SHADOWS],
+    /// How many of `shadows` are in use.
+    nshadows: usize,
 }
 
 impl Pipe {
+    /// Records a body range of the current read; false when `SHADOWS` ranges wait already
+    /// (the caller places them first).
+    pub fn push_shadow(&mut self, start: usize, end: usize) -> bool {
+        let Some(slot) = self.shadows.get_mut(self.nshadows) else { return false };
+        *slot = (start, end);
+        self.nshadows += 1;
+        true
+    }
+
+    /// Takes the waiting ranges, in order.
+    pub fn take_shadows(&mut self) -> ([(usize, usize); SHADOWS], usize) {
+        let n = std::mem::take(&mut self.nshadows);
+        (self.shadows, n)
+    }
+
     /// Bytes written to the temp file so far.
     pub fn spilled(&self) -> u64 {
         self.temp_file.as_ref().map_or(0, |t| t.len)

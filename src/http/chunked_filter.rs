@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use super::{FilterRc, Next};
-use crate::core::buf::{Buf, Chain};
+use crate::core::buf::{Buf, BufPool, Chain};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
 
@@ -41,38 +41,51 @@ pub fn chunked_body_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, ne
     if !chunked || input.is_empty() {
         return next.body(cy, rid, input);
     }
-    let mut out = Chain::new();
+    let pool = &mut cy.ev.bufs;
+    let mut out = pool.chain();
     let mut size = 0u64;
     let mut last = false;
-    let mut data = Chain::new();
+    let mut data = pool.chain();
     while let Some(b) = input.pop_front() {
         size += b.len();
         last |= b.last_buf;
         if !b.is_empty() || b.flush {
             data.push_back(b);
         } else {
-            cy.ev.bufs.put(b);
+            pool.put(b);
         }
     }
     if size > 0 {
-        let mut h = cy.ev.bufs.get(32).mem;
-        h.clear();
-        let _ = write!(h, "{size:x}\r\n");
-        out.push_back(Buf::from_vec(h));
+        let mut h = pool.get(32);
+        let mut w = h.free_space();
+        let _ = write!(w, "{size:x}\r\n");
+        let left = w.len();
+        h.last = h.mem.len() - left;
+        out.push_back(h);
         out.append(&mut data);
-        let mut t = Buf::from_vec(if last { b"\r\n0\r\n\r\n".to_vec() } else { b"\r\n".to_vec() });
+        let mut t = small(pool, if last { b"\r\n0\r\n\r\n" } else { b"\r\n" });
         t.last_buf = last;
         t.flush = true;
         out.push_back(t);
     } else {
         out.append(&mut data);
         if last {
-            let mut t = Buf::from_vec(b"0\r\n\r\n".to_vec());
+            let mut t = small(pool, b"0\r\n\r\n");
             t.last_buf = true;
             out.push_back(t);
         }
     }
-    next.body(cy, rid, &mut out)
+    pool.put_chain(&mut data);
+    let rc = next.body(cy, rid, &mut out);
+    cy.ev.bufs.put_chain(&mut out);
+    rc
+}
+
+/// A pooled buffer holding `bytes` (a chunk's framing): no allocation once the pool is warm.
+fn small(pool: &mut BufPool, bytes: &[u8]) -> Buf {
+    let mut b = pool.get(bytes.len());
+    b.append(bytes);
+    b
 }
 
 /// The module. nginx: `ngx_http_chunked_filter_module`.

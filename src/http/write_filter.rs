@@ -31,7 +31,12 @@ pub fn write_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, _next: Ne
         return Err(Error);
     }
     let new_data = !input.is_empty();
-    mr.out.append(input);
+    if mr.out.is_empty() {
+        // Take the input's storage instead of copying into (and allocating) our own.
+        std::mem::swap(&mut mr.out, input);
+    } else {
+        mr.out.append(input);
+    }
     let flush = mr.out.iter().any(|b| b.last_buf || b.flush);
     // Postpone only when new data arrived; a call with no input (the writer) always sends.
     if new_data && !flush && chain_len(&mr.out) < POSTPONE_OUTPUT {

@@ -26,6 +26,7 @@
 //! - a finished context is kept by its worker and re-initialised for a later request
 //!   (`ctx.rs`); nginx allocates `u` from each request's pool.
 
+pub mod body_read;
 pub mod conf;
 pub mod connect;
 pub mod ctx;

@@ -15,14 +15,19 @@
 //! - one loop (`process_body`) serves the two forwarding modes; they differ only in how much
 //!   memory may wait for the client (one `buffer_size`, or `bufs`), whether the overflow may
 //!   go to a temp file, and how much is handed to the client at once (`busy_buffers_size`).
-//! - the body is copied out of `u.buffer` into the chain (nginx shadows it).
+//! - a buffer the body was read into goes down the chain itself (nginx links shadow bufs that
+//!   point into it); `u.buffer` then takes a fresh one from the worker's pool. A small piece
+//!   (under half a buffer) is copied instead, so that a buffer is not held for a few bytes.
+//! - buffering on, the whole waiting chain is offered to one `writev` and what the socket does
+//!   not take beyond `busy_buffers_size` comes back (`reclaim`); nginx passes at most
+//!   `busy_buffers_size` per call. What stays in flight is bounded the same way.
 
+use super::body_read::{input, mem_held, read_upstream};
 use super::{callback, finalize, u_mut, u_ref, BodyMode, ReadHandler, UpstreamCx, UpstreamError};
-use crate::core::buf::{Buf, BufPool, Chain};
+use crate::core::buf::{chain_held, Buf, BufPool};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::Ev;
-use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
 use crate::http::{self, postpone_filter, request::Method};
@@ -81,29 +86,6 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
     process_body(cy, rid);
 }
 
-/// Runs the module's `input_filter` on `bytes` new bytes; false if the request was finalized.
-fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
-    let rc = callback(cy, rid, |m, cx| {
-        let rc = m.input_filter(cx, bytes);
-        if rc.is_ok() && cx.u.length == Some(0) {
-            cx.u.upstream_done = true;
-        }
-        rc
-    });
-    match rc {
-        Some(Ok(())) => true,
-        Some(Err(e)) => {
-            // InvalidBody: the module logged what was wrong, in its own words.
-            if e != UpstreamError::InvalidBody {
-                super::log_error(cy, rid, &format!("upstream input filter failed: {e:?}"));
-            }
-            finalize(cy, rid, HandlerRc::Error);
-            false
-        }
-        None => false, // a stale id
-    }
-}
-
 /// nginx: `ngx_http_upstream_non_buffered_filter_init()` — the body length is the upstream's
 /// `Content-Length`, or unknown (until close); none for HEAD, 204, 304.
 pub fn non_buffered_filter_init(cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
@@ -136,28 +118,17 @@ pub fn non_buffered_filter(cx: &mut UpstreamCx<'_>, bytes: usize) -> Result<(), 
     Ok(())
 }
 
-/// Copies `u.buffer[start..end]` into the chain waiting for the client (helper for input
-/// filters).
+/// Passes `u.buffer[start..end]` on to the client (helper for input filters). The range waits
+/// in `u.pipe` until the filter returns (`place_shadows`), so the filter may go on reading
+/// `u.buffer`; more than `pipe::SHADOWS` ranges in one read are placed (copied) at once.
 pub fn emit(u: &mut super::Upstream, pool: &mut BufPool, start: usize, end: usize) {
-    let size = match u.mode {
-        BodyMode::Buffered => u.conf.bufs.1,
-        _ => u.conf.buffer_size,
-    };
-    let mut pos = start;
-    while pos < end {
-        let need_new = u.out.back().is_none_or(|b| b.file.is_some() || b.is_full() || b.mem.is_empty());
-        if need_new {
-            u.out.push_back(pool.get(size.max(1)));
-        }
-        let Some(b) = u.out.back_mut() else { return };
-        let n = b.append(&u.buffer.mem[pos..end]);
-        pos += n;
+    if start >= end {
+        return;
     }
-}
-
-/// Memory bytes of a chain (file regions cost no memory).
-fn mem_len(chain: &Chain) -> usize {
-    chain.iter().filter(|b| b.file.is_none()).map(|b| b.last - b.pos).sum()
+    if !u.pipe.push_shadow(start, end) {
+        super::body_read::place_shadows(u, pool, false);
+        u.pipe.push_shadow(start, end);
+    }
 }
 
 /// The upstream's read handler during the body. nginx:
@@ -207,20 +178,30 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         let Some((main_out, held)) = downstream(cy, rid) else {
             return false;
         };
-        let Some(u) = u_mut(cy, rid) else {
+        let Some((r, u, pool)) = super::parts(cy, rid) else {
             return false;
         };
         if u.out.is_empty() && main_out == 0 {
             return true;
         }
         let in_flight = main_out + held;
-        let mut out = Chain::new();
+        let busy = u.conf.busy_buffers_size as u64;
+        let mut out;
+        let mut offered = false;
         if u.mode == BodyMode::Buffered {
-            let mut budget = (u.conf.busy_buffers_size as u64).saturating_sub(in_flight);
-            while budget > 0 {
-                let Some(b) = u.out.pop_front() else { break };
-                budget = budget.saturating_sub(b.len());
-                out.push_back(b);
+            let mut budget = busy.saturating_sub(in_flight);
+            if budget > 0 && plain(r, rid) {
+                // Everything waiting goes to one `writev`; what the socket does not take beyond
+                // `busy_buffers_size` comes back (`reclaim`).
+                out = std::mem::take(&mut u.out);
+                offered = true;
+            } else {
+                out = pool.chain();
+                while budget > 0 {
+                    let Some(b) = u.out.pop_front() else { break };
+                    budget = budget.saturating_sub(b.held());
+                    out.push_back(b);
+                }
             }
         } else {
             out = std::mem::take(&mut u.out);
@@ -235,6 +216,9 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         }
         let rc = http::output_filter(cy, rid, &mut out);
         cy.ev.bufs.put_chain(&mut out);
+        if offered && matches!(rc, Ok(Step::Again)) {
+            reclaim(cy, rid, busy);
+        }
         match rc {
             Err(_) => {
                 finalize(cy, rid, HandlerRc::Error);
@@ -246,6 +230,35 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
     }
 }
 
+/// Whether the body buffers `rid` passes reach the client's chain as they are: a main request
+/// without subrequests and without chunk framing (so `reclaim` can find them at its end).
+fn plain(r: &http::request::Request, rid: RequestId) -> bool {
+    r.main == rid && r.sr.is_none() && !r.chunked
+}
+
+/// After a `writev` that left output waiting: the whole buffers at the end of the client's
+/// chain beyond `busy_buffers_size` go back to the front of `u.out`, so that what is in flight
+/// to the client stays within `busy_buffers_size` (and the rest may still go to the temp file)
+/// as if only that much had been passed. The socket saw one large write instead of several of
+/// `busy_buffers_size`. nginx: none — `ngx_event_pipe_write_to_downstream()` passes at most
+/// `busy_size` per output filter call.
+fn reclaim(cy: &mut Cycle, rid: RequestId, busy: u64) {
+    let Some((r, u, pool)) = super::parts(cy, rid) else { return };
+    if !plain(r, rid) {
+        return;
+    }
+    let mut held = chain_held(&r.out);
+    while held > busy && r.out.len() > 1 && r.out.back().is_some_and(|b| !b.last_buf) {
+        let Some(mut b) = r.out.pop_back() else { break };
+        held = held.saturating_sub(b.held());
+        b.flush = false;
+        if u.out.capacity() == 0 {
+            u.out = pool.chain();
+        }
+        u.out.push_front(b);
+    }
+}
+
 /// What waits downstream of `rid`: the client's output, counted only while `rid` is the
 /// active request (only then can its writes flush it), and the output `rid` holds until its
 /// turn (a subrequest's, see `http::postpone_filter`). `None`: the request is gone.
@@ -253,10 +266,10 @@ fn downstream(cy: &Cycle, rid: RequestId) -> Option<(u64, u64)> {
     let r = cy.requests.get(rid)?;
     if r.sr.is_none() {
         // A main request without subrequests (a subrequest always has `sr`).
-        return Some((crate::core::buf::chain_len(&r.out), 0));
+        return Some((chain_held(&r.out), 0));
     }
     let m = cy.requests.get(r.main)?;
-    let main_out = if m.active() == rid { crate::core::buf::chain_len(&m.out) } else { 0 };
+    let main_out = if m.active() == rid { chain_held(&m.out) } else { 0 };
     Some((main_out, postpone_filter::held_len(Some(r))))
 }
 
@@ -323,11 +336,11 @@ fn may_read(cy: &Cycle, rid: RequestId, u: &super::Upstream) -> bool {
         BodyMode::InMemory => true,
         BodyMode::NonBuffered => {
             let r = cy.requests.get(rid);
-            let client = r.and_then(|r| cy.requests.get(r.main)).map_or(0, |m| mem_len(&m.out));
+            let client = r.and_then(|r| cy.requests.get(r.main)).map_or(0, |m| mem_held(&m.out));
             let held = postpone_filter::held_len(r);
-            mem_len(&u.out) + client + (held as usize) < u.conf.buffer_size.max(1)
+            mem_held(&u.out) + client + held < u.conf.buffer_size.max(1) as u64
         }
-        BodyMode::Buffered => mem_len(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1),
+        BodyMode::Buffered => mem_held(&u.out) < (u.conf.bufs.0 * u.conf.bufs.1).max(1) as u64,
     }
 }
 
@@ -350,59 +363,6 @@ fn spill(cy: &mut Cycle, rid: RequestId) -> Option<bool> {
         Ok(n) => Some(n > 0),
         Err(e) => {
             super::log_error(cy, rid, &e.to_string());
-            finalize(cy, rid, HandlerRc::Error);
-            None
-        }
-    }
-}
-
-/// One read from the upstream into `u.buffer`, through the input filter.
-/// `Some(true)`: read something, go on; `Some(false)`: wait for an event; `None`: finalized.
-fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: crate::event::connection::ConnId) -> Option<bool> {
-    let Cycle { requests, http, ev, .. } = &mut *cy;
-    let conns = &mut ev.conns;
-    let u = &mut super::ctx_mut(http, requests.get(rid)?)?.u;
-    let c = conns.get_mut(cid)?;
-    if u.buffer.pos == u.buffer.last {
-        u.buffer.reset();
-    }
-    // In memory, what the input filter kept in `u.out` counts against `buffer_size` too: the
-    // body a parent receives is at most `buffer_size` (nginx keeps it in `u->buffer` itself).
-    let room = match u.mode {
-        BodyMode::InMemory => u.conf.buffer_size.saturating_sub(mem_len(&u.out)),
-        _ => usize::MAX,
-    };
-    if u.buffer.is_full() || room == 0 {
-        // Only the in-memory mode leaves data in the buffer.
-        super::log_error(cy, rid, "upstream buffer is too small to read response");
-        finalize(cy, rid, HandlerRc::Error);
-        return None;
-    }
-    let free = u.buffer.free_space();
-    let n = free.len().min(room);
-    match io::recv(c, &mut free[..n]) {
-        Recv::Data(n) => {
-            u.buffer.last += n;
-            u.state.bytes_received += n as u64;
-            u.state.response_length += n as u64;
-            input(cy, rid, n).then_some(true)
-        }
-        Recv::Again => {
-            let timeout = u.conf.read_timeout;
-            event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
-            Some(false)
-        }
-        Recv::Eof => {
-            if u.length.is_none() {
-                u.upstream_done = true;
-                return Some(true);
-            }
-            super::log_error(cy, rid, "upstream prematurely closed connection");
-            finalize(cy, rid, HandlerRc::Error);
-            None
-        }
-        Recv::Error(e) => {
-            super::log_error(cy, rid, &format!("recv() failed ({})", crate::core::log::os_err(&e)));
             finalize(cy, rid, HandlerRc::Error);
             None
         }
@@ -484,9 +444,11 @@ pub fn keep_in_memory(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
 /// Sends the final (empty, `last_buf`) buffer; the rc for `finalize_request`.
 /// nginx: `ngx_http_send_special(r, NGX_HTTP_LAST)`.
 pub fn send_last(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
-    let mut out = Chain::new();
+    let mut out = cy.ev.bufs.chain();
     out.push_back(Buf::last_buf());
-    match http::output_filter(cy, rid, &mut out) {
+    let rc = http::output_filter(cy, rid, &mut out);
+    cy.ev.bufs.put_chain(&mut out);
+    match rc {
         Ok(Step::Done(())) | Ok(Step::Again) => HandlerRc::Ok,
         Err(_) => HandlerRc::Error,
     }

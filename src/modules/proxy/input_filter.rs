@@ -6,7 +6,7 @@
 //! (and the pipe's `ngx_http_proxy_chunked_filter()`), `ngx_http_proxy_body_output_filter()`.
 //!
 //! Differs from nginx: one input filter serves the buffered and the non-buffered modes (the
-//! framework's `response::emit` copies the decoded bytes into the chain for the client);
+//! framework's `response::emit` passes the decoded ranges on, the buffer itself when it can);
 //! nginx has a pipe filter and a non-buffered filter for each framing.
 
 use super::ProxyCtx;
