@@ -69,6 +69,42 @@ enum StatusState {
 ///
 /// nginx: `ngx_http_parse_status_line()`
 pub fn parse_status_line(buf: &[u8], pos: &mut usize) -> Result<Step<StatusLine>, ParseError> {
+    if let Some((status, next)) = plain_status_line(buf, *pos) {
+        *pos = next;
+        return Ok(Step::Done(status));
+    }
+    parse_status_line_bytewise(buf, pos)
+}
+
+/// The fast path of `parse_status_line`: a whole "HTTP/1.d ddd" line, then ' ' or '.' and
+/// any text, or nothing, ended by CRLF or LF. Anything else gives `None` and the state
+/// machine parses the line (a subset of what it accepts, with the same answer).
+#[inline]
+fn plain_status_line(buf: &[u8], base: usize) -> Option<(StatusLine, usize)> {
+    let line = buf.get(base..)?;
+    let head = line.get(..12)?;
+    let digit = |i: usize| head[i].wrapping_sub(b'0');
+    if head[..7] != *b"HTTP/1." || head[8] != b' ' || [7, 9, 10, 11].iter().any(|&i| digit(i) > 9) {
+        return None;
+    }
+    let code = u16::from(digit(9)) * 100 + u16::from(digit(10)) * 10 + u16::from(digit(11));
+    let mut end = 12;
+    if matches!(*line.get(end)?, b' ' | b'.') {
+        // sw_status_text: anything up to CR or LF
+        end += line.get(end..)?.iter().position(|&c| c == b'\r' || c == b'\n')?;
+    }
+    let next = match line[end] {
+        b'\n' => end + 1,
+        b'\r' if *line.get(end + 1)? == b'\n' => end + 2,
+        _ => return None,
+    };
+    let http_version = 1000 + u16::from(digit(7));
+    Some((StatusLine { http_version, code, start: base + 9, end: base + end }, base + next))
+}
+
+/// `parse_status_line` one byte at a time: every line the fast path leaves, and the
+/// reference the fast path is tested against.
+fn parse_status_line_bytewise(buf: &[u8], pos: &mut usize) -> Result<Step<StatusLine>, ParseError> {
     use StatusState::*;
     let base = *pos;
     let line = buf.get(base..).unwrap_or(&[]);
@@ -654,6 +690,18 @@ mod tests {
             let a = parse_header_line(&buf, &mut fast);
             let b = parse_header_line_bytewise(&buf, &mut slow);
             assert_eq!((a, fast), (b, slow), "{buf:?} from {start}");
+        }
+        let alphabet = b"HTTP/1.0 2\r\n\x80";
+        for _ in 0..50_000 {
+            let n = (crate::http::parse::xorshift(&mut seed) % 24) as usize;
+            let mut buf = b"HTTP/1.1 200".to_vec();
+            let keep = (crate::http::parse::xorshift(&mut seed) % 13) as usize;
+            buf.truncate(keep);
+            buf.extend(crate::http::parse::random_bytes(&mut seed, alphabet, n));
+            let (mut fast, mut slow) = (0, 0);
+            let a = parse_status_line(&buf, &mut fast);
+            let b = parse_status_line_bytewise(&buf, &mut slow);
+            assert_eq!((a, fast), (b, slow), "{buf:?}");
         }
         for i in 0..=RESPONSE.len() {
             let (mut fast, mut slow) = (17, 17);
