@@ -46,6 +46,26 @@ fn connection_refused_is_502() {
     r.assert_no_alerts();
 }
 
+/// A backend that answers the moment it accepts and closes, without reading the request: the
+/// first event on the new upstream socket can bring the response, the FIN and writability at
+/// once, and the read handler may run first. nginx decides on `SO_ERROR` alone: every request
+/// is answered 200, and no connect() error is logged.
+#[test]
+fn backend_answering_at_once_and_closing_is_not_a_connect_failure() {
+    let b = Backend::scripted(|_| {
+        vec![send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"), Action::Close]
+    });
+    let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
+    let base = r.fd_baseline();
+    for i in 0..60 {
+        let mode = if i % 2 == 0 { "on" } else { "off" };
+        let resp = get(r.port, &format!("/{mode}/"));
+        assert_eq!((resp.status, resp.body_str()), (200, "ok".to_string()), "request {i} ({mode})");
+    }
+    assert!(!r.error_log().contains("connect() failed"), "{}", r.error_log());
+    r.assert_fds_back(base);
+}
+
 #[test]
 fn reset_before_header_is_502() {
     let b = Backend::scripted(|_| vec![Action::ReadRequest, Action::Reset]);

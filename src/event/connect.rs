@@ -66,7 +66,8 @@ pub fn connect_peer<W: World>(rx: &mut Reactor<W>, addr: &PeerAddr, owner: W::Da
 /// nginx: `ngx_http_upstream_test_connect()`: `getsockopt(SO_ERROR)` only. The socket is
 /// registered edge-triggered for writing, and a connecting socket becomes writable only when
 /// the connect is over; so with no pending error, the write event having fired
-/// (`write.ready`) means connected — no `getpeername()` (mio's recipe, `peer_addr()`, is
+/// (`write.ready`) means connected, and so does data or a FIN on the read side — no
+/// `getpeername()` (mio's recipe, `peer_addr()`, is
 /// for a caller that does not know this).
 pub fn test_connect<W: World>(c: &mut Connection<W>) -> io::Result<bool> {
     let err = match &c.stream {
@@ -77,17 +78,14 @@ pub fn test_connect<W: World>(c: &mut Connection<W>) -> io::Result<bool> {
     if let Some(e) = err {
         return Err(e);
     }
-    if c.write.error {
+    if c.write.error || c.read.error {
         // An error edge whose error was read (and cleared) already.
         return Err(io::ErrorKind::ConnectionRefused.into());
     }
-    if c.write.ready {
-        return Ok(true);
-    }
-    if c.read.eof {
-        return Err(io::ErrorKind::ConnectionRefused.into());
-    }
-    Ok(false)
+    // Bytes or a FIN can only come from a connected peer; and the read handler can run
+    // before `write.ready` is set for the same epoll event (a backend that answers at once
+    // and closes), so any of the three means connected.
+    Ok(c.write.ready || c.read.ready || c.read.eof)
 }
 
 /// Closes a connection: timers, posted events, registration, socket, slab slot — every one.
