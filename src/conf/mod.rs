@@ -28,6 +28,7 @@ use std::sync::Arc;
 pub use parse::{ConfError, Directive, ParsedConf};
 
 use crate::core::log::Level;
+use crate::os::resolve::{with_memo, Memo};
 
 /// Contexts a directive may appear in. nginx: `NGX_MAIN_CONF`, `NGX_EVENT_CONF`,
 /// `NGX_HTTP_MAIN_CONF`, `NGX_HTTP_SRV_CONF`, `NGX_HTTP_LOC_CONF`, `NGX_HTTP_UPS_CONF`.
@@ -228,6 +229,9 @@ pub struct Conf {
     /// The directive tree it was built from (`-g` first), so that each worker can build its
     /// own copy ([`Conf::rebuild`]); empty in such a copy.
     tree: Vec<Directive>,
+    /// The names this build resolved, and their addresses: a rebuild uses them instead of
+    /// asking DNS again (`os::resolve`).
+    memo: Arc<Memo>,
 }
 
 /// What `load` needs from the command line.
@@ -408,8 +412,10 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
         None => Vec::new(),
     };
     directives.extend(parsed.directives);
-    let mut conf = init_conf(&directives, parsed.files, conf_path, opts)?;
+    let memo = Arc::new(Memo::default());
+    let mut conf = with_memo(&memo, || init_conf(&directives, parsed.files, conf_path, opts))?;
     conf.tree = directives;
+    conf.memo = memo;
     Ok(conf)
 }
 
@@ -418,8 +424,10 @@ pub fn load(opts: &LoadOpts) -> Result<Conf, ConfError> {
 /// which must not touch the disk per input.
 pub fn load_str(text: &str, file: &str, opts: &LoadOpts) -> Result<Conf, ConfError> {
     let directives = parse::parse_str(text, file, &opts.prefix)?;
-    let mut conf = init_conf(&directives, Vec::new(), opts.prefix.join(file), opts)?;
+    let memo = Arc::new(Memo::default());
+    let mut conf = with_memo(&memo, || init_conf(&directives, Vec::new(), opts.prefix.join(file), opts))?;
     conf.tree = directives;
+    conf.memo = memo;
     Ok(conf)
 }
 
@@ -484,7 +492,15 @@ fn init_conf(
         return Err(ConfError { msg: "no \"events\" section in configuration".into(), file: None, line: 0 });
     }
     let blocks = blocks.into_iter().map(|(_, b)| b).collect();
-    Ok(Conf { main, blocks, files, prefix: opts.prefix.clone(), file: conf_path, tree: Vec::new() })
+    Ok(Conf {
+        main,
+        blocks,
+        files,
+        prefix: opts.prefix.clone(),
+        file: conf_path,
+        tree: Vec::new(),
+        memo: Arc::default(),
+    })
 }
 
 fn main_directive(m: &mut MainConf, d: &Directive, level: Ctx, opts: &LoadOpts) -> Result<(), ConfError> {
@@ -530,13 +546,15 @@ impl Conf {
     /// A second configuration built from the same directives, sharing nothing with this one:
     /// a worker's own, so that the reference counts its requests bump (`Arc<LocConf>`,
     /// `Arc<UpstreamConf>`, ...) live in no cache line another worker writes. Nothing is read
-    /// from disk again: the text was read and checked once. The copy keeps neither the files
-    /// (`-T` is the master's) nor the tree.
+    /// from disk again (the text was read and checked once) and no name is resolved again:
+    /// every `upstream` server, `proxy_pass` host and `listen` name gets the master's answer
+    /// (`os::resolve`'s memo), so the workers' peers and listening addresses are the
+    /// master's. The copy keeps neither the files (`-T` is the master's) nor the tree.
     ///
     /// nginx: each worker process holds its own copy of the cycle's configuration after
     /// `fork()` (copy-on-write pages written by that process alone).
     pub fn rebuild(&self, opts: &LoadOpts) -> Result<Conf, ConfError> {
-        init_conf(&self.tree, Vec::new(), self.file.clone(), opts)
+        with_memo(&self.memo, || init_conf(&self.tree, Vec::new(), self.file.clone(), opts))
     }
     /// The block of type `T`, shared (a worker keeps its own handle to it).
     pub fn get_arc<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {

@@ -11,7 +11,7 @@
 //! - server names are matched by scanning the address's servers (exact, then the longest
 //!   leading wildcard, then the longest trailing one) instead of nginx's hashes; no regex names.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::core_module::srv;
@@ -50,9 +50,15 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let with_port = if s.contains(':') { s.to_string() } else { format!("{s}:80") };
-    match with_port.to_socket_addrs() {
-        Ok(mut it) => it.next().ok_or_else(|| format!("host not found in \"{s}\" of the \"listen\" directive")),
+    let bracketed = s.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let (host, port) = match bracketed.map_or_else(|| s.rsplit_once(':'), |h| Some((h, "80"))) {
+        Some((h, p)) => {
+            (h, p.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?)
+        }
+        None => (s, 80),
+    };
+    match crate::os::resolve::lookup(host, port) {
+        Ok(v) => v.into_iter().next().ok_or_else(|| format!("host not found in \"{s}\" of the \"listen\" directive")),
         Err(_) => Err(format!("host not found in \"{s}\" of the \"listen\" directive")),
     }
 }

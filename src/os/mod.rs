@@ -6,3 +6,5 @@
 // wrap sits behind a safe function there.
 #[allow(unsafe_code)]
 pub mod sys;
+
+pub mod resolve;

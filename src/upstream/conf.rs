@@ -11,7 +11,6 @@
 //!   once when the configuration is read, exactly as nginx does; the groups live in the upstream
 //!   module's main conf and are referred to by index.
 
-use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
 use crate::conf::{self, Args, ConfError, Ctx, Directive};
@@ -227,9 +226,9 @@ pub fn resolve(host: &str, port: u16) -> Result<Vec<PeerAddr>, String> {
         return Ok(vec![PeerAddr::Unix(PathBuf::from(path))]);
     }
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    match (h, port).to_socket_addrs() {
+    match crate::os::resolve::lookup(h, port) {
         Ok(it) => {
-            let v: Vec<PeerAddr> = it.map(PeerAddr::Inet).collect();
+            let v: Vec<PeerAddr> = it.into_iter().map(PeerAddr::Inet).collect();
             if v.is_empty() {
                 Err(format!("host not found in upstream \"{host}\""))
             } else {
