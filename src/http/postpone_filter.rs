@@ -31,7 +31,7 @@
 use super::cycle::{Cycle, RequestId};
 use super::request::{self, Postponed, Request};
 use super::{Error, FilterRc, Next};
-use crate::core::buf::{chain_len, Buf, BufPool, Chain};
+use crate::core::buf::{chain_held, chain_len, Buf, BufPool, Chain};
 use crate::core::step::Step;
 
 /// The most an in-memory subrequest's output may hold. nginx: the default of
@@ -159,14 +159,16 @@ fn in_memory(cy: &mut Cycle, rid: RequestId, input: &mut Chain) -> FilterRc {
     Ok(Step::Done(()))
 }
 
-/// Bytes of output `r` holds until its turn (upstreams count them against their bounds).
+/// Memory the output `r` holds until its turn takes (upstreams count it against their
+/// bounds): whole buffers, as `Buf::held` counts them, since a buffer handed down the chain
+/// keeps all its memory while any byte of it waits.
 #[inline]
 pub fn held_len(r: Option<&Request>) -> u64 {
     let Some(s) = r.and_then(|r| r.sr.as_ref()) else { return 0 };
     s.postponed
         .iter()
         .map(|p| match p {
-            Postponed::Out(c) => chain_len(c),
+            Postponed::Out(c) => chain_held(c),
             Postponed::Request(_) => 0,
         })
         .sum()

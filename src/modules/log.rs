@@ -139,6 +139,7 @@ fn log_handler(cy: &mut Cycle, rid: RequestId) {
         None => {
             if let Some(l) = default_log(cy) {
                 log_line(cy, rid, &l);
+                put_default_log(cy, l);
             }
         }
     }
@@ -196,16 +197,23 @@ impl LogFiles {
     }
 }
 
-/// nginx's default when no `access_log` is configured: `logs/access.log combined`.
+/// nginx's default when no `access_log` is configured: `logs/access.log combined`. It is taken
+/// out of the worker's `LogFiles` for the line and put back after (`put_default_log`), so the
+/// default log costs no copy of its path per line.
 fn default_log(cy: &mut Cycle) -> Option<AccessLog> {
-    let modules = cy.http_conf.as_deref()?.modules;
-    let prefix = cy.conf.prefix.clone();
-    let files = log_files(cy)?;
-    if files.default.is_none() {
-        let format = Arc::new(ComplexValue::compile(COMBINED, modules).ok()?);
-        files.default = Some(AccessLog { path: prefix.join("logs/access.log"), format });
+    if let Some(l) = log_files(cy)?.default.take() {
+        return Some(l);
     }
-    files.default.clone()
+    let modules = cy.http_conf.as_deref()?.modules;
+    let format = Arc::new(ComplexValue::compile(COMBINED, modules).ok()?);
+    Some(AccessLog { path: cy.conf.prefix.join("logs/access.log"), format })
+}
+
+/// Gives the default log back to the worker's `LogFiles` (see `default_log`).
+fn put_default_log(cy: &mut Cycle, l: AccessLog) {
+    if let Some(files) = log_files(cy) {
+        files.default = Some(l);
+    }
 }
 
 /// Reopens the worker's log files (USR1) by name, so that a file renamed away (logrotate) is
