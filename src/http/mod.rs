@@ -33,6 +33,7 @@ pub mod parse_uri;
 pub mod phases;
 pub mod postpone_filter;
 pub mod request;
+pub mod request_body;
 pub mod request_head;
 pub mod special_response;
 pub mod subrequest;
