@@ -122,7 +122,7 @@ impl HeaderList {
 
     /// The value of the first line named `name` (case-insensitive).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.iter().find(|(n, _)| eq_nocase(n, name)).map(|(_, v)| v)
     }
 }
 
@@ -152,8 +152,131 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
+/// Whether two header names are the same, ignoring ASCII case, compared 8 (or 4) bytes at a
+/// time. The list looks names up, and the proxy compares each line with its configured
+/// names, for every request: `[u8]::eq_ignore_ascii_case` folds byte by byte. Words overlap
+/// at the end rather than running past it. nginx compares hashes and `lowcase_key`s made
+/// while parsing; rginx keeps no lower-case copy and folds while comparing.
+#[inline]
+pub fn eq_nocase(a: &[u8], b: &[u8]) -> bool {
+    // Most names compared differ in length: that test stays inline at the caller.
+    a.len() == b.len() && eq_nocase_same_len(a, b)
+}
+
+/// `eq_nocase` of two names of the same length.
+fn eq_nocase_same_len(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n < 8 {
+        if n < 4 {
+            return a.eq_ignore_ascii_case(b);
+        }
+        let w4 = |s: &[u8], at: usize| word::<4>(s, at).map(|w| u64::from(u32::from_le_bytes(w)));
+        return fold_eq(w4(a, 0), w4(b, 0)) && fold_eq(w4(a, n - 4), w4(b, n - 4));
+    }
+    let w8 = |s: &[u8], at: usize| word::<8>(s, at).map(u64::from_le_bytes);
+    let mut at = 0;
+    while at + 8 < n {
+        if !fold_eq(w8(a, at), w8(b, at)) {
+            return false;
+        }
+        at += 8;
+    }
+    fold_eq(w8(a, n - 8), w8(b, n - 8))
+}
+
+/// The `N` bytes of `s` at `at`, if there are as many.
+#[inline]
+fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+    s.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// Two words equal once their ASCII capitals are lowered.
+#[inline]
+fn fold_eq(x: Option<u64>, y: Option<u64>) -> bool {
+    match (x, y) {
+        (Some(x), Some(y)) => x == y || lower8(x) == lower8(y),
+        _ => false,
+    }
+}
+
+/// The 8 bytes of `x` with `A`..=`Z` lowered, others untouched: per byte, the high bit of
+/// `low7 + 0x3f` says `>= 'A'` and of `low7 + 0x25` says `> 'Z'` (no carry crosses a byte:
+/// `low7 <= 0x7f`); bytes >= 0x80 are left alone, as `to_ascii_lowercase` leaves them.
+#[inline]
+fn lower8(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let low7 = x & LOW7;
+    let ge_a = low7 + 0x3f3f_3f3f_3f3f_3f3f;
+    let gt_z = low7 + 0x2525_2525_2525_2525;
+    let upper = ge_a & !gt_z & !x & HIGH;
+    x | (upper >> 2)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn eq_nocase_is_eq_ignore_ascii_case() {
+        let names: &[&[u8]] = &[
+            b"",
+            b"a",
+            b"A",
+            b"ab",
+            b"Ab",
+            b"@",
+            b"`",
+            b"[",
+            b"{",
+            b"Host",
+            b"HOST",
+            b"host",
+            b"hosT",
+            b"Hos\x14",
+            b"Connection",
+            b"connectioN",
+            b"CONNECTIO\x0e",
+            b"Keep-Alive",
+            b"Keep\rAlive",
+            b"Content-Length",
+            b"content-length",
+            b"Transfer-Encoding",
+            b"TRANSFER-ENCODING",
+            b"Transfer-Encodinf",
+            b"\xc1\xe1\xff\x80",
+            b"\xe1\xe1\xff\x80",
+            b"\xc1\xc1\xdf\xa0",
+            b"Accept-Encoding",
+            b"accept-encoding",
+            b"User-Agent",
+            b"Z[\\]^_`az{",
+            b"z{|}~\x7f\x40ZA",
+            b"X-Accel-Limit-Rate",
+            b"x-accel-limit-ratE",
+            b"x-accel-limit-rat\x05",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(
+                    super::eq_nocase(a, b),
+                    a.eq_ignore_ascii_case(b),
+                    "{:?} {:?}",
+                    a.escape_ascii(),
+                    b.escape_ascii()
+                );
+            }
+        }
+        for x in 0..=255u8 {
+            for y in 0..=255u8 {
+                let (a, b) = (
+                    [b'k', b'e', x, b'p', b'-', b'a', b'l', b'i', y],
+                    [b'K', b'E', y, b'P', b'-', b'A', b'L', b'I', x],
+                );
+                assert_eq!(super::eq_nocase(&a, &b), a.eq_ignore_ascii_case(&b), "{x:#x} {y:#x}");
+                assert_eq!(super::eq_nocase(&a[..5], &b[..5]), a[..5].eq_ignore_ascii_case(&b[..5]), "{x:#x} {y:#x}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

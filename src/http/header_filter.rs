@@ -193,7 +193,7 @@ fn push_header(head: &mut Vec<u8>, name: &[u8], value: &[u8]) -> bool {
 /// of this file). Also used for the headers sent upstream (`ComplexValue::eval_header`).
 pub fn push_header_value(out: &mut Vec<u8>, v: &[u8]) -> bool {
     let unsafe_byte = |b: &u8| matches!(*b, b'\r' | b'\n' | 0);
-    if !v.iter().any(unsafe_byte) {
+    if !has_unsafe_byte(v) {
         out.extend_from_slice(v);
         return false;
     }
@@ -205,6 +205,23 @@ pub fn push_header_value(out: &mut Vec<u8>, v: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// Whether `v` holds a CR, LF or NUL, looked for 8 bytes at a time (every header name and
+/// value of every response passes here): a word has a zero byte iff
+/// `(x - 0x01..01) & !x & 0x80..80` is not zero, and `x ^ 0x0d..0d` zeroes its CRs.
+pub fn has_unsafe_byte(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut words = v.chunks_exact(8);
+    for w in &mut words {
+        let x = w.try_into().map_or(0, u64::from_le_bytes);
+        if has_zero(x) || has_zero(x ^ (ONES * u64::from(b'\r'))) || has_zero(x ^ (ONES * u64::from(b'\n'))) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|b| matches!(*b, b'\r' | b'\n' | 0))
 }
 
 /// The request line for a log message, with its own control bytes shown harmlessly.
@@ -222,5 +239,26 @@ impl super::HttpModule for HeaderFilterModule {
     fn postconfiguration(&self, http: &mut super::HttpConf) -> Result<(), crate::conf::ConfError> {
         http.filters.header.insert(0, header_filter);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn has_unsafe_byte_finds_cr_lf_nul_anywhere() {
+        let naive = |v: &[u8]| v.iter().any(|b| matches!(*b, b'\r' | b'\n' | 0));
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'a'; len];
+                    v[at] = b;
+                    assert_eq!(super::has_unsafe_byte(&v), naive(&v), "{len} {at} {b:#x}");
+                    v.iter_mut().for_each(|x| *x = 0xff);
+                    v[at] = b;
+                    assert_eq!(super::has_unsafe_byte(&v), naive(&v), "{len} {at} {b:#x} in 0xff");
+                }
+            }
+        }
+        assert!(!super::has_unsafe_byte(b""));
     }
 }

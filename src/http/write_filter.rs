@@ -44,8 +44,12 @@ pub fn write_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, _next: Ne
     }
     match io::send_chain(c, &mut mr.out, bufs) {
         Ok(Step::Done(())) => {
-            // Drop the flags-only buffers left behind.
-            bufs.put_chain(&mut mr.out);
+            // Drop the flags-only buffers left behind. The chain's storage stays with the
+            // request (`put_chain` would take it to the pool): `r.out` goes to the worker's
+            // spares with it, and the next response's head is queued without an allocation.
+            while let Some(b) = mr.out.pop_front() {
+                bufs.put(b);
+            }
             event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
             Ok(Step::Done(()))
         }

@@ -8,6 +8,7 @@
 use super::conf::FT_NON_IDEMPOTENT;
 use super::headers_in::{self, CopyHeader};
 use super::{callback, finalize, next, response, Ft, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
+use crate::core::header_list::eq_nocase;
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::{ConnId, Ev};
@@ -187,7 +188,7 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
     // A value a module may rewrite is copied here first; allocated only when one comes.
     let mut scratch = Vec::new();
     for (name, value) in hi.iter() {
-        if cx.u.conf.hide_headers.iter().any(|h| h.len() == name.len() && name.eq_ignore_ascii_case(h.as_bytes())) {
+        if cx.u.conf.hide_headers.iter().any(|h| eq_nocase(name, h.as_bytes())) {
             continue;
         }
         match headers_in::find(name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
@@ -217,8 +218,8 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
             }
             CopyHeader::HeaderLine => {
                 // nginx: `headers_out.server`/`.date` set: the header filter adds none.
-                out.no_server |= name.eq_ignore_ascii_case(b"server");
-                out.no_date |= name.eq_ignore_ascii_case(b"date");
+                out.no_server |= eq_nocase(name, b"server");
+                out.no_date |= eq_nocase(name, b"date");
                 out.push(name, value);
             }
         }

@@ -15,8 +15,9 @@
 //!   `Expires`, `Vary`, `X-Accel-Expires`), `X-Accel-*` controls, `ETag`, `Link`, ... whose
 //!   handlers feed features rginx does not have. Such a line is kept and passed like any
 //!   unknown one.
-//! - nginx hashes the table once (`umcf->headers_in_hash`); a dozen entries are searched in
-//!   order here, names compared case-insensitively.
+//! - nginx hashes the table once (`umcf->headers_in_hash`); here `find` picks the one candidate
+//!   by the name's first letter and length (a switch written for this table; a test checks
+//!   that it reaches every entry) and compares names case-insensitively.
 //! - nginx's handlers store a pointer to the line in a field of `ngx_http_upstream_headers_in_t`
 //!   (`headers_in.server`, `headers_in.date`, ...). The lines are kept in `HeadersIn`'s list
 //!   either way, and `HeadersIn::get("server")` finds them, so `process_header_line` records
@@ -74,8 +75,11 @@ pub struct UpstreamHeader {
 
 /// The known upstream response headers rginx acts on, in nginx 1.22's order.
 /// nginx: `ngx_http_upstream_headers_in[]`.
+pub static UPSTREAM_HEADERS_IN: &[UpstreamHeader] = &TABLE;
+
+/// The table itself (a constant, so that `FOLDED` is computed from it at compile time).
 #[rustfmt::skip]
-pub static UPSTREAM_HEADERS_IN: &[UpstreamHeader] = &[
+const TABLE: [UpstreamHeader; 11] = [
     UpstreamHeader { name: "Content-Type", handler: process_header_line, copy: CopyHeader::ContentType },
     UpstreamHeader { name: "Content-Length", handler: process_content_length, copy: CopyHeader::Ignore },
     UpstreamHeader { name: "Date", handler: process_header_line, copy: CopyHeader::HeaderLine },
@@ -91,8 +95,96 @@ pub static UPSTREAM_HEADERS_IN: &[UpstreamHeader] = &[
 
 /// The table's entry for `name`, case-insensitively.
 /// nginx: `ngx_hash_find(&umcf->headers_in_hash, h->hash, h->lowcase_key, h->key.len)`.
+///
+/// A dozen names, known at compile time: their first letter (lowered) and length pick the one
+/// candidate, so a line is compared with at most one name, as nginx's `ngx_hash_find()`
+/// compares with the one key of its bucket. A search in order compared most lines (the
+/// unknown ones) with every name.
 pub fn find(name: &[u8]) -> Option<&'static UpstreamHeader> {
-    UPSTREAM_HEADERS_IN.iter().find(|h| h.name.as_bytes().eq_ignore_ascii_case(name))
+    let i = match (name.first()? | 0x20, name.len()) {
+        (b'c', 12) => 0,  // Content-Type
+        (b'c', 14) => 1,  // Content-Length
+        (b'd', 4) => 2,   // Date
+        (b'l', 13) => 3,  // Last-Modified
+        (b's', 6) => 4,   // Server
+        (b'l', 8) => 5,   // Location
+        (b'r', 7) => 6,   // Refresh
+        (b's', 10) => 7,  // Set-Cookie
+        (b'c', 10) => 8,  // Connection
+        (b'k', 10) => 9,  // Keep-Alive
+        (b't', 17) => 10, // Transfer-Encoding
+        _ => return None,
+    };
+    FOLDED.get(i)?.matches(name).then(|| UPSTREAM_HEADERS_IN.get(i)).flatten()
+}
+
+/// Longest name in the table, and the room `Folded` keeps for one.
+const NAME_MAX: usize = 24;
+
+/// A table name made ready to compare 8 (or 4) bytes at a time, case-insensitively: its bytes
+/// in lower case, and a mask with 0x20 where the name has a letter. A byte `b` of a line's
+/// name matches the table's lower-case `l` when `b | mask == l`: for a letter that is either
+/// case, for anything else the byte itself. nginx compares the lower-cased copy of the name
+/// it made while parsing (`h->lowcase_key`); rginx makes none, and folds while comparing.
+struct Folded {
+    lower: [u8; NAME_MAX],
+    mask: [u8; NAME_MAX],
+    len: usize,
+}
+
+/// `FOLDED[i]` is `TABLE[i]`'s name, folded.
+static FOLDED: [Folded; TABLE.len()] = {
+    let mut out = [const { Folded { lower: [0; NAME_MAX], mask: [0; NAME_MAX], len: 0 } }; TABLE.len()];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let name = TABLE[i].name.as_bytes();
+        assert!(name.len() >= 4 && name.len() <= NAME_MAX);
+        out[i].len = name.len();
+        let mut j = 0;
+        while j < name.len() {
+            out[i].lower[j] = name[j].to_ascii_lowercase();
+            out[i].mask[j] = if name[j].is_ascii_alphabetic() { 0x20 } else { 0 };
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+impl Folded {
+    /// Whether `name` is this name, ignoring ASCII case. Words overlap at the end rather than
+    /// running past it (every name is at least 4 bytes).
+    fn matches(&self, name: &[u8]) -> bool {
+        let n = name.len();
+        if n != self.len {
+            return false;
+        }
+        let eq8 = |at: usize| match (word::<8>(name, at), word::<8>(&self.mask, at), word::<8>(&self.lower, at)) {
+            (Some(b), Some(m), Some(l)) => u64::from_le_bytes(b) | u64::from_le_bytes(m) == u64::from_le_bytes(l),
+            _ => false,
+        };
+        if n < 8 {
+            let eq4 = |at: usize| match (word::<4>(name, at), word::<4>(&self.mask, at), word::<4>(&self.lower, at)) {
+                (Some(b), Some(m), Some(l)) => u32::from_le_bytes(b) | u32::from_le_bytes(m) == u32::from_le_bytes(l),
+                _ => false,
+            };
+            return eq4(0) && eq4(n.saturating_sub(4));
+        }
+        let mut at = 0;
+        while at + 8 < n {
+            if !eq8(at) {
+                return false;
+            }
+            at += 8;
+        }
+        eq8(n - 8)
+    }
+}
+
+/// The `N` bytes of `s` at `at`, if there are as many.
+#[inline]
+fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+    s.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
 /// The line stays in the list, where `HeadersIn::get` finds it (nginx keeps a pointer to it
@@ -162,10 +254,19 @@ mod tests {
         assert_eq!(find(b"content-length").map(|h| h.name), Some("Content-Length"));
         assert_eq!(find(b"SERVER").map(|h| h.copy), Some(CopyHeader::HeaderLine));
         assert!(find(b"X-Unknown").is_none());
+        for near in ["Content-Typf", "Dat", "Dates", "Cache-Control", "Set-Cookie2", "", "\u{43}onnectio\u{4e}x"] {
+            assert!(find(near.as_bytes()).is_none(), "{near:?}");
+        }
+        assert!(find(b"\x03ontent-Type").is_none(), "only letters fold: 0x03 | 0x20 is not 'c'");
+        for folded_non_letter in [&b"Content\rType"[..], b"Content\rLength", b"Keep\rAlive", b"Transfer\rEncoding"] {
+            assert!(find(folded_non_letter).is_none(), "'-' is 0x0d | 0x20: only letters fold");
+        }
+        assert_eq!(find(b"tRANSFER-eNCODINg").map(|h| h.name), Some("Transfer-Encoding"));
         for (i, h) in UPSTREAM_HEADERS_IN.iter().enumerate() {
             let first = UPSTREAM_HEADERS_IN.iter().position(|o| o.name.eq_ignore_ascii_case(h.name));
             assert_eq!(first, Some(i), "{} listed twice", h.name);
             assert_eq!(find(h.name.to_ascii_uppercase().as_bytes()).map(|f| f.name), Some(h.name));
+            assert_eq!(find(h.name.to_ascii_lowercase().as_bytes()).map(|f| f.name), Some(h.name));
         }
     }
 

@@ -15,6 +15,7 @@ use std::io::Write;
 
 use super::ProxyCtx;
 use crate::core::buf::{Buf, Chain};
+use crate::core::header_list::eq_nocase;
 use crate::http::request::Request;
 use crate::http::variables::Vars;
 use crate::upstream::{UpstreamCx, UpstreamError};
@@ -101,11 +102,11 @@ impl ProxyCtx {
             head.extend_from_slice(name.as_bytes());
             head.extend_from_slice(b": ");
             let start = head.len();
-            if name.eq_ignore_ascii_case("Content-Length") && cv.source.is_empty() {
+            if eq_nocase(name.as_bytes(), b"Content-Length") && cv.source.is_empty() {
                 if let Some(n) = body_len {
                     let _ = write!(head, "{n}");
                 }
-            } else if name.eq_ignore_ascii_case("Transfer-Encoding") && cv.source.is_empty() {
+            } else if eq_nocase(name.as_bytes(), b"Transfer-Encoding") && cv.source.is_empty() {
                 if self.internal_chunked {
                     head.extend_from_slice(b"chunked");
                 }
@@ -116,7 +117,7 @@ impl ProxyCtx {
                 head.truncate(line); // an empty value: the header is not sent
                 continue;
             }
-            if name.eq_ignore_ascii_case("Connection") {
+            if eq_nocase(name.as_bytes(), b"Connection") {
                 sent_connection = Some(start..head.len());
             }
             head.extend_from_slice(b"\r\n");
@@ -131,7 +132,7 @@ impl ProxyCtx {
         let buf = &r.header_in.mem;
         for (n, v) in &r.head.headers {
             let name = &buf[n.clone()];
-            if self.shared.headers.iter().any(|(h, _)| h.as_bytes().eq_ignore_ascii_case(name)) {
+            if self.shared.headers.iter().any(|(h, _)| eq_nocase(h.as_bytes(), name)) {
                 continue;
             }
             head.extend_from_slice(name);
