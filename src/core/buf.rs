@@ -229,6 +229,17 @@ const fn class_keep(i: usize) -> usize {
     }
 }
 
+/// `class_keep` of every class, computed once.
+const KEEP: [usize; CLASSES] = {
+    let mut keep = [0; CLASSES];
+    let mut i = 0;
+    while i < CLASSES {
+        keep[i] = class_keep(i);
+        i += 1;
+    }
+    keep
+};
+
 impl BufPool {
     /// The most memory the pool can hold at once: each class's keep times its size.
     pub const MAX_POOLED: usize = {
@@ -280,13 +291,13 @@ impl BufPool {
     pub fn put(&mut self, b: Buf) {
         let v = b.mem;
         let cap = v.capacity();
-        if cap == 0 {
-            return; // a flags-only buffer: no memory to keep
-        }
-        let Some(i) = class_of(cap).filter(|&i| cap == 1 << (MIN_SHIFT as usize + i)) else {
+        // A class's memory has exactly the class's capacity, a power of two within the
+        // classes; anything else (a flags-only buffer's 0 among it) is freed.
+        if !cap.is_power_of_two() || !(1 << MIN_SHIFT..=1 << MAX_SHIFT).contains(&cap) {
             return;
-        };
-        if self.free[i].len() < class_keep(i) {
+        }
+        let i = (cap.trailing_zeros() - MIN_SHIFT) as usize;
+        if self.free[i].len() < KEEP[i] {
             self.free[i].push(v);
         }
     }

@@ -144,6 +144,8 @@ fn write_with<W: World>(
 
 /// Most iovecs gathered into one `writev`. nginx: `NGX_IOVS_PREALLOCATE` (64).
 const IOVS: usize = 64;
+/// The iovec array of a chain this short or shorter: the common response, a head and a body.
+const SMALL_IOVS: usize = 8;
 /// Bytes of a file buffer read into memory at a time before sending.
 const FILE_CHUNK: usize = 32 * 1024;
 
@@ -161,18 +163,13 @@ pub fn send_chain<W: World>(c: &mut Connection<W>, chain: &mut Chain, pool: &mut
             load_file_piece(chain, pool)?;
             continue;
         }
-        let mut iov: [IoSlice<'_>; IOVS] = [IoSlice::new(&[]); IOVS];
-        let mut n = 0;
-        for b in chain.iter() {
-            if b.file.is_some() || n == IOVS {
-                break;
-            }
-            if b.pos < b.last {
-                iov[n] = IoSlice::new(b.data());
-                n += 1;
-            }
-        }
-        let written = match write_with(c, |s| s.write_vectored(&iov[..n]))? {
+        // A response is most often a few buffers: filling a 64-entry array first would cost
+        // more than the gathering itself.
+        let (written, asked) = match if chain.len() <= SMALL_IOVS {
+            writev_front::<W, SMALL_IOVS>(c, chain)?
+        } else {
+            writev_front::<W, IOVS>(c, chain)?
+        } {
             Step::Done(w) => w,
             Step::Again => return Ok(Step::Again),
         };
@@ -180,7 +177,6 @@ pub fn send_chain<W: World>(c: &mut Connection<W>, chain: &mut Chain, pool: &mut
             return Err(io::ErrorKind::WriteZero.into());
         }
         c.sent += written as u64;
-        let asked: usize = iov[..n].iter().map(|s| s.len()).sum();
         consume_chain(chain, written as u64);
         if written < asked {
             // The socket buffer is full: wait for the next EPOLLOUT edge instead of an
@@ -190,6 +186,27 @@ pub fn send_chain<W: World>(c: &mut Connection<W>, chain: &mut Chain, pool: &mut
             return Ok(Step::Again);
         }
     }
+}
+
+/// One `writev` of the memory buffers at the front of `chain`, at most `N` of them (`N` is
+/// `SMALL_IOVS` or `IOVS`): the bytes written and the bytes offered.
+fn writev_front<W: World, const N: usize>(c: &mut Connection<W>, chain: &Chain) -> io::Result<Step<(usize, usize)>> {
+    let mut iov: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
+    let (mut n, mut asked) = (0, 0);
+    for b in chain.iter() {
+        if b.file.is_some() || n == N {
+            break;
+        }
+        if b.pos < b.last {
+            iov[n] = IoSlice::new(b.data());
+            asked += iov[n].len();
+            n += 1;
+        }
+    }
+    Ok(match write_with(c, |s| s.write_vectored(&iov[..n]))? {
+        Step::Done(w) => Step::Done((w, asked)),
+        Step::Again => Step::Again,
+    })
 }
 
 /// Marks `n` bytes of the chain's front buffers as sent. nginx: `ngx_chain_update_sent()`.

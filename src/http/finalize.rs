@@ -223,13 +223,35 @@ pub fn terminate_request(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     close_request(cy, main, 0);
 }
 
+/// Runs and empties a request's cleanups, last pushed first. The list keeps its storage for
+/// the request spares (unless a cleanup pushed another, which then stays for the next run).
 pub(super) fn run_cleanup(cy: &mut Cycle, rid: RequestId) {
-    let cl = match cy.requests.get_mut(rid) {
-        Some(r) => std::mem::take(&mut r.cleanup),
-        None => return,
+    let mut cl = match cy.requests.get_mut(rid) {
+        Some(r) if !r.cleanup.is_empty() => std::mem::take(&mut r.cleanup),
+        _ => return,
     };
-    for f in cl.into_iter().rev() {
+    for &f in cl.iter().rev() {
         f(cy, rid);
+    }
+    cl.clear();
+    if let Some(r) = cy.requests.get_mut(rid).filter(|r| r.cleanup.is_empty()) {
+        r.cleanup = cl;
+    }
+}
+
+/// Runs and empties a request's pool cleanups, in the order pushed, keeping the list's
+/// storage as `run_cleanup` does. nginx: the pool cleanups of `ngx_destroy_pool()`.
+pub(super) fn run_pool_cleanup(cy: &mut Cycle, rid: RequestId) {
+    let mut pool = match cy.requests.get_mut(rid) {
+        Some(r) if !r.pool_cleanup.is_empty() => std::mem::take(&mut r.pool_cleanup),
+        _ => return,
+    };
+    for &f in pool.iter() {
+        f(cy, rid);
+    }
+    pool.clear();
+    if let Some(r) = cy.requests.get_mut(rid).filter(|r| r.pool_cleanup.is_empty()) {
+        r.pool_cleanup = pool;
     }
 }
 
@@ -258,10 +280,7 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     }
     let in_tree = r.sr.is_some();
     log_request(cy, rid);
-    let pool = cy.requests.get_mut(rid).map(|r| std::mem::take(&mut r.pool_cleanup)).unwrap_or_default();
-    for f in pool {
-        f(cy, rid);
-    }
+    run_pool_cleanup(cy, rid);
     if in_tree {
         super::subrequest::free_tree(cy, rid);
     }

@@ -263,6 +263,9 @@ struct RequestSpare {
     headers: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     host: Vec<u8>,
     out: Chain,
+    /// `r.cleanup` and `r.pool_cleanup`, emptied: an upstream request pushes one of each.
+    cleanup: Vec<Cleanup>,
+    pool_cleanup: Vec<Cleanup>,
 }
 
 impl RequestSpares {
@@ -271,6 +274,8 @@ impl RequestSpares {
     /// Largest URI, arguments or host kept (bytes), and header index kept (lines).
     const MAX_BYTES: usize = 4096;
     const MAX_HEADERS: usize = 64;
+    /// Largest cleanup list kept (entries).
+    const MAX_CLEANUPS: usize = 16;
 
     /// Gives a new request the storage a freed one left (nothing to do when none is left).
     pub(super) fn fill(&mut self, r: &mut Request) {
@@ -280,6 +285,8 @@ impl RequestSpares {
         r.head.headers = s.headers;
         r.headers_in.host = s.host;
         r.out = s.out;
+        r.cleanup = s.cleanup;
+        r.pool_cleanup = s.pool_cleanup;
     }
 
     /// Keeps the box of a freed, emptied request body.
@@ -309,7 +316,16 @@ impl RequestSpares {
         }
         let (uri, args, host) = (bytes(&mut r.uri), bytes(&mut r.args), bytes(&mut r.headers_in.host));
         let out = std::mem::take(&mut r.out);
-        self.sets.push(RequestSpare { uri, args, headers, host, out });
+        let cleanups = |v: &mut Vec<Cleanup>| {
+            let mut v = std::mem::take(v);
+            v.clear();
+            if v.capacity() > Self::MAX_CLEANUPS {
+                v = Vec::new();
+            }
+            v
+        };
+        let (cleanup, pool_cleanup) = (cleanups(&mut r.cleanup), cleanups(&mut r.pool_cleanup));
+        self.sets.push(RequestSpare { uri, args, headers, host, out, cleanup, pool_cleanup });
     }
 }
 

@@ -276,6 +276,8 @@ fn write_request(cy: &mut Cycle, rid: RequestId) -> std::io::Result<Step> {
 
 /// Buffers one `writev` takes at most. nginx: `NGX_IOVS_PREALLOCATE`.
 const IOVS: usize = 64;
+/// The iovec array of a request this short or shorter (in buffers).
+const SMALL_IOVS: usize = 8;
 
 /// One `writev` of the memory buffers from (i, off), or one piece of a file buffer.
 fn write_from(
@@ -295,15 +297,26 @@ fn write_from(
         }
         return crate::event::io::send(c, &scratch[..n]);
     }
+    // A request is most often one or two buffers: filling a 64-entry array first would cost
+    // more than the gathering itself.
+    if bufs.len() - i <= SMALL_IOVS {
+        writev_from::<SMALL_IOVS>(c, bufs, i, off)
+    } else {
+        writev_from::<IOVS>(c, bufs, i, off)
+    }
+}
+
+/// One `writev` of up to `N` memory buffers from (i, off); `N` is `SMALL_IOVS` or `IOVS`.
+fn writev_from<const N: usize>(c: &mut Connection, bufs: &Chain, i: usize, off: u64) -> std::io::Result<Step<usize>> {
     // On the stack, as nginx's `NGX_IOVS_PREALLOCATE` array: no allocation per write.
-    let mut iov = [IoSlice::new(&[]); IOVS];
+    let mut iov = [IoSlice::new(&[]); N];
     let mut n = 0;
-    let first = &b.data()[off as usize..];
+    let first = bufs.get(i).map_or(&[][..], |b| &b.data()[off as usize..]);
     if !first.is_empty() {
         iov[0] = IoSlice::new(first);
         n = 1;
     }
-    for b in bufs.iter().skip(i + 1).take(IOVS - 1) {
+    for b in bufs.iter().skip(i + 1).take(N - 1) {
         if b.file.is_some() {
             break;
         }
