@@ -276,6 +276,9 @@ impl RequestSpares {
     const MAX_HEADERS: usize = 64;
     /// Largest cleanup list kept (entries).
     const MAX_CLEANUPS: usize = 16;
+    /// Largest chain storage kept (buffers): an output or body chain that grew past it (a
+    /// long response or a body in many pieces) is freed, not kept.
+    pub(super) const MAX_CHAIN: usize = 64;
 
     /// Gives a new request the storage a freed one left (nothing to do when none is left).
     pub(super) fn fill(&mut self, r: &mut Request) {
@@ -290,7 +293,10 @@ impl RequestSpares {
     }
 
     /// Keeps the box of a freed, emptied request body.
-    pub(super) fn keep_body(&mut self, rb: Box<RequestBody>) {
+    pub(super) fn keep_body(&mut self, mut rb: Box<RequestBody>) {
+        if rb.bufs.capacity() > Self::MAX_CHAIN {
+            rb.bufs = Chain::new();
+        }
         if self.bodies.len() < Self::MAX_SPARES {
             self.bodies.push(rb);
         }
@@ -315,7 +321,10 @@ impl RequestSpares {
             headers = Vec::new();
         }
         let (uri, args, host) = (bytes(&mut r.uri), bytes(&mut r.args), bytes(&mut r.headers_in.host));
-        let out = std::mem::take(&mut r.out);
+        let mut out = std::mem::take(&mut r.out);
+        if out.capacity() > Self::MAX_CHAIN {
+            out = Chain::new();
+        }
         let cleanups = |v: &mut Vec<Cleanup>| {
             let mut v = std::mem::take(v);
             v.clear();

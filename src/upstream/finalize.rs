@@ -15,6 +15,7 @@ use super::round_robin::{self, PeerPick};
 use super::{
     callback, ctx_mut, keepalive, response, u_ref, worker, BodyMode, ReadHandler, Upstream, UpstreamCtx, WriteHandler,
 };
+use crate::core::buf::Chain;
 use crate::core::step::HandlerRc;
 use crate::event::connection::ConnId;
 use crate::http::cycle::{Cycle, RequestId};
@@ -181,10 +182,24 @@ pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     cy.ev.bufs.put_chain(&mut u.out);
     // The next request of this worker reuses it (`upstream::spare`). A temp file closes now.
     u.pipe = Default::default();
+    // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each
+    // hold the largest request the worker ever proxied.
+    if u.uri.capacity() > SPARE_MAX_BYTES {
+        u.uri = String::new();
+    }
+    for chain in [&mut u.request_bufs, &mut u.out] {
+        if chain.capacity() > SPARE_MAX_CHAIN {
+            *chain = Chain::new();
+        }
+    }
     if w.spare.len() < super::SPARE_MAX {
         w.spare.push(ctx);
     }
 }
+
+/// Largest URI (bytes) and chain storage (buffers) a spare context keeps.
+const SPARE_MAX_BYTES: usize = 4096;
+const SPARE_MAX_CHAIN: usize = 64;
 
 /// The client's read handler while the upstream works: notices a client that went away.
 /// nginx: `ngx_http_upstream_rd_check_broken_connection()`.
