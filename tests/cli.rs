@@ -135,6 +135,11 @@ fn config_errors_name_file_and_line() {
             "\"keepalive_timeout\" directive invalid value in {}:3".into(),
         ),
         ("noevents.conf", "http {}\n", "no \"events\" section in configuration".into()),
+        (
+            "listenport.conf",
+            "events {}\nhttp {\n    server { listen localhost:abc; }\n}\n",
+            "invalid port in \"localhost:abc\" of the \"listen\" directive in {}:3".into(),
+        ),
     ];
     for (file, text, msg) in cases {
         let conf = p.write(&format!("conf/{file}"), text);

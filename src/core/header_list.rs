@@ -186,7 +186,7 @@ fn eq_nocase_same_len(a: &[u8], b: &[u8]) -> bool {
 
 /// The `N` bytes of `s` at `at`, if there are as many.
 #[inline]
-fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+pub(crate) fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
     s.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 

@@ -4,7 +4,8 @@
 //! `ngx_http_upstream_test_connect()`.
 //!
 //! A connect that cannot complete at once returns `Again`; the connection is registered for both
-//! directions, and writability later says it finished (or failed: `test_connect`).
+//! directions, and writability — or data or a FIN on the read side — later says it finished
+//! (or failed: `test_connect`).
 
 use std::io;
 use std::net::SocketAddr;

@@ -285,7 +285,11 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
         super::subrequest::free_tree(cy, rid);
     }
     if let Some(mut r) = cy.requests.remove(rid) {
-        cy.ev.bufs.put_chain(&mut r.out);
+        // The buffers go back to the pool; the chain's storage stays for the request spares
+        // (`RequestSpares::keep`, bounded by `MAX_CHAIN`).
+        while let Some(b) = r.out.pop_front() {
+            cy.ev.bufs.put(b);
+        }
         r.headers_out.release(&mut cy.ev.bufs);
         if let Some(mut sr) = r.sr.take() {
             super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);

@@ -35,6 +35,7 @@ pub mod postpone_filter;
 pub mod request;
 pub mod request_body;
 pub mod request_head;
+pub mod request_spares;
 pub mod special_response;
 pub mod subrequest;
 pub mod trace;

@@ -10,7 +10,8 @@
 //!   `proxy_buffer_size`, so re-scanning one line costs little. (The client side keeps its
 //!   state: see `parse_request.rs`.)
 //! - `parse_header_line` returns ranges; it does not lowercase the name or compute
-//!   `r->header_hash` (callers compare names with `eq_ignore_ascii_case`).
+//!   `r->header_hash` (callers compare names with `core::header_list::eq_nocase` or find them with
+//!   `upstream::headers_in::find`).
 //! - SP and HTAB are both trimmed around a value; nginx 1.22 trims only SP.
 
 use std::ops::Range;

@@ -67,7 +67,11 @@ pub fn postpone_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, next: 
     if !active {
         if !input.is_empty() {
             add(r, input);
-            super::trace::step(cy, rid, format_args!("postpone: output held ({} bytes)", held_len(r_ref(cy, rid))));
+            super::trace::step(
+                cy,
+                rid,
+                format_args!("postpone: output held ({} bytes of buffers)", held_len(r_ref(cy, rid))),
+            );
         }
         return Ok(Step::Done(()));
     }

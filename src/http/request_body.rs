@@ -121,8 +121,12 @@ pub(super) fn free_body_keep(cy: &mut Cycle, mut rb: Box<RequestBody>) {
 }
 
 /// Gives the buffers back to the pool and removes the temp file.
+/// The chain's storage stays in the body: a kept box carries it to the next request's body
+/// (`RequestSpares::keep_body` bounds it).
 fn release(cy: &mut Cycle, rb: &mut RequestBody) {
-    cy.ev.bufs.put_chain(&mut rb.bufs);
+    while let Some(b) = rb.bufs.pop_front() {
+        cy.ev.bufs.put(b);
+    }
     for b in [rb.buf.take(), rb.pipelined.take()].into_iter().flatten() {
         cy.ev.bufs.put(b);
     }

@@ -45,8 +45,9 @@ pub fn write_filter(cy: &mut Cycle, rid: RequestId, input: &mut Chain, _next: Ne
     match io::send_chain(c, &mut mr.out, bufs) {
         Ok(Step::Done(())) => {
             // Drop the flags-only buffers left behind. The chain's storage stays with the
-            // request (`put_chain` would take it to the pool): `r.out` goes to the worker's
-            // spares with it, and the next response's head is queued without an allocation.
+            // request (`put_chain` would take it to the pool): `free_request` hands `r.out`,
+            // storage and all, to the worker's request spares, and the next request's
+            // response head is queued without an allocation.
             while let Some(b) = mr.out.pop_front() {
                 bufs.put(b);
             }

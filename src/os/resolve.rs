@@ -30,10 +30,17 @@ thread_local! {
 /// Runs `f` (a configuration build) with `memo` as this thread's memo: lookups made by `f`
 /// are answered from it when it has the name, and recorded in it when it does not.
 pub fn with_memo<T>(memo: &Arc<Memo>, f: impl FnOnce() -> T) -> T {
-    let prev = CURRENT.with(|c| c.replace(Some(memo.clone())));
-    let out = f();
-    CURRENT.with(|c| *c.borrow_mut() = prev);
-    out
+    /// Puts the previous memo back however `f` ends (a panic included), so that no later
+    /// lookup on this thread, outside a build, replays an old answer.
+    struct Restore(Option<Arc<Memo>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.replace(Some(memo.clone()))));
+    f()
 }
 
 /// `name.to_socket_addrs()` ("host:port", or a `(host, port)` pair formatted so), through the

@@ -68,9 +68,10 @@ pub(super) fn worker_process_cycle(
 /// This worker's own configuration, built on its own thread from the master's directives: the
 /// reference counts of its `Arc`s (cloned and dropped by every request) then sit in memory
 /// that no other worker writes, and come from this thread's allocator arena, so not even a
-/// cache line is shared with another worker's tree. The master's copy is let go at once. If
-/// the build fails where the master's succeeded (a host name that no longer resolves), the
-/// worker runs on the master's copy, as it did before per-worker copies.
+/// cache line is shared with another worker's tree. The master's copy is let go at once. The
+/// build replays the master's name lookups (`os::resolve`), so it should not fail where the
+/// master's succeeded; if it does all the same (a temp path made unusable in between, say),
+/// the worker runs on the master's copy, as it did before per-worker copies.
 fn own_conf(shared: Arc<Conf>, opts: &LoadOpts) -> Arc<Conf> {
     match shared.rebuild(opts) {
         Ok(c) => Arc::new(c),

@@ -33,6 +33,7 @@
 //!   `ngx_str_t`s are.
 
 use super::HeadersIn;
+use crate::core::header_list::word;
 
 /// What a header line arriving from the upstream records; `Err` is the error-log message (the
 /// response is then invalid). nginx: `ngx_http_header_handler_pt` of
@@ -179,12 +180,6 @@ impl Folded {
         }
         eq8(n - 8)
     }
-}
-
-/// The `N` bytes of `s` at `at`, if there are as many.
-#[inline]
-fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
-    s.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
 /// The line stays in the list, where `HeadersIn::get` finds it (nginx keeps a pointer to it
