@@ -49,15 +49,8 @@ done
 command -v valgrind > /dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
 [[ -x $RGINX_BIN ]] || { echo "no $RGINX_BIN: run 'cargo build --release' first" >&2; exit 1; }
 # Which code the numbers are from: the commit, "+ uncommitted changes" if src/ differs.
-code_rev() {
-    (cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | tr -d '\n' || printf '?'
-     if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-         printf ' with uncommitted changes'
-     fi)
-}
-if [[ -n $(find "$ROOT/src" -name '*.rs' -newer "$RGINX_BIN" 2>/dev/null | head -1) ]]; then
-    echo "warning: $RGINX_BIN is older than src/: run 'cargo build --release' first" >&2
-fi
+source "$HERE/lib.sh"
+warn_if_stale
 mkdir -p "$OUT"
 
 WORK=$(mktemp -d /tmp/rginx-cg.XXXXXX)
@@ -72,10 +65,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-X99=$(printf 'x%.0s' $(seq 99))
 
 wait_port() { # wait_port PORT PID SECONDS
     local i
@@ -89,24 +78,7 @@ wait_port() { # wait_port PORT PID SECONDS
 
 # The backend for the proxy scenario: native nginx, like proxy-bench's.
 BPORT=$(free_port)
-mkdir -p "$WORK/backend/logs"
-cat > "$WORK/backend/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-error_log $WORK/backend/logs/error.log;
-pid $WORK/backend/logs/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen 127.0.0.1:$BPORT;
-        location / { return 200 "$X99\n"; }
-    }
-}
-EOF
+write_backend_conf "$WORK/backend" "$BPORT" 1 1024
 "$NGINX_BIN" -p "$WORK/backend/" -e "$WORK/backend/logs/error.log" -c "$WORK/backend/nginx.conf" &
 PIDS+=("$!")
 wait_port "$BPORT" "$!" 10 || { echo "backend did not start" >&2; exit 1; }

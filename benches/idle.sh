@@ -44,15 +44,8 @@ done
 [[ -x $NGINX_BIN ]] || { echo "no $NGINX_BIN: apt-get install -y nginx-light" >&2; exit 1; }
 
 # Which code the numbers are from: the commit, "+ uncommitted changes" if src/ differs.
-code_rev() {
-    (cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | tr -d '\n' || printf '?'
-     if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-         printf ' with uncommitted changes'
-     fi)
-}
-if [[ -n $(find "$ROOT/src" -name '*.rs' -newer "$RGINX_BIN" 2>/dev/null | head -1) ]]; then
-    echo "warning: $RGINX_BIN is older than src/: run 'cargo build --release' first" >&2
-fi
+source "$HERE/lib.sh"
+warn_if_stale
 hard=$(ulimit -Hn)
 if [[ $hard != unlimited && $hard -lt $((CONNS + 100)) ]]; then
     echo "ulimit -Hn is $hard: too low for $CONNS connections (need $((CONNS + 100)))" >&2
@@ -72,9 +65,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    "$PYTHON_BIN" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 BODY="idle connection test body"
 

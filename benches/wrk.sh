@@ -94,15 +94,8 @@ done
 command -v "$WRK_BIN" > /dev/null || { echo "no wrk: apt-get install -y wrk" >&2; exit 1; }
 
 # Which code the numbers are from: the commit, "+ uncommitted changes" if src/ differs.
-code_rev() {
-    (cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | tr -d '\n' || printf '?'
-     if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-         printf ' with uncommitted changes'
-     fi)
-}
-if [[ -n $(find "$ROOT/src" -name '*.rs' -newer "$RGINX_BIN" 2>/dev/null | head -1) ]]; then
-    echo "warning: $RGINX_BIN is older than src/: run 'cargo build --release' first" >&2
-fi
+source "$HERE/lib.sh"
+warn_if_stale
 
 WORK=$(mktemp -d /tmp/rginx-wrk.XXXXXX)
 PIDS=()
@@ -298,8 +291,7 @@ if __name__ == "__main__":
 PYEOF
 py() { python3 "$HELPER" "$@"; }
 
-# The body: exactly 100 bytes (99 x's and a newline), like proxy-bench's /small.
-X99=$(printf 'x%.0s' $(seq 99))
+# The body is $X99 and a newline (lib.sh): exactly 100 bytes, like proxy-bench's /small.
 if (( PIN )); then PIN_SERVER=(taskset -c "$SERVER_CPU"); PIN_LOAD=(taskset -c "$LOAD_CPU"); else PIN_SERVER=(); PIN_LOAD=(); fi
 
 # wait_body PORT PID NAME: until the server answers the 100-byte body (15 s at most).
@@ -328,24 +320,7 @@ BACKEND_PGID=
 if [[ $MODE == proxy ]]; then
     BPORT=$(py port)
     d=$WORK/backend
-    mkdir -p "$d/logs"
-    cat > "$d/nginx.conf" <<EOF
-worker_processes $BACKEND_WORKERS;
-daemon off;
-master_process $( ((BACKEND_WORKERS > 1)) && echo on || echo off);
-error_log $d/logs/error.log;
-pid $d/logs/nginx.pid;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen 127.0.0.1:$BPORT;
-        location / { return 200 "$X99\n"; }
-    }
-}
-EOF
+    write_backend_conf "$d" "$BPORT" "$BACKEND_WORKERS" 16384
     start_bg "$d" "${PIN_LOAD[@]}" "$NGINX_BIN" -p "$d/" -e "$d/logs/error.log" -c "$d/nginx.conf"
     BACKEND_PGID=$BG_PID
     wait_body "$BPORT" "$BG_PID" backend

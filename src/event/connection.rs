@@ -125,6 +125,13 @@ impl Read for Stream {
             _ => Err(io::ErrorKind::NotConnected.into()),
         }
     }
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read_vectored(bufs),
+            Stream::Unix(s) => s.read_vectored(bufs),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
 }
 
 impl Write for Stream {

@@ -33,9 +33,28 @@ pub enum Recv {
 
 /// Reads into `buf`. nginx: `ngx_unix_recv()`.
 pub fn recv<W: World>(c: &mut Connection<W>, buf: &mut [u8]) -> Recv {
+    let want = buf.len();
+    read_with(c, want, |s| s.read(buf))
+}
+
+/// Reads into several buffers at once with `readv`, filling each before the next (larger
+/// reads of a large body into the configured buffers, one system call). The same results and
+/// readiness rules as `recv`. nginx: `ngx_readv_chain()`.
+pub fn readv<W: World>(c: &mut Connection<W>, iov: &mut [IoSliceMut<'_>]) -> Recv {
+    let want: usize = iov.iter().map(|s| s.len()).sum();
+    read_with(c, want, |s| s.read_vectored(iov))
+}
+
+/// One read of up to `want` bytes through `f`, retried on EINTR, with nginx's readiness rules:
+/// EOF and errors mark the event (and the connection), EAGAIN clears `read.ready`.
+fn read_with<W: World>(
+    c: &mut Connection<W>,
+    want: usize,
+    mut f: impl FnMut(&mut super::connection::Stream) -> io::Result<usize>,
+) -> Recv {
     loop {
-        match c.stream.read(buf) {
-            Ok(0) if !buf.is_empty() => {
+        match f(&mut c.stream) {
+            Ok(0) if want > 0 => {
                 c.read.ready = false;
                 c.read.eof = true;
                 return Recv::Eof;
@@ -46,45 +65,6 @@ pub fn recv<W: World>(c: &mut Connection<W>, buf: &mut [u8]) -> Recv {
                 // edge. Clearing `ready` here saves the EAGAIN read, as `ngx_unix_recv()` does
                 // with `ngx_use_epoll_rdhup` — and keeps a loop of posted events from
                 // re-reading sockets that are empty instead of returning to epoll.
-                if n < buf.len() && !c.read.eof {
-                    c.read.ready = false;
-                }
-                return Recv::Data(n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                c.read.ready = false;
-                return Recv::Again;
-            }
-            Err(e) => {
-                c.read.ready = false;
-                c.read.error = true;
-                c.error = true;
-                return Recv::Error(e);
-            }
-        }
-    }
-}
-
-/// Reads into several buffers at once with `readv`, filling each before the next (larger
-/// reads of a large body into the configured buffers, one system call). The same results and
-/// readiness rules as `recv`. nginx: `ngx_readv_chain()`.
-pub fn readv<W: World>(c: &mut Connection<W>, iov: &mut [IoSliceMut<'_>]) -> Recv {
-    let want: usize = iov.iter().map(|s| s.len()).sum();
-    loop {
-        let rc = match &mut c.stream {
-            super::connection::Stream::Tcp(s) => s.read_vectored(iov),
-            super::connection::Stream::Unix(s) => s.read_vectored(iov),
-            super::connection::Stream::Listener(_) => Err(io::ErrorKind::NotConnected.into()),
-        };
-        match rc {
-            Ok(0) if want > 0 => {
-                c.read.ready = false;
-                c.read.eof = true;
-                return Recv::Eof;
-            }
-            Ok(n) => {
-                // A short read drained the socket (see `recv`).
                 if n < want && !c.read.eof {
                     c.read.ready = false;
                 }

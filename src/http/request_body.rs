@@ -61,16 +61,8 @@ impl RequestBody {
         r: &Request,
         post_handler: RequestHandler,
     ) -> Box<RequestBody> {
-        let mut bufs = Chain::new();
-        let mut b = match spare {
-            Some(mut b) => {
-                bufs = std::mem::take(&mut b.bufs);
-                b
-            }
-            None => Box::new(RequestBody::blank(post_handler)),
-        };
-        *b = RequestBody {
-            bufs,
+        let body = RequestBody {
+            bufs: Chain::new(),
             buf: None,
             rest: if r.headers_in.chunked { 0 } else { r.headers_in.content_length_n.unwrap_or(0) },
             chunked: r.headers_in.chunked.then(|| ChunkedDecoder::new(i64::MAX as u64)),
@@ -83,23 +75,14 @@ impl RequestBody {
             pipelined: None,
             lingering_time: 0,
         };
-        b
-    }
-
-    fn blank(post_handler: RequestHandler) -> RequestBody {
-        RequestBody {
-            bufs: Chain::new(),
-            buf: None,
-            rest: 0,
-            chunked: None,
-            received: 0,
-            done: false,
-            temp_file: None,
-            post_handler,
-            no_buffering: false,
-            reading: false,
-            pipelined: None,
-            lingering_time: 0,
+        match spare {
+            // The box and its chain's storage are what is kept.
+            Some(mut b) => {
+                let bufs = std::mem::take(&mut b.bufs);
+                *b = RequestBody { bufs, ..body };
+                b
+            }
+            None => Box::new(body),
         }
     }
 }

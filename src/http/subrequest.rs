@@ -33,9 +33,10 @@
 //! fn quote_done(cy: &mut Cycle, sr: RequestId, _data: usize, rc: HandlerRc) -> HandlerRc {
 //!     let body = subrequest::in_memory_body(cy, sr); // the upstream's body, at most buffer_size
 //!     let status = cy.requests.get(sr).map_or(0, |r| r.headers_out.status);
-//!     if let Some(parent) = cy.requests.get(sr).and_then(|r| r.parent) {
+//!     let parent = cy.requests.get(sr).and_then(|r| r.parent);
+//!     if let Some(pr) = parent.and_then(|p| cy.requests.get_mut(p)) {
 //!         // keep `body`/`status` in the parent's ctx, then:
-//!         cy.requests.get_mut(parent).unwrap().write_event_handler = answer;
+//!         pr.write_event_handler = answer;
 //!     }
 //!     rc
 //! }
