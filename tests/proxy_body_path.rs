@@ -45,20 +45,6 @@ http {
     .to_string()
 }
 
-/// `len` pseudo-random bytes (xorshift), so a misplaced or repeated piece changes the digest.
-fn random_body(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ len as u64;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 /// The body as chunks of 1 to 300 bytes (sizes vary), written in 64 KiB writes: one read of
 /// the proxy then holds dozens of chunks.
 fn small_chunks(body: &[u8]) -> Vec<u8> {
@@ -176,7 +162,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 #[test]
 fn many_small_chunks_per_read_arrive_whole_in_every_mode() {
-    let body = random_body(2 * 1024 * 1024 + 5);
+    let body = common::random_body(2 * 1024 * 1024 + 5);
     let raw = Arc::new(small_chunks(&body));
     let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
     let b = Backend::start(head, raw);
@@ -196,7 +182,7 @@ fn many_small_chunks_per_read_arrive_whole_in_every_mode() {
 
 #[test]
 fn keepalive_upstream_is_reused_after_large_bodies() {
-    let body = Arc::new(random_body(1024 * 1024 + 3));
+    let body = Arc::new(common::random_body(1024 * 1024 + 3));
     let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
     let b = Backend::start(head, body.clone());
     let r = Rginx::start(&conf(), &[b.addr]);

@@ -39,20 +39,6 @@ http {
     .replace("LOCATIONS", locations)
 }
 
-/// `len` pseudo-random bytes (xorshift), so a misplaced or repeated piece changes the digest.
-fn random_body(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 /// How the big backend frames the body.
 #[derive(Clone, Copy, Debug)]
 enum Framing {
@@ -268,7 +254,7 @@ fn read_all(s: &mut TcpStream) -> (String, Vec<u8>) {
 }
 
 fn big_body_through(framing: Framing, locations: &str, path: &str, http11: bool) {
-    let body = Arc::new(random_body(20 * MIB + 17));
+    let body = Arc::new(common::random_body(20 * MIB + 17));
     let b = BigBackend::start(body.clone(), framing);
     let r = Rginx::start(&conf(locations), &[b.addr]);
     let mut s = common::connect(r.port);
@@ -315,7 +301,7 @@ fn big_chunked_body_buffering_off_to_http10() {
 #[test]
 fn slow_client_buffering_off_applies_back_pressure() {
     let len = 64 * MIB;
-    let body = Arc::new(random_body(len));
+    let body = Arc::new(common::random_body(len));
     let b = BigBackend::start(body.clone(), Framing::Length);
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     let base = baseline(&r);
@@ -343,7 +329,7 @@ fn slow_client_buffering_off_applies_back_pressure() {
 #[test]
 fn slow_client_buffering_on_spills_and_releases_upstream() {
     let len = 64 * MIB;
-    let body = Arc::new(random_body(len));
+    let body = Arc::new(common::random_body(len));
     let b = BigBackend::start(body.clone(), Framing::Length);
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     let base = baseline(&r);
@@ -375,7 +361,7 @@ fn slow_client_without_temp_file_applies_back_pressure() {
     // proxy_max_temp_file_size 0: buffering on, but only the in-memory buffers; the upstream
     // waits for the client as with buffering off.
     let len = 32 * MIB;
-    let body = Arc::new(random_body(len));
+    let body = Arc::new(common::random_body(len));
     let b = BigBackend::start(body.clone(), Framing::Close);
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     let base = baseline(&r);
@@ -426,7 +412,7 @@ fn non_buffered_passes_each_piece_at_once() {
 /// closed, the temp file dropped and every fd released.
 fn client_leaves(path: &str) {
     let len = 20 * MIB;
-    let body = Arc::new(random_body(len));
+    let body = Arc::new(common::random_body(len));
     let b = BigBackend::start(body, Framing::Length);
     let r = Rginx::start(&conf(LOCATIONS), &[b.addr]);
     baseline(&r);

@@ -862,6 +862,20 @@ pub fn set_linger_zero(s: &TcpStream) {
     assert_eq!(rc, 0, "setsockopt(SO_LINGER) failed");
 }
 
+/// `len` pseudo-random bytes (xorshift), so a misplaced or repeated piece changes the digest.
+pub fn random_body(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
 /// FNV-1a 64-bit digest, to compare large bodies without printing them.
 pub fn digest(bytes: &[u8]) -> u64 {
     let fnv = |h: u64, &b: &u8| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
