@@ -227,3 +227,124 @@ fn graceful_stop_closes_idle_connections() {
     assert!(r.wait_exit(Duration::from_secs(5)).is_some(), "still running: idle upstream connections kept it");
     assert!(start.elapsed() < Duration::from_secs(3));
 }
+
+/// A backend whose first connection holds its first response until `release` is sent; every
+/// request otherwise gets `ok` at once. Counts connections; records what each received.
+struct GatedBackend {
+    addr: std::net::SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    release: std::sync::mpsc::Sender<()>,
+    sent_first: std::sync::mpsc::Receiver<()>,
+}
+
+impl GatedBackend {
+    fn start() -> GatedBackend {
+        use std::io::{Read, Write};
+        use std::sync::{mpsc, Arc, Mutex};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (release, gate) = mpsc::channel::<()>();
+        let (sent, sent_first) = mpsc::channel::<()>();
+        let rec = received.clone();
+        thread::spawn(move || {
+            let mut gate = Some((gate, sent));
+            for (idx, s) in l.incoming().enumerate() {
+                let Ok(mut s) = s else { return };
+                rec.lock().unwrap().push(String::new());
+                let (rec, mut gate) = (rec.clone(), if idx == 0 { gate.take() } else { None });
+                thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut buf = [0u8; 4096];
+                    let mut pending = String::new();
+                    while let Ok(n @ 1..) = s.read(&mut buf) {
+                        pending += &String::from_utf8_lossy(&buf[..n]);
+                        rec.lock().unwrap()[idx] += &String::from_utf8_lossy(&buf[..n]);
+                        while let Some(end) = pending.find("\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            if let Some((gate, sent)) = gate.take() {
+                                let _ = gate.recv_timeout(Duration::from_secs(10));
+                                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                                let _ = sent.send(());
+                                continue;
+                            }
+                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                        }
+                    }
+                });
+            }
+        });
+        GatedBackend { addr, received, release, sent_first }
+    }
+
+    fn connections(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    fn received(&self, conn: usize) -> String {
+        self.received.lock().unwrap().get(conn).cloned().unwrap_or_default()
+    }
+}
+
+/// Waits until every thread of `pid` is stopped (state `T` in /proc/PID/task/*/stat).
+fn wait_stopped(pid: u32) -> bool {
+    let stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T'))
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if stopped() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn a_connection_given_back_in_the_same_turn_goes_to_the_waiting_request() {
+    // Request B arrives while A holds the only upstream connection, and A's response arrives
+    // right after it, in the same loop turn (the server is stopped while both are sent, so
+    // one epoll_wait reports both, B first). nginx opens a second connection for B; rginx
+    // lets B wait to the end of the turn, and A hands its connection over.
+    let b = GatedBackend::start();
+    let r = Rginx::start(&conf("keepalive 1;"), &[b.addr]);
+    // Opens what opens on first use; read to EOF, so the server has closed it.
+    assert!(!common::http(r.port, b"GET /warm HTTP/1.0\r\n\r\n").is_empty());
+    let fds = r.fd_count();
+    let mut a = Conn::new(r.port);
+    let mut c2 = Conn::new(r.port);
+    a.send(b"GET /a HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !b.received(0).contains("GET /a ") && Instant::now() < end {
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(b.received(0).contains("GET /a "), "the backend never got A");
+    // Client 2 accepted, upstream connection open, nothing else to do: the server is idle.
+    assert_eq!(r.wait_fd_count(fds + 3, Duration::from_secs(10)), fds + 3);
+    thread::sleep(Duration::from_millis(100));
+    r.signal("STOP");
+    assert!(wait_stopped(r.pid), "the server did not stop");
+    c2.send(b"GET /b HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    b.release.send(()).unwrap();
+    b.sent_first.recv_timeout(Duration::from_secs(10)).expect("A's response written");
+    r.signal("CONT");
+    let (ra, rb) = (a.read_response(false), c2.read_response(false));
+    assert_eq!((ra.status, ra.body_str().as_str()), (200, "ok"));
+    assert_eq!((rb.status, rb.body_str().as_str()), (200, "ok"));
+    if common::is_nginx() {
+        assert_eq!(b.connections(), 2, "nginx connects anew for B");
+    } else {
+        assert_eq!(b.connections(), 1, "B got A's connection");
+        let first = b.received(0);
+        assert!(first.contains("GET /a ") && first.contains("GET /b "), "{first}");
+    }
+    drop((a, c2));
+    // Only the one cached upstream connection is left beside the baseline.
+    assert_eq!(r.wait_fd_count(fds + 1, Duration::from_secs(10)), fds + 1);
+    r.assert_no_alerts();
+}

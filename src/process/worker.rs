@@ -135,6 +135,8 @@ fn process_events_until_exit(cy: &mut Cycle, signals: &Signals) {
             crate::ngx_log!(Alert, "epoll_wait() failed ({e})");
             break;
         }
+        // Requests that waited this turn for an idle upstream connection connect now.
+        crate::upstream::keepalive::connect_waiting(cy);
     }
 }
 

@@ -6,7 +6,7 @@
 use super::{callback, keepalive, next, round_robin, u_mut, Ft, ReadHandler, UpstreamState, WriteHandler};
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
-use crate::event::{self, connect::connect_peer};
+use crate::event::{self, connect::connect_peer, connect::PeerAddr};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::{Owner, RequestId};
 use crate::http::trace;
@@ -47,7 +47,19 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
         trace::step(cy, rid, format_args!("upstream connect: {addr} (cached connection *{number})"));
         return super::request::send_request(cy, rid, true);
     }
-    match connect_peer(&mut cy.ev, &addr, Owner::Upstream(rid)) {
+    if keepalive::wait(cy, group, rid, &addr) {
+        // None idle now, but a request of this loop turn may finish and give one back before
+        // the turn ends; at the latest then it connects (`keepalive::connect_waiting`).
+        trace::step(cy, rid, format_args!("upstream connect: {addr} (waiting for a cached connection)"));
+        return;
+    }
+    connect_new(cy, rid, &addr, timeout);
+}
+
+/// Opens a new connection to `addr` for the request's current try.
+/// nginx: `ngx_event_connect_peer()` (the part that is not `pc->get`).
+pub(super) fn connect_new(cy: &mut Cycle, rid: RequestId, addr: &PeerAddr, timeout: u64) {
+    match connect_peer(&mut cy.ev, addr, Owner::Upstream(rid)) {
         Ok(cid) => {
             adopt(cy, rid, cid, false);
             trace::step(cy, rid, format_args!("upstream connect: {addr} (new connection)"));
@@ -81,7 +93,7 @@ fn no_live(cy: &mut Cycle, rid: RequestId, group: usize) {
 
 /// Makes `cid` the current try's connection: owner, handlers, the upstream's state.
 /// Returns its number (`*N`, for the trace line).
-fn adopt(cy: &mut Cycle, rid: RequestId, cid: ConnId, cached: bool) -> u64 {
+pub(super) fn adopt(cy: &mut Cycle, rid: RequestId, cid: ConnId, cached: bool) -> u64 {
     let mut number = 0;
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.owner = Owner::Upstream(rid);
