@@ -165,6 +165,12 @@ impl ComplexValue {
         self.parts.iter().map(|p| if let Part::Lit(l) = p { l.len() } else { 0 }).sum()
     }
 
+    /// The value's bytes when it has no variables (its literal parts joined).
+    pub fn static_bytes(&self) -> Option<Vec<u8>> {
+        self.is_static()
+            .then(|| self.parts.iter().flat_map(|p| if let Part::Lit(l) = p { &l[..] } else { &[] }).copied().collect())
+    }
+
     /// Whether the value has no variables.
     pub fn is_static(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use super::header_script::HeaderScript;
 use super::ProxyModule;
 use crate::http::variables::ComplexValue;
 use crate::http::Confs;
@@ -107,6 +108,8 @@ pub struct ProxyShared {
     pub(super) pass: ProxyPass,
     /// The headers to send, `proxy_set_header`s merged with nginx's defaults.
     pub(super) headers: Arc<Vec<(String, ComplexValue)>>,
+    /// `headers` compiled: what `create_request` appends.
+    pub(super) script: HeaderScript,
     /// `proxy_http_version` (1000 or 1001).
     pub(super) http_version: u16,
     /// `proxy_redirect` (`Default` when unset).
@@ -155,6 +158,7 @@ pub(super) fn merge_loc_conf(prev: &Confs, conf: &mut Confs) -> Result<(), Strin
         Arc::new(ProxyShared {
             pass,
             headers: headers.clone(),
+            script: HeaderScript::compile(&headers),
             http_version: c.http_version.unwrap_or(1000),
             redirect: c.redirect.clone().unwrap_or(Redirect::Default),
         })

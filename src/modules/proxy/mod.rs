@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | `conf.rs` | location conf, merge, header defaults | `ngx_http_proxy_merge_loc_conf()` |
 //! | `create_request.rs` | the request line, headers, body | `ngx_http_proxy_create_request()` |
+//! | `header_script.rs` | the header list compiled per location | `ngx_http_proxy_init_headers()` |
 //! | `process_header.rs` | status line, header lines | `ngx_http_proxy_process_status_line()`, `_process_header()` |
 //! | `input_filter.rs` | body framing in, chunked body out | `ngx_http_proxy_input_filter_init()`, `_non_buffered_chunked_filter()`, `_body_output_filter()` |
 //! | `redirect.rs` | `proxy_redirect` | `ngx_http_proxy_rewrite_redirect()` |
@@ -27,6 +28,7 @@
 
 mod conf;
 mod create_request;
+mod header_script;
 mod input_filter;
 mod process_header;
 mod redirect;
