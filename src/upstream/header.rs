@@ -187,11 +187,14 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
     out.content_length_n = if hi.chunked { None } else { hi.content_length_n };
     // A value a module may rewrite is copied here first; allocated only when one comes.
     let mut scratch = Vec::new();
-    for (name, value) in hi.iter() {
-        if cx.u.conf.hide_headers.iter().any(|h| eq_nocase(name, h.as_bytes())) {
+    let hide = &cx.u.conf.hide_headers;
+    // Bit n: a hidden name is n bytes long (63: 63 or more); most lines are not compared.
+    let hide_lens = hide.iter().fold(0u64, |m, h| m | len_bit(h.len()));
+    for (name, value, kind) in hi.iter_kinds() {
+        if hide_lens & len_bit(name.len()) != 0 && hide.iter().any(|h| eq_nocase(name, h.as_bytes())) {
             continue;
         }
-        match headers_in::find(name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
+        match headers_in::by_kind(kind, name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
             CopyHeader::Ignore => {}
             CopyHeader::ContentType => out.set_content_type(value),
             CopyHeader::LastModified => out.set_last_modified(value),
@@ -225,6 +228,12 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
         }
     }
     cx.r.headers_out = out;
+}
+
+/// The bit of a mask of name lengths for a name of `len` bytes.
+#[inline]
+fn len_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Only the URL after "url=" of a `Refresh` is the module's to rewrite; `out` gets the value

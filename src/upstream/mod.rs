@@ -51,7 +51,7 @@ pub use finalize::{finalize, rd_check_broken_connection, release};
 pub use handler::{Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 
 use crate::core::buf::{Buf, BufPool, Chain};
-use crate::core::header_list::{HeaderList, Lines, Text};
+use crate::core::header_list::{HeaderList, Lines, Records, Text};
 use crate::core::id::Id;
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
@@ -155,9 +155,18 @@ impl HeadersIn {
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
         self.lines.push(name, value);
     }
+    /// Appends a header line whose name was looked up in `headers_in`'s table
+    /// (`find_index`): the copy to the client uses the answer.
+    pub fn push_found(&mut self, name: &[u8], value: &[u8], found: Option<usize>) {
+        self.lines.push_kind(name, value, headers_in::kind_of(found));
+    }
     /// Every header line, in order: (name, value).
     pub fn iter(&self) -> Lines<'_> {
         self.lines.iter()
+    }
+    /// Every header line, in order: (name, value, its `headers_in::kind`).
+    pub fn iter_kinds(&self) -> Records<'_> {
+        self.lines.iter_kinds()
     }
     /// The number of header lines.
     pub fn len(&self) -> usize {
