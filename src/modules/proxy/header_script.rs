@@ -13,11 +13,10 @@
 //! - a value is written with CR, LF and NUL escaped (`ComplexValue::eval_header`), a
 //!   constant one once here.
 
-use std::io::Write;
 use std::ops::Range;
 
 use crate::core::header_list::eq_nocase;
-use crate::http::header_filter::push_header_value;
+use crate::http::header_filter::{push_decimal, push_header_value};
 use crate::http::variables::{ComplexValue, Vars};
 
 /// One step of the compiled list.
@@ -122,7 +121,9 @@ impl HeaderScript {
                 HeaderOp::ContentLength { name } => {
                     if let Some(n) = body_len {
                         head.extend_from_slice(name.as_bytes());
-                        let _ = write!(head, ": {n}\r\n");
+                        head.extend_from_slice(b": ");
+                        push_decimal(head, n);
+                        head.extend_from_slice(b"\r\n");
                     }
                 }
                 HeaderOp::TransferEncoding { name } => {
