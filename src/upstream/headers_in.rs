@@ -266,7 +266,8 @@ pub fn process_transfer_encoding(hi: &mut HeadersIn, _name: &[u8], value: &[u8])
 /// "close" anywhere in the value: the upstream closes after this response.
 /// nginx: `ngx_http_upstream_process_connection()`.
 pub fn process_connection(hi: &mut HeadersIn, _name: &[u8], value: &[u8]) -> Result<(), String> {
-    if value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
+    // The first letter tested first: most windows of "keep-alive" stop there.
+    if value.windows(5).any(|w| matches!(w, [c, ..] if c | 0x20 == b'c') && w.eq_ignore_ascii_case(b"close")) {
         hi.connection_close = true;
     }
     Ok(())

@@ -156,9 +156,9 @@ pub(super) fn merge_loc_conf(prev: &Confs, conf: &mut Confs) -> Result<(), Strin
     let headers = Arc::new(merge_headers(c.set_headers.as_deref().unwrap_or(&[])));
     c.shared = c.pass.clone().map(|pass| {
         Arc::new(ProxyShared {
+            script: HeaderScript::compile(&headers, &pass.host),
             pass,
             headers: headers.clone(),
-            script: HeaderScript::compile(&headers),
             http_version: c.http_version.unwrap_or(1000),
             redirect: c.redirect.clone().unwrap_or(Redirect::Default),
         })

@@ -42,9 +42,13 @@ impl ProxyCtx {
         self.set_headers(&cx.vars(), head);
         self.client_headers(r, head);
         head.extend_from_slice(b"\r\n");
-        let (uri_text, len) = (String::from_utf8_lossy(&head[uri]), head.len());
+        let len = head.len();
         cx.u.uri.clear();
-        cx.u.uri.push_str(&uri_text);
+        match std::str::from_utf8(&head[uri.clone()]) {
+            // (`from_utf8_lossy` walks the bytes chunk by chunk even when they are all valid)
+            Ok(text) => cx.u.uri.push_str(text),
+            Err(_) => cx.u.uri.push_str(&String::from_utf8_lossy(&head[uri])),
+        }
         b.last = len;
         let method = r.method_name().escape_ascii();
         cx.debug(format_args!("proxy create_request: {method} {}, {len} bytes of header", cx.u.uri));

@@ -15,6 +15,7 @@
 
 use std::ops::Range;
 
+use super::PROXY_VARIABLES;
 use crate::core::header_list::eq_nocase;
 use crate::http::header_filter::{push_decimal, push_header_value};
 use crate::http::variables::{ComplexValue, Vars};
@@ -49,10 +50,14 @@ fn len_bit(len: usize) -> u64 {
 }
 
 impl HeaderScript {
-    /// Compiles the merged list, in its order. nginx: `ngx_http_proxy_init_headers()`.
-    pub fn compile(headers: &[(String, ComplexValue)]) -> HeaderScript {
+    /// Compiles the merged list, in its order. `$proxy_host` is `proxy_host` (`proxy_pass`
+    /// has no variables: every request of the location sends the same one), so a line that
+    /// uses it, nginx's default `Host: $proxy_host` first, is written once here.
+    /// nginx: `ngx_http_proxy_init_headers()`.
+    pub fn compile(headers: &[(String, ComplexValue)], proxy_host: &str) -> HeaderScript {
         let mut s = HeaderScript::default();
         for (name, cv) in headers {
+            let cv = &cv.substitute(&PROXY_VARIABLES[0], proxy_host.as_bytes());
             s.name_lens |= len_bit(name.len());
             let special = cv.source.is_empty();
             if eq_nocase(name.as_bytes(), b"Content-Length") && special {
@@ -158,7 +163,7 @@ mod tests {
             ("Content-Length".to_string(), ComplexValue::literal("")),
             ("Connection".to_string(), ComplexValue::literal("close")),
         ];
-        let s = HeaderScript::compile(&list);
+        let s = HeaderScript::compile(&list, "b");
         assert_eq!(s.ops.len(), 3, "{:?}", s.ops);
         match &s.ops[0] {
             HeaderOp::Lines { bytes, connection } => {
@@ -172,8 +177,14 @@ mod tests {
             op => panic!("{op:?}"),
         }
         assert!(s.may_name(b"x-a") && s.may_name(b"CONNECTION") && !s.may_name(b"Host"));
+        let host = ComplexValue::compile("[$proxy_host]", &[&super::super::ProxyModule]).unwrap_or_default();
+        let s = HeaderScript::compile(&[("Host".to_string(), host)], "b:81");
+        match &s.ops[..] {
+            [HeaderOp::Lines { bytes, .. }] => assert_eq!(bytes, b"Host: [b:81]\r\n"),
+            ops => panic!("$proxy_host is not written once: {ops:?}"),
+        }
         let long = [("X".repeat(64), ComplexValue::literal("v"))];
-        let s = HeaderScript::compile(&long);
+        let s = HeaderScript::compile(&long, "b");
         assert!(s.may_name(&[b'x'; 64]) && s.may_name(&[b'x'; 100]) && !s.may_name(&[b'x'; 62]));
     }
 }
