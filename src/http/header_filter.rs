@@ -45,10 +45,13 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
         return Ok(Step::Done(()));
     }
     set_header_only(r);
-    let local = cy.ev.conns.get(r.connection).and_then(|c| c.local);
     let mut head = cy.ev.bufs.get(HEAD_BUF).mem;
     head.clear();
     let mut escaped = push_status_line(&mut head, &r.headers_out);
+    // The local address only for a relative Location (one look-up of the connection less
+    // in every other response).
+    let conns = &cy.ev.conns;
+    let local = || conns.get(r.connection).and_then(|c| c.local);
     escaped |= push_standard_headers(&mut head, r, &cy.ev.times.http_time, local);
     push_connection(&mut head, r);
     escaped |= push_module_headers(&mut head, &r.headers_out);
@@ -92,7 +95,12 @@ fn push_status_line(head: &mut Vec<u8>, ho: &HeadersOut) -> bool {
 /// The headers the filter writes itself, in nginx's order, up to `Transfer-Encoding`: Server,
 /// Date, Content-Type, Content-Length, Last-Modified, a relative Location made absolute.
 /// Returns whether anything was escaped.
-fn push_standard_headers(head: &mut Vec<u8>, r: &Request, http_time: &str, local: Option<SocketAddr>) -> bool {
+fn push_standard_headers(
+    head: &mut Vec<u8>,
+    r: &Request,
+    http_time: &str,
+    local: impl FnOnce() -> Option<SocketAddr>,
+) -> bool {
     let ho = &r.headers_out;
     let mut escaped = false;
     if !ho.no_server {
@@ -121,7 +129,7 @@ fn push_standard_headers(head: &mut Vec<u8>, r: &Request, http_time: &str, local
     // A relative Location made absolute comes here; an absolute one is one of the module
     // headers, after Connection, as in nginx (which keeps it in the headers list).
     if let Some(loc) = ho.location().filter(|l| l.starts_with(b"/")) {
-        escaped |= push_relative_location(head, &r.headers_in.host, local, loc);
+        escaped |= push_relative_location(head, &r.headers_in.host, local(), loc);
     }
     if r.chunked {
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
