@@ -239,6 +239,25 @@ fn status_line_is_passed() {
     assert!(resp.head.starts_with("HTTP/1.1 299 Custom Thing\r\n"), "{}", resp.head);
 }
 
+/// A known status with a reason phrase other than nginx's own (in any byte, case included)
+/// passes as sent; nginx's own passes too (rginx writes it without copying it).
+#[test]
+fn status_line_near_the_standard_one_is_passed_as_sent() {
+    for (line, sent) in [
+        ("HTTP/1.1 200 ok", "HTTP/1.1 200 ok\r\n"),
+        ("HTTP/1.1 200 OK ", "HTTP/1.1 200 OK \r\n"),
+        ("HTTP/1.0 200 OK", "HTTP/1.1 200 OK\r\n"),
+        ("HTTP/1.1 302 Found", "HTTP/1.1 302 Found\r\n"),
+        ("HTTP/1.1 404 Not Found", "HTTP/1.1 404 Not Found\r\n"),
+    ] {
+        let answer = format!("{line}\r\nContent-Length: 0\r\n\r\n");
+        let b = Backend::fixed(answer.as_bytes());
+        let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
+        let resp = get(r.port, "/");
+        assert!(resp.head.starts_with(sent), "{line:?}: {}", resp.head);
+    }
+}
+
 #[test]
 fn head_request() {
     let b = Backend::scripted(|_| {

@@ -15,6 +15,7 @@ use crate::event::connection::{ConnId, Ev};
 use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
+use crate::http::special_response::status_line;
 use crate::http::trace;
 
 /// Reads into `u.buffer` and asks the module to parse, until it stops saying `Again`.
@@ -181,8 +182,12 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
     out.reset();
     let hi = &cx.u.headers_in;
     out.status = hi.status_n;
-    if !hi.status_line().is_empty() {
-        out.set_status_line(hi.status_line());
+    // Most upstreams send nginx's own line for the status ("200 OK"), which the header
+    // filter writes when no line is set: the same bytes, without copying the line here and
+    // scanning it there. Any other line is kept as sent (nginx: `status_line` copied).
+    let line = hi.status_line();
+    if !line.is_empty() && status_line(hi.status_n).is_none_or(|own| own.as_bytes() != line) {
+        out.set_status_line(line);
     }
     out.content_length_n = if hi.chunked { None } else { hi.content_length_n };
     // A value a module may rewrite is copied here first; allocated only when one comes.
