@@ -106,7 +106,6 @@ impl HeaderList {
         head[..4].copy_from_slice(&tag.to_le_bytes());
         head[4..8].copy_from_slice(&(value.len() as u32).to_le_bytes());
         head[8] = kind;
-        self.mem.reserve(RECORD_HEAD + name.len() + value.len());
         self.mem.extend_from_slice(&head);
         self.mem.extend_from_slice(name);
         let start = self.mem.len();
