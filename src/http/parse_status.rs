@@ -260,6 +260,7 @@ struct HeaderScan {
 /// (nginx does that only when `r->upstream` is set; here always, trailers included).
 ///
 /// nginx: `ngx_http_parse_header_line()`
+#[inline]
 pub fn parse_header_line(buf: &[u8], pos: &mut usize) -> Result<Step<HeaderLine>, ParseError> {
     if let Some((line, next)) = whole_line(buf, *pos) {
         *pos = next;
