@@ -275,7 +275,7 @@ pub fn parse_header_line(buf: &[u8], pos: &mut usize) -> Result<Step<HeaderLine>
 /// not followed by LF, NUL) gives `None`, and the state machine parses the line from its
 /// start: so this path accepts a subset of what it accepts, with the same answer.
 /// nginx has no such path: its `sw_name`/`sw_value` cases are its inner loops.
-#[inline]
+#[inline(always)]
 fn whole_line(buf: &[u8], base: usize) -> Option<(HeaderLine, usize)> {
     let mut p = base;
     match *buf.get(p)? {
