@@ -92,6 +92,7 @@ impl RequestHead {
     ///
     /// nginx: `ngx_http_parse_header_line(r, b, allow_underscores)` (1.22: only SP, not HTAB,
     /// is whitespace around a value)
+    #[inline]
     pub fn parse_header_line(
         &mut self,
         buf: &[u8],
@@ -112,7 +113,7 @@ impl RequestHead {
     /// followed by LF, NUL, a control byte in the name, no ':') it changes nothing and gives
     /// `None`, and the state machine parses the line from its start. nginx has no such path:
     /// its `sw_name`/`sw_value` cases are its inner loops.
-    #[inline]
+    #[inline(always)]
     fn whole_line(&mut self, buf: &[u8], allow_underscores: bool) -> Option<RequestHeaderLine> {
         let base = self.pos;
         let mut p = base;
