@@ -46,8 +46,8 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     }
     set_header_only(r);
     let local = cy.ev.conns.get(r.connection).and_then(|c| c.local);
-    let mut head = cy.ev.bufs.get(HEAD_BUF).mem;
-    head.clear();
+    // Appended to: `get_vec` hands the memory over without zero-filling it first.
+    let mut head = cy.ev.bufs.get_vec(HEAD_BUF);
     let mut escaped = push_status_line(&mut head, &r.headers_out);
     escaped |= push_standard_headers(&mut head, r, &cy.ev.times.http_time, local);
     push_connection(&mut head, r);
