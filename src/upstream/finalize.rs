@@ -19,7 +19,7 @@ use crate::core::buf::Chain;
 use crate::core::step::HandlerRc;
 use crate::event::connection::ConnId;
 use crate::http::cycle::{Cycle, RequestId};
-use crate::http::request::{self as http_request};
+use crate::http::request::{self as http_request, Cleanup};
 
 /// Closes the current peer connection and tells the balancer how it went.
 /// nginx: `u->peer.free()` + `ngx_close_connection(u->peer.connection)`.
@@ -86,7 +86,7 @@ fn release_peer(cy: &mut Cycle, (conn, pick, clean): TakenPeer, failed: bool) {
 pub(super) fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     let now = cy.ev.times.msec;
     let Cycle { requests, http, .. } = &mut *cy;
-    let Some(r) = requests.get(rid) else {
+    let Some(r) = requests.get_mut(rid) else {
         return false;
     };
     let header_only = r.header_only;
@@ -97,6 +97,9 @@ pub(super) fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -
         return false;
     }
     u.finalized = true;
+    // The request's cleanup would find nothing left to do: taken off the list, as nginx sets
+    // `*u->cleanup = NULL`.
+    r.cleanup.retain(|&f| !std::ptr::fn_addr_eq(f, cleanup as Cleanup));
     u.read_handler = ReadHandler::Dummy;
     u.write_handler = WriteHandler::Dummy;
     let failed = matches!(rc, HandlerRc::Status(502 | 504)) && !u.header_sent;
