@@ -172,17 +172,24 @@ pub(super) fn cleanup(cy: &mut Cycle, rid: RequestId) {
 /// Frees the context after the access log line was written (it reads `$upstream_*`).
 /// nginx: the request pool's destruction.
 pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
-    finalize_upstream(cy, rid, HandlerRc::Done);
-    let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else {
-        return;
-    };
-    let Some(w) = worker(&mut cy.http) else { return };
+    let Cycle { requests, http, ev, .. } = &mut *cy;
+    let Some(r) = requests.get_mut(rid) else { return };
+    let Some(uid) = r.upstream else { return };
+    let Some(w) = worker(http) else { return };
+    // Usually the response ended it already; one lookup serves the check and the removal.
+    if w.ctxs.get(uid.typed()).is_some_and(|c| !c.u.finalized) {
+        finalize_upstream(cy, rid, HandlerRc::Done);
+        // Finalized now (`finalize_upstream` sets the flag on every path that finds the
+        // context), so this second call frees it.
+        return free_upstream(cy, rid);
+    }
+    r.upstream = None;
     let Some(mut ctx) = w.ctxs.remove(uid.typed()) else { return };
-    let u = &mut ctx.u;
-    cy.ev.bufs.put(std::mem::take(&mut u.buffer));
-    u.headers_in.release(&mut cy.ev.bufs);
-    cy.ev.bufs.put_chain(&mut u.request_bufs);
-    cy.ev.bufs.put_chain(&mut u.out);
+    let (u, bufs) = (&mut ctx.u, &mut ev.bufs);
+    bufs.put(std::mem::take(&mut u.buffer));
+    u.headers_in.release(bufs);
+    bufs.put_chain(&mut u.request_bufs);
+    bufs.put_chain(&mut u.out);
     // The next request of this worker reuses it (`upstream::spare`). A temp file closes now.
     u.pipe = Default::default();
     // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each
