@@ -118,18 +118,19 @@ pub fn release(cy: &mut Cycle, rid: RequestId) {
 /// `ngx_http_upstream_finalize_request()`.
 pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     finalize_upstream(cy, rid, rc);
-    let Some(r) = cy.requests.get_mut(rid) else {
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get_mut(rid) else {
         return;
     };
     r.read_event_handler = http_request::block_reading;
-    let Some(u) = u_ref(cy, rid) else {
+    let sub = r.main != rid;
+    let Some((mode, header_sent)) = ctx_mut(http, r).map(|c| (c.u.mode, c.u.header_sent)) else {
         // No context (a stale id): the request still ends here, never left without a timer.
         return http_request::finalize_request(cy, rid, rc);
     };
-    if u.mode == BodyMode::InMemory {
+    if mode == BodyMode::InMemory {
         // The module kept the body. A subrequest leaves it to its parent; a main request's
         // answer goes out now.
-        let sub = cy.requests.get(rid).is_some_and(|r| r.main != rid);
         let rc = match rc {
             HandlerRc::Ok if sub => response::keep_in_memory(cy, rid),
             HandlerRc::Ok => response::send_in_memory(cy, rid),
@@ -137,7 +138,7 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
         };
         return http_request::finalize_request(cy, rid, rc);
     }
-    if !u.header_sent || matches!(rc, HandlerRc::Status(408 | 499)) {
+    if !header_sent || matches!(rc, HandlerRc::Status(408 | 499)) {
         return http_request::finalize_request(cy, rid, rc);
     }
     let rc = match rc {
