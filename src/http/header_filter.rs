@@ -45,8 +45,8 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
         return Ok(Step::Done(()));
     }
     set_header_only(r);
-    let mut head = cy.ev.bufs.get(HEAD_BUF).mem;
-    head.clear();
+    // Appended to: `get_vec` hands the memory over without zero-filling it first.
+    let mut head = cy.ev.bufs.get_vec(HEAD_BUF);
     let mut escaped = push_status_line(&mut head, &r.headers_out);
     // The local address only for a relative Location (one look-up of the connection less
     // in every other response).

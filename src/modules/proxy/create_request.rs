@@ -33,9 +33,9 @@ impl ProxyCtx {
     /// into it, so nothing else is allocated.
     pub(super) fn create_request(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
         let r = &*cx.r;
-        let mut b = cx.bufs.get(r.header_in.last + HEAD_SLACK);
+        // Appended to: `get_vec` hands the memory over without zero-filling it first.
+        let mut b = Buf::from_vec(cx.bufs.get_vec(r.header_in.last + HEAD_SLACK));
         let head = &mut b.mem;
-        head.clear();
         let uri = self.request_line(r, head);
         // nginx: `ctx->internal_chunked` — a chunked body still streaming goes on chunked.
         self.internal_chunked = r.headers_in.chunked && r.request_body.as_ref().is_some_and(|b| b.reading);
