@@ -1,8 +1,9 @@
 //! Parser micro-benchmarks (harness = false): `cargo bench --bench parse`.
 //!
 //! Measures, in release mode, with std `Instant` and ~3 s in all:
-//! - ns per typical browser request head (`parse_request_head`, ~400 bytes), and an 8 KiB
-//!   head fed one byte per call (a slow client);
+//! - ns per typical browser request head (`parse_request_head`, ~400 bytes), per small head
+//!   (the one benches/callgrind.sh sends), and an 8 KiB head fed one byte per call (a slow
+//!   client);
 //! - ns per upstream status line + 6 header lines (`parse_status_line`, `parse_header_line`);
 //! - chunked decode throughput (`ChunkedDecoder`) for 16 KiB chunks and for 10-byte chunks.
 //!
@@ -29,6 +30,10 @@ Cookie: session=3f2a9c1be7d04e5a; theme=dark\r\n\
 Sec-Fetch-Dest: script\r\n\
 \r\n";
 
+/// What benches/callgrind.sh's client (python's http.client) sends.
+const SMALL_REQUEST: &[u8] =
+    b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept-Encoding: identity\r\nUser-Agent: callgrind.sh\r\n\r\n";
+
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Server: backend/1.0\r\n\
 Date: Mon, 01 Jan 2024 00:00:00 GMT\r\n\
@@ -54,15 +59,15 @@ fn run(mut f: impl FnMut()) -> (u64, Duration) {
     }
 }
 
-fn bench_request_head() {
+fn bench_request_head(request: &[u8]) {
     let mut head = RequestHead::default();
     let (calls, t) = run(|| {
-        let r = parse_request_head(black_box(REQUEST), &mut head);
+        let r = parse_request_head(black_box(request), &mut head);
         assert_eq!(r, Ok(Step::Done(())));
         black_box(&head);
     });
     let ns = t.as_nanos() as f64 / calls as f64;
-    println!("request head ({} bytes, {} headers): {ns:.0} ns", REQUEST.len(), head.headers.len());
+    println!("request head ({} bytes, {} headers): {ns:.0} ns", request.len(), head.headers.len());
 }
 
 fn bench_response_head() {
@@ -146,7 +151,8 @@ fn bench_request_head_byte_at_a_time() {
 }
 
 fn main() {
-    bench_request_head();
+    bench_request_head(REQUEST);
+    bench_request_head(SMALL_REQUEST);
     bench_request_head_byte_at_a_time();
     bench_response_head();
     bench_chunked("16 KiB chunks", 16 * 1024, 64);

@@ -95,6 +95,45 @@ fn proxy_set_header_with_variables() {
     );
 }
 
+/// Constant and variable `proxy_set_header` lines interleaved keep their order (constant ones
+/// are written once per location, variable ones per request); a long name still replaces
+/// the client's line of that name (in any case); a variable that evaluates empty drops its
+/// line and the client's.
+#[test]
+fn proxy_set_header_constant_and_variable_lines_keep_their_order() {
+    let b = Backend::echo();
+    let long = "X-".to_string() + &"L".repeat(38);
+    let locations = format!(
+        "
+        location / {{
+            proxy_pass http://%%BACKEND%%;
+            proxy_set_header X-C1 one;
+            proxy_set_header X-C2 \"two words\";
+            proxy_set_header X-V1 $request_method;
+            proxy_set_header X-Empty $http_x_missing;
+            proxy_set_header X-C3 three;
+            proxy_set_header {long} long;
+            proxy_set_header X-V2 \"<$args>\";
+        }}"
+    );
+    let r = Rginx::start(&conf(&locations), &[b.addr]);
+    let port = b.addr.port();
+    let req = format!(
+        "GET /p?a=1 HTTP/1.0\r\nHost: h\r\nX-Empty: client\r\n{}: client\r\nX-Keep: k\r\n\r\n",
+        long.to_ascii_lowercase()
+    );
+    for _ in 0..2 {
+        let resp = ask(r.port, &req);
+        assert_eq!(
+            resp.body_str(),
+            format!(
+                "GET /p?a=1 HTTP/1.0\r\nX-C1: one\r\nX-C2: two words\r\nX-V1: GET\r\nX-C3: three\r\n\
+                 {long}: long\r\nX-V2: <a=1>\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nX-Keep: k\r\n\r\n"
+            )
+        );
+    }
+}
+
 #[test]
 fn proxy_set_header_inheritance() {
     // proxy_set_header is inherited only by levels that have none of their own.
@@ -198,6 +237,25 @@ fn status_line_is_passed() {
     let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
     let resp = get(r.port, "/");
     assert!(resp.head.starts_with("HTTP/1.1 299 Custom Thing\r\n"), "{}", resp.head);
+}
+
+/// A known status with a reason phrase other than nginx's own (in any byte, case included)
+/// passes as sent; nginx's own passes too (rginx writes it without copying it).
+#[test]
+fn status_line_near_the_standard_one_is_passed_as_sent() {
+    for (line, sent) in [
+        ("HTTP/1.1 200 ok", "HTTP/1.1 200 ok\r\n"),
+        ("HTTP/1.1 200 OK ", "HTTP/1.1 200 OK \r\n"),
+        ("HTTP/1.0 200 OK", "HTTP/1.1 200 OK\r\n"),
+        ("HTTP/1.1 302 Found", "HTTP/1.1 302 Found\r\n"),
+        ("HTTP/1.1 404 Not Found", "HTTP/1.1 404 Not Found\r\n"),
+    ] {
+        let answer = format!("{line}\r\nContent-Length: 0\r\n\r\n");
+        let b = Backend::fixed(answer.as_bytes());
+        let r = Rginx::start(&conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
+        let resp = get(r.port, "/");
+        assert!(resp.head.starts_with(sent), "{line:?}: {}", resp.head);
+    }
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //!
 //! Differs from nginx:
 //! - one `Vec<u8>` holds every line and kept string, each as a record: the name's length and
-//!   the value's length (4 bytes each, little-endian), then the name, then the value. A kept
+//!   the value's length (4 bytes each, little-endian), a byte the list's owner may use (`kind`,
+//!   as nginx's owners use `h->hash`), then the name, then the value. A kept
 //!   string (`keep`) is a record whose name length is `KEPT`; the list's walk skips it. nginx
 //!   allocates each string from the pool and chains fixed-size parts of `ngx_table_elt_t`;
 //!   one buffer makes a whole head one pooled allocation, reused across requests, without a
@@ -40,8 +41,8 @@ pub struct HeaderList {
 
 /// The name length that marks a record as a kept string, not a header line.
 const KEPT: u32 = u32::MAX;
-/// Bytes before a record's name: the two lengths.
-const RECORD_HEAD: usize = 8;
+/// Bytes before a record's name: the two lengths and the kind.
+const RECORD_HEAD: usize = 9;
 /// What a list takes from the pool: a typical response head's lines fit, so the buffer is not
 /// grown; a longer head grows it to the next class, which the pool keeps as well.
 const POOLED: usize = 1024;
@@ -71,14 +72,21 @@ impl HeaderList {
 
     /// Appends a header line. nginx: `ngx_list_push()` and setting `h->key`, `h->value`.
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
-        self.record(name.len(), name, value);
+        self.push_kind(name, value, 0);
+    }
+
+    /// Appends a header line with a byte of its owner's (what it learnt of the name, e.g.
+    /// its entry in a table of known headers), given back by `iter_kinds`; `push` records 0.
+    /// nginx: what `h->hash` is to `ngx_table_elt_t`'s users.
+    pub fn push_kind(&mut self, name: &[u8], value: &[u8], kind: u8) {
+        self.record(name.len(), name, value, kind);
         self.lines += 1;
     }
 
     /// Keeps a string that is not a header line (a status line, a content type) in the same
     /// buffer; `text` gives it back. nginx: `ngx_pnalloc()` + `ngx_memcpy()` into the pool.
     pub fn keep(&mut self, bytes: &[u8]) -> Text {
-        let start = self.record(KEPT as usize, b"", bytes);
+        let start = self.record(KEPT as usize, b"", bytes, 0);
         Text { start: start as u32, end: self.mem.len() as u32 }
     }
 
@@ -90,14 +98,14 @@ impl HeaderList {
     /// Appends one record; returns where its value starts. A length beyond `u32` (more than
     /// any configured buffer can hold) is cut to what fits, so the record stays readable.
     #[inline]
-    fn record(&mut self, name_len: usize, name: &[u8], value: &[u8]) -> usize {
+    fn record(&mut self, name_len: usize, name: &[u8], value: &[u8], kind: u8) -> usize {
         const MAX: usize = KEPT as usize - 1;
         let (name, value) = (&name[..name.len().min(MAX)], &value[..value.len().min(MAX)]);
         let tag = if name_len == KEPT as usize { KEPT } else { name.len() as u32 };
         let mut head = [0u8; RECORD_HEAD];
         head[..4].copy_from_slice(&tag.to_le_bytes());
-        head[4..].copy_from_slice(&(value.len() as u32).to_le_bytes());
-        self.mem.reserve(RECORD_HEAD + name.len() + value.len());
+        head[4..8].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        head[8] = kind;
         self.mem.extend_from_slice(&head);
         self.mem.extend_from_slice(name);
         let start = self.mem.len();
@@ -107,7 +115,12 @@ impl HeaderList {
 
     /// Every header line, in order: (name as sent, value).
     pub fn iter(&self) -> Lines<'_> {
-        Lines { mem: &self.mem }
+        Lines { records: Records { mem: &self.mem } }
+    }
+
+    /// Every header line, in order: (name as sent, value, the kind it was pushed with).
+    pub fn iter_kinds(&self) -> Records<'_> {
+        Records { mem: &self.mem }
     }
 
     /// The number of header lines.
@@ -128,25 +141,40 @@ impl HeaderList {
 
 /// The walk over a list's header lines (`HeaderList::iter`).
 pub struct Lines<'a> {
-    /// The records not yet walked.
-    mem: &'a [u8],
+    records: Records<'a>,
 }
 
 impl<'a> Iterator for Lines<'a> {
     type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.records.next().map(|(n, v, _)| (n, v))
+    }
+}
+
+/// The walk over a list's header lines with their kinds (`HeaderList::iter_kinds`).
+pub struct Records<'a> {
+    /// The records not yet walked.
+    mem: &'a [u8],
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (&'a [u8], &'a [u8], u8);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let head = self.mem.get(..RECORD_HEAD)?;
             let tag = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
             let value_len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            let kind = head[8];
             let name_len = if tag == KEPT { 0 } else { tag as usize };
             let rest = &self.mem[RECORD_HEAD..];
             let (name, rest) = rest.split_at_checked(name_len)?;
             let (value, rest) = rest.split_at_checked(value_len)?;
             self.mem = rest;
             if tag != KEPT {
-                return Some((name, value));
+                return Some((name, value, kind));
             }
         }
     }
@@ -287,8 +315,10 @@ mod tests {
         l.push(b"Content-Type", b"text/html");
         let ct = l.keep(b"text/plain");
         l.push(b"X-Raw", b"caf\xe9 \xff");
-        l.push(b"Empty", b"");
+        l.push_kind(b"Empty", b"", 7);
         assert_eq!(l.len(), 3);
+        let kinds: Vec<u8> = l.iter_kinds().map(|(_, _, k)| k).collect();
+        assert_eq!(kinds, [0, 0, 7]);
         assert_eq!(l.text(st), b"200 OK");
         assert_eq!(l.text(ct), b"text/plain");
         let lines: Vec<_> = l.iter().collect();

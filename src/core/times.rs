@@ -15,6 +15,13 @@
 //!   argument to `update` because the error log (`core::log`, also below `os`) reads the clock
 //!   on every thread, the master's included, not only where a worker updates it. Until it is
 //!   installed (unit tests, a library user that skips `process::main`) local time is UTC.
+//! - one clock read per turn: nginx reads the wall clock and the monotonic clock in every
+//!   `ngx_time_update()`; rginx reads the monotonic clock and derives the wall time from the
+//!   offset between the two measured at the last wall-clock read, which it repeats whenever the
+//!   derived time enters a new second (so the strings are formatted from a fresh wall-clock
+//!   reading, at most once a second as before). A step of the wall clock (date, NTP) shows in
+//!   `unix_ms` at the next second boundary instead of the next loop turn; both clocks tick
+//!   at the same rate between readings.
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -43,6 +50,8 @@ pub struct Times {
     pub msec: u64,
     /// Wall clock in milliseconds since the epoch (for `$msec`, `$request_time`).
     pub unix_ms: u64,
+    /// `unix_ms - msec` at the last wall-clock read (wrapping: the difference of two `u64`s).
+    wall_offset: u64,
     sec: u64,
     /// "Sun, 22 Nov 2026 10:00:00 GMT" — the `Date` header. nginx: `ngx_cached_http_time`.
     pub http_time: String,
@@ -96,6 +105,7 @@ impl Times {
             start: Instant::now(),
             msec: 0,
             unix_ms: 0,
+            wall_offset: 0,
             sec: u64::MAX,
             http_time: String::new(),
             err_log_time: String::new(),
@@ -108,10 +118,27 @@ impl Times {
 
     /// Re-reads the clock; reformats the strings when the second changed.
     /// nginx: `ngx_time_update()`.
+    ///
+    /// Only the monotonic clock is read on a turn that stays within the second the strings
+    /// were formatted for: the wall time is derived from it (see the header).
     pub fn update(&mut self) {
-        self.msec = self.start.elapsed().as_millis() as u64;
+        let msec = self.start.elapsed().as_millis() as u64;
+        self.msec = msec;
+        let unix_ms = msec.wrapping_add(self.wall_offset);
+        if unix_ms / 1000 == self.sec {
+            self.unix_ms = unix_ms;
+            return;
+        }
+        self.read_wall_clock(msec);
+    }
+
+    /// Reads the wall clock (a new second, by the derived time): re-measures the offset and
+    /// reformats the strings when the second really changed.
+    #[cold]
+    fn read_wall_clock(&mut self, msec: u64) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         self.unix_ms = now;
+        self.wall_offset = now.wrapping_sub(msec);
         let sec = now / 1000;
         if sec == self.sec {
             return;
@@ -147,5 +174,33 @@ mod tests {
         assert_eq!(http_time(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(http_time(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_time(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    fn wall_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    /// The derived wall time is always in the second the strings were formatted for.
+    #[test]
+    fn strings_match_the_derived_second() {
+        let mut t = Times::new();
+        for _ in 0..1000 {
+            t.update();
+            assert_eq!(t.unix_ms / 1000, t.sec);
+            assert_eq!(t.http_time, http_time(t.sec));
+        }
+    }
+
+    /// A derived time that leaves the formatted second (here: an offset made 5 s wrong, as
+    /// after a step of the wall clock) makes `update` read the wall clock again.
+    #[test]
+    fn a_wrong_offset_is_corrected_at_the_next_second() {
+        let mut t = Times::new();
+        t.wall_offset = t.wall_offset.wrapping_add(5000);
+        let before = wall_ms();
+        t.update();
+        let after = wall_ms();
+        assert!(before <= t.unix_ms && t.unix_ms <= after, "{before} {} {after}", t.unix_ms);
+        assert_eq!(t.http_time, http_time(t.unix_ms / 1000));
     }
 }

@@ -6,8 +6,8 @@
 //!
 //! Differs from nginx:
 //! - the stale check compares the generation packed in the token (see `core::id`).
-//! - events of one `poll()` are copied out first, because handlers need the whole world
-//!   (`&mut W`) while mio's `Events` buffer would still be borrowed.
+//! - the `mio::Events` buffer is taken out of the reactor for the turn, because handlers need
+//!   the whole world (`&mut W`) while it is read.
 
 use std::io;
 use std::time::Duration;
@@ -62,12 +62,7 @@ pub fn del_connection<W: World>(rx: &mut Reactor<W>, id: ConnId, close: bool) {
 /// instead, first, so that the wake-up does not depend on that accident of the packing.
 pub const WAKER: Token = Token(usize::MAX);
 
-const READ: u8 = 1;
-const WRITE: u8 = 2;
-const EOF: u8 = 4;
-const ERROR: u8 = 8;
-
-/// Readiness bits copied out of a mio event.
+/// Readiness of one mio event.
 #[derive(Clone, Copy)]
 struct Ready {
     token: usize,
@@ -91,42 +86,26 @@ pub fn process_events<W: World>(w: &mut W, timeout: Option<Duration>) -> io::Res
         }
         return Err(e);
     }
-    let mut ready = std::mem::take(&mut rx.ready);
-    ready.clear();
+    // `events` was taken out of the reactor, so the handlers may have the whole world while
+    // this loop reads it; it goes back afterwards for the next turn.
     for e in events.iter() {
         if e.token() == WAKER {
             // Its only job was to end `poll()`: the caller reads the signal flags next turn.
             continue;
         }
-        let mut bits = 0;
-        if e.is_readable() || e.is_read_closed() || e.is_error() {
-            bits |= READ;
-        }
-        if e.is_writable() || e.is_write_closed() || e.is_error() {
-            bits |= WRITE;
-        }
-        if e.is_read_closed() {
-            bits |= EOF;
-        }
-        if e.is_error() {
-            bits |= ERROR;
-        }
-        ready.push((e.token().0, bits));
-    }
-    rx.events = Some(events);
-    for &(token, bits) in &ready {
+        let error = e.is_error();
         dispatch(
             w,
             Ready {
-                token,
-                read: bits & READ != 0,
-                write: bits & WRITE != 0,
-                eof: bits & EOF != 0,
-                error: bits & ERROR != 0,
+                token: e.token().0,
+                read: e.is_readable() || e.is_read_closed() || error,
+                write: e.is_writable() || e.is_write_closed() || error,
+                eof: e.is_read_closed(),
+                error,
             },
         );
     }
-    w.reactor().ready = ready;
+    w.reactor().events = Some(events);
     Ok(())
 }
 

@@ -47,10 +47,11 @@ impl Pipe {
         true
     }
 
-    /// Takes the waiting ranges, in order.
-    pub fn take_shadows(&mut self) -> ([(usize, usize); SHADOWS], usize) {
+    /// Takes the waiting ranges, in order (borrowed, not copied: the caller reads them before
+    /// the next `push_shadow`).
+    pub fn take_shadows(&mut self) -> &[(usize, usize)] {
         let n = std::mem::take(&mut self.nshadows);
-        (self.shadows, n)
+        self.shadows.get(..n).unwrap_or(&[])
     }
 
     /// Bytes written to the temp file so far.

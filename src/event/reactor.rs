@@ -111,8 +111,6 @@ pub struct Reactor<W: World> {
     pub poll: mio::Poll,
     /// Reused event buffer for `poll()`.
     pub events: Option<mio::Events>,
-    /// Scratch copy of one poll's (token, readiness bits), reused every turn.
-    pub ready: Vec<(usize, u8)>,
     /// This worker's listening sockets. nginx: `cycle->listening`.
     pub listening: Vec<Listening<W>>,
     /// Every socket: listeners, clients, upstreams. nginx: `cycle->connections`.
@@ -149,7 +147,6 @@ impl<W: World> Reactor<W> {
         Reactor {
             poll,
             events: None,
-            ready: Vec::new(),
             listening: Vec::new(),
             conns: GenSlab::with_capacity(1024),
             timers: TimerWheel::new(times.msec),

@@ -27,6 +27,10 @@
 //!   (left stale by `del_timer` to keep it O(1)) and looks at no more than
 //!   `FIND_SCAN_SLOTS` occupied slots. When it is early, the loop wakes up,
 //!   finds nothing due and asks again, the price of not scanning every timer.
+//!   Before scanning it answers from the nearest expiry when that is known
+//!   exactly (`nearest`: kept by `add_timer`, lost when the nearest timer is
+//!   cancelled or timers fire, known again whenever the wheel empties), which
+//!   on a keep-alive worker is most turns.
 //! - `expire_timers` does not call `ev->handler`; it pushes the fired timers'
 //!   data into `fired` and the caller (`event::expire_timers`) dispatches
 //!   them and sets `timedout`, because the wheel lives inside the `Reactor`,
@@ -154,6 +158,13 @@ pub struct TimerWheel<T: Copy> {
     /// sorted when a huge time jump or an overdue timer mixed their order;
     /// reused so expiring does not allocate either.
     scratch: Vec<(Msec, T)>,
+    /// The earliest expiry of the pending timers (`Msec::MAX` with none) while it is known
+    /// exactly; `None` once the timer holding it was cancelled or fired with others left.
+    /// `add_timer` keeps it exact, and the wheel emptying makes it known again: on the
+    /// keep-alive path every turn cancels the nearest timer, but the set also empties on every
+    /// turn (the one upstream read timer goes before the idle timers are armed), so
+    /// `find_timer` mostly answers from it without walking the slots.
+    nearest: Option<Msec>,
 }
 
 impl<T: Copy> TimerWheel<T> {
@@ -171,6 +182,7 @@ impl<T: Copy> TimerWheel<T> {
             len: 0,
             overdue: 0,
             scratch: Vec::new(),
+            nearest: Some(Msec::MAX),
         }
     }
 
@@ -192,6 +204,7 @@ impl<T: Copy> TimerWheel<T> {
         let index = self.alloc(data, expires, slot);
         self.link(index);
         self.len += 1;
+        self.nearest = self.nearest.map(|m| m.min(expires));
         TimerId::new(index, self.entries[index as usize].gen)
     }
 
@@ -201,11 +214,23 @@ impl<T: Copy> TimerWheel<T> {
     /// nginx: `ngx_event_del_timer()` (`ngx_del_timer`)
     pub fn del_timer(&mut self, id: TimerId) -> Option<T> {
         let e = self.pending(id)?;
-        if e.expires <= self.last {
+        let expires = e.expires;
+        if expires <= self.last {
             self.overdue -= 1;
         }
         self.unlink(id.index());
-        Some(self.release(id.index()))
+        let data = self.release(id.index());
+        self.forget_nearest(expires);
+        Some(data)
+    }
+
+    /// Keeps `nearest` true after timers up to `expires` left the wheel.
+    fn forget_nearest(&mut self, expires: Msec) {
+        if self.len == 0 {
+            self.nearest = Some(Msec::MAX);
+        } else if self.nearest.is_some_and(|m| m >= expires) {
+            self.nearest = None;
+        }
     }
 
     /// Milliseconds the loop may sleep before a timer is due: 0 if one is due
@@ -224,6 +249,11 @@ impl<T: Copy> TimerWheel<T> {
         }
         if self.overdue > 0 {
             return Some(0);
+        }
+        // The known nearest expiry, exact; with more timers than a scan looks at, the scan
+        // answers (it never reads more than `FIND_SCAN_SLOTS` slots either way).
+        if let Some(m) = self.nearest.filter(|_| self.len <= FIND_SCAN_SLOTS) {
+            return Some(m.max(self.last.saturating_add(1)).saturating_sub(now.max(self.last)));
         }
         // here: every pending timer has expires > last and sits in its own
         // slot, so a slot whose next tick is `t` holds nothing due before `t`.
@@ -286,6 +316,10 @@ impl<T: Copy> TimerWheel<T> {
             pos = (slot + 1) & WHEEL_MASK;
         }
         self.last = now;
+        if !self.scratch.is_empty() {
+            // Something fired: the nearest expiry is known again only if nothing is left.
+            self.nearest = (self.len == 0).then_some(Msec::MAX);
+        }
         // A walk in slot order is expiry order unless a jump of more than one
         // revolution or an overdue timer mixed rounds; the stable sort then
         // restores it and keeps FIFO among equal expiries.
@@ -689,6 +723,43 @@ mod tests {
         assert!(wakeups < 1000 + 2 * 1000 / FIND_SCAN_SLOTS + 4, "{wakeups}");
     }
 
+    /// The keep-alive proxy's pattern: the nearest timer is cancelled on every turn, but the
+    /// wheel also empties on every turn, so the nearest expiry is known (and exact) when the
+    /// loop asks; cancelling the nearest with others left makes it unknown, and the scan
+    /// answers as before.
+    #[test]
+    fn nearest_known_across_the_keepalive_pattern() {
+        let mut w = TimerWheel::new(0);
+        let (mut k, mut u) = (w.add_timer(1, 75_000, 0), w.add_timer(2, 60_000, 0));
+        for turn in 1..=20u64 {
+            let now = turn * 7;
+            // a request: the client's and the idle upstream's timers go, the read timer comes
+            w.del_timer(k);
+            w.del_timer(u);
+            let r = w.add_timer(3, 60_000, now);
+            assert_eq!(w.nearest, Some(now + 60_000));
+            assert_eq!(w.find_timer(now), Some(60_000));
+            // the response: the read timer goes, the idle timers come
+            w.del_timer(r);
+            u = w.add_timer(2, 60_000, now + 1);
+            k = w.add_timer(1, 75_000, now + 1);
+            assert_eq!(w.find_timer(now + 1), Some(60_000));
+            assert_consistent(&w);
+        }
+        // the nearest cancelled with another left: unknown, the scan answers (exactly here)
+        w.del_timer(u);
+        assert_eq!(w.nearest, None);
+        assert_eq!(w.find_timer(141), Some(75_000));
+        assert_consistent(&w);
+        // a timer firing with others left: unknown; the wheel emptying: known again
+        w.add_timer(4, 5, 141);
+        assert_eq!(expire(&mut w, 146), vec![4]);
+        assert_eq!(w.nearest, None);
+        w.del_timer(k);
+        assert_eq!(w.nearest, Some(Msec::MAX));
+        assert_eq!(w.find_timer(146), None);
+    }
+
     #[test]
     fn len_bookkeeping() {
         let mut w = TimerWheel::new(0);
@@ -797,6 +868,10 @@ mod tests {
             assert_eq!(*bits != 0, w.summary & (1 << word) != 0);
         }
         assert_eq!((len, overdue), (w.len, w.overdue));
+        if let Some(m) = w.nearest {
+            let min = w.entries.iter().filter(|e| e.data.is_some()).map(|e| e.expires).min();
+            assert_eq!(m, min.unwrap_or(Msec::MAX), "the known nearest expiry is not exact");
+        }
     }
 
     fn check_against_model(

@@ -284,26 +284,29 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
     if in_tree {
         super::subrequest::free_tree(cy, rid);
     }
-    if let Some(mut r) = cy.requests.remove(rid) {
-        // The buffers go back to the pool; the chain's storage stays for the request spares
-        // (`RequestSpares::keep`, bounded by `MAX_CHAIN`).
-        while let Some(b) = r.out.pop_front() {
-            cy.ev.bufs.put(b);
+    // Released in place, then the slot discarded: moving the whole `Request` out of the slab
+    // copied it twice.
+    let Some(r) = cy.requests.get_mut(rid) else { return };
+    // The buffers go back to the pool; the chain's storage stays for the request spares
+    // (`RequestSpares::keep`, bounded by `MAX_CHAIN`).
+    while let Some(b) = r.out.pop_front() {
+        cy.ev.bufs.put(b);
+    }
+    r.headers_out.release(&mut cy.ev.bufs);
+    if let Some(mut sr) = r.sr.take() {
+        super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);
+    }
+    let body = r.request_body.take();
+    if let Some(c) = cy.ev.conns.get_mut(r.connection) {
+        if c.owner == Owner::Client(Some(rid)) {
+            c.owner = Owner::Client(None);
         }
-        r.headers_out.release(&mut cy.ev.bufs);
-        if let Some(mut sr) = r.sr.take() {
-            super::postpone_filter::free_postponed(&mut cy.ev.bufs, &mut sr.postponed);
-        }
-        if let Some(b) = r.request_body.take() {
-            super::body::free_body_keep(cy, b);
-        }
-        if let Some(c) = cy.ev.conns.get_mut(r.connection) {
-            if c.owner == Owner::Client(Some(rid)) {
-                c.owner = Owner::Client(None);
-            }
-        }
-        cy.ev.bufs.put(std::mem::take(&mut r.header_in));
-        cy.request_spares.keep(&mut r);
+    }
+    cy.ev.bufs.put(std::mem::take(&mut r.header_in));
+    cy.request_spares.keep(r);
+    cy.requests.discard(rid);
+    if let Some(b) = body {
+        super::body::free_body_keep(cy, b);
     }
 }
 

@@ -28,6 +28,7 @@ pub mod parse;
 pub mod parse_chunked;
 pub mod parse_request;
 pub mod parse_request_header;
+pub mod parse_request_plain;
 pub mod parse_status;
 pub mod parse_uri;
 pub mod phases;

@@ -11,7 +11,8 @@
 //! The offsets stay valid when the head buffer grows: `alloc_large_header_buffer`
 //! (request_head.rs) keeps the whole head in one buffer whose start does not move.
 //!
-//! The header-line half is in parse_request_header.rs (same state, a second `impl` block).
+//! The header-line half is in parse_request_header.rs (same state, a second `impl` block),
+//! the request line's whole-line fast path in parse_request_plain.rs.
 //!
 //! Differs from nginx:
 //! - no `uri_ext`/`plus_in_uri` bookkeeping (rginx has no use for `$exten`), no Win32 rules.
@@ -201,7 +202,7 @@ pub struct RequestHead {
 
 /// Bytes `sw_check_uri` and `sw_uri` pass over: nginx's `usual[]` table on Unix, i.e. all
 /// but the controls, SP, '#', '%', '+', '.', '/', '?' and DEL.
-static USUAL: [bool; 256] = {
+pub(super) static USUAL: [bool; 256] = {
     let mut t = [true; 256];
     let mut b = 0;
     while b <= 0x20 {
@@ -237,6 +238,17 @@ impl RequestHead {
     ///
     /// nginx: `ngx_http_parse_request_line()`
     pub fn parse_request_line(&mut self, buf: &[u8]) -> Result<Step, ParseError> {
+        if self.state == RequestLineState::Start {
+            if let Some(done) = self.plain_request_line(buf) {
+                return done;
+            }
+        }
+        self.parse_request_line_bytewise(buf)
+    }
+
+    /// `parse_request_line` one byte at a time, resumable: every line the fast path leaves,
+    /// and the reference the fast path is tested against.
+    pub(super) fn parse_request_line_bytewise(&mut self, buf: &[u8]) -> Result<Step, ParseError> {
         let mut p = self.pos;
         while let Some(&ch) = buf.get(p) {
             if matches!(self.state, RequestLineState::CheckUri | RequestLineState::Uri) && USUAL[usize::from(ch)] {
@@ -462,7 +474,7 @@ impl RequestHead {
     }
 
     /// The request line is complete at the LF at `p`. nginx: the `done:` label.
-    fn line_done(&mut self, p: usize) -> Result<Step, ParseError> {
+    pub(super) fn line_done(&mut self, p: usize) -> Result<Step, ParseError> {
         self.pos = p + 1;
         if self.state == RequestLineState::AlmostDone {
             self.request_end = Some(p - 1);

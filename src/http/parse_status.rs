@@ -16,7 +16,9 @@
 
 use std::ops::Range;
 
-use super::parse::ParseError;
+// VALUE_PLAIN: the bytes that leave `sw_value` (and `sw_space_after_value`) where it is:
+// all but NUL, LF and CR. Trailing SP/HTAB are trimmed when the line ends.
+use super::parse::{run_end, value_end, ParseError, VALUE_BYTE as VALUE_PLAIN};
 use crate::core::step::Step;
 
 /// A parsed upstream status line.
@@ -204,16 +206,6 @@ static NAME_PLAIN: [bool; 256] = {
     t
 };
 
-/// Bytes that leave `sw_value` (and `sw_space_after_value`) where it is: all but NUL, LF
-/// and CR. Trailing SP/HTAB are trimmed when the line ends.
-static VALUE_PLAIN: [bool; 256] = {
-    let mut t = [true; 256];
-    t[0] = false;
-    t[b'\n' as usize] = false;
-    t[b'\r' as usize] = false;
-    t
-};
-
 /// For the other states: look at every byte.
 static NOTHING_PLAIN: [bool; 256] = [false; 256];
 
@@ -268,6 +260,7 @@ struct HeaderScan {
 /// (nginx does that only when `r->upstream` is set; here always, trailers included).
 ///
 /// nginx: `ngx_http_parse_header_line()`
+#[inline]
 pub fn parse_header_line(buf: &[u8], pos: &mut usize) -> Result<Step<HeaderLine>, ParseError> {
     if let Some((line, next)) = whole_line(buf, *pos) {
         *pos = next;
@@ -282,7 +275,7 @@ pub fn parse_header_line(buf: &[u8], pos: &mut usize) -> Result<Step<HeaderLine>
 /// not followed by LF, NUL) gives `None`, and the state machine parses the line from its
 /// start: so this path accepts a subset of what it accepts, with the same answer.
 /// nginx has no such path: its `sw_name`/`sw_value` cases are its inner loops.
-#[inline]
+#[inline(always)]
 fn whole_line(buf: &[u8], base: usize) -> Option<(HeaderLine, usize)> {
     let mut p = base;
     match *buf.get(p)? {
@@ -291,10 +284,8 @@ fn whole_line(buf: &[u8], base: usize) -> Option<(HeaderLine, usize)> {
         _ => {}
     }
     // sw_start, sw_name: NAME_PLAIN excludes ':', the bytes that are errors and '/'
-    while NAME_PLAIN[usize::from(*buf.get(p)?)] {
-        p += 1;
-    }
-    if p == base || buf[p] != b':' {
+    p = name_end(buf, p);
+    if p == base || *buf.get(p)? != b':' {
         return None;
     }
     let name = base..p;
@@ -305,7 +296,7 @@ fn whole_line(buf: &[u8], base: usize) -> Option<(HeaderLine, usize)> {
     }
     // sw_value: up to NUL, CR or LF
     let start = p;
-    p = value_run(buf, p);
+    p = value_end(buf, p);
     let end = trim_end(buf, start, p);
     let value = start..end;
     match *buf.get(p)? {
@@ -315,17 +306,18 @@ fn whole_line(buf: &[u8], base: usize) -> Option<(HeaderLine, usize)> {
     }
 }
 
-/// The end of the run of `VALUE_PLAIN` bytes at `buf[p..]`: the first NUL, CR or LF, or
-/// `buf.len()`.
+/// The end of the run of `NAME_PLAIN` bytes at `buf[p..]`, 8 at a time: a word stops on a
+/// byte below 0x21, ':', '/' or DEL (each test exact up to its lowest flagged lane; the
+/// bytes >= 0x80, plain, are never flagged).
 #[inline]
-fn value_run(buf: &[u8], mut p: usize) -> usize {
-    while let Some(&ch) = buf.get(p) {
-        if !VALUE_PLAIN[usize::from(ch)] {
-            break;
-        }
-        p += 1;
-    }
-    p
+fn name_end(buf: &[u8], p: usize) -> usize {
+    run_end(buf, p, &NAME_PLAIN, |w| {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        let below = |c: u8| w.wrapping_sub(ONES * u64::from(c));
+        let eq = |c: u8| (w ^ (ONES * u64::from(c))).wrapping_sub(ONES);
+        // `!w & 0x80..`: the high bit of `w ^ c` is that of `w` for the c < 0x80 here
+        (below(0x21) | eq(b':') | eq(b'/') | eq(0x7f)) & !w & 0x8080_8080_8080_8080
+    })
 }
 
 /// `parse_header_line` one byte at a time: every line the fast path leaves, and the
@@ -708,6 +700,52 @@ mod tests {
             let (mut fast, mut slow) = (17, 17);
             let a = parse_header_line(&RESPONSE[..i], &mut fast);
             assert_eq!((a, fast), (parse_header_line_bytewise(&RESPONSE[..i], &mut slow), slow));
+        }
+    }
+
+    /// `name_end` stops where the byte loop over `NAME_PLAIN` stops: every byte value at
+    /// every position, from every start.
+    #[test]
+    fn name_end_agrees_with_byte_loop() {
+        for b in 0..=255u8 {
+            for i in 0..20 {
+                let mut buf = vec![b'N'; 20];
+                buf[i] = b;
+                for start in 0..buf.len() {
+                    let mut p = start;
+                    while buf.get(p).is_some_and(|&c| NAME_PLAIN[usize::from(c)]) {
+                        p += 1;
+                    }
+                    assert_eq!(name_end(&buf, start), p, "{buf:?} {start}");
+                }
+            }
+        }
+    }
+
+    /// Long plain lines (the word-at-a-time scans run) with a few bytes that matter put
+    /// anywhere: the fast path answers as the state machine, outcome and position.
+    #[test]
+    fn long_lines_agree_with_bytewise() {
+        use crate::http::parse::{random_bytes, xorshift};
+        let mut seed = 29;
+        let special = b":/ \t\r\n\0\x7f\x80\x0bH";
+        for _ in 0..100_000 {
+            let name_len = 1 + (xorshift(&mut seed) % 20) as usize;
+            let mut buf = random_bytes(&mut seed, b"Content-Type", name_len);
+            buf.extend_from_slice(b": ");
+            let value_len = (xorshift(&mut seed) % 30) as usize;
+            buf.extend(random_bytes(&mut seed, b"text/html; charset=1 ", value_len));
+            buf.extend_from_slice(if xorshift(&mut seed).is_multiple_of(2) { b"\r\n" } else { b"\n" });
+            buf.extend_from_slice(b"Next: x\r\n\r\n");
+            for _ in 0..xorshift(&mut seed) % 3 {
+                let at = (xorshift(&mut seed) % buf.len() as u64) as usize;
+                buf[at] = special[(xorshift(&mut seed) % special.len() as u64) as usize];
+            }
+            let cut = buf.len() - (xorshift(&mut seed) % 12) as usize;
+            let (mut fast, mut slow) = (0, 0);
+            let a = parse_header_line(&buf[..cut], &mut fast);
+            let b = parse_header_line_bytewise(&buf[..cut], &mut slow);
+            assert_eq!((a, fast), (b, slow), "{buf:?} cut at {cut}");
         }
     }
 

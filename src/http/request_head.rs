@@ -103,7 +103,8 @@ fn request_line_done(cy: &mut Cycle, rid: RequestId) {
         c.action = "reading client request headers";
         c.read.handler = process_request_headers_handler;
     }
-    process_request_headers(cy, rid);
+    // the timeout was checked above, in this same event
+    parse_request_headers(cy, rid);
 }
 
 /// Parses header lines as they arrive: each kept line is processed at once (duplicates,
@@ -114,6 +115,11 @@ fn process_request_headers(cy: &mut Cycle, rid: RequestId) {
     if timed_out(cy, rid) {
         return;
     }
+    parse_request_headers(cy, rid);
+}
+
+/// The loop of `process_request_headers` once the timeout is checked.
+fn parse_request_headers(cy: &mut Cycle, rid: RequestId) {
     loop {
         let Some(r) = cy.requests.get_mut(rid) else { return };
         // read per line: the host header may change the server, and with it these settings

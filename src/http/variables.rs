@@ -165,6 +165,27 @@ impl ComplexValue {
         self.parts.iter().map(|p| if let Part::Lit(l) = p { l.len() } else { 0 }).sum()
     }
 
+    /// The value with every use of `var` replaced by `value`: for a variable whose value is
+    /// known where the complex value is used (`$proxy_host` in a location's own
+    /// `proxy_set_header`s), so that the line can be written once.
+    pub fn substitute(&self, var: &'static VariableDef, value: &[u8]) -> ComplexValue {
+        let parts = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Var(d, _, _) if std::ptr::eq(*d, var) => Part::Lit(value.to_vec()),
+                p => p.clone(),
+            })
+            .collect();
+        ComplexValue { parts, source: self.source.clone() }
+    }
+
+    /// The value's bytes when it has no variables (its literal parts joined).
+    pub fn static_bytes(&self) -> Option<Vec<u8>> {
+        self.is_static()
+            .then(|| self.parts.iter().flat_map(|p| if let Part::Lit(l) = p { &l[..] } else { &[] }).copied().collect())
+    }
+
     /// Whether the value has no variables.
     pub fn is_static(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))

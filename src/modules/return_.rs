@@ -97,8 +97,7 @@ fn run_return(cy: &mut Cycle, rid: RequestId, code: u16, text: Option<&ComplexVa
         r.headers_out.status = code;
     }
     // Into a pooled buffer: the write filter gives it back once the body is sent.
-    let mut v = cy.ev.bufs.get(text.len_hint()).mem;
-    v.clear();
+    let mut v = cy.ev.bufs.get_vec(text.len_hint());
     if let Some(vars) = Vars::of(cy, rid) {
         text.eval(&vars, &mut v);
     }

@@ -70,11 +70,10 @@ pub(super) fn input(cy: &mut Cycle, rid: RequestId, bytes: usize) -> bool {
 /// `ngx_http_proxy_copy_filter()` / `ngx_http_proxy_non_buffered_copy_filter()`, which point
 /// into the buffer the bytes were read into.
 pub(super) fn place_shadows(u: &mut super::Upstream, pool: &mut BufPool, give: bool) {
-    let (ranges, n) = u.pipe.take_shadows();
-    let ranges = ranges.get(..n).unwrap_or(&[]);
-    let Some(&(ls, le)) = ranges.last() else { return };
+    let ranges = u.pipe.take_shadows();
+    let Some((&(ls, le), first)) = ranges.split_last() else { return };
     let give = give && le <= u.buffer.last && (le - ls) * 2 >= u.buffer.mem.len();
-    let copied = if give { ranges.get(..n - 1).unwrap_or(&[]) } else { ranges };
+    let copied = if give { first } else { ranges };
     let size = match u.mode {
         BodyMode::Buffered => u.conf.bufs.1,
         _ => u.conf.buffer_size,

@@ -19,7 +19,7 @@ use crate::core::buf::Chain;
 use crate::core::step::HandlerRc;
 use crate::event::connection::ConnId;
 use crate::http::cycle::{Cycle, RequestId};
-use crate::http::request::{self as http_request};
+use crate::http::request::{self as http_request, Cleanup};
 
 /// Closes the current peer connection and tells the balancer how it went.
 /// nginx: `u->peer.free()` + `ngx_close_connection(u->peer.connection)`.
@@ -86,7 +86,7 @@ fn release_peer(cy: &mut Cycle, (conn, pick, clean): TakenPeer, failed: bool) {
 pub(super) fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -> bool {
     let now = cy.ev.times.msec;
     let Cycle { requests, http, .. } = &mut *cy;
-    let Some(r) = requests.get(rid) else {
+    let Some(r) = requests.get_mut(rid) else {
         return false;
     };
     let header_only = r.header_only;
@@ -97,6 +97,9 @@ pub(super) fn finalize_upstream(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) -
         return false;
     }
     u.finalized = true;
+    // The request's cleanup would find nothing left to do: taken off the list, as nginx sets
+    // `*u->cleanup = NULL`.
+    r.cleanup.retain(|&f| !std::ptr::fn_addr_eq(f, cleanup as Cleanup));
     u.read_handler = ReadHandler::Dummy;
     u.write_handler = WriteHandler::Dummy;
     let failed = matches!(rc, HandlerRc::Status(502 | 504)) && !u.header_sent;
@@ -115,18 +118,19 @@ pub fn release(cy: &mut Cycle, rid: RequestId) {
 /// `ngx_http_upstream_finalize_request()`.
 pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
     finalize_upstream(cy, rid, rc);
-    let Some(r) = cy.requests.get_mut(rid) else {
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get_mut(rid) else {
         return;
     };
     r.read_event_handler = http_request::block_reading;
-    let Some(u) = u_ref(cy, rid) else {
+    let sub = r.main != rid;
+    let Some((mode, header_sent)) = ctx_mut(http, r).map(|c| (c.u.mode, c.u.header_sent)) else {
         // No context (a stale id): the request still ends here, never left without a timer.
         return http_request::finalize_request(cy, rid, rc);
     };
-    if u.mode == BodyMode::InMemory {
+    if mode == BodyMode::InMemory {
         // The module kept the body. A subrequest leaves it to its parent; a main request's
         // answer goes out now.
-        let sub = cy.requests.get(rid).is_some_and(|r| r.main != rid);
         let rc = match rc {
             HandlerRc::Ok if sub => response::keep_in_memory(cy, rid),
             HandlerRc::Ok => response::send_in_memory(cy, rid),
@@ -134,7 +138,7 @@ pub fn finalize(cy: &mut Cycle, rid: RequestId, rc: HandlerRc) {
         };
         return http_request::finalize_request(cy, rid, rc);
     }
-    if !u.header_sent || matches!(rc, HandlerRc::Status(408 | 499)) {
+    if !header_sent || matches!(rc, HandlerRc::Status(408 | 499)) {
         return http_request::finalize_request(cy, rid, rc);
     }
     let rc = match rc {
@@ -169,17 +173,24 @@ pub(super) fn cleanup(cy: &mut Cycle, rid: RequestId) {
 /// Frees the context after the access log line was written (it reads `$upstream_*`).
 /// nginx: the request pool's destruction.
 pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
-    finalize_upstream(cy, rid, HandlerRc::Done);
-    let Some(uid) = cy.requests.get_mut(rid).and_then(|r| r.upstream.take()) else {
-        return;
-    };
-    let Some(w) = worker(&mut cy.http) else { return };
+    let Cycle { requests, http, ev, .. } = &mut *cy;
+    let Some(r) = requests.get_mut(rid) else { return };
+    let Some(uid) = r.upstream else { return };
+    let Some(w) = worker(http) else { return };
+    // Usually the response ended it already; one lookup serves the check and the removal.
+    if w.ctxs.get(uid.typed()).is_some_and(|c| !c.u.finalized) {
+        finalize_upstream(cy, rid, HandlerRc::Done);
+        // Finalized now (`finalize_upstream` sets the flag on every path that finds the
+        // context), so this second call frees it.
+        return free_upstream(cy, rid);
+    }
+    r.upstream = None;
     let Some(mut ctx) = w.ctxs.remove(uid.typed()) else { return };
-    let u = &mut ctx.u;
-    cy.ev.bufs.put(std::mem::take(&mut u.buffer));
-    u.headers_in.release(&mut cy.ev.bufs);
-    cy.ev.bufs.put_chain(&mut u.request_bufs);
-    cy.ev.bufs.put_chain(&mut u.out);
+    let (u, bufs) = (&mut ctx.u, &mut ev.bufs);
+    bufs.put(std::mem::take(&mut u.buffer));
+    u.headers_in.release(bufs);
+    bufs.put_chain(&mut u.request_bufs);
+    bufs.put_chain(&mut u.out);
     // The next request of this worker reuses it (`upstream::spare`). A temp file closes now.
     u.pipe = Default::default();
     // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each

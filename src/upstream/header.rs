@@ -15,6 +15,7 @@ use crate::event::connection::{ConnId, Ev};
 use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
+use crate::http::special_response::status_line;
 use crate::http::trace;
 
 /// Reads into `u.buffer` and asks the module to parse, until it stops saying `Again`.
@@ -176,55 +177,67 @@ pub fn process_headers(cy: &mut Cycle, rid: RequestId) -> Result<(), HandlerRc> 
 /// what each known line becomes is its entry's `copy` in the table (`headers_in.rs`), as
 /// nginx calls `hh->copy_handler`. Names are compared case-insensitively, without copies.
 fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
-    // Out of the request while it is filled: the rewrite callbacks borrow `cx`.
-    let mut out = std::mem::take(&mut cx.r.headers_out);
-    out.reset();
+    // Filled in place: the lines are read from `cx.u` and written to `cx.r`, and a rewrite
+    // callback borrows `cx` whole only between two writes.
+    cx.r.headers_out.reset();
     let hi = &cx.u.headers_in;
-    out.status = hi.status_n;
-    if !hi.status_line().is_empty() {
-        out.set_status_line(hi.status_line());
+    cx.r.headers_out.status = hi.status_n;
+    // Most upstreams send nginx's own line for the status ("200 OK"), which the header
+    // filter writes when no line is set: the same bytes, without copying the line here and
+    // scanning it there. Any other line is kept as sent (nginx: `status_line` copied).
+    let line = hi.status_line();
+    if !line.is_empty() && status_line(hi.status_n).is_none_or(|own| own.as_bytes() != line) {
+        cx.r.headers_out.set_status_line(line);
     }
-    out.content_length_n = if hi.chunked { None } else { hi.content_length_n };
+    cx.r.headers_out.content_length_n = if hi.chunked { None } else { hi.content_length_n };
     // A value a module may rewrite is copied here first; allocated only when one comes.
     let mut scratch = Vec::new();
-    for (name, value) in hi.iter() {
-        if cx.u.conf.hide_headers.iter().any(|h| eq_nocase(name, h.as_bytes())) {
+    let hide = &cx.u.conf.hide_headers;
+    // Bit n: a hidden name is n bytes long (63: 63 or more); most lines are not compared.
+    let hide_lens = hide.iter().fold(0u64, |m, h| m | len_bit(h.len()));
+    for (name, value, kind) in hi.iter_kinds() {
+        if hide_lens & len_bit(name.len()) != 0 && hide.iter().any(|h| eq_nocase(name, h.as_bytes())) {
             continue;
         }
-        match headers_in::find(name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
+        match headers_in::by_kind(kind, name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
             CopyHeader::Ignore => {}
-            CopyHeader::ContentType => out.set_content_type(value),
-            CopyHeader::LastModified => out.set_last_modified(value),
+            CopyHeader::ContentType => cx.r.headers_out.set_content_type(value),
+            CopyHeader::LastModified => cx.r.headers_out.set_last_modified(value),
             CopyHeader::RewriteLocation => {
-                // Only a rewritten Location becomes `headers_out.location` (which the header
+                // Only a rewritten Location becomes `headers_cx.r.headers_out.location` (which the header
                 // filter makes absolute); one left alone passes exactly as sent.
                 // nginx: `ngx_http_upstream_rewrite_location()`.
                 scratch.clear();
                 scratch.extend_from_slice(value);
                 match m.rewrite_redirect(cx, &mut scratch) {
-                    Rewrite::Done => out.set_location(&scratch),
-                    Rewrite::Declined => out.push(name, value),
+                    Rewrite::Done => cx.r.headers_out.set_location(&scratch),
+                    Rewrite::Declined => cx.r.headers_out.push(name, value),
                 }
             }
             CopyHeader::RewriteRefresh => {
                 rewrite_refresh(m, cx, value, &mut scratch);
-                out.push(name, &scratch);
+                cx.r.headers_out.push(name, &scratch);
             }
             CopyHeader::RewriteSetCookie => {
                 scratch.clear();
                 scratch.extend_from_slice(value);
                 let _: Rewrite = m.rewrite_cookie(cx, &mut scratch);
-                out.push(name, &scratch);
+                cx.r.headers_out.push(name, &scratch);
             }
             CopyHeader::HeaderLine => {
-                // nginx: `headers_out.server`/`.date` set: the header filter adds none.
-                out.no_server |= eq_nocase(name, b"server");
-                out.no_date |= eq_nocase(name, b"date");
-                out.push(name, value);
+                // nginx: `headers_cx.r.headers_out.server`/`.date` set: the header filter adds none.
+                cx.r.headers_out.no_server |= eq_nocase(name, b"server");
+                cx.r.headers_out.no_date |= eq_nocase(name, b"date");
+                cx.r.headers_out.push(name, value);
             }
         }
     }
-    cx.r.headers_out = out;
+}
+
+/// The bit of a mask of name lengths for a name of `len` bytes.
+#[inline]
+fn len_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Only the URL after "url=" of a `Refresh` is the module's to rewrite; `out` gets the value

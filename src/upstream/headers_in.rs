@@ -102,6 +102,11 @@ const TABLE: [UpstreamHeader; 11] = [
 /// compares with the one key of its bucket. A search in order compared most lines (the
 /// unknown ones) with every name.
 pub fn find(name: &[u8]) -> Option<&'static UpstreamHeader> {
+    UPSTREAM_HEADERS_IN.get(find_index(name)?)
+}
+
+/// `find`, as the entry's index in `UPSTREAM_HEADERS_IN`.
+pub fn find_index(name: &[u8]) -> Option<usize> {
     let i = match (name.first()? | 0x20, name.len()) {
         (b'c', 12) => 0,  // Content-Type
         (b'c', 14) => 1,  // Content-Length
@@ -116,7 +121,34 @@ pub fn find(name: &[u8]) -> Option<&'static UpstreamHeader> {
         (b't', 17) => 10, // Transfer-Encoding
         _ => return None,
     };
-    FOLDED.get(i)?.matches(name).then(|| UPSTREAM_HEADERS_IN.get(i)).flatten()
+    FOLDED.get(i)?.matches(name).then_some(i)
+}
+
+/// A line's kind in `HeadersIn`'s list (`HeaderList::push_kind`): what `find` said of its
+/// name when it arrived, so the copy to the client does not look the name up again (nginx
+/// keeps the hash it computed while parsing in `h->hash`).
+pub mod kind {
+    /// Not looked up (a module that pushed the line without `find`): look it up.
+    pub const UNKNOWN: u8 = 0;
+    /// Looked up: not in the table.
+    pub const NOT_FOUND: u8 = 1;
+    /// Looked up: `UPSTREAM_HEADERS_IN[k - FIRST]`.
+    pub const FIRST: u8 = 2;
+}
+
+/// The kind to record for what `find_index` said.
+pub fn kind_of(found: Option<usize>) -> u8 {
+    found.map_or(kind::NOT_FOUND, |i| kind::FIRST + i as u8)
+}
+
+/// The entry of a line recorded with `kind` (looked up now if it was not then).
+#[inline]
+pub fn by_kind(kind: u8, name: &[u8]) -> Option<&'static UpstreamHeader> {
+    match kind {
+        kind::UNKNOWN => find(name),
+        kind::NOT_FOUND => None,
+        k => UPSTREAM_HEADERS_IN.get(usize::from(k - kind::FIRST)),
+    }
 }
 
 /// Longest name in the table, and the room `Folded` keeps for one.
@@ -234,7 +266,8 @@ pub fn process_transfer_encoding(hi: &mut HeadersIn, _name: &[u8], value: &[u8])
 /// "close" anywhere in the value: the upstream closes after this response.
 /// nginx: `ngx_http_upstream_process_connection()`.
 pub fn process_connection(hi: &mut HeadersIn, _name: &[u8], value: &[u8]) -> Result<(), String> {
-    if value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
+    // The first letter tested first: most windows of "keep-alive" stop there.
+    if value.windows(5).any(|w| matches!(w, [c, ..] if c | 0x20 == b'c') && w.eq_ignore_ascii_case(b"close")) {
         hi.connection_close = true;
     }
     Ok(())
@@ -257,6 +290,11 @@ mod tests {
             assert!(find(folded_non_letter).is_none(), "'-' is 0x0d | 0x20: only letters fold");
         }
         assert_eq!(find(b"tRANSFER-eNCODINg").map(|h| h.name), Some("Transfer-Encoding"));
+        for name in ["Location", "X-Other", "date"] {
+            let by_kind = |k| by_kind(k, name.as_bytes()).map(|h| h.name);
+            assert_eq!(by_kind(kind_of(find_index(name.as_bytes()))), find(name.as_bytes()).map(|h| h.name));
+            assert_eq!(by_kind(kind::UNKNOWN), find(name.as_bytes()).map(|h| h.name));
+        }
         for (i, h) in UPSTREAM_HEADERS_IN.iter().enumerate() {
             let first = UPSTREAM_HEADERS_IN.iter().position(|o| o.name.eq_ignore_ascii_case(h.name));
             assert_eq!(first, Some(i), "{} listed twice", h.name);

@@ -51,7 +51,7 @@ pub use finalize::{finalize, rd_check_broken_connection, release};
 pub use handler::{Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
 
 use crate::core::buf::{Buf, BufPool, Chain};
-use crate::core::header_list::{HeaderList, Lines, Text};
+use crate::core::header_list::{HeaderList, Lines, Records, Text};
 use crate::core::id::Id;
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
@@ -109,14 +109,23 @@ pub struct HeadersIn {
     pub chunked: bool,
     /// `Connection: close`. nginx: `connection_close`.
     pub connection_close: bool,
-    /// Status line after the version ("200 OK"), kept in `lines`. nginx:
-    /// `u->headers_in.status_line`.
-    status_line: Option<Text>,
+    /// Status line after the version ("200 OK"). nginx: `u->headers_in.status_line`.
+    status_line: Option<StatusLine>,
     /// Every header line as the upstream sent it, bytes untouched, and the status line: one
     /// pooled buffer per response (the lines are copied out of `u.buffer`, which the body
     /// reuses and a long head compacts, as nginx copies them into the request pool). nginx:
     /// the `ngx_list_t` of `ngx_table_elt_t` in `u->headers_in.headers`.
     lines: HeaderList,
+}
+
+/// Where the upstream's status line is: most often it is nginx's own line for its code
+/// ("200 OK"), which is not copied; any other is kept in the header list's buffer.
+#[derive(Clone, Copy, Debug)]
+enum StatusLine {
+    /// Byte for byte `special_response::status_line(code)`.
+    Own(&'static str),
+    /// Kept in `HeadersIn::lines`.
+    Kept(Text),
 }
 
 impl Upstream {
@@ -143,21 +152,38 @@ impl HeadersIn {
         self.status_line = None;
         self.lines.release(pool);
     }
-    /// Records the status line after the version, bytes as sent ("200 OK").
+    /// Records the status line after the version, bytes as sent ("200 OK"); set `status_n`
+    /// first (nginx's own line for it is recognised and not copied).
     pub fn set_status_line(&mut self, line: &[u8]) {
-        self.status_line = Some(self.lines.keep(line));
+        self.status_line = Some(match crate::http::special_response::status_line(self.status_n) {
+            Some(own) if own.as_bytes() == line => StatusLine::Own(own),
+            _ => StatusLine::Kept(self.lines.keep(line)),
+        });
     }
     /// The status line after the version; empty when the upstream sent none (HTTP/0.9).
     pub fn status_line(&self) -> &[u8] {
-        self.status_line.map_or(b"", |t| self.lines.text(t))
+        match self.status_line {
+            Some(StatusLine::Own(own)) => own.as_bytes(),
+            Some(StatusLine::Kept(t)) => self.lines.text(t),
+            None => b"",
+        }
     }
     /// Appends a header line (name as sent, value). nginx: `ngx_list_push(&u->headers_in.headers)`.
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
         self.lines.push(name, value);
     }
+    /// Appends a header line whose name was looked up in `headers_in`'s table
+    /// (`find_index`): the copy to the client uses the answer.
+    pub fn push_found(&mut self, name: &[u8], value: &[u8], found: Option<usize>) {
+        self.lines.push_kind(name, value, headers_in::kind_of(found));
+    }
     /// Every header line, in order: (name, value).
     pub fn iter(&self) -> Lines<'_> {
         self.lines.iter()
+    }
+    /// Every header line, in order: (name, value, its `headers_in::kind`).
+    pub fn iter_kinds(&self) -> Records<'_> {
+        self.lines.iter_kinds()
     }
     /// The number of header lines.
     pub fn len(&self) -> usize {

@@ -48,9 +48,9 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
         if http::send_header(cy, rid).is_err() {
             return finalize(cy, rid, HandlerRc::Error);
         }
-        let Some(u) = u_mut(cy, rid) else { return };
+        let Some((r, u, _)) = super::parts(cy, rid) else { return };
         u.header_sent = true;
-        if cy.requests.get(rid).is_some_and(|r| r.header_only) {
+        if r.header_only {
             return finalize(cy, rid, HandlerRc::Ok);
         }
     }

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use super::header_script::HeaderScript;
 use super::ProxyModule;
 use crate::http::variables::ComplexValue;
 use crate::http::Confs;
@@ -107,6 +108,8 @@ pub struct ProxyShared {
     pub(super) pass: ProxyPass,
     /// The headers to send, `proxy_set_header`s merged with nginx's defaults.
     pub(super) headers: Arc<Vec<(String, ComplexValue)>>,
+    /// `headers` compiled: what `create_request` appends.
+    pub(super) script: HeaderScript,
     /// `proxy_http_version` (1000 or 1001).
     pub(super) http_version: u16,
     /// `proxy_redirect` (`Default` when unset).
@@ -153,6 +156,7 @@ pub(super) fn merge_loc_conf(prev: &Confs, conf: &mut Confs) -> Result<(), Strin
     let headers = Arc::new(merge_headers(c.set_headers.as_deref().unwrap_or(&[])));
     c.shared = c.pass.clone().map(|pass| {
         Arc::new(ProxyShared {
+            script: HeaderScript::compile(&headers, &pass.host),
             pass,
             headers: headers.clone(),
             http_version: c.http_version.unwrap_or(1000),

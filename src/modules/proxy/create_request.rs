@@ -33,18 +33,22 @@ impl ProxyCtx {
     /// into it, so nothing else is allocated.
     pub(super) fn create_request(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
         let r = &*cx.r;
-        let mut b = cx.bufs.get(r.header_in.last + HEAD_SLACK);
+        // Appended to: `get_vec` hands the memory over without zero-filling it first.
+        let mut b = Buf::from_vec(cx.bufs.get_vec(r.header_in.last + HEAD_SLACK));
         let head = &mut b.mem;
-        head.clear();
         let uri = self.request_line(r, head);
         // nginx: `ctx->internal_chunked` — a chunked body still streaming goes on chunked.
         self.internal_chunked = r.headers_in.chunked && r.request_body.as_ref().is_some_and(|b| b.reading);
         self.set_headers(&cx.vars(), head);
         self.client_headers(r, head);
         head.extend_from_slice(b"\r\n");
-        let (uri_text, len) = (String::from_utf8_lossy(&head[uri]), head.len());
+        let len = head.len();
         cx.u.uri.clear();
-        cx.u.uri.push_str(&uri_text);
+        match std::str::from_utf8(&head[uri.clone()]) {
+            // (`from_utf8_lossy` walks the bytes chunk by chunk even when they are all valid)
+            Ok(text) => cx.u.uri.push_str(text),
+            Err(_) => cx.u.uri.push_str(&String::from_utf8_lossy(&head[uri])),
+        }
         b.last = len;
         let method = r.method_name().escape_ascii();
         cx.debug(format_args!("proxy create_request: {method} {}, {len} bytes of header", cx.u.uri));
@@ -91,37 +95,13 @@ impl ProxyCtx {
         }
     }
 
-    /// The merged header list: each value evaluated (the body's framing headers computed),
-    /// empty ones left out. Decides `closes` from the `Connection` sent.
+    /// The merged header list, compiled per location (`HeaderScript`): constant lines copied,
+    /// the others evaluated (the body's framing headers computed), empty ones left out.
+    /// Decides `closes` from the `Connection` sent.
     /// nginx: the `headers.lengths`/`headers.values` script of `ngx_http_proxy_create_request()`.
     fn set_headers(&mut self, v: &Vars<'_>, head: &mut Vec<u8>) {
         let body_len = body_length(v.r, self.internal_chunked);
-        let mut sent_connection = None;
-        for (name, cv) in self.shared.headers.iter() {
-            let line = head.len();
-            head.extend_from_slice(name.as_bytes());
-            head.extend_from_slice(b": ");
-            let start = head.len();
-            if eq_nocase(name.as_bytes(), b"Content-Length") && cv.source.is_empty() {
-                if let Some(n) = body_len {
-                    let _ = write!(head, "{n}");
-                }
-            } else if eq_nocase(name.as_bytes(), b"Transfer-Encoding") && cv.source.is_empty() {
-                if self.internal_chunked {
-                    head.extend_from_slice(b"chunked");
-                }
-            } else {
-                cv.eval_header(v, head);
-            }
-            if head.len() == start {
-                head.truncate(line); // an empty value: the header is not sent
-                continue;
-            }
-            if eq_nocase(name.as_bytes(), b"Connection") {
-                sent_connection = Some(start..head.len());
-            }
-            head.extend_from_slice(b"\r\n");
-        }
+        let sent_connection = self.shared.script.run(v, body_len, self.internal_chunked, head);
         let sent = sent_connection.map_or(&[][..], |c| &head[c]);
         self.closes = contains_nocase(sent, b"close")
             || (self.shared.http_version < 1001 && !contains_nocase(sent, b"keep-alive"));
@@ -132,7 +112,8 @@ impl ProxyCtx {
         let buf = &r.header_in.mem;
         for (n, v) in &r.head.headers {
             let name = &buf[n.clone()];
-            if self.shared.headers.iter().any(|(h, _)| eq_nocase(h.as_bytes(), name)) {
+            let script = &self.shared.script;
+            if script.may_name(name) && self.shared.headers.iter().any(|(h, _)| eq_nocase(h.as_bytes(), name)) {
                 continue;
             }
             head.extend_from_slice(name);

@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | `conf.rs` | location conf, merge, header defaults | `ngx_http_proxy_merge_loc_conf()` |
 //! | `create_request.rs` | the request line, headers, body | `ngx_http_proxy_create_request()` |
+//! | `header_script.rs` | the header list compiled per location | `ngx_http_proxy_init_headers()` |
 //! | `process_header.rs` | status line, header lines | `ngx_http_proxy_process_status_line()`, `_process_header()` |
 //! | `input_filter.rs` | body framing in, chunked body out | `ngx_http_proxy_input_filter_init()`, `_non_buffered_chunked_filter()`, `_body_output_filter()` |
 //! | `redirect.rs` | `proxy_redirect` | `ngx_http_proxy_rewrite_redirect()` |
@@ -27,6 +28,7 @@
 
 mod conf;
 mod create_request;
+mod header_script;
 mod input_filter;
 mod process_header;
 mod redirect;
@@ -393,12 +395,13 @@ fn proxy_handler(cy: &mut Cycle, rid: RequestId) -> HandlerRc {
     let no_buffering = !uconf.request_buffering && (!r.headers_in.chunked || shared.http_version == 1001);
     let ctx = match upstream::spare::<ProxyCtx>(http) {
         Some(mut ctx) => {
-            if let Some(m) = ctx.module_mut::<ProxyCtx>() {
-                m.reset(shared);
-            }
+            let same_location = ctx.module_mut::<ProxyCtx>().is_some_and(|m| m.reset(shared));
             ctx.set_conf(uconf);
             ctx.u.resolved.group = shared.pass.group;
-            ctx.u.resolved.host.clone_from(&shared.pass.host);
+            if !same_location {
+                // (the context's last request, of this location, set the same host)
+                ctx.u.resolved.host.clone_from(&shared.pass.host);
+            }
             ctx
         }
         None => {
@@ -432,8 +435,10 @@ impl ProxyCtx {
 
     /// Makes a spare context new for the next request; the settings' reference is replaced
     /// only when the request is for another location.
-    fn reset(&mut self, shared: &Arc<ProxyShared>) {
-        if !Arc::ptr_eq(&self.shared, shared) {
+    /// Returns whether the context's last request was of the same location (`shared`).
+    fn reset(&mut self, shared: &Arc<ProxyShared>) -> bool {
+        let same = Arc::ptr_eq(&self.shared, shared);
+        if !same {
             self.shared = Arc::clone(shared);
         }
         self.phase = Phase::StatusLine;
@@ -441,6 +446,7 @@ impl ProxyCtx {
         self.closes = true;
         self.internal_chunked = false;
         self.upstream_http09 = false;
+        same
     }
 }
 

@@ -101,10 +101,11 @@ fn parse_header_lines(u: &mut Upstream) -> Result<Step, String> {
 /// `ngx_http_upstream_headers_in[]` handlers (`ngx_http_upstream_process_content_length()`,
 /// `_process_transfer_encoding()`, ...) in `ngx_http_proxy_process_header()`.
 fn header_line(hi: &mut HeadersIn, n: &[u8], v: &[u8]) -> Result<(), String> {
-    if let Some(hh) = headers_in::find(n) {
+    let found = headers_in::find_index(n);
+    if let Some(hh) = found.and_then(|i| headers_in::UPSTREAM_HEADERS_IN.get(i)) {
         (hh.handler)(hi, n, v)?;
     }
-    hi.push(n, v);
+    hi.push_found(n, v, found);
     Ok(())
 }
 
