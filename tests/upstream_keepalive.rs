@@ -348,3 +348,26 @@ fn a_connection_given_back_in_the_same_turn_goes_to_the_waiting_request() {
     assert_eq!(r.wait_fd_count(fds + 1, Duration::from_secs(10)), fds + 1);
     r.assert_no_alerts();
 }
+
+#[test]
+fn only_a_request_that_can_keep_its_connection_waits_for_one() {
+    // A request that asks the peer to close (`/http10/`: HTTP/1.0, `Connection: close`) can
+    // never leave a connection for the cache, so it connects at once; one that can (`/`)
+    // waits to the end of the turn for one given back. rginx's own debug lines (nginx has
+    // no such wait).
+    if common::is_nginx() {
+        return;
+    }
+    let b = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let globals = "daemon off; master_process off; error_log %%PREFIX%%/logs/debug.log debug;";
+    let text = conf("keepalive 4;").replace("%%TEST_GLOBALS%%", globals);
+    let r = Rginx::start(&text, &[b.addr]);
+    assert_eq!(get(r.port, "/http10/x").body_str(), "ok");
+    assert!(r.wait_log("debug.log", "(new connection)", Duration::from_secs(10)), "no connect line");
+    let log = std::fs::read_to_string(r.prefix.join("logs/debug.log")).unwrap_or_default();
+    assert!(!log.contains("waiting for a cached connection"), "{log}");
+    assert_eq!(get(r.port, "/y").body_str(), "ok");
+    assert!(r.wait_log("debug.log", "waiting for a cached connection", Duration::from_secs(10)), "no wait line");
+    assert_eq!(b.connections(), 2, "the first connection was closed, the second is new");
+    r.assert_no_alerts();
+}

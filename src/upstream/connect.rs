@@ -19,7 +19,9 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
     let Cycle { requests, http, .. } = &mut *cy;
     let Some(uid) = requests.get(rid).and_then(|r| r.upstream) else { return };
     let Some(super::UpstreamWorker { ctxs, rr, .. }) = super::worker(http) else { return };
-    let Some(u) = ctxs.get_mut(uid.typed()).map(|c| &mut c.u) else { return };
+    let Some(ctx) = ctxs.get_mut(uid.typed()) else { return };
+    let may_keep = ctx.module.may_keep_connection();
+    let u = &mut ctx.u;
     let retry = u.request_sent || u.state.start > 0 || !u.states.is_empty();
     u.state = UpstreamState { start: now, ..Default::default() };
     let group = u.resolved.group;
@@ -47,7 +49,7 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
         trace::step(cy, rid, format_args!("upstream connect: {addr} (cached connection *{number})"));
         return super::request::send_request(cy, rid, true);
     }
-    if keepalive::wait(cy, group, rid, &addr) {
+    if may_keep && keepalive::wait(cy, group, rid, &addr) {
         // None idle now, but a request of this loop turn may finish and give one back before
         // the turn ends; at the latest then it connects (`keepalive::connect_waiting`).
         trace::step(cy, rid, format_args!("upstream connect: {addr} (waiting for a cached connection)"));

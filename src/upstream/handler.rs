@@ -155,6 +155,15 @@ pub trait UpstreamHandler: Any {
         Rewrite::Declined
     }
 
+    /// Whether this request can leave its connection clean for the keepalive cache; a
+    /// module that asks the peer to close it says no. Asked by `connect` only, before it lets
+    /// the request wait to the end of the loop turn for a connection another request gives
+    /// back (`keepalive::wait`): a request that will close its connection gains nothing by
+    /// waiting. nginx connects at once and has no such callback. Default: no.
+    fn may_keep_connection(&self) -> bool {
+        false
+    }
+
     /// Transforms a streamed request body (`proxy_request_buffering off`) on its way to the
     /// upstream: `body` is what the client sent since the last call (maybe nothing), `last`
     /// says the body ends with it. The default passes it unchanged; proxy re-chunks a chunked

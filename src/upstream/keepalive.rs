@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 
 use super::conf::UpstreamMainConf;
+use crate::core::id::RawId;
 use crate::event::connection::{ConnId, Ev, Stream};
 use crate::event::posted;
 use crate::event::{self, connect::PeerAddr};
@@ -48,6 +49,9 @@ pub struct KeepaliveCache {
 /// A request waiting, until the end of the turn, for a connection to `addr` in `group`.
 struct Waiter {
     rid: RequestId,
+    /// The request's upstream context when it began to wait: a request that ends this try
+    /// and starts another (a redirect to another group) is not served by the old entry.
+    uid: RawId,
     group: usize,
     addr: PeerAddr,
 }
@@ -186,7 +190,10 @@ pub(super) fn wait(cy: &mut Cycle, group: usize, rid: RequestId, addr: &PeerAddr
     if cache.draining || cache.settings(group).is_none() {
         return false;
     }
-    cache.waiting.push_back(Waiter { rid, group, addr: addr.clone() });
+    let Some(uid) = cy.requests.get(rid).and_then(|r| r.upstream) else {
+        return false;
+    };
+    cache.waiting.push_back(Waiter { rid, uid, group, addr: addr.clone() });
     true
 }
 
@@ -194,16 +201,20 @@ pub(super) fn wait(cy: &mut Cycle, group: usize, rid: RequestId, addr: &PeerAddr
 /// its peer; false if none (or the connection turned out to be closed by the peer, which
 /// closes it). The connection never enters the cache, so the cap on idle ones holds.
 fn hand_over(cy: &mut Cycle, group: usize, cid: ConnId, addr: &PeerAddr) -> bool {
-    let Some(rid) = take_waiter(cy, group, addr) else {
+    if cy.ev.conns.get(cid).is_none() {
+        return false;
+    }
+    let Some(w) = take_waiter(cy, group, addr) else {
         return false;
     };
+    let rid = w.rid;
     let Some(c) = cy.ev.conns.get_mut(cid) else {
-        return false;
+        return false; // (checked above)
     };
     if (c.read.ready || c.read.eof) && !quiet(c) {
         // The peer closed it (or sent garbage): the waiter stays first in line.
         if let Some(cache) = super::worker(&mut cy.http).map(|w| &mut w.keepalive) {
-            cache.waiting.push_front(Waiter { rid, group, addr: addr.clone() });
+            cache.waiting.push_front(w);
         }
         event::connect::close_connection(&mut cy.ev, cid);
         return true;
@@ -221,20 +232,22 @@ fn hand_over(cy: &mut Cycle, group: usize, cid: ConnId, addr: &PeerAddr) -> bool
 
 /// The first waiter for `addr` in `group` whose request still waits; stale entries (the
 /// request ended, or its try moved on) are dropped on the way.
-fn take_waiter(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<RequestId> {
+fn take_waiter(cy: &mut Cycle, group: usize, addr: &PeerAddr) -> Option<Waiter> {
     loop {
         let cache = &mut super::worker(&mut cy.http)?.keepalive;
         let i = cache.waiting.iter().position(|w| w.group == group && w.addr == *addr)?;
         let w = cache.waiting.remove(i)?;
-        if still_waiting(cy, w.rid) {
-            return Some(w.rid);
+        if still_waiting(cy, &w) {
+            return Some(w);
         }
     }
 }
 
-/// The request exists and its current try has a peer but no connection yet.
-fn still_waiting(cy: &Cycle, rid: RequestId) -> bool {
-    super::u_ref(cy, rid).is_some_and(|u| !u.finalized && u.peer.connection.is_none() && u.peer.pick.is_some())
+/// The request exists, has the upstream context it waited with, and that context's current
+/// try has a peer but no connection yet.
+fn still_waiting(cy: &Cycle, w: &Waiter) -> bool {
+    cy.requests.get(w.rid).is_some_and(|r| r.upstream == Some(w.uid))
+        && super::u_ref(cy, w.rid).is_some_and(|u| !u.finalized && u.peer.connection.is_none() && u.peer.pick.is_some())
 }
 
 /// The end of a loop turn: every request still waiting opens its own connection now.
@@ -248,7 +261,7 @@ pub fn connect_waiting(cy: &mut Cycle) {
     }
     cache.draining = true;
     while let Some(w) = super::worker(&mut cy.http).and_then(|w| w.keepalive.waiting.pop_front()) {
-        if !still_waiting(cy, w.rid) {
+        if !still_waiting(cy, &w) {
             continue;
         }
         let timeout = super::u_ref(cy, w.rid).map_or(60_000, |u| u.conf.connect_timeout);

@@ -451,6 +451,11 @@ impl ProxyCtx {
 }
 
 impl UpstreamHandler for ProxyCtx {
+    /// rginx: a request that says `Connection: close` never leaves its connection cached.
+    fn may_keep_connection(&self) -> bool {
+        !self.closes
+    }
+
     /// nginx: `ngx_http_proxy_create_request()` (create_request.rs).
     fn create_request(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
         ProxyCtx::create_request(self, cx)
