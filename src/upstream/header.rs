@@ -8,7 +8,6 @@
 use super::conf::FT_NON_IDEMPOTENT;
 use super::headers_in::{self, CopyHeader};
 use super::{callback, finalize, next, response, Ft, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
-use crate::core::header_list::eq_nocase;
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::{ConnId, Ev};
@@ -193,13 +192,13 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
     // A value a module may rewrite is copied here first; allocated only when one comes.
     let mut scratch = Vec::new();
     let hide = &cx.u.conf.hide_headers;
-    // Bit n: a hidden name is n bytes long (63: 63 or more); most lines are not compared.
-    let hide_lens = hide.iter().fold(0u64, |m, h| m | len_bit(h.len()));
     for (name, value, kind) in hi.iter_kinds() {
-        if hide_lens & len_bit(name.len()) != 0 && hide.iter().any(|h| eq_nocase(name, h.as_bytes())) {
+        let found = headers_in::index_by_kind(kind, name);
+        if hide.hides(name, found) {
             continue;
         }
-        match headers_in::by_kind(kind, name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
+        let hh = found.and_then(|i| headers_in::UPSTREAM_HEADERS_IN.get(i));
+        match hh.map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
             CopyHeader::Ignore => {}
             CopyHeader::ContentType => cx.r.headers_out.set_content_type(value),
             CopyHeader::LastModified => cx.r.headers_out.set_last_modified(value),
@@ -225,19 +224,14 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
                 cx.r.headers_out.push(name, &scratch);
             }
             CopyHeader::HeaderLine => {
-                // nginx: `headers_cx.r.headers_out.server`/`.date` set: the header filter adds none.
-                cx.r.headers_out.no_server |= eq_nocase(name, b"server");
-                cx.r.headers_out.no_date |= eq_nocase(name, b"date");
+                // nginx: `headers_out.server`/`.date` set: the header filter adds none. (A
+                // line not in the table is neither: `find_index` knows every spelling.)
+                cx.r.headers_out.no_server |= found == Some(headers_in::SERVER);
+                cx.r.headers_out.no_date |= found == Some(headers_in::DATE);
                 cx.r.headers_out.push(name, value);
             }
         }
     }
-}
-
-/// The bit of a mask of name lengths for a name of `len` bytes.
-#[inline]
-fn len_bit(len: usize) -> u64 {
-    1 << len.min(63)
 }
 
 /// Only the URL after "url=" of a `Refresh` is the module's to rewrite; `out` gets the value
