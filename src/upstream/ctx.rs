@@ -159,10 +159,10 @@ pub fn spare<M: UpstreamHandler>(http: &mut HttpWorker) -> Option<Box<UpstreamCt
     Some(w.spare.swap_remove(i))
 }
 
-/// The worker's upstream state (a field of `cy.http` of its own: no search by type id).
+/// The worker's upstream state (`cy.http`'s `hot` state: one check, no search).
 #[inline]
 pub(crate) fn worker(http: &mut HttpWorker) -> Option<&mut UpstreamWorker> {
-    http.upstream.as_mut()
+    http.hot::<UpstreamWorker>()
 }
 
 /// The context of `r`, from the worker's table.
@@ -180,7 +180,7 @@ pub fn u_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut Upstream> {
 /// The upstream of a request, read-only.
 pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
     let uid: UpstreamId = cy.requests.get(rid)?.upstream?.typed();
-    cy.http.upstream.as_ref()?.ctxs.get(uid).map(|c| &c.u)
+    cy.http.hot_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
 }
 
 /// The upstream of a request beside the reactor (disjoint borrows of the cycle): one lookup

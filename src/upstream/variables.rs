@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use super::{Upstream, UpstreamId, UpstreamState};
+use super::{Upstream, UpstreamId, UpstreamState, UpstreamWorker};
 use crate::http::variables::Vars;
 use crate::http::VariableDef;
 
@@ -17,7 +17,7 @@ pub fn upstream<'a>(v: &Vars<'a>) -> Option<&'a Upstream> {
         return u.downcast_ref::<Upstream>();
     }
     let uid: UpstreamId = v.r.upstream?.typed();
-    v.http?.upstream.as_ref()?.ctxs.get(uid).map(|c| &c.u)
+    v.http?.hot_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
 }
 
 fn each(v: &Vars<'_>, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {
