@@ -211,9 +211,21 @@ pub(crate) fn callback<T>(
     f: impl FnOnce(&mut dyn UpstreamHandler, &mut UpstreamCx<'_>) -> T,
 ) -> Option<T> {
     let Cycle { requests, http, ev, .. } = cy;
-    let Reactor { conns, bufs, times, .. } = ev;
     let r = requests.get_mut(rid)?;
-    let UpstreamCtx { u, module } = ctx_mut(http, r)?;
+    call(r, ctx_mut(http, r)?, ev, f)
+}
+
+/// `callback` with the request and its context already found (a step that has just used
+/// them does not look them up again).
+#[inline]
+pub(crate) fn call<T>(
+    r: &mut Request,
+    ctx: &mut UpstreamCtx,
+    ev: &mut Reactor<Cycle>,
+    f: impl FnOnce(&mut dyn UpstreamHandler, &mut UpstreamCx<'_>) -> T,
+) -> Option<T> {
+    let Reactor { conns, bufs, times, .. } = ev;
+    let UpstreamCtx { u, module } = ctx;
     let c = conns.get(r.connection)?;
     let action = u.peer.connection.and_then(|pc| conns.get(pc)).map_or(c.action, |pc| pc.action);
     let mut cx = UpstreamCx { r, u, bufs, c, times, action };
