@@ -122,7 +122,7 @@ fn create_loc_conf() -> MytestConf {
         next_upstream_tries: 0,
         next_upstream_timeout: 0,
         intercept_errors: false,
-        hide_headers: Vec::new(),
+        hide_headers: Default::default(),
         ..UpstreamConf::default()
     };
     MytestConf { upstream, hide_headers: None, pass_headers: None, shared: None, backend: None }
@@ -138,7 +138,7 @@ fn merge_loc_conf(prev: &MytestConf, conf: &mut MytestConf) {
     let (hide, pass) = hide_headers_hash(conf, prev, HIDE_HEADERS);
     conf.hide_headers = Some(hide.clone());
     conf.pass_headers = Some(pass);
-    conf.upstream.hide_headers = hide;
+    conf.upstream.hide_headers = hide.into();
     conf.shared = Some(Arc::new(conf.upstream.clone()));
 }
 

@@ -116,7 +116,7 @@ pub struct UpstreamConf {
     /// Upstream response headers not passed to the client (lowercase).
     /// nginx: `hide_headers_hash` built from the module's defaults, `*_hide_header` and
     /// `*_pass_header`.
-    pub hide_headers: Vec<String>,
+    pub hide_headers: super::headers_in::HideHeaders,
     /// `*_next_upstream` bits (`Ft::bit`, `FT_NON_IDEMPOTENT`, `FT_OFF`).
     pub next_upstream: u32,
     /// `*_next_upstream_tries` (0 = unlimited).
@@ -142,7 +142,7 @@ impl Default for UpstreamConf {
             max_temp_file_size: 1024 * 1024 * 1024,
             temp_file_write_size: 8192,
             temp_path: PathBuf::from("proxy_temp"),
-            hide_headers: Vec::new(),
+            hide_headers: Default::default(),
             next_upstream: Ft::Error.bit() | Ft::Timeout.bit(),
             next_upstream_tries: 0,
             next_upstream_timeout: 0,
@@ -402,6 +402,6 @@ impl HttpModule for UpstreamModule {
     fn init_worker(&self, cy: &mut crate::http::cycle::Cycle) {
         let rr = super::round_robin::init_worker(cy);
         let keepalive = super::keepalive::init_worker(cy);
-        cy.http.insert(super::UpstreamWorker { ctxs: Default::default(), rr, keepalive, spare: Vec::new() });
+        cy.http.insert_hot(super::UpstreamWorker { ctxs: Default::default(), rr, keepalive, spare: Vec::new() });
     }
 }

@@ -34,13 +34,14 @@ pub fn connect(cy: &mut Cycle, rid: RequestId) {
         return no_live(cy, rid, group); // (`get_peer` picks only peers with an address)
     };
     let timeout = u.conf.connect_timeout;
-    if retry && reinit(cy, rid).is_err() {
-        return super::finalize(cy, rid, HandlerRc::Status(500));
-    }
-    let Some(u) = u_mut(cy, rid) else { return };
+    // Recorded before a retry's `reinit`, in the same borrow, as nginx sets
+    // `u->state->peer` before `ngx_http_upstream_reinit()`.
     u.peer.tried.push((pick.backup, pick.index));
     u.state.peer = Some(name);
     u.peer.pick = Some(pick);
+    if retry && reinit(cy, rid).is_err() {
+        return super::finalize(cy, rid, HandlerRc::Status(500));
+    }
     if let Some(cid) = keepalive::get(cy, group, &addr) {
         // An idle connection to this peer: no connect, send at once (no write edge will come
         // on a socket that is writable already). nginx: `rc == NGX_DONE` of

@@ -159,10 +159,10 @@ pub fn spare<M: UpstreamHandler>(http: &mut HttpWorker) -> Option<Box<UpstreamCt
     Some(w.spare.swap_remove(i))
 }
 
-/// The worker's upstream state. (`cy.http` finds state by a scan of type ids: the framework
-/// keeps all of its state in one entry and finds it once per step.)
+/// The worker's upstream state (`cy.http`'s `hot` state: one check, no search).
+#[inline]
 pub(crate) fn worker(http: &mut HttpWorker) -> Option<&mut UpstreamWorker> {
-    http.get::<UpstreamWorker>()
+    http.hot::<UpstreamWorker>()
 }
 
 /// The context of `r`, from the worker's table.
@@ -180,7 +180,7 @@ pub fn u_mut(cy: &mut Cycle, rid: RequestId) -> Option<&mut Upstream> {
 /// The upstream of a request, read-only.
 pub fn u_ref(cy: &Cycle, rid: RequestId) -> Option<&Upstream> {
     let uid: UpstreamId = cy.requests.get(rid)?.upstream?.typed();
-    cy.http.get_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
+    cy.http.hot_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
 }
 
 /// The upstream of a request beside the reactor (disjoint borrows of the cycle): one lookup
@@ -211,9 +211,21 @@ pub(crate) fn callback<T>(
     f: impl FnOnce(&mut dyn UpstreamHandler, &mut UpstreamCx<'_>) -> T,
 ) -> Option<T> {
     let Cycle { requests, http, ev, .. } = cy;
-    let Reactor { conns, bufs, times, .. } = ev;
     let r = requests.get_mut(rid)?;
-    let UpstreamCtx { u, module } = ctx_mut(http, r)?;
+    call(r, ctx_mut(http, r)?, ev, f)
+}
+
+/// `callback` with the request and its context already found (a step that has just used
+/// them does not look them up again).
+#[inline]
+pub(crate) fn call<T>(
+    r: &mut Request,
+    ctx: &mut UpstreamCtx,
+    ev: &mut Reactor<Cycle>,
+    f: impl FnOnce(&mut dyn UpstreamHandler, &mut UpstreamCx<'_>) -> T,
+) -> Option<T> {
+    let Reactor { conns, bufs, times, .. } = ev;
+    let UpstreamCtx { u, module } = ctx;
     let c = conns.get(r.connection)?;
     let action = u.peer.connection.and_then(|pc| conns.get(pc)).map_or(c.action, |pc| pc.action);
     let mut cx = UpstreamCx { r, u, bufs, c, times, action };

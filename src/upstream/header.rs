@@ -8,10 +8,9 @@
 use super::conf::FT_NON_IDEMPOTENT;
 use super::headers_in::{self, CopyHeader};
 use super::{callback, finalize, next, response, Ft, Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
-use crate::core::header_list::eq_nocase;
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
-use crate::event::connection::{ConnId, Ev};
+use crate::event::connection::Ev;
 use crate::event::io::{self, Recv};
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
@@ -22,51 +21,17 @@ use crate::http::trace;
 /// nginx: `ngx_http_upstream_process_header()`.
 pub fn process_header(cy: &mut Cycle, rid: RequestId) {
     let now = cy.ev.times.msec;
-    let Some((u, ev)) = super::u_ev(cy, rid) else { return };
-    let Some(cid) = u.peer.connection else { return };
-    let request_sent = u.request_sent;
-    if ev.conns.get(cid).is_some_and(|c| c.read.timedout) {
-        return next(cy, rid, Ft::Timeout);
-    }
-    if !request_sent {
-        // The response arrived before we finished sending (or the connect failed): nginx
-        // checks the connection here too.
-        if let Some(c) = cy.ev.conns.get_mut(cid) {
-            if let Err(e) = crate::event::connect::test_connect(c) {
-                super::log_error(cy, rid, &format!("connect() failed ({})", crate::core::log::os_err(&e)));
-                return next(cy, rid, Ft::Error);
-            }
-        }
-    }
+    let mut first = true;
     loop {
-        match read_header(cy, rid, cid) {
-            Ok(Step::Again) => continue, // read more
-            Ok(Step::Done(())) => break, // here: header complete
-            Err(Exit::Wait) => return,   // the read timer runs
+        match read_header(cy, rid, first, now) {
+            Ok(Step::Again) => first = false, // read more
+            Ok(Step::Done(())) => break,      // here: header complete and copied
+            Err(Exit::Wait) => return,        // the read timer runs
             Err(Exit::Next(ft)) => return next(cy, rid, ft),
             Err(Exit::Finalize(rc)) => return finalize(cy, rid, rc),
         }
     }
-    // The header is in: the try's accounting, `test_next` and the copy into `r.headers_out`
-    // run in one borrow of the context (`process_headers` without its own lookup).
-    let rc = callback(cy, rid, |m, cx| {
-        let (idempotent, streamed) = (super::is_idempotent(cx.r), super::no_buffering(cx.r));
-        let u = &mut *cx.u;
-        u.state.header_time = Some(now.saturating_sub(u.state.start));
-        u.state.status = u.headers_in.status_n;
-        match test_next(u, idempotent, streamed, now) {
-            Some(ft) => Err(ft),
-            None => {
-                copy_headers(m, cx);
-                Ok(())
-            }
-        }
-    });
-    match rc {
-        Some(Ok(())) => response::send_response(cy, rid),
-        Some(Err(ft)) => next(cy, rid, ft),
-        None => {} // a stale id
-    }
+    response::send_response(cy, rid)
 }
 
 /// How a step of `process_header` ends when it does not go on. nginx: the `return`s of
@@ -80,12 +45,27 @@ enum Exit {
     Finalize(HandlerRc),
 }
 
-/// One read into `u.buffer`, then the module's `process_header` on what is there.
-fn read_header(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Result<Step, Exit> {
+/// One read into `u.buffer`, then the module's `process_header` on what is there; once it
+/// says the header is complete, `header_done`. The first read of an event checks the
+/// connection first. One look-up of the request and its context for all of it.
+fn read_header(cy: &mut Cycle, rid: RequestId, first: bool, now: u64) -> Result<Step, Exit> {
     let Cycle { requests, http, ev, .. } = &mut *cy;
-    let ctx = requests.get(rid).and_then(|r| super::ctx_mut(http, r)).ok_or(Exit::Wait)?;
+    let r = requests.get_mut(rid).ok_or(Exit::Wait)?;
+    let ctx = super::ctx_mut(http, r).ok_or(Exit::Wait)?;
     let u = &mut ctx.u;
+    let cid = u.peer.connection.ok_or(Exit::Wait)?;
     let c = ev.conns.get_mut(cid).ok_or(Exit::Wait)?;
+    if first && c.read.timedout {
+        return Err(Exit::Next(Ft::Timeout));
+    }
+    if first && !u.request_sent {
+        // The response arrived before we finished sending (or the connect failed): nginx
+        // checks the connection here too.
+        if let Err(e) = crate::event::connect::test_connect(c) {
+            super::log_error(cy, rid, &format!("connect() failed ({})", crate::core::log::os_err(&e)));
+            return Err(Exit::Next(Ft::Error));
+        }
+    }
     if u.buffer.is_full() {
         u.buffer.compact();
     }
@@ -115,11 +95,21 @@ fn read_header(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Result<Step, Exit
         }
     }
     let received = u.state.bytes_received;
-    let Some(rc) = callback(cy, rid, |m, cx| m.process_header(cx)) else {
+    // The module parses in the same borrow of the request and its context, and the copy
+    // follows in it once the header is in.
+    let Some((rc, done)) = super::call(r, ctx, ev, |m, cx| {
+        let rc = m.process_header(cx);
+        let done = matches!(rc, Ok(Step::Done(()))).then(|| header_done(m, cx, now));
+        (rc, done)
+    }) else {
         return Err(Exit::Wait); // a stale id
     };
     trace::step(cy, rid, format_args!("upstream process_header: {} ({received} bytes read)", HeaderRc(&rc)));
     match rc {
+        Ok(Step::Done(())) => match done {
+            Some(Err(ft)) => Err(Exit::Next(ft)),
+            _ => Ok(Step::Done(())),
+        },
         Ok(step) => Ok(step),
         // The module logged what was wrong (nginx's framework does not log this either).
         Err(UpstreamError::InvalidHeader) => Err(Exit::Next(Ft::InvalidHeader)),
@@ -128,6 +118,21 @@ fn read_header(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Result<Step, Exit
             Err(Exit::Finalize(HandlerRc::Status(500)))
         }
     }
+}
+
+/// The header is in: the try's accounting, `test_next`, then the copy into `r.headers_out`;
+/// `Err` names the failure that asks for the next peer.
+/// nginx: the end of `ngx_http_upstream_process_header()`, `ngx_http_upstream_process_headers()`.
+fn header_done(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>, now: u64) -> Result<(), Ft> {
+    let (idempotent, streamed) = (super::is_idempotent(cx.r), super::no_buffering(cx.r));
+    let u = &mut *cx.u;
+    u.state.header_time = Some(now.saturating_sub(u.state.start));
+    u.state.status = u.headers_in.status_n;
+    if let Some(ft) = test_next(u, idempotent, streamed, now) {
+        return Err(ft);
+    }
+    copy_headers(m, cx);
+    Ok(())
 }
 
 /// What the module's `process_header` said, for the trace line; formatted only when the
@@ -193,13 +198,13 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
     // A value a module may rewrite is copied here first; allocated only when one comes.
     let mut scratch = Vec::new();
     let hide = &cx.u.conf.hide_headers;
-    // Bit n: a hidden name is n bytes long (63: 63 or more); most lines are not compared.
-    let hide_lens = hide.iter().fold(0u64, |m, h| m | len_bit(h.len()));
     for (name, value, kind) in hi.iter_kinds() {
-        if hide_lens & len_bit(name.len()) != 0 && hide.iter().any(|h| eq_nocase(name, h.as_bytes())) {
+        let found = headers_in::index_by_kind(kind, name);
+        if hide.hides(name, found) {
             continue;
         }
-        match headers_in::by_kind(kind, name).map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
+        let hh = found.and_then(|i| headers_in::UPSTREAM_HEADERS_IN.get(i));
+        match hh.map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
             CopyHeader::Ignore => {}
             CopyHeader::ContentType => cx.r.headers_out.set_content_type(value),
             CopyHeader::LastModified => cx.r.headers_out.set_last_modified(value),
@@ -225,19 +230,14 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
                 cx.r.headers_out.push(name, &scratch);
             }
             CopyHeader::HeaderLine => {
-                // nginx: `headers_cx.r.headers_out.server`/`.date` set: the header filter adds none.
-                cx.r.headers_out.no_server |= eq_nocase(name, b"server");
-                cx.r.headers_out.no_date |= eq_nocase(name, b"date");
+                // nginx: `headers_out.server`/`.date` set: the header filter adds none. (A
+                // line not in the table is neither: `find_index` knows every spelling.)
+                cx.r.headers_out.no_server |= found == Some(headers_in::SERVER);
+                cx.r.headers_out.no_date |= found == Some(headers_in::DATE);
                 cx.r.headers_out.push(name, value);
             }
         }
     }
-}
-
-/// The bit of a mask of name lengths for a name of `len` bytes.
-#[inline]
-fn len_bit(len: usize) -> u64 {
-    1 << len.min(63)
 }
 
 /// Only the URL after "url=" of a `Refresh` is the module's to rewrite; `out` gets the value

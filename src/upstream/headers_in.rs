@@ -94,6 +94,11 @@ const TABLE: [UpstreamHeader; 11] = [
     UpstreamHeader { name: "Transfer-Encoding", handler: process_transfer_encoding, copy: CopyHeader::Ignore },
 ];
 
+/// `TABLE`'s index of `Date` (the copy step tells the header filter not to add its own).
+pub const DATE: usize = 2;
+/// `TABLE`'s index of `Server` (likewise).
+pub const SERVER: usize = 4;
+
 /// The table's entry for `name`, case-insensitively.
 /// nginx: `ngx_hash_find(&umcf->headers_in_hash, h->hash, h->lowcase_key, h->key.len)`.
 ///
@@ -149,6 +154,70 @@ pub fn by_kind(kind: u8, name: &[u8]) -> Option<&'static UpstreamHeader> {
         kind::NOT_FOUND => None,
         k => UPSTREAM_HEADERS_IN.get(usize::from(k - kind::FIRST)),
     }
+}
+
+/// The table index of a line recorded with `kind` (looked up now if it was not then).
+#[inline]
+pub fn index_by_kind(kind: u8, name: &[u8]) -> Option<usize> {
+    match kind {
+        kind::UNKNOWN => find_index(name),
+        kind::NOT_FOUND => None,
+        k => Some(usize::from(k - kind::FIRST)),
+    }
+}
+
+/// `*_hide_header`'s list made ready for `header::copy_headers`: a hidden name that is in the
+/// table is a bit of `known` (a line found there is tested by its index, no comparison);
+/// only the other lines are compared with the names, and only when a hidden name not in the
+/// table has their length. nginx: `hide_headers_hash` (`ngx_hash_find()` per line).
+#[derive(Clone, Debug, Default)]
+pub struct HideHeaders {
+    /// The names as configured.
+    names: Vec<String>,
+    /// Bit i: `UPSTREAM_HEADERS_IN[i]` is hidden.
+    known: u32,
+    /// Bit n: a hidden name not in the table is n bytes long (63: 63 or more).
+    other_lens: u64,
+}
+
+impl From<Vec<String>> for HideHeaders {
+    fn from(names: Vec<String>) -> HideHeaders {
+        let (mut known, mut other_lens) = (0u32, 0u64);
+        for name in &names {
+            match find_index(name.as_bytes()) {
+                Some(i) => known |= 1 << i,
+                None => other_lens |= len_bit(name.len()),
+            }
+        }
+        HideHeaders { names, known, other_lens }
+    }
+}
+
+impl HideHeaders {
+    /// The names as configured.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Whether a line named `name`, whose table index is `found` (`find_index`), is hidden.
+    /// A line not in the table cannot be one of the table's names (`find_index` finds every
+    /// spelling of them), so it is compared with the others only.
+    #[inline]
+    pub fn hides(&self, name: &[u8], found: Option<usize>) -> bool {
+        match found {
+            Some(i) => self.known & (1 << i) != 0,
+            None => {
+                self.other_lens & len_bit(name.len()) != 0
+                    && self.names.iter().any(|h| crate::core::header_list::eq_nocase(name, h.as_bytes()))
+            }
+        }
+    }
+}
+
+/// The bit of a mask of name lengths for a name of `len` bytes.
+#[inline]
+fn len_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Longest name in the table, and the room `Folded` keeps for one.
@@ -295,12 +364,47 @@ mod tests {
             assert_eq!(by_kind(kind_of(find_index(name.as_bytes()))), find(name.as_bytes()).map(|h| h.name));
             assert_eq!(by_kind(kind::UNKNOWN), find(name.as_bytes()).map(|h| h.name));
         }
+        assert_eq!(UPSTREAM_HEADERS_IN[DATE].name, "Date");
+        assert_eq!(UPSTREAM_HEADERS_IN[SERVER].name, "Server");
+        for name in ["date", "SERVER", "X-Other", "Location"] {
+            assert_eq!(index_by_kind(kind::UNKNOWN, name.as_bytes()), find_index(name.as_bytes()));
+            assert_eq!(
+                index_by_kind(kind_of(find_index(name.as_bytes())), name.as_bytes()),
+                find_index(name.as_bytes())
+            );
+        }
         for (i, h) in UPSTREAM_HEADERS_IN.iter().enumerate() {
             let first = UPSTREAM_HEADERS_IN.iter().position(|o| o.name.eq_ignore_ascii_case(h.name));
             assert_eq!(first, Some(i), "{} listed twice", h.name);
             assert_eq!(find(h.name.to_ascii_uppercase().as_bytes()).map(|f| f.name), Some(h.name));
             assert_eq!(find(h.name.to_ascii_lowercase().as_bytes()).map(|f| f.name), Some(h.name));
         }
+    }
+
+    #[test]
+    fn hide_headers_by_index_and_by_name() {
+        let hide = HideHeaders::from(["Date", "server", "X-Pad", "X-Accel-Expires"].map(String::from).to_vec());
+        for (name, hidden) in [
+            ("Date", true),
+            ("DATE", true),
+            ("Server", true),
+            ("x-pad", true),
+            ("X-Accel-Expires", true),
+            ("X-Accel-Expire", false),
+            ("ETag", false),
+            ("Content-Type", false),
+            ("Location", false),
+        ] {
+            let n = name.as_bytes();
+            assert_eq!(hide.hides(n, find_index(n)), hidden, "{name}");
+            let slow = hide.names().iter().any(|h| h.eq_ignore_ascii_case(name));
+            assert_eq!(slow, hidden, "{name}: the plain comparison agrees");
+        }
+        assert!(!HideHeaders::default().hides(b"Date", find_index(b"Date")));
+        let long = "X-".repeat(40);
+        let hide = HideHeaders::from(vec![long.clone()]);
+        assert!(hide.hides(long.as_bytes(), None));
+        assert!(!hide.hides(&long.as_bytes()[1..], None));
     }
 
     #[test]

@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 pub use conf::{Ft, UpstreamConf};
 pub use ctx::{attach, create, ctx_mut, spare, u_mut, u_ref, UpstreamCtx, UpstreamWorker};
-pub(crate) use ctx::{callback, parts, u_ev, worker, SPARE_MAX};
+pub(crate) use ctx::{call, callback, parts, u_ev, worker, SPARE_MAX};
 use finalize::{cleanup, close_peer};
 pub use finalize::{finalize, rd_check_broken_connection, release};
 pub use handler::{Rewrite, UpstreamCx, UpstreamError, UpstreamHandler};
@@ -324,12 +324,17 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
     r.write_event_handler = http_request::empty_handler;
     let (cid, in_memory) = (r.connection, r.sr.as_ref().is_some_and(|s| s.flags.in_memory));
     // The seed: `subrequest_in_memory` — the body is kept for the parent. `resolved` is set
-    // by `create`; no callback changes it.
-    let group = u_mut(cy, rid).map_or(0, |u| {
+    // by `create`; no callback changes it. The context and the group's peers are fields of
+    // one worker entry: one look-up (nginx: `ngx_http_upstream_init_round_robin_peer()`'s
+    // `tries`).
+    let uid = r.upstream;
+    let tries = worker(&mut cy.http).map_or(0, |UpstreamWorker { ctxs, rr, .. }| {
+        let Some(u) = uid.and_then(|uid| ctxs.get_mut(uid.typed())).map(|c| &mut c.u) else {
+            return 0;
+        };
         u.in_memory |= in_memory;
-        u.resolved.group
+        rr.groups.get(u.resolved.group).map_or(0, |g| g.primary.len() + g.backup.len())
     });
-    let tries = round_robin::tries(cy, group);
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.action = "connecting to upstream";
     }

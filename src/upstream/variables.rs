@@ -17,7 +17,7 @@ pub fn upstream<'a>(v: &Vars<'a>) -> Option<&'a Upstream> {
         return u.downcast_ref::<Upstream>();
     }
     let uid: UpstreamId = v.r.upstream?.typed();
-    v.http?.get_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
+    v.http?.hot_ref::<UpstreamWorker>()?.ctxs.get(uid).map(|c| &c.u)
 }
 
 fn each(v: &Vars<'_>, out: &mut Vec<u8>, f: impl Fn(&UpstreamState, &mut Vec<u8>)) -> bool {

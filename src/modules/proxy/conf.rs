@@ -231,7 +231,7 @@ fn upstream_conf(c: &ProxyLocConf) -> Result<UpstreamConf, String> {
         max_temp_file_size: c.max_temp_file_size.unwrap_or(d.max_temp_file_size),
         temp_file_write_size: c.temp_file_write_size.unwrap_or(buffer_size.max(bufs.1) * 2),
         temp_path: c.temp_path.clone().map(Into::into).unwrap_or(d.temp_path),
-        hide_headers: hide,
+        hide_headers: hide.into(),
         next_upstream: c.next_upstream.unwrap_or(d.next_upstream),
         next_upstream_tries: c.next_upstream_tries.unwrap_or(0),
         next_upstream_timeout: c.next_upstream_timeout.unwrap_or(0),
