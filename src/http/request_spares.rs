@@ -77,9 +77,12 @@ impl RequestSpares {
         }
     }
 
-    /// Keeps the storage of a freed request. `r.out` must already be empty.
+    /// Keeps the storage of a freed request. `r.out` must already be empty. Storage not kept
+    /// is freed, so that the emptied request left in its slot holds none of it.
     pub(super) fn keep(&mut self, r: &mut Request) {
         if self.sets.len() >= Self::MAX_SPARES || !r.out.is_empty() {
+            (r.uri, r.args, r.head.headers, r.headers_in.host) = Default::default();
+            (r.cleanup, r.pool_cleanup) = Default::default();
             return;
         }
         let bytes = |v: &mut Vec<u8>| {
