@@ -303,7 +303,11 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
         }
     }
     cy.ev.bufs.put(std::mem::take(&mut r.header_in));
-    cy.request_spares.keep(r);
+    if rid.key() < super::request::RequestSpares::IN_SLOT {
+        super::request::RequestSpares::keep_in_place(r);
+    } else {
+        cy.request_spares.keep(r);
+    }
     // The slot keeps the emptied request for the next one (`ReuseSlab`): what a module
     // context holds is released now, as when the request was dropped.
     r.ctx.clear();

@@ -339,11 +339,16 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
     let (msec, unix_ms) = (cy.ev.times.msec, cy.ev.times.unix_ms);
     // A slot freed by an earlier request still holds that request, emptied by
     // `free_request`: it is reset where it lies, as nginx `ngx_pcalloc`s a request in place.
+    // A slot below `IN_SLOT` reused keeps the storage of its last request: nothing to fill.
+    let mut fill = true;
     let rid = cy.requests.insert_with(|id, slot| match slot {
-        Some(r) => reset_request(r, id, cid, srv, addr, header_in, msec, unix_ms, pipelined),
+        Some(r) => {
+            fill = id.key() >= RequestSpares::IN_SLOT;
+            reset_request(r, id, cid, srv, addr, header_in, msec, unix_ms, pipelined)
+        }
         None => *slot = Some(new_request(id, cid, srv, addr, header_in, msec, unix_ms, pipelined)),
     })?;
-    if let Some(r) = cy.requests.get_mut(rid) {
+    if let Some(r) = cy.requests.get_mut(rid).filter(|_| fill) {
         cy.request_spares.fill(r);
     }
     cy.ev.stats.requests += 1;
@@ -428,9 +433,10 @@ pub(super) fn new_request(
 }
 
 /// `new_request` over a freed request left in its slot: every field set to what
-/// `new_request` gives it. Vectors are cleared, keeping what `free_request` left them (the
-/// request spares took the storage worth keeping); the response header is set up by
-/// `create_request`. Fields listed without `..`, so a new field cannot be forgotten here.
+/// `new_request` gives it. Vectors are emptied, keeping the storage `free_request` left
+/// them (in a slot below `RequestSpares::IN_SLOT`; elsewhere the spares took it); the
+/// response header is set up by `create_request`. Fields listed without `..`, so a new
+/// field cannot be forgotten here.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn reset_request(
@@ -496,11 +502,14 @@ fn reset_request(
     *addr = new_addr;
     *header_in = new_header_in;
     *large_header_bufs = 0;
-    *head = RequestHead::default();
+    // The header index and the host keep their storage (see `RequestSpares::IN_SLOT`).
+    let headers = std::mem::take(&mut head.headers);
+    *head = RequestHead { headers, ..RequestHead::default() };
     (*head_done, *method, *http_version) = (false, Method::Get, 1000);
     uri.clear();
     args.clear();
-    *headers_in = HeadersIn::default();
+    let host = std::mem::take(&mut headers_in.host);
+    *headers_in = HeadersIn { host, ..HeadersIn::default() };
     (*keepalive, *lingering_close, *header_only, *header_sent, *chunked) = (false, false, false, false, false);
     // Empty already (`free_request` gives its buffers back): `clear` would be a call.
     if !out.is_empty() {
