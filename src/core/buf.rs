@@ -293,10 +293,14 @@ impl BufPool {
         let cap = v.capacity();
         // A class's memory has exactly the class's capacity, a power of two within the
         // classes; anything else (a flags-only buffer's 0 among it) is freed.
-        if !cap.is_power_of_two() || !(1 << MIN_SHIFT..=1 << MAX_SHIFT).contains(&cap) {
+        // The class from the lowest set bit (64 for 0: out of range, as is a shift below
+        // MIN_SHIFT, which wraps), then whether that bit is the only one: fewer steps than
+        // `is_power_of_two` plus a range test, and `i < CLASSES` drops the bounds checks.
+        let tz = cap.trailing_zeros();
+        let i = tz.wrapping_sub(MIN_SHIFT) as usize;
+        if i >= CLASSES || cap != 1 << tz {
             return;
         }
-        let i = (cap.trailing_zeros() - MIN_SHIFT) as usize;
         if self.free[i].len() < KEEP[i] {
             self.free[i].push(v);
         }
@@ -413,5 +417,25 @@ mod tests {
         p.put(Buf::from_vec(Vec::with_capacity(3000)));
         p.put(Buf::from_vec(vec![0; 2 << 20]));
         assert_eq!(p.pooled(), before);
+    }
+
+    /// Only memory of exactly a class's capacity is kept: not a flags-only buffer's 0, not
+    /// below the smallest class or above the largest, not between two classes.
+    #[test]
+    fn put_keeps_exactly_the_class_capacities() {
+        let mut p = BufPool::default();
+        for cap in [0, 1, 16, 31, 33, 48, 3000, (1 << MAX_SHIFT) + 1, 1 << (MAX_SHIFT + 1), usize::MAX / 2 + 1] {
+            if cap <= 1 << (MAX_SHIFT + 1) {
+                p.put(Buf::from_vec(Vec::with_capacity(cap)));
+            } else {
+                // too large to allocate: the same test on the capacity alone
+                let tz = cap.trailing_zeros();
+                assert!(tz.wrapping_sub(MIN_SHIFT) as usize >= CLASSES || cap != 1 << tz);
+            }
+            assert_eq!(p.pooled(), 0, "capacity {cap} was kept");
+        }
+        p.put(Buf::from_vec(Vec::with_capacity(1 << MIN_SHIFT)));
+        p.put(Buf::from_vec(Vec::with_capacity(1 << MAX_SHIFT)));
+        assert_eq!(p.pooled(), (1 << MIN_SHIFT) + (1 << MAX_SHIFT));
     }
 }

@@ -188,6 +188,132 @@ impl<T, K> GenSlab<T, K> {
     }
 }
 
+/// A generational slab whose slots keep their last value after it is freed, for a large
+/// value built once per use (a request, ~1 KB): the next use resets the old value in place
+/// ([`ReuseSlab::insert_with`]) instead of building a new one and moving it in, and freeing
+/// ([`ReuseSlab::discard`]) moves nothing out. nginx gets the same from its pools: a request
+/// is `ngx_pcalloc`ed where it will live, and freed by dropping the pool, not by a copy.
+///
+/// Ids behave as [`GenSlab`]'s: a slot's generation moves on when its value is freed, free
+/// slots are reused last freed first, and a stale id finds nothing. What a freed slot keeps is
+/// up to its owner: the owner releases every resource of the value before `discard` (the
+/// value left behind must hold nothing that is expected to be gone: no socket, no file, no
+/// buffer of a pool).
+pub struct ReuseSlab<T, K = T> {
+    slots: Vec<Slot<T>>,
+    /// Keys of the free slots; the last pushed is reused first (as `slab::Slab` does).
+    free: Vec<u32>,
+    len: usize,
+    _k: PhantomData<fn() -> K>,
+}
+
+struct Slot<T> {
+    /// The generation of the live value; while free, the one the next value gets with
+    /// `FREE` added, so that `get` checks liveness and generation with one comparison.
+    tag: u64,
+    /// The live value, or what a freed one left (`None` after `remove`).
+    val: Option<T>,
+}
+
+/// Set in the tag of a free slot: no id's generation (a `u32`) equals it.
+const FREE: u64 = 1 << 32;
+
+impl<T, K> Default for ReuseSlab<T, K> {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl<T, K> ReuseSlab<T, K> {
+    /// An empty slab with room for `n` entries before it reallocates.
+    pub fn with_capacity(n: usize) -> Self {
+        ReuseSlab { slots: Vec::with_capacity(n), free: Vec::new(), len: 0, _k: PhantomData }
+    }
+    /// The id the next insert will return: lets a value record its own id before insertion.
+    pub fn vacant_id(&self) -> Id<K> {
+        match self.free.last() {
+            Some(&key) => Id { key, gen: self.slots[key as usize].tag as u32, _t: PhantomData },
+            None => Id { key: self.slots.len() as u32, gen: 0, _t: PhantomData },
+        }
+    }
+    /// Takes a free slot and lets `init` fill it: `init` gets the new value's id and the
+    /// slot's content, `Some(old)` to reset in place or `None` (a slot never used, or emptied
+    /// by `remove`) to set. `None` (and the slot stays free) if `init` left it empty.
+    /// nginx: `ngx_get_connection()` / `ngx_pcalloc()` of a request.
+    #[inline(always)]
+    pub fn insert_with(&mut self, init: impl FnOnce(Id<K>, &mut Option<T>)) -> Option<Id<K>> {
+        let id = self.vacant_id();
+        if id.key() == self.slots.len() {
+            self.slots.push(Slot { tag: FREE, val: None });
+        }
+        let slot = self.slots.get_mut(id.key())?;
+        init(id, &mut slot.val);
+        slot.val.as_ref()?;
+        slot.tag = id.gen as u64;
+        if self.free.last() == Some(&id.key) {
+            self.free.pop();
+        }
+        self.len += 1;
+        Some(id)
+    }
+    /// Stores `v` (dropping what the slot kept) and returns its id.
+    pub fn insert(&mut self, v: T) -> Id<K> {
+        let mut v = Some(v);
+        let id = self.insert_with(|_, slot| *slot = v.take());
+        id.expect("insert_with with a value always fills the slot")
+    }
+    /// The value, if the id is still current.
+    #[inline]
+    pub fn get(&self, id: Id<K>) -> Option<&T> {
+        match self.slots.get(id.key as usize) {
+            Some(s) if s.tag == id.gen as u64 => s.val.as_ref(),
+            _ => None,
+        }
+    }
+    /// The value, mutably, if the id is still current.
+    #[inline]
+    pub fn get_mut(&mut self, id: Id<K>) -> Option<&mut T> {
+        match self.slots.get_mut(id.key as usize) {
+            Some(s) if s.tag == id.gen as u64 => s.val.as_mut(),
+            _ => None,
+        }
+    }
+    /// Whether the id still names a live value.
+    pub fn contains(&self, id: Id<K>) -> bool {
+        self.get(id).is_some()
+    }
+    /// Frees the slot: `id` and its copies find nothing from now on.
+    fn free_slot(&mut self, id: Id<K>) -> Option<&mut Slot<T>> {
+        let slot = self.slots.get_mut(id.key as usize).filter(|s| s.tag == id.gen as u64)?;
+        slot.tag = id.gen.wrapping_add(1) as u64 | FREE;
+        self.free.push(id.key);
+        self.len -= 1;
+        Some(slot)
+    }
+    /// Frees the slot and moves the value out (the slot keeps nothing).
+    pub fn remove(&mut self, id: Id<K>) -> Option<T> {
+        self.free_slot(id)?.val.take()
+    }
+    /// Frees the slot and leaves the value in it for the next `insert_with` (the owner has
+    /// released its resources). Whether the id was current.
+    pub fn discard(&mut self, id: Id<K>) -> bool {
+        self.free_slot(id).is_some()
+    }
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// No live entries.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Ids of every live entry (for shutdown sweeps; allocates).
+    pub fn ids(&self) -> Vec<Id<K>> {
+        let live = self.slots.iter().enumerate().filter(|(_, s)| s.tag & FREE == 0 && s.val.is_some());
+        live.map(|(k, s)| Id { key: k as u32, gen: s.tag as u32, _t: PhantomData }).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +407,45 @@ mod tests {
         assert_eq!((c.key(), c.gen), (b.key(), 0), "wrapped to 0");
         assert!(s.get(b).is_none());
         assert_eq!(s.get(c), Some(&"c"));
+    }
+
+    /// A `ReuseSlab` gives ids as `GenSlab` does (stale after a free, the last freed slot
+    /// reused first, `vacant_id` predicting the insert) and hands the freed value back to the
+    /// next `insert_with` of its slot.
+    #[test]
+    fn reuse_slab_ids_and_kept_values() {
+        let mut s: ReuseSlab<Vec<u8>> = ReuseSlab::default();
+        let a = s.insert(vec![1]);
+        let b = s.insert(vec![2]);
+        assert_eq!(s.len(), 2);
+        assert!(s.discard(a));
+        assert!(!s.discard(a), "a second discard of the same id does nothing");
+        assert!(s.get(a).is_none() && s.get_mut(a).is_none() && s.remove(a).is_none());
+        assert_eq!(s.len(), 1);
+        let next = s.vacant_id();
+        let mut seen = None;
+        let c = s
+            .insert_with(|id, slot| {
+                seen = slot.clone();
+                let v = slot.as_mut().unwrap();
+                v.clear();
+                v.push(id.gen as u8 + 10);
+            })
+            .unwrap();
+        assert_eq!(c, next, "vacant_id predicts the insert");
+        assert_eq!((c.key(), c.gen), (a.key(), a.gen + 1));
+        assert_eq!(seen, Some(vec![1]), "the freed value was handed back");
+        assert_eq!(s.get(c), Some(&vec![11]));
+        assert!(s.get(a).is_none(), "the old id stays stale");
+        assert_eq!(s.remove(b), Some(vec![2]));
+        let d = s.insert_with(|_, slot| assert!(slot.is_none(), "remove took the value")).is_none();
+        assert!(d, "a slot left empty stays free");
+        assert!(s.vacant_id().key() == b.key() && s.vacant_id().gen == b.gen + 1);
+        let e = s.insert(vec![3]);
+        assert_eq!(e.key(), b.key());
+        assert_eq!(s.ids(), vec![c, e]);
+        assert_eq!(s.len(), 2);
+        let f = s.insert(vec![4]);
+        assert_eq!((f.key(), f.gen), (2, 0), "no free slot: a new one");
     }
 }

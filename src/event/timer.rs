@@ -140,7 +140,7 @@ pub struct TimerWheel<T: Copy> {
     /// Head of the vacant entries, reused before the vector grows, so a warm
     /// wheel never allocates in `add_timer`.
     free: u32,
-    slots: Box<[Slot]>,
+    slots: Box<[Slot; WHEEL_SIZE]>,
     /// Bit `s` is set when slot `s` has at least one timer.
     bitmap: [u64; BITMAP_WORDS],
     /// Bit `w` is set when `bitmap[w] != 0`.
@@ -175,7 +175,7 @@ impl<T: Copy> TimerWheel<T> {
         TimerWheel {
             entries: Vec::new(),
             free: NIL,
-            slots: vec![Slot::EMPTY; WHEEL_SIZE].into_boxed_slice(),
+            slots: Box::new([Slot::EMPTY; WHEEL_SIZE]),
             bitmap: [0; BITMAP_WORDS],
             summary: 0,
             last: now,
@@ -416,7 +416,9 @@ impl<T: Copy> TimerWheel<T> {
     /// Appends an entry to the tail of its slot's list.
     fn link(&mut self, index: u32) {
         let e = &mut self.entries[index as usize];
-        let slot = e.slot as usize;
+        // `e.slot` is below WHEEL_SIZE: the mask changes nothing but lets the compiler drop
+        // the bounds checks of the slot and bitmap accesses (a fixed-size array).
+        let slot = e.slot as usize & WHEEL_MASK;
         let tail = self.slots[slot].tail;
         e.prev = tail;
         e.next = NIL;
@@ -436,7 +438,7 @@ impl<T: Copy> TimerWheel<T> {
     /// Removes an entry from its slot's list, clearing the slot's bit when it empties.
     fn unlink(&mut self, index: u32) {
         let e = &self.entries[index as usize];
-        let (slot, prev, next) = (e.slot as usize, e.prev, e.next);
+        let (slot, prev, next) = (e.slot as usize & WHEEL_MASK, e.prev, e.next);
         match prev {
             NIL => self.slots[slot].head = next,
             p => self.entries[p as usize].next = next,

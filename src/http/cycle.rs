@@ -24,7 +24,7 @@ use std::sync::Arc;
 use super::request::{Request, RequestSpares};
 use super::{HttpConf, HttpWorker};
 use crate::conf::Conf;
-use crate::core::id::{GenSlab, Id};
+use crate::core::id::{Id, ReuseSlab};
 use crate::event::{Reactor, World};
 
 /// A request's id. nginx: `ngx_http_request_t *`.
@@ -53,7 +53,7 @@ pub struct Cycle {
     /// The event loop: poller, connections, timers, posted events, clock, buffers, stats.
     pub ev: Reactor<Cycle>,
     /// HTTP requests (main requests and subrequests). nginx: `ngx_http_request_t` pool objects.
-    pub requests: GenSlab<Request>,
+    pub requests: ReuseSlab<Request>,
     /// Requests whose write handler must run after the current event. nginx:
     /// `r->main->posted_requests` (one queue per worker suffices: `run_posted_requests` drains it).
     pub posted_requests: VecDeque<RequestId>,
@@ -83,7 +83,7 @@ impl Cycle {
     pub fn new(conf: Arc<Conf>, poll: mio::Poll, worker: usize) -> Cycle {
         Cycle {
             ev: Reactor::new(poll, conf.main.worker_connections),
-            requests: GenSlab::with_capacity(256),
+            requests: ReuseSlab::with_capacity(256),
             posted_requests: VecDeque::new(),
             request_spares: RequestSpares::default(),
             http_conf: conf.get_arc::<HttpConf>(),

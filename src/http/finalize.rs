@@ -285,7 +285,7 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
         super::subrequest::free_tree(cy, rid);
     }
     // Released in place, then the slot discarded: moving the whole `Request` out of the slab
-    // copied it twice.
+    // copied it, and building the next one into it another time.
     let Some(r) = cy.requests.get_mut(rid) else { return };
     // The buffers go back to the pool; the chain's storage stays for the request spares
     // (`RequestSpares::keep`, bounded by `MAX_CHAIN`).
@@ -303,7 +303,14 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
         }
     }
     cy.ev.bufs.put(std::mem::take(&mut r.header_in));
-    cy.request_spares.keep(r);
+    if rid.key() < super::request::RequestSpares::IN_SLOT {
+        super::request::RequestSpares::keep_in_place(r);
+    } else {
+        cy.request_spares.keep(r);
+    }
+    // The slot keeps the emptied request for the next one (`ReuseSlab`): what a module
+    // context holds is released now, as when the request was dropped.
+    r.ctx.clear();
     cy.requests.discard(rid);
     if let Some(b) = body {
         super::body::free_body_keep(cy, b);
@@ -311,6 +318,7 @@ pub fn free_request(cy: &mut Cycle, rid: RequestId, status: u16) {
 }
 
 /// Runs the log phase once. nginx: `ngx_http_log_request()`.
+#[inline]
 pub(super) fn log_request(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     // Every request is logged, also one whose head never completed (400, 408), as nginx does.

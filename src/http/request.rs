@@ -336,10 +336,19 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
     let li = cy.ev.conns.get(cid).map(|c| c.listening)?;
     let addr = cy.ev.listening.get(li as usize).map(|l| l.servers).unwrap_or(0);
     let timeout = srv.core.client_header_timeout();
-    let id = cy.requests.vacant_id();
     let (msec, unix_ms) = (cy.ev.times.msec, cy.ev.times.unix_ms);
-    let rid = cy.requests.insert(new_request(id, cid, srv, addr, header_in, msec, unix_ms, pipelined));
-    if let Some(r) = cy.requests.get_mut(rid) {
+    // A slot freed by an earlier request still holds that request, emptied by
+    // `free_request`: it is reset where it lies, as nginx `ngx_pcalloc`s a request in place.
+    // A slot below `IN_SLOT` reused keeps the storage of its last request: nothing to fill.
+    let mut fill = true;
+    let rid = cy.requests.insert_with(|id, slot| match slot {
+        Some(r) => {
+            fill = id.key() >= RequestSpares::IN_SLOT;
+            reset_request(r, id, cid, srv, addr, header_in, msec, unix_ms, pipelined)
+        }
+        None => *slot = Some(new_request(id, cid, srv, addr, header_in, msec, unix_ms, pipelined)),
+    })?;
+    if let Some(r) = cy.requests.get_mut(rid).filter(|_| fill) {
         cy.request_spares.fill(r);
     }
     cy.ev.stats.requests += 1;
@@ -423,7 +432,103 @@ pub(super) fn new_request(
     }
 }
 
+/// `new_request` over a freed request left in its slot: every field set to what
+/// `new_request` gives it. Vectors are emptied, keeping the storage `free_request` left
+/// them (in a slot below `RequestSpares::IN_SLOT`; elsewhere the spares took it); the
+/// response header is set up by `create_request`. Fields listed without `..`, so a new
+/// field cannot be forgotten here.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn reset_request(
+    r: &mut Request,
+    new_id: RequestId,
+    new_connection: ConnId,
+    new_srv: Arc<SrvConf>,
+    new_addr: usize,
+    new_header_in: Buf,
+    new_start_msec: u64,
+    new_start_unix_ms: u64,
+    new_pipelined: bool,
+) {
+    let Request {
+        id,
+        connection,
+        main,
+        parent,
+        count,
+        srv,
+        loc,
+        addr,
+        header_in,
+        large_header_bufs,
+        head,
+        head_done,
+        method,
+        http_version,
+        uri,
+        args,
+        headers_in,
+        headers_out: _, // set by `create_request`
+        keepalive,
+        lingering_close,
+        header_only,
+        header_sent,
+        chunked,
+        out,
+        read_event_handler,
+        write_event_handler,
+        upstream,
+        request_body,
+        discard_body,
+        start_msec,
+        start_unix_ms,
+        phase_handler,
+        done,
+        logged,
+        header_size,
+        request_length,
+        internal,
+        cleanup,
+        pool_cleanup,
+        ctx,
+        reading,
+        sent_start,
+        pipelined,
+        sr,
+    } = r;
+    (*id, *connection, *main, *parent, *count) = (new_id, new_connection, new_id, None, 1);
+    *loc = new_srv.loc.clone();
+    *srv = new_srv;
+    *addr = new_addr;
+    *header_in = new_header_in;
+    *large_header_bufs = 0;
+    // The header index and the host keep their storage (see `RequestSpares::IN_SLOT`).
+    let headers = std::mem::take(&mut head.headers);
+    *head = RequestHead { headers, ..RequestHead::default() };
+    (*head_done, *method, *http_version) = (false, Method::Get, 1000);
+    uri.clear();
+    args.clear();
+    let host = std::mem::take(&mut headers_in.host);
+    *headers_in = HeadersIn { host, ..HeadersIn::default() };
+    (*keepalive, *lingering_close, *header_only, *header_sent, *chunked) = (false, false, false, false, false);
+    // Empty already (`free_request` gives its buffers back): `clear` would be a call.
+    if !out.is_empty() {
+        out.clear();
+    }
+    (*read_event_handler, *write_event_handler) = (noop, noop);
+    (*upstream, *request_body, *discard_body) = (None, None, false);
+    (*start_msec, *start_unix_ms, *phase_handler) = (new_start_msec, new_start_unix_ms, 0);
+    (*done, *logged, *header_size, *request_length, *internal) = (false, false, 0, 0, false);
+    cleanup.clear();
+    pool_cleanup.clear();
+    if !ctx.is_empty() {
+        ctx.clear();
+    }
+    (*reading, *sent_start, *pipelined, *sr) = (true, 0, new_pipelined, None);
+}
+
 /// Installs the request-phase handlers and stops the header timer.
+#[inline]
 pub(super) fn start_request_processing(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get_mut(rid) else { return };
     let cid = r.connection;

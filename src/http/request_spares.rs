@@ -15,8 +15,9 @@ use crate::core::buf::Chain;
 /// arguments, header index, host and output chain. nginx gets the same from its request pool,
 /// one allocation per request that `ngx_palloc` cuts into pieces; rginx keeps the pieces.
 ///
-/// Bounded: at most `MAX_SPARES` sets, and a vector grown past its bound (a long URI, many
-/// headers) is freed rather than kept. Per worker, never per connection: an idle keep-alive
+/// Bounded: at most `MAX_SPARES` sets here plus one in each of the first `IN_SLOT` request
+/// slots (the freed request there keeps its own, `keep_in_place`), and a vector grown past
+/// its bound (a long URI, many headers) is freed rather than kept. Per worker, never per connection: an idle keep-alive
 /// connection holds none of it.
 #[derive(Default)]
 pub struct RequestSpares {
@@ -44,8 +45,14 @@ struct RequestSpare {
 }
 
 impl RequestSpares {
-    /// Sets kept at once: enough for the requests one turn of the event loop finishes.
-    const MAX_SPARES: usize = 32;
+    /// Sets kept at once, in the pool: with the `IN_SLOT` slots' own, enough for the
+    /// requests one turn of the event loop finishes.
+    const MAX_SPARES: usize = 16;
+    /// Request slots (keys below it) whose freed request keeps its emptied storage in
+    /// place for the next request of the slot (`keep_in_place`): the keep-alive path, whose
+    /// requests reuse the last freed slot, moves no storage at all. Bounded by the slot
+    /// key, not a count, so nothing can drift: at most `IN_SLOT` sets live there.
+    pub(super) const IN_SLOT: usize = 16;
     /// Largest URI, arguments or host kept (bytes), and header index kept (lines).
     const MAX_BYTES: usize = 4096;
     const MAX_HEADERS: usize = 64;
@@ -77,9 +84,42 @@ impl RequestSpares {
         }
     }
 
-    /// Keeps the storage of a freed request. `r.out` must already be empty.
+    /// Empties a freed request's storage where it is, for the next request of its slot
+    /// (see `IN_SLOT`); what grew past its bound is freed, as `keep` does. `r.out` must
+    /// already be empty of buffers.
+    pub(super) fn keep_in_place(r: &mut Request) {
+        let bytes = |v: &mut Vec<u8>| {
+            if v.capacity() > Self::MAX_BYTES {
+                *v = Vec::new();
+            }
+            v.clear();
+        };
+        bytes(&mut r.uri);
+        bytes(&mut r.args);
+        bytes(&mut r.headers_in.host);
+        if r.head.headers.capacity() > Self::MAX_HEADERS {
+            r.head.headers = Vec::new();
+        }
+        r.head.headers.clear();
+        if r.out.capacity() > Self::MAX_CHAIN || !r.out.is_empty() {
+            r.out = Chain::new();
+        }
+        let cleanups = |v: &mut Vec<Cleanup>| {
+            if v.capacity() > Self::MAX_CLEANUPS {
+                *v = Vec::new();
+            }
+            v.clear();
+        };
+        cleanups(&mut r.cleanup);
+        cleanups(&mut r.pool_cleanup);
+    }
+
+    /// Keeps the storage of a freed request. `r.out` must already be empty. Storage not kept
+    /// is freed, so that the emptied request left in its slot holds none of it.
     pub(super) fn keep(&mut self, r: &mut Request) {
         if self.sets.len() >= Self::MAX_SPARES || !r.out.is_empty() {
+            (r.uri, r.args, r.head.headers, r.headers_in.host) = Default::default();
+            (r.cleanup, r.pool_cleanup) = Default::default();
             return;
         }
         let bytes = |v: &mut Vec<u8>| {
