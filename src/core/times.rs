@@ -20,8 +20,9 @@
 //!   offset between the two measured at the last wall-clock read, which it repeats whenever the
 //!   derived time enters a new second (so the strings are formatted from a fresh wall-clock
 //!   reading, at most once a second as before). A step of the wall clock (date, NTP) shows in
-//!   `unix_ms` at the next second boundary instead of the next loop turn; both clocks tick
-//!   at the same rate between readings.
+//!   `unix_ms` at the next second boundary instead of the next loop turn, and so does the
+//!   time a suspended machine or paused VM missed (the monotonic clock does not count it);
+//!   both clocks tick at the same rate between readings.
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -209,7 +209,7 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
             CopyHeader::ContentType => cx.r.headers_out.set_content_type(value),
             CopyHeader::LastModified => cx.r.headers_out.set_last_modified(value),
             CopyHeader::RewriteLocation => {
-                // Only a rewritten Location becomes `headers_cx.r.headers_out.location` (which the header
+                // Only a rewritten Location becomes `r.headers_out.location` (which the header
                 // filter makes absolute); one left alone passes exactly as sent.
                 // nginx: `ngx_http_upstream_rewrite_location()`.
                 scratch.clear();
