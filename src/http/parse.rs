@@ -112,8 +112,8 @@ pub(super) fn hex_digit(ch: u8) -> Option<u8> {
 
 /// Word-at-a-time scanning (SWAR): eight bytes of the buffer as one little-endian `u64`,
 /// byte `p` in the low lane, so the lowest flagged lane is the first byte in the buffer.
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
+pub(super) const ONES: u64 = 0x0101_0101_0101_0101;
+pub(super) const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The 8 bytes at `buf[p..p + 8]` as a little-endian word; `None` when fewer remain.
 #[inline]
