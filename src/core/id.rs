@@ -1,4 +1,6 @@
-//! Generational ids over `slab::Slab`: the Rust form of nginx's `instance` bit.
+//! Generational ids over `slab::Slab` (`GenSlab`, the connections) and over a slab of kept
+//! values (`ReuseSlab`, the requests: a freed slot keeps its emptied value for the next one to
+//! reset in place, as nginx's request pool is reused): the Rust form of nginx's `instance` bit.
 //!
 //! nginx: `ngx_get_connection()` flips `rev->instance` so that an epoll event for a descriptor
 //! closed earlier in the same batch is recognised as stale (src/core/ngx_connection.c, checked in
@@ -243,12 +245,18 @@ impl<T, K> ReuseSlab<T, K> {
     #[inline(always)]
     pub fn insert_with(&mut self, init: impl FnOnce(Id<K>, &mut Option<T>)) -> Option<Id<K>> {
         let id = self.vacant_id();
-        if id.key() == self.slots.len() {
+        let new = id.key() == self.slots.len();
+        if new {
             self.slots.push(Slot { tag: FREE, val: None });
         }
         let slot = self.slots.get_mut(id.key())?;
         init(id, &mut slot.val);
-        slot.val.as_ref()?;
+        if slot.val.is_none() {
+            if new {
+                self.free.push(id.key); // a slot pushed for nothing stays free
+            }
+            return None;
+        }
         slot.tag = id.gen as u64;
         if self.free.last() == Some(&id.key) {
             self.free.pop();

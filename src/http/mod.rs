@@ -408,8 +408,14 @@ impl HttpWorker {
     pub fn insert<T: 'static>(&mut self, v: T) {
         self.state.push(Box::new(v));
     }
-    /// Installs the state that the request path looks up most (`hot`); there is one.
-    pub fn insert_hot<T: 'static>(&mut self, v: T) {
+    /// Installs the state that the request path looks up most (`hot`): the upstream
+    /// framework's, once per worker. A second install is refused (logged) rather than
+    /// replacing the first, whose users would then find nothing.
+    pub(crate) fn insert_hot<T: 'static>(&mut self, v: T) {
+        if self.hot.is_some() {
+            log::error!("HttpWorker::insert_hot: a hot state is installed already; kept it");
+            return;
+        }
         self.hot = Some(Box::new(v));
     }
     /// The state installed with `insert_hot`, if it is of type `T`.

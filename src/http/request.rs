@@ -503,12 +503,16 @@ fn reset_request(
     *header_in = new_header_in;
     *large_header_bufs = 0;
     // The header index and the host keep their storage (see `RequestSpares::IN_SLOT`).
-    let headers = std::mem::take(&mut head.headers);
+    // Emptied already by `free_request`'s `keep`/`keep_in_place`; cleared again here (a length
+    // store each) so that no other path to a reused slot can leave old ranges behind.
+    let mut headers = std::mem::take(&mut head.headers);
+    headers.clear();
     *head = RequestHead { headers, ..RequestHead::default() };
     (*head_done, *method, *http_version) = (false, Method::Get, 1000);
     uri.clear();
     args.clear();
-    let host = std::mem::take(&mut headers_in.host);
+    let mut host = std::mem::take(&mut headers_in.host);
+    host.clear();
     *headers_in = HeadersIn { host, ..HeadersIn::default() };
     (*keepalive, *lingering_close, *header_only, *header_sent, *chunked) = (false, false, false, false, false);
     // Empty already (`free_request` gives its buffers back): `clear` would be a call.

@@ -48,6 +48,8 @@ impl RequestSpares {
     /// Sets kept at once, in the pool: with the `IN_SLOT` slots' own, enough for the
     /// requests one turn of the event loop finishes.
     const MAX_SPARES: usize = 16;
+    /// Spare request-body boxes kept (as many as before the slots kept their own sets).
+    const MAX_BODIES: usize = 32;
     /// Request slots (keys below it) whose freed request keeps its emptied storage in
     /// place for the next request of the slot (`keep_in_place`): the keep-alive path, whose
     /// requests reuse the last freed slot, moves no storage at all. Bounded by the slot
@@ -79,7 +81,7 @@ impl RequestSpares {
         if rb.bufs.capacity() > Self::MAX_CHAIN {
             rb.bufs = Chain::new();
         }
-        if self.bodies.len() < Self::MAX_SPARES {
+        if self.bodies.len() < Self::MAX_BODIES {
             self.bodies.push(rb);
         }
     }
@@ -120,6 +122,7 @@ impl RequestSpares {
         if self.sets.len() >= Self::MAX_SPARES || !r.out.is_empty() {
             (r.uri, r.args, r.head.headers, r.headers_in.host) = Default::default();
             (r.cleanup, r.pool_cleanup) = Default::default();
+            r.out = Default::default(); // its storage too, however long the chain grew
             return;
         }
         let bytes = |v: &mut Vec<u8>| {

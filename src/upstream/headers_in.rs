@@ -234,6 +234,9 @@ struct Folded {
     len: usize,
 }
 
+// `HideHeaders::known` has one bit per table entry.
+const _: () = assert!(TABLE.len() <= 32);
+
 /// `FOLDED[i]` is `TABLE[i]`'s name, folded.
 static FOLDED: [Folded; TABLE.len()] = {
     let mut out = [const { Folded { lower: [0; NAME_MAX], mask: [0; NAME_MAX], len: 0 } }; TABLE.len()];

@@ -333,7 +333,7 @@ pub fn init(cy: &mut Cycle, rid: RequestId) {
             return 0;
         };
         u.in_memory |= in_memory;
-        rr.groups.get(u.resolved.group).map_or(0, |g| g.primary.len() + g.backup.len())
+        round_robin::tries(rr, u.resolved.group)
     });
     if let Some(c) = cy.ev.conns.get_mut(cid) {
         c.action = "connecting to upstream";

@@ -123,8 +123,8 @@ pub fn init_worker(cy: &Cycle) -> RoundRobin {
 }
 
 /// How many tries a request gets: every peer once. nginx: `rrp->peers->tries`.
-pub fn tries(cy: &mut Cycle, group: usize) -> usize {
-    super::worker(&mut cy.http).and_then(|w| w.rr.groups.get(group)).map_or(0, |g| g.primary.len() + g.backup.len())
+pub fn tries(rr: &RoundRobin, group: usize) -> usize {
+    rr.groups.get(group).map_or(0, |g| g.primary.len() + g.backup.len())
 }
 
 /// Picks the next peer not yet `tried`. `None` means "no live upstreams".
