@@ -28,6 +28,7 @@ use crate::core::buf::{chain_held, Buf, BufPool};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::Ev;
+use crate::event::posted;
 use crate::http::cycle::Cycle;
 use crate::http::cycle::RequestId;
 use crate::http::{self, postpone_filter, request::Method};
@@ -276,6 +277,7 @@ fn downstream(cy: &Cycle, rid: RequestId) -> Option<(u64, u64)> {
 /// The body loop of all three modes. nginx: `ngx_http_upstream_process_non_buffered_request()`,
 /// `ngx_event_pipe()`, `ngx_http_upstream_process_body_in_memory()`.
 pub fn process_body(cy: &mut Cycle, rid: RequestId) {
+    let mut bursts = 0;
     loop {
         let Some(u) = u_ref(cy, rid) else { return };
         if u.mode != BodyMode::InMemory && !pass_downstream(cy, rid) {
@@ -301,6 +303,14 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
             arm_client_timer(cy, rid);
             return;
         }
+        if bursts == 1 && u.mode != BodyMode::InMemory && cy.ev.conns.get(cid).is_some_and(|c| c.read.ready) {
+            // One burst per event: the rest waits behind the other connections ready in this
+            // turn (the posted queue), so that one fast response does not run to its end while
+            // the others wait. nginx's pipe runs until EAGAIN.
+            posted::post_event(&mut cy.ev, Ev { c: cid, write: false }, posted::Queue::Events);
+            return;
+        }
+        bursts += 1;
         // A burst of reads: buffered, as many as `bufs` hold before the client gets them in
         // one go (nginx's pipe fills its free bufs before writing downstream); otherwise one.
         let mut got = false;
