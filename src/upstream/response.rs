@@ -12,6 +12,9 @@
 //!   `r.headers_out` and `u.out` after `finalize_request(Ok)` (`send_in_memory`); nginx leaves
 //!   the body in `u->buffer` for a parent request. For a subrequest the body goes to the
 //!   child's `r.out` for its parent (`keep_in_memory`), at most `buffer_size` bytes.
+//! - one burst of reads per event: when the upstream has more, its read event is posted
+//!   behind the other connections ready in the turn (nginx's pipe reads until EAGAIN), so one
+//!   fast response does not run to its end while the others wait (1 MiB p99, performance.md).
 //! - one loop (`process_body`) serves the two forwarding modes; they differ only in how much
 //!   memory may wait for the client (one `buffer_size`, or `bufs`), whether the overflow may
 //!   go to a temp file, and how much is handed to the client at once (`busy_buffers_size`).
