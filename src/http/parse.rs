@@ -190,6 +190,33 @@ pub(super) fn random_bytes(seed: &mut u64, alphabet: &[u8], n: usize) -> Vec<u8>
     (0..n).map(|_| alphabet[(xorshift(seed) % alphabet.len() as u64) as usize]).collect()
 }
 
+/// A long plain header line for the fast paths' agreement tests: a name of 1..=`name.1` bytes
+/// from `name.0`, ": ", a value of up to 29 bytes from `value`, CRLF or LF, then `next`; up
+/// to two bytes anywhere replaced by bytes of `special`. Returns it with a cut point up to 11
+/// bytes before its end (a line that has not all arrived).
+#[cfg(test)]
+pub(super) fn random_header_line(
+    seed: &mut u64,
+    name: (&[u8], u64),
+    value: &[u8],
+    next: &[u8],
+    special: &[u8],
+) -> (Vec<u8>, usize) {
+    let name_len = 1 + (xorshift(seed) % name.1) as usize;
+    let mut buf = random_bytes(seed, name.0, name_len);
+    buf.extend_from_slice(b": ");
+    let value_len = (xorshift(seed) % 30) as usize;
+    buf.extend(random_bytes(seed, value, value_len));
+    buf.extend_from_slice(if xorshift(seed).is_multiple_of(2) { b"\r\n" } else { b"\n" });
+    buf.extend_from_slice(next);
+    for _ in 0..xorshift(seed) % 3 {
+        let at = (xorshift(seed) % buf.len() as u64) as usize;
+        buf[at] = special[(xorshift(seed) % special.len() as u64) as usize];
+    }
+    let cut = buf.len() - (xorshift(seed) % 12) as usize;
+    (buf, cut)
+}
+
 /// Random cut points: the lengths at which successive reads end, ending with `len`.
 #[cfg(test)]
 pub(super) fn random_arrivals(seed: &mut u64, len: usize) -> Vec<usize> {

@@ -339,7 +339,7 @@ impl RequestHead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::parse::{random_bytes, xorshift};
+    use crate::http::parse::{random_bytes, random_header_line, xorshift};
 
     /// Runs one parser over `buf` from `start`; the outcome and every field it leaves.
     fn run(
@@ -400,18 +400,8 @@ mod tests {
         let mut seed = 31;
         let special = b"_:@ \t\r\n\0\x7f\x80\x0b";
         for _ in 0..100_000 {
-            let name_len = 1 + (xorshift(&mut seed) % 16) as usize;
-            let mut buf = random_bytes(&mut seed, b"User-Agent", name_len);
-            buf.extend_from_slice(b": ");
-            let value_len = (xorshift(&mut seed) % 30) as usize;
-            buf.extend(random_bytes(&mut seed, b"Mozilla/5.0 (X11) ", value_len));
-            buf.extend_from_slice(if xorshift(&mut seed).is_multiple_of(2) { b"\r\n" } else { b"\n" });
-            buf.extend_from_slice(b"Host: x\r\n\r\n");
-            for _ in 0..xorshift(&mut seed) % 3 {
-                let at = (xorshift(&mut seed) % buf.len() as u64) as usize;
-                buf[at] = special[(xorshift(&mut seed) % special.len() as u64) as usize];
-            }
-            let cut = buf.len() - (xorshift(&mut seed) % 12) as usize;
+            let (name, value) = ((&b"User-Agent"[..], 16), b"Mozilla/5.0 (X11) ");
+            let (buf, cut) = random_header_line(&mut seed, name, value, b"Host: x\r\n\r\n", special);
             for underscores in [false, true] {
                 let fast = run(&buf[..cut], 0, underscores, true);
                 assert_eq!(fast, run(&buf[..cut], 0, underscores, false), "{buf:?} cut at {cut}");
