@@ -34,6 +34,7 @@ pub mod parse_uri;
 pub mod phases;
 pub mod postpone_filter;
 pub mod request;
+mod request_alloc;
 pub mod request_body;
 pub mod request_head;
 pub mod request_spares;

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use super::parse::RequestHead;
+use super::request_alloc::{new_request, reset_request, RequestInit};
 use super::request_head::{process_request_line, process_request_line_handler};
 use super::{LocConf, SrvConf};
 use crate::core::buf::{Buf, Chain};
@@ -237,7 +238,7 @@ impl Request {
 
 pub use super::request_spares::RequestSpares;
 
-fn noop(_: &mut Cycle, _: RequestId) {}
+pub(super) fn noop(_: &mut Cycle, _: RequestId) {}
 
 /// nginx: `ngx_http_request_empty_handler`.
 pub fn empty_handler(_: &mut Cycle, _: RequestId) {}
@@ -344,9 +345,31 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
     let rid = cy.requests.insert_with(|id, slot| match slot {
         Some(r) => {
             fill = id.key() >= RequestSpares::IN_SLOT;
-            reset_request(r, id, cid, srv, addr, header_in, msec, unix_ms, pipelined)
+            let init = RequestInit {
+                id,
+                connection: cid,
+                srv,
+                addr,
+                header_in,
+                start_msec: msec,
+                start_unix_ms: unix_ms,
+                pipelined,
+            };
+            reset_request(r, init)
         }
-        None => *slot = Some(new_request(id, cid, srv, addr, header_in, msec, unix_ms, pipelined)),
+        None => {
+            let init = RequestInit {
+                id,
+                connection: cid,
+                srv,
+                addr,
+                header_in,
+                start_msec: msec,
+                start_unix_ms: unix_ms,
+                pipelined,
+            };
+            *slot = Some(new_request(init))
+        }
     })?;
     if let Some(r) = cy.requests.get_mut(rid).filter(|_| fill) {
         cy.request_spares.fill(r);
@@ -365,170 +388,6 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
         event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
     }
     Some(rid)
-}
-
-/// A request in its initial state: a main request of its own (`main`, `active` = `id`,
-/// `count` 1), GET, HTTP/1.0, nothing parsed. `create_request` and `subrequest::subrequest`
-/// fill in the rest. nginx: the `ngx_pcalloc` and the settings of `ngx_http_alloc_request()`.
-///
-/// Inlined so that `create_request` builds the request in its slab slot, not on the stack.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn new_request(
-    id: RequestId,
-    connection: ConnId,
-    srv: Arc<SrvConf>,
-    addr: usize,
-    header_in: Buf,
-    start_msec: u64,
-    start_unix_ms: u64,
-    pipelined: bool,
-) -> Request {
-    Request {
-        id,
-        connection,
-        main: id,
-        parent: None,
-        count: 1,
-        loc: srv.loc.clone(),
-        srv,
-        addr,
-        header_in,
-        large_header_bufs: 0,
-        head: RequestHead::default(),
-        head_done: false,
-        method: Method::Get,
-        http_version: 1000,
-        uri: Vec::new(),
-        args: Vec::new(),
-        headers_in: HeadersIn::default(),
-        headers_out: HeadersOut::default(),
-        keepalive: false,
-        lingering_close: false,
-        header_only: false,
-        header_sent: false,
-        chunked: false,
-        out: Chain::new(),
-        read_event_handler: noop,
-        write_event_handler: noop,
-        upstream: None,
-        request_body: None,
-        discard_body: false,
-        start_msec,
-        start_unix_ms,
-        phase_handler: 0,
-        done: false,
-        logged: false,
-        header_size: 0,
-        request_length: 0,
-        internal: false,
-        cleanup: Vec::new(),
-        pool_cleanup: Vec::new(),
-        ctx: Vec::new(),
-        reading: true,
-        sent_start: 0,
-        pipelined,
-        sr: None,
-    }
-}
-
-/// `new_request` over a freed request left in its slot: every field set to what
-/// `new_request` gives it. Vectors are emptied, keeping the storage `free_request` left
-/// them (in a slot below `RequestSpares::IN_SLOT`; elsewhere the spares took it); the
-/// response header is set up by `create_request`. Fields listed without `..`, so a new
-/// field cannot be forgotten here.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn reset_request(
-    r: &mut Request,
-    new_id: RequestId,
-    new_connection: ConnId,
-    new_srv: Arc<SrvConf>,
-    new_addr: usize,
-    new_header_in: Buf,
-    new_start_msec: u64,
-    new_start_unix_ms: u64,
-    new_pipelined: bool,
-) {
-    let Request {
-        id,
-        connection,
-        main,
-        parent,
-        count,
-        srv,
-        loc,
-        addr,
-        header_in,
-        large_header_bufs,
-        head,
-        head_done,
-        method,
-        http_version,
-        uri,
-        args,
-        headers_in,
-        headers_out: _, // set by `create_request`
-        keepalive,
-        lingering_close,
-        header_only,
-        header_sent,
-        chunked,
-        out,
-        read_event_handler,
-        write_event_handler,
-        upstream,
-        request_body,
-        discard_body,
-        start_msec,
-        start_unix_ms,
-        phase_handler,
-        done,
-        logged,
-        header_size,
-        request_length,
-        internal,
-        cleanup,
-        pool_cleanup,
-        ctx,
-        reading,
-        sent_start,
-        pipelined,
-        sr,
-    } = r;
-    (*id, *connection, *main, *parent, *count) = (new_id, new_connection, new_id, None, 1);
-    *loc = new_srv.loc.clone();
-    *srv = new_srv;
-    *addr = new_addr;
-    *header_in = new_header_in;
-    *large_header_bufs = 0;
-    // The header index and the host keep their storage (see `RequestSpares::IN_SLOT`).
-    // Emptied already by `free_request`'s `keep`/`keep_in_place`; cleared again here (a length
-    // store each) so that no other path to a reused slot can leave old ranges behind.
-    let mut headers = std::mem::take(&mut head.headers);
-    headers.clear();
-    *head = RequestHead { headers, ..RequestHead::default() };
-    (*head_done, *method, *http_version) = (false, Method::Get, 1000);
-    uri.clear();
-    args.clear();
-    let mut host = std::mem::take(&mut headers_in.host);
-    host.clear();
-    *headers_in = HeadersIn { host, ..HeadersIn::default() };
-    (*keepalive, *lingering_close, *header_only, *header_sent, *chunked) = (false, false, false, false, false);
-    // Empty already (`free_request` gives its buffers back): `clear` would be a call.
-    if !out.is_empty() {
-        out.clear();
-    }
-    (*read_event_handler, *write_event_handler) = (noop, noop);
-    (*upstream, *request_body, *discard_body) = (None, None, false);
-    (*start_msec, *start_unix_ms, *phase_handler) = (new_start_msec, new_start_unix_ms, 0);
-    (*done, *logged, *header_size, *request_length, *internal) = (false, false, 0, 0, false);
-    cleanup.clear();
-    pool_cleanup.clear();
-    if !ctx.is_empty() {
-        ctx.clear();
-    }
-    (*reading, *sent_start, *pipelined, *sr) = (true, 0, new_pipelined, None);
 }
 
 /// Installs the request-phase handlers and stops the header timer.

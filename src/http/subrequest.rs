@@ -72,6 +72,7 @@ use std::fmt::Write as _;
 
 use super::cycle::{Cycle, RequestId};
 use super::request::{self, finalize_request, http_handler, Request};
+use super::request_alloc::{new_request, RequestInit};
 use crate::core::buf::{chain_len, Chain};
 use crate::core::step::HandlerRc;
 
@@ -254,7 +255,17 @@ fn new_subrequest(
     let id = cy.requests.vacant_id();
     let (now, unix) = (cy.ev.times.msec, cy.ev.times.unix_ms);
     let pr = cy.requests.get(r)?;
-    let mut sr = request::new_request(id, pr.connection, pr.srv.clone(), pr.addr, header_in, now, unix, false);
+    let init = RequestInit {
+        id,
+        connection: pr.connection,
+        srv: pr.srv.clone(),
+        addr: pr.addr,
+        header_in,
+        start_msec: now,
+        start_unix_ms: unix,
+        pipelined: false,
+    };
+    let mut sr = new_request(init);
     sr.main = pr.main;
     sr.parent = Some(r);
     sr.count = 0; // only the main request's count is used
