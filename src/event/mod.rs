@@ -16,6 +16,7 @@ pub mod io;
 pub mod pipe;
 pub mod posted;
 pub mod reactor;
+pub mod splice;
 pub mod timer;
 
 use std::time::Duration;

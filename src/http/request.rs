@@ -125,6 +125,10 @@ pub struct Request {
     pub header_sent: bool,
     /// The response is chunked. nginx: `r->chunked`.
     pub chunked: bool,
+    /// A body filter reads or changes the body's bytes (set in its header filter): they must
+    /// pass through memory, so a proxied body is not spliced. No filter of rginx's does yet.
+    /// nginx: `r->filter_need_in_memory`, which turns off `sendfile` for the same reason.
+    pub filter_need_in_memory: bool,
     /// Output not yet written to the socket (main request only). nginx: `r->out`.
     pub out: Chain,
     /// nginx: `r->read_event_handler`.

@@ -69,6 +69,7 @@ pub(super) fn new_request(init: RequestInit) -> Request {
         header_only: false,
         header_sent: false,
         chunked: false,
+        filter_need_in_memory: false,
         out: Chain::new(),
         read_event_handler: noop,
         write_event_handler: noop,
@@ -134,6 +135,7 @@ pub(super) fn reset_request(r: &mut Request, init: RequestInit) {
         header_only,
         header_sent,
         chunked,
+        filter_need_in_memory,
         out,
         read_event_handler,
         write_event_handler,
@@ -175,6 +177,7 @@ pub(super) fn reset_request(r: &mut Request, init: RequestInit) {
     host.clear();
     *headers_in = HeadersIn { host, ..HeadersIn::default() };
     (*keepalive, *lingering_close, *header_only, *header_sent, *chunked) = (false, false, false, false, false);
+    *filter_need_in_memory = false;
     // Empty already (`free_request` gives its buffers back): `clear` would be a call.
     if !out.is_empty() {
         out.clear();

@@ -16,6 +16,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The local time zone's offset from UTC, in seconds, at the unix time `secs` (east positive:
 /// +3600 for CET in winter). 0 when libc cannot convert the time, as UTC is the safe reading.
@@ -52,6 +53,49 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// A pipe whose two ends never block, closed on exec: `(read end, write end)`. The kernel
+/// buffer `splice` moves body bytes through (`event::splice`).
+///
+/// nginx: none (nginx never splices); haproxy's `get_pipe()` makes the same pipe.
+pub fn pipe_nonblocking() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds: [libc::c_int; 2] = [-1, -1];
+    // SAFETY: `fds` is a local array of the two ints pipe2(2) writes; it outlives the call.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and nothing else owns them; each
+    // `OwnedFd` closes its own exactly once.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Moves up to `len` bytes from `from` to `to` inside the kernel, one of them a pipe
+/// (`splice(2)` with `SPLICE_F_MOVE | SPLICE_F_NONBLOCK`): the bytes never enter user memory.
+/// `Ok(0)`: the input socket reached its end. `WouldBlock`: nothing to move now (the socket
+/// has no data or no room, or the pipe is empty or full). Retried on EINTR.
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: both descriptors are borrowed for the call, so they are open; the offsets
+        // are null (socket and pipe have none) and no memory of ours is passed.
+        let n = unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                std::ptr::null_mut(),
+                to.as_raw_fd(),
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

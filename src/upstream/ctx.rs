@@ -68,6 +68,8 @@ impl UpstreamCtx {
             keepalive: false,
             out: Chain::new(),
             pipe: Pipe::default(),
+            copy_filter: false,
+            splice: None,
             finalized: false,
             upstream_done: false,
             start_msec: 0,
@@ -121,6 +123,8 @@ impl Upstream {
         self.keepalive = false;
         self.out.clear();
         self.pipe = Pipe::default();
+        self.copy_filter = false;
+        self.splice = None;
         self.finalized = false;
         self.upstream_done = false;
         self.start_msec = now;

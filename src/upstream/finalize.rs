@@ -193,8 +193,9 @@ pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     bufs.put_chain(&mut u.out);
     // The next request of this worker reuses it (`upstream::spare`). A temp file closes now.
     u.pipe = Default::default();
-    // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each
-    // hold the largest request the worker ever proxied.
+    u.splice = None; // its descriptors close
+                     // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each
+                     // hold the largest request the worker ever proxied.
     if u.uri.capacity() > SPARE_MAX_BYTES {
         u.uri = String::new();
     }

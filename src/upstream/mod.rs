@@ -27,6 +27,7 @@
 //!   (`ctx.rs`); nginx allocates `u` from each request's pool.
 
 pub mod body_read;
+pub mod body_splice;
 pub mod conf;
 pub mod connect;
 pub mod ctx;
@@ -56,6 +57,7 @@ use crate::core::id::Id;
 use crate::core::step::HandlerRc;
 use crate::event::connection::{ConnId, Ev};
 use crate::event::pipe::Pipe;
+use crate::event::splice::SplicePipe;
 use crate::http::cycle::{Connection, Cycle, Owner, RequestId};
 use crate::http::request::{self as http_request, Request};
 use round_robin::PeerPick;
@@ -302,6 +304,13 @@ pub struct Upstream {
     pub out: Chain,
     /// Temp file state of the buffered mode. nginx: `u->pipe`.
     pub pipe: Pipe,
+    /// The input filter passes the body as it came, up to `length` (the proxy without chunked
+    /// framing): the bytes may then skip user memory. Set by the module's
+    /// `input_filter_init`. nginx: `u->input_filter == ngx_http_proxy_copy_filter`.
+    pub copy_filter: bool,
+    /// The kernel pipe the body goes through when it skips user memory (`body_splice`).
+    /// nginx: none.
+    pub splice: Option<SplicePipe>,
     /// The upstream side is over: peer released, `finalize_request` called. Private, so that
     /// nothing but `finalize_upstream` sets it and no callback can clear it (`finalized()`
     /// reads it). nginx: `u->cleanup == NULL`.

@@ -26,6 +26,7 @@
 //!   `busy_buffers_size` per call. What stays in flight is bounded the same way.
 
 use super::body_read::{input, mem_held, read_upstream};
+use super::body_splice;
 use super::{callback, finalize, u_mut, u_ref, BodyMode, ReadHandler, UpstreamCx, UpstreamError};
 use crate::core::buf::{chain_held, Buf, BufPool};
 use crate::core::step::{HandlerRc, Step};
@@ -87,6 +88,7 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
     if preread > 0 && !input(cy, rid, preread) {
         return;
     }
+    body_splice::init(cy, rid);
     process_body(cy, rid);
 }
 
@@ -185,6 +187,14 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         let Some((r, u, pool)) = super::parts(cy, rid) else {
             return false;
         };
+        if body_splice::held(u) > 0 {
+            // The pipe's bytes came before anything in `u.out`: they go first.
+            match body_splice::drain(cy, rid) {
+                Some(true) => continue,
+                Some(false) => return true, // the client's write event resumes the loop
+                None => return false,
+            }
+        }
         if u.out.is_empty() && main_out == 0 {
             return true;
         }
@@ -288,7 +298,7 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
         }
         let Some(u) = u_ref(cy, rid) else { return };
         if u.upstream_done {
-            let done = u.mode == BodyMode::InMemory || u.out.is_empty();
+            let done = u.mode == BodyMode::InMemory || (u.out.is_empty() && body_splice::held(u) == 0);
             return body_done(cy, rid, done);
         }
         let Some(cid) = u.peer.connection else { return };
@@ -318,7 +328,18 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
         // one go (nginx's pipe fills its free bufs before writing downstream); otherwise one.
         let mut got = false;
         loop {
-            match read_upstream(cy, rid, cid) {
+            let spliced = u_ref(cy, rid).is_some_and(|u| body_splice::ready(cy, rid, u));
+            let rc = match spliced {
+                true => match body_splice::read(cy, rid, cid) {
+                    body_splice::Read::Rc(rc) => rc,
+                    // The client is slow and the pipe full: memory takes the next bytes,
+                    // behind the pipe's (`proxy_buffers`, then the temp file).
+                    body_splice::Read::Full => read_upstream(cy, rid, cid),
+                },
+                false => read_upstream(cy, rid, cid),
+            };
+            match rc {
+                Some(true) if spliced => break, // the pipe goes to the client before more comes
                 Some(true) => {
                     got = true;
                     let burst = u_ref(cy, rid)
@@ -393,7 +414,8 @@ fn arm_client_timer(cy: &mut Cycle, rid: RequestId) {
     let Some(m) = cy.requests.get(r.main) else {
         return;
     };
-    let (cid, pending, t) = (m.connection, !m.out.is_empty(), m.loc.core.send_timeout());
+    let in_pipe = u_ref(cy, rid).is_some_and(|u| body_splice::held(u) > 0);
+    let (cid, pending, t) = (m.connection, in_pipe || !m.out.is_empty(), m.loc.core.send_timeout());
     let ev = Ev { c: cid, write: true };
     if pending {
         event::add_timer(&mut cy.ev, ev, t);

@@ -26,6 +26,9 @@ impl ProxyCtx {
         } else if u.length.is_none() {
             u.keepalive = false; // delimited by close
         }
+        // Without chunks the body passes as it came (`ngx_http_proxy_copy_filter`), so it may
+        // skip user memory (`upstream::body_splice`).
+        u.copy_filter = self.chunked.is_none();
         Ok(())
     }
 

@@ -1,0 +1,131 @@
+//! Moving bytes from one socket to another through a kernel pipe, without copying them into
+//! user memory: `splice(2)` from the upstream socket into the pipe, and from the pipe into
+//! the client socket.
+//!
+//! nginx: none. nginx keeps a proxied body in user memory (`ngx_event_pipe_t`'s buffers) and
+//! uses zero copy only for files (`sendfile`, src/os/unix/ngx_linux_sendfile_chain.c). The
+//! readiness rules are those of `event::io`: `WouldBlock` becomes `Again` once, here.
+//! haproxy's `raw_sock_to_pipe()` / `raw_sock_from_pipe()` (src/raw_sock.c) are the model.
+//!
+//! A pipe is full after a number of pieces (slots), not bytes: a `splice` into a pipe that
+//! still holds bytes can fail with `EAGAIN` because the pipe is full as well as because the
+//! socket is empty. That answer is `SpliceIn::Full`, which says nothing of the socket: its
+//! `read.ready` is left alone, and the caller reads it another way or waits for the pipe to
+//! drain. Only `EAGAIN` into an empty pipe means the socket is empty (`Again`).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use super::connection::{Connection, Stream};
+use super::reactor::World;
+use crate::core::step::Step;
+use crate::os::sys;
+
+/// A kernel pipe and the count of the bytes in it. Its two descriptors close when it is
+/// dropped, whatever ends the request.
+pub struct SplicePipe {
+    rd: OwnedFd,
+    wr: OwnedFd,
+    /// Bytes in the pipe: moved in, not yet out.
+    held: u64,
+}
+
+/// Result of one `splice` from a socket into the pipe.
+#[derive(Debug)]
+pub enum SpliceIn {
+    /// `n > 0` bytes moved into the pipe.
+    Data(usize),
+    /// The socket has nothing (`EAGAIN` into an empty pipe); `read.ready` is now false.
+    Again,
+    /// `EAGAIN` with bytes in the pipe: it may be full. The socket's state is unknown.
+    Full,
+    /// The peer closed its side; `read.eof` is set.
+    Eof,
+    /// A socket error; `read.error` is set.
+    Error(io::Error),
+}
+
+impl SplicePipe {
+    /// A new, empty pipe. Fails when the process is out of descriptors (EMFILE, ENFILE).
+    pub fn open() -> io::Result<SplicePipe> {
+        let (rd, wr) = sys::pipe_nonblocking()?;
+        Ok(SplicePipe { rd, wr, held: 0 })
+    }
+
+    /// Bytes waiting in the pipe.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// Moves up to `len` bytes from `c`'s socket into the pipe.
+    pub fn splice_in<W: World>(&mut self, c: &mut Connection<W>, len: usize) -> SpliceIn {
+        let Some(fd) = socket_fd(&c.stream) else {
+            return SpliceIn::Error(io::ErrorKind::Unsupported.into());
+        };
+        match sys::splice(fd, self.wr.as_fd(), len) {
+            Ok(0) if len > 0 => {
+                c.read.ready = false;
+                c.read.eof = true;
+                SpliceIn::Eof
+            }
+            Ok(n) => {
+                self.held += n as u64;
+                SpliceIn::Data(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.held > 0 => SpliceIn::Full,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.read.ready = false;
+                SpliceIn::Again
+            }
+            Err(e) => {
+                c.read.ready = false;
+                c.read.error = true;
+                c.error = true;
+                SpliceIn::Error(e)
+            }
+        }
+    }
+
+    /// Moves what the pipe holds into `c`'s socket, counting it in `c.sent`: `Done(())` when
+    /// the pipe is empty, `Again` (with `write.ready` cleared) when the socket is full.
+    pub fn splice_out<W: World>(&mut self, c: &mut Connection<W>) -> io::Result<Step> {
+        let Some(fd) = socket_fd(&c.stream) else {
+            return Err(io::ErrorKind::Unsupported.into());
+        };
+        while self.held > 0 {
+            let want = usize::try_from(self.held).unwrap_or(usize::MAX);
+            match sys::splice(self.rd.as_fd(), fd, want) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.held = self.held.saturating_sub(n as u64);
+                    c.sent += n as u64;
+                    if n < want {
+                        // The socket took less: it is full. Wait for the next EPOLLOUT edge
+                        // instead of an EAGAIN splice, as `io::send_chain` does.
+                        c.write.ready = false;
+                        return Ok(Step::Again);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.write.ready = false;
+                    return Ok(Step::Again);
+                }
+                Err(e) => {
+                    c.write.error = true;
+                    c.error = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Step::Done(()))
+    }
+}
+
+/// The socket of a connection, for `splice`.
+fn socket_fd(s: &Stream) -> Option<BorrowedFd<'_>> {
+    match s {
+        Stream::Tcp(s) => Some(s.as_fd()),
+        Stream::Unix(s) => Some(s.as_fd()),
+        Stream::Listener(_) => None,
+    }
+}
