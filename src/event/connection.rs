@@ -14,6 +14,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use super::reactor::World;
 use super::timer::TimerId;
@@ -113,6 +114,15 @@ impl Stream {
             Stream::Listener(l) => l,
             Stream::Tcp(s) => s,
             Stream::Unix(s) => s,
+        }
+    }
+    /// The socket of a connection (not of a listener), for the system calls std does not
+    /// offer on every kind of stream (`os::sys::{peek, splice}`).
+    pub fn socket_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Stream::Tcp(s) => Some(s.as_fd()),
+            Stream::Unix(s) => Some(s.as_fd()),
+            Stream::Listener(_) => None,
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Moving bytes from one socket to another through a kernel pipe, without copying them into
 //! user memory: `splice(2)` from the upstream socket into the pipe, and from the pipe into
-//! the client socket.
+//! the client socket; and the worker's pipes (`PipePool`).
 //!
 //! nginx: none. nginx keeps a proxied body in user memory (`ngx_event_pipe_t`'s buffers) and
 //! uses zero copy only for files (`sendfile`, src/os/unix/ngx_linux_sendfile_chain.c). The
 //! readiness rules are those of `event::io`: `WouldBlock` becomes `Again` once, here.
-//! haproxy's `raw_sock_to_pipe()` / `raw_sock_from_pipe()` (src/raw_sock.c) are the model.
+//! haproxy's `raw_sock_to_pipe()` / `raw_sock_from_pipe()` (src/raw_sock.c) and its pipe pool
+//! (`get_pipe()` / `put_pipe()`, `maxpipes`, src/pipe.c) are the model.
 //!
 //! A pipe is full after a number of pieces (slots), not bytes: a `splice` into a pipe that
 //! still holds bytes can fail with `EAGAIN` because the pipe is full as well as because the
@@ -14,9 +15,9 @@
 //! drain. Only `EAGAIN` into an empty pipe means the socket is empty (`Again`).
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
-use super::connection::{Connection, Stream};
+use super::connection::Connection;
 use super::reactor::World;
 use crate::core::step::Step;
 use crate::os::sys;
@@ -41,17 +42,15 @@ pub enum SpliceIn {
     Full,
     /// The peer closed its side; `read.eof` is set.
     Eof,
+    /// This socket cannot be spliced (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`: a sandbox's filter,
+    /// an old kernel, a socket type without `splice_read`). Nothing moved, no flag is set: the
+    /// caller reads it the ordinary way.
+    Unsupported,
     /// A socket error; `read.error` is set.
     Error(io::Error),
 }
 
 impl SplicePipe {
-    /// A new, empty pipe. Fails when the process is out of descriptors (EMFILE, ENFILE).
-    pub fn open() -> io::Result<SplicePipe> {
-        let (rd, wr) = sys::pipe_nonblocking()?;
-        Ok(SplicePipe { rd, wr, held: 0 })
-    }
-
     /// Bytes waiting in the pipe.
     pub fn held(&self) -> u64 {
         self.held
@@ -59,8 +58,8 @@ impl SplicePipe {
 
     /// Moves up to `len` bytes from `c`'s socket into the pipe.
     pub fn splice_in<W: World>(&mut self, c: &mut Connection<W>, len: usize) -> SpliceIn {
-        let Some(fd) = socket_fd(&c.stream) else {
-            return SpliceIn::Error(io::ErrorKind::Unsupported.into());
+        let Some(fd) = c.stream.socket_fd() else {
+            return SpliceIn::Unsupported;
         };
         match sys::splice(fd, self.wr.as_fd(), len) {
             Ok(0) if len > 0 => {
@@ -77,6 +76,7 @@ impl SplicePipe {
                 c.read.ready = false;
                 SpliceIn::Again
             }
+            Err(e) if self.held == 0 && unsupported(&e) => SpliceIn::Unsupported,
             Err(e) => {
                 c.read.ready = false;
                 c.read.error = true;
@@ -89,7 +89,7 @@ impl SplicePipe {
     /// Moves what the pipe holds into `c`'s socket, counting it in `c.sent`: `Done(())` when
     /// the pipe is empty, `Again` (with `write.ready` cleared) when the socket is full.
     pub fn splice_out<W: World>(&mut self, c: &mut Connection<W>) -> io::Result<Step> {
-        let Some(fd) = socket_fd(&c.stream) else {
+        let Some(fd) = c.stream.socket_fd() else {
             return Err(io::ErrorKind::Unsupported.into());
         };
         while self.held > 0 {
@@ -121,11 +121,69 @@ impl SplicePipe {
     }
 }
 
-/// The socket of a connection, for `splice`.
-fn socket_fd(s: &Stream) -> Option<BorrowedFd<'_>> {
-    match s {
-        Stream::Tcp(s) => Some(s.as_fd()),
-        Stream::Unix(s) => Some(s.as_fd()),
-        Stream::Listener(_) => None,
+/// The errors that say splicing is not possible here, rather than that the socket failed.
+fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP))
+}
+
+/// A worker's pipes: at most `max` open at once (each costs two descriptors and pins up to a
+/// pipe's worth of kernel memory), and a few empty ones kept for the next responses, so that
+/// a long body does not pay `pipe2` and two `close`s. haproxy: `maxpipes` (`maxconn / 4` by
+/// default) and its pool of unused pipes.
+#[derive(Default)]
+pub struct PipePool {
+    free: Vec<SplicePipe>,
+    /// Pipes open: lent out or free.
+    open: usize,
+}
+
+/// Empty pipes a worker keeps.
+const KEEP: usize = 16;
+
+impl PipePool {
+    /// An empty pipe, or `None` when `max` are open already (the body goes through memory).
+    /// `Err` when the process is out of descriptors (EMFILE, ENFILE).
+    pub fn get(&mut self, max: usize) -> Option<io::Result<SplicePipe>> {
+        if let Some(p) = self.free.pop() {
+            return Some(Ok(p));
+        }
+        if self.open >= max {
+            return None;
+        }
+        Some(sys::pipe_nonblocking().map(|(rd, wr)| {
+            self.open += 1;
+            SplicePipe { rd, wr, held: 0 }
+        }))
+    }
+
+    /// Takes a pipe back: kept if it is empty and there is room, else closed. A pipe that
+    /// still holds bytes (the response was cut short) is closed: they must reach nobody.
+    pub fn put(&mut self, p: SplicePipe) {
+        if p.held == 0 && self.free.len() < KEEP {
+            self.free.push(p);
+        } else {
+            self.open = self.open.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_lends_at_most_max_and_keeps_only_empty_pipes() {
+        let mut pool = PipePool::default();
+        let a = pool.get(2).unwrap().unwrap();
+        let mut b = pool.get(2).unwrap().unwrap();
+        assert!(pool.get(2).is_none(), "a third pipe past the cap");
+        b.held = 1; // a response cut short: its bytes must not reach the next one
+        pool.put(b);
+        assert_eq!((pool.open, pool.free.len()), (1, 0));
+        pool.put(a);
+        assert_eq!((pool.open, pool.free.len()), (1, 1));
+        let again = pool.get(1).unwrap().unwrap();
+        assert_eq!(again.held(), 0);
+        assert!(pool.get(1).is_none());
     }
 }

@@ -152,6 +152,12 @@ fn addition_header_filter(cy: &mut Cycle, rid: RequestId, next: Next) -> FilterR
         return next.header(cy, rid);
     }
     r.ctx.push(Box::new(AdditionCtx { before_body_sent: false, active: true }));
+    // The subrequest before the body starts at the first body buffer: this filter must see
+    // it, so a proxied body may not skip the filters (`upstream::body_splice`). The part after
+    // the body hangs on the last buffer, which always passes.
+    if !before.is_empty() {
+        r.filter_need_in_memory = true;
+    }
     // nginx: `ngx_http_clear_content_length(r)`.
     r.headers_out.content_length_n = None;
     next.header(cy, rid)

@@ -6,7 +6,8 @@
 //! call is sound.
 //!
 //! nginx: `ngx_localtime()` (src/os/unix/ngx_time.c), `ngx_os_signal_process()`
-//! (src/os/unix/ngx_process.c).
+//! (src/os/unix/ngx_process.c), the `MSG_PEEK` `recv` of the keepalive module; `pipe2` and
+//! `splice` have no nginx counterpart (haproxy's src/pipe.c and src/raw_sock.c).
 //!
 //! Differs from nginx:
 //! - nginx calls `localtime_r` from `ngx_time_update()` in src/core; in rginx `core` sits below
@@ -89,8 +90,29 @@ pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Resul
                 libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
             )
         };
-        if n >= 0 {
-            return Ok(n as usize);
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether a byte waits on socket `fd`, without taking it (`recv` with `MSG_PEEK |
+/// MSG_DONTWAIT`): `Ok(1)` a byte waits, `Ok(0)` the peer closed, `WouldBlock` nothing yet.
+/// Any stream socket, TCP or UNIX-domain (std's `peek` exists for TCP only).
+///
+/// nginx: the `recv(c->fd, buf, 1, MSG_PEEK)` of `ngx_http_upstream_keepalive_close_handler()`.
+pub fn peek(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: `b` is a local buffer of 1 byte that outlives the call, and recv(2) writes
+        // at most the length given; the descriptor is borrowed, so it is open.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

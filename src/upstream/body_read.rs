@@ -187,6 +187,11 @@ pub(super) fn read_upstream(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Opti
         spare.into_iter().for_each(|b| pool.put(b));
         return read_failed(cy, rid, cid, rc);
     };
+    // Bytes came: the read timeout bounds a silence, not the whole transfer (nginx's
+    // `ngx_event_pipe()` deletes it while the upstream is ready).
+    if let Some(t) = c.read.timer.take() {
+        ev.timers.del_timer(t);
+    }
     let first = n.min(n0);
     u.buffer.last += first;
     let mut rest = n - first;

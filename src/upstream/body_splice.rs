@@ -23,28 +23,39 @@
 //!   kept-alive connection is taken; at the end one peek says whether the upstream sent more
 //!   than its `Content-Length` (nginx's copy filter sees that when the extra bytes share a
 //!   read), and then the connection is not kept.
-//! - Timers: the upstream's `proxy_read_timeout` runs only while the pipe is empty and the
-//!   socket has nothing; `send_timeout` while the pipe waits for the client.
-//! - The pipe belongs to `u.splice` and closes when the context is reset or freed, on every
-//!   path.
+//! - Timers: the upstream's `proxy_read_timeout` is armed when the upstream has nothing and
+//!   deleted when bytes come; `send_timeout` runs while the pipe waits for the client.
+//! - The pipe is lent by the worker's `PipePool` (at most `worker_connections / 4` open) and
+//!   given back by `free_upstream` on every path; one that still holds bytes is closed.
+//! - A subrequest started after `init` stops the splicing (`ready`); addition's
+//!   `add_before_body`, which starts one at the first body buffer, opts out beforehand with
+//!   `r.filter_need_in_memory`.
 
-use super::{finalize, u_ev, u_mut, BodyMode};
+use super::{finalize, u_ev, BodyMode, UpstreamWorker};
+use crate::core::log::os_err;
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::{ConnId, Ev};
 use crate::event::splice::{SpliceIn, SplicePipe};
-use crate::http::cycle::{Cycle, RequestId};
+use crate::http::cycle::{Connection, Cycle, RequestId};
+use crate::os::sys;
 
 /// Bodies shorter than this (after what came with the header) go through memory: the pipe
 /// costs three system calls (`pipe2` and two `close`) that copying a small body does not.
 pub const SPLICE_MIN: u64 = 32 * 1024;
 
-/// After `input_filter_init` and the bytes read with the header: opens the pipe if this body
-/// may skip user memory.
+/// After `input_filter_init` and the bytes read with the header: lends this body a pipe
+/// from the worker's pool if it may skip user memory. At most `worker_connections / 4` pipes
+/// are open per worker (haproxy's default `maxpipes`); past that, or out of descriptors, the
+/// body goes through memory.
 pub(super) fn init(cy: &mut Cycle, rid: RequestId) {
-    let Some(r) = cy.requests.get(rid) else { return };
+    let max = (cy.ev.worker_connections / 4).max(1);
+    let Cycle { requests, http, .. } = &mut *cy;
+    let Some(r) = requests.get(rid) else { return };
     let filters_pass = r.main == rid && r.sr.is_none() && !r.chunked && !r.filter_need_in_memory && !r.header_only;
-    let Some(u) = u_mut(cy, rid) else { return };
+    let (Some(uid), Some(w)) = (r.upstream, super::worker(http)) else { return };
+    let UpstreamWorker { ctxs, pipes, .. } = w;
+    let Some(u) = ctxs.get_mut(uid.typed()).map(|c| &mut c.u) else { return };
     let eligible = filters_pass
         && u.copy_filter
         && u.mode != BodyMode::InMemory
@@ -53,10 +64,10 @@ pub(super) fn init(cy: &mut Cycle, rid: RequestId) {
     if !eligible {
         return;
     }
-    match SplicePipe::open() {
-        Ok(p) => u.splice = Some(p),
-        // Out of descriptors: this body goes through memory; the next ones try again.
-        Err(e) => log::warn!("pipe2() failed ({}), the body goes through memory", crate::core::log::os_err(&e)),
+    match pipes.get(max) {
+        Some(Ok(p)) => u.splice = Some(p),
+        Some(Err(e)) => log::warn!("pipe2() failed ({}), the body goes through memory", os_err(&e)),
+        None => {} // the worker's pipes are all lent
     }
 }
 
@@ -66,7 +77,9 @@ pub(super) fn ready(cy: &Cycle, rid: RequestId, u: &super::Upstream) -> bool {
     if u.splice.is_none() || u.upstream_done || !u.out.is_empty() {
         return false;
     }
-    cy.requests.get(rid).is_some_and(|r| r.out.is_empty())
+    // A subrequest started since `init` (addition's `add_before_body` does, at the first
+    // body buffer) owns the order of the output from then on.
+    cy.requests.get(rid).is_some_and(|r| r.out.is_empty() && r.sr.is_none())
 }
 
 /// What one `read` did: as `body_read::read_upstream` (`Some(true)` moved bytes, `Some(false)`
@@ -84,6 +97,9 @@ pub(super) enum Read {
 pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
     let Some((u, ev)) = u_ev(cy, rid) else { return Read::Rc(None) };
     let (Some(p), Some(len), Some(c)) = (u.splice.as_mut(), u.length, ev.conns.get_mut(cid)) else {
+        // Not reached: `ready` said there is a pipe, and a length, and the body is not done.
+        super::log_error(cy, rid, "upstream body pipe lost");
+        finalize(cy, rid, HandlerRc::Error);
         return Read::Rc(None);
     };
     let want = usize::try_from(len).unwrap_or(usize::MAX);
@@ -101,9 +117,22 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
                     u.keepalive = false;
                 }
             }
+            // Bytes came: the read timeout bounds a silence, not the transfer (nginx deletes
+            // it while the upstream is ready, `ngx_event_pipe()`).
+            event::del_timer(ev, Ev { c: cid, write: false });
             Read::Rc(Some(true))
         }
         SpliceIn::Full => Read::Full,
+        SpliceIn::Unsupported => {
+            // Nothing moved: this body, and this context's next ones, go through memory.
+            log::info!("splice() is not supported here, the body goes through memory");
+            if let Some(p) = u.splice.take() {
+                if let Some(w) = super::worker(&mut cy.http) {
+                    w.pipes.put(p);
+                }
+            }
+            Read::Full
+        }
         SpliceIn::Again => {
             let timeout = u.conf.read_timeout;
             event::add_timer(ev, Ev { c: cid, write: false }, timeout);
@@ -117,7 +146,7 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
         SpliceIn::Error(e) => {
             // nginx's words for a failed read of the upstream (what operators search the log
             // for), though the call was `splice`; the connection's action adds "while ...".
-            let msg = format!("recv() failed ({})", crate::core::log::os_err(&e));
+            let msg = format!("recv() failed ({})", os_err(&e));
             super::log_error(cy, rid, &msg);
             finalize(cy, rid, HandlerRc::Error);
             Read::Rc(None)
@@ -125,15 +154,11 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
     }
 }
 
-/// After the last body byte: whether the upstream already sent more (a peek, nothing taken).
-/// An error or the end of the stream is left to the keepalive cache, which checks the
-/// connection when it takes it.
-fn sent_more(c: &mut crate::http::cycle::Connection) -> bool {
-    let mut b = [0u8; 1];
-    match &c.stream {
-        event::connection::Stream::Tcp(s) => s.peek(&mut b).is_ok_and(|n| n > 0),
-        _ => false,
-    }
+/// After the last body byte: whether the upstream already sent more (a peek, nothing taken;
+/// TCP and UNIX-domain alike). The end of the stream or an error is left to the keepalive
+/// cache, which checks the connection when it takes it.
+fn sent_more(c: &Connection) -> bool {
+    c.stream.socket_fd().is_some_and(|fd| sys::peek(fd).is_ok_and(|n| n > 0))
 }
 
 /// Moves what the pipe holds to the client. `Some(true)`: the pipe is empty (or there is none);
@@ -153,7 +178,7 @@ pub(super) fn drain(cy: &mut Cycle, rid: RequestId) -> Option<bool> {
         Err(e) => {
             // nginx's words for a failed write to the client (`write_filter`'s), though the
             // call was `splice`.
-            log::info!("*{} writev() failed ({}) while sending to client", c.number, crate::core::log::os_err(&e));
+            log::info!("*{} writev() failed ({}) while sending to client", c.number, os_err(&e));
             finalize(cy, rid, HandlerRc::Error);
             None
         }

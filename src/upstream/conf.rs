@@ -402,6 +402,12 @@ impl HttpModule for UpstreamModule {
     fn init_worker(&self, cy: &mut crate::http::cycle::Cycle) {
         let rr = super::round_robin::init_worker(cy);
         let keepalive = super::keepalive::init_worker(cy);
-        cy.http.insert_hot(super::UpstreamWorker { ctxs: Default::default(), rr, keepalive, spare: Vec::new() });
+        cy.http.insert_hot(super::UpstreamWorker {
+            ctxs: Default::default(),
+            rr,
+            keepalive,
+            spare: Vec::new(),
+            pipes: Default::default(),
+        });
     }
 }

@@ -193,9 +193,11 @@ pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     bufs.put_chain(&mut u.out);
     // The next request of this worker reuses it (`upstream::spare`). A temp file closes now.
     u.pipe = Default::default();
-    u.splice = None; // its descriptors close
-                     // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each
-                     // hold the largest request the worker ever proxied.
+    if let Some(p) = u.splice.take() {
+        w.pipes.put(p);
+    }
+    // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each
+    // hold the largest request the worker ever proxied.
     if u.uri.capacity() > SPARE_MAX_BYTES {
         u.uri = String::new();
     }

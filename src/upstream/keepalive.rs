@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 
 use super::conf::UpstreamMainConf;
 use crate::core::id::RawId;
-use crate::event::connection::{ConnId, Ev, Stream};
+use crate::event::connection::{ConnId, Ev};
 use crate::event::posted;
 use crate::event::{self, connect::PeerAddr};
 use crate::http::cycle::Cycle;
@@ -165,13 +165,11 @@ fn close_handler(cy: &mut Cycle, ev: Ev) {
 
 /// Whether an idle connection that looked readable has nothing to say after all (no byte, no
 /// FIN); clears `read.ready` if so. Anything else means the peer closed it or sent what
-/// nobody asked for. (A UNIX-domain peer that closes is noticed when the connection is used
-/// again.)
+/// nobody asked for (TCP and UNIX-domain peers alike).
 fn quiet(c: &mut crate::event::connection::Connection<Cycle>) -> bool {
-    let mut b = [0u8; 1];
-    let r = match &c.stream {
-        Stream::Tcp(s) => s.peek(&mut b),
-        _ => Err(std::io::ErrorKind::WouldBlock.into()),
+    let r = match c.stream.socket_fd() {
+        Some(fd) => crate::os::sys::peek(fd),
+        None => Err(std::io::ErrorKind::WouldBlock.into()),
     };
     let quiet = matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
     if quiet {

@@ -8,6 +8,9 @@
 //! `ngx_http_upstream_process_downstream()` and `ngx_event_pipe()`.
 //!
 //! Differs from nginx:
+//! - a long body of known length that no filter needs to see skips user memory: upstream
+//!   socket → kernel pipe → client socket (`upstream::body_splice`). The pipe's bytes go to
+//!   the client before anything else, and while they wait the ordinary path below reads on.
 //! - in the in-memory mode of a main request the framework sends what the module left in
 //!   `r.headers_out` and `u.out` after `finalize_request(Ok)` (`send_in_memory`); nginx leaves
 //!   the body in `u->buffer` for a parent request. For a subrequest the body goes to the
@@ -328,18 +331,18 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
         // one go (nginx's pipe fills its free bufs before writing downstream); otherwise one.
         let mut got = false;
         loop {
-            let spliced = u_ref(cy, rid).is_some_and(|u| body_splice::ready(cy, rid, u));
-            let rc = match spliced {
-                true => match body_splice::read(cy, rid, cid) {
-                    body_splice::Read::Rc(rc) => rc,
+            let (rc, piped) = if u_ref(cy, rid).is_some_and(|u| body_splice::ready(cy, rid, u)) {
+                match body_splice::read(cy, rid, cid) {
+                    body_splice::Read::Rc(rc) => (rc, true),
                     // The client is slow and the pipe full: memory takes the next bytes,
                     // behind the pipe's (`proxy_buffers`, then the temp file).
-                    body_splice::Read::Full => read_upstream(cy, rid, cid),
-                },
-                false => read_upstream(cy, rid, cid),
+                    body_splice::Read::Full => (read_upstream(cy, rid, cid), false),
+                }
+            } else {
+                (read_upstream(cy, rid, cid), false)
             };
             match rc {
-                Some(true) if spliced => break, // the pipe goes to the client before more comes
+                Some(true) if piped => break, // the pipe goes to the client before more comes in
                 Some(true) => {
                     got = true;
                     let burst = u_ref(cy, rid)
