@@ -1,12 +1,12 @@
 //! Moving bytes from one socket to another through a kernel pipe, without copying them into
 //! user memory: `splice(2)` from the upstream socket into the pipe, and from the pipe into
-//! the client socket; and the worker's pipes (`PipePool`).
+//! the client socket; and the count of a worker's pipes (`Pipes`).
 //!
 //! nginx: none. nginx keeps a proxied body in user memory (`ngx_event_pipe_t`'s buffers) and
 //! uses zero copy only for files (`sendfile`, src/os/unix/ngx_linux_sendfile_chain.c). The
 //! readiness rules are those of `event::io`: `WouldBlock` becomes `Again` once, here.
-//! haproxy's `raw_sock_to_pipe()` / `raw_sock_from_pipe()` (src/raw_sock.c) and its pipe pool
-//! (`get_pipe()` / `put_pipe()`, `maxpipes`, src/pipe.c) are the model.
+//! haproxy's `raw_sock_to_pipe()` / `raw_sock_from_pipe()` (src/raw_sock.c) and its
+//! `maxpipes` (src/pipe.c) are the model.
 //!
 //! A pipe is full after a number of pieces (slots), not bytes: a `splice` into a pipe that
 //! still holds bytes can fail with `EAGAIN` because the pipe is full as well as because the
@@ -126,27 +126,20 @@ fn unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP))
 }
 
-/// A worker's pipes: at most `max` open at once (each costs two descriptors and pins up to a
-/// pipe's worth of kernel memory), and a few empty ones kept for the next responses, so that
-/// a long body does not pay `pipe2` and two `close`s. haproxy: `maxpipes` (`maxconn / 4` by
-/// default) and its pool of unused pipes.
+/// A worker's pipes: at most `max` open at once, as each costs two descriptors and pins up to
+/// a pipe's worth of kernel memory. A pipe is opened per body and closed after it, so that
+/// a worker's descriptors come back to their count between responses (three system calls,
+/// nothing beside a body of at least `SPLICE_MIN`). haproxy: `maxpipes` (`maxconn / 4` by
+/// default), which also keeps unused pipes for reuse.
 #[derive(Default)]
-pub struct PipePool {
-    free: Vec<SplicePipe>,
-    /// Pipes open: lent out or free.
+pub struct Pipes {
     open: usize,
 }
 
-/// Empty pipes a worker keeps.
-const KEEP: usize = 16;
-
-impl PipePool {
-    /// An empty pipe, or `None` when `max` are open already (the body goes through memory).
-    /// `Err` when the process is out of descriptors (EMFILE, ENFILE).
-    pub fn get(&mut self, max: usize) -> Option<io::Result<SplicePipe>> {
-        if let Some(p) = self.free.pop() {
-            return Some(Ok(p));
-        }
+impl Pipes {
+    /// A new, empty pipe, or `None` when `max` are open already (the body goes through
+    /// memory). `Err` when the process is out of descriptors (EMFILE, ENFILE).
+    pub fn open(&mut self, max: usize) -> Option<io::Result<SplicePipe>> {
         if self.open >= max {
             return None;
         }
@@ -156,14 +149,10 @@ impl PipePool {
         }))
     }
 
-    /// Takes a pipe back: kept if it is empty and there is room, else closed. A pipe that
-    /// still holds bytes (the response was cut short) is closed: they must reach nobody.
-    pub fn put(&mut self, p: SplicePipe) {
-        if p.held == 0 && self.free.len() < KEEP {
-            self.free.push(p);
-        } else {
-            self.open = self.open.saturating_sub(1);
-        }
+    /// Closes a pipe this worker opened; what it still holds (a response cut short) is lost.
+    pub fn close(&mut self, p: SplicePipe) {
+        drop(p);
+        self.open = self.open.saturating_sub(1);
     }
 }
 
@@ -172,18 +161,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pool_lends_at_most_max_and_keeps_only_empty_pipes() {
-        let mut pool = PipePool::default();
-        let a = pool.get(2).unwrap().unwrap();
-        let mut b = pool.get(2).unwrap().unwrap();
-        assert!(pool.get(2).is_none(), "a third pipe past the cap");
-        b.held = 1; // a response cut short: its bytes must not reach the next one
-        pool.put(b);
-        assert_eq!((pool.open, pool.free.len()), (1, 0));
-        pool.put(a);
-        assert_eq!((pool.open, pool.free.len()), (1, 1));
-        let again = pool.get(1).unwrap().unwrap();
-        assert_eq!(again.held(), 0);
-        assert!(pool.get(1).is_none());
+    fn at_most_max_pipes_are_open() {
+        let mut pipes = Pipes::default();
+        let a = pipes.open(2).unwrap().unwrap();
+        let b = pipes.open(2).unwrap().unwrap();
+        assert!(pipes.open(2).is_none(), "a third pipe past the cap");
+        pipes.close(b);
+        let c = pipes.open(2).unwrap().unwrap();
+        assert_eq!(c.held(), 0);
+        pipes.close(a);
+        pipes.close(c);
+        assert_eq!(pipes.open, 0);
     }
 }

@@ -25,8 +25,8 @@
 //!   read), and then the connection is not kept.
 //! - Timers: the upstream's `proxy_read_timeout` is armed when the upstream has nothing and
 //!   deleted when bytes come; `send_timeout` runs while the pipe waits for the client.
-//! - The pipe is lent by the worker's `PipePool` (at most `worker_connections / 4` open) and
-//!   given back by `free_upstream` on every path; one that still holds bytes is closed.
+//! - The pipe is opened per body (at most `worker_connections / 4` per worker, `Pipes`) and
+//!   closed by `free_upstream` on every path.
 //! - A subrequest started after `init` stops the splicing (`ready`); addition's
 //!   `add_before_body`, which starts one at the first body buffer, opts out beforehand with
 //!   `r.filter_need_in_memory`.
@@ -44,8 +44,8 @@ use crate::os::sys;
 /// costs three system calls (`pipe2` and two `close`) that copying a small body does not.
 pub const SPLICE_MIN: u64 = 32 * 1024;
 
-/// After `input_filter_init` and the bytes read with the header: lends this body a pipe
-/// from the worker's pool if it may skip user memory. At most `worker_connections / 4` pipes
+/// After `input_filter_init` and the bytes read with the header: opens a pipe for this body
+/// if it may skip user memory. At most `worker_connections / 4` pipes
 /// are open per worker (haproxy's default `maxpipes`); past that, or out of descriptors, the
 /// body goes through memory.
 pub(super) fn init(cy: &mut Cycle, rid: RequestId) {
@@ -64,10 +64,10 @@ pub(super) fn init(cy: &mut Cycle, rid: RequestId) {
     if !eligible {
         return;
     }
-    match pipes.get(max) {
+    match pipes.open(max) {
         Some(Ok(p)) => u.splice = Some(p),
         Some(Err(e)) => log::warn!("pipe2() failed ({}), the body goes through memory", os_err(&e)),
-        None => {} // the worker's pipes are all lent
+        None => {} // the worker has `max` open
     }
 }
 
@@ -128,7 +128,7 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
             log::info!("splice() is not supported here, the body goes through memory");
             if let Some(p) = u.splice.take() {
                 if let Some(w) = super::worker(&mut cy.http) {
-                    w.pipes.put(p);
+                    w.pipes.close(p);
                 }
             }
             Read::Full

@@ -23,7 +23,7 @@ use super::{keepalive, round_robin};
 use crate::core::buf::{Buf, BufPool, Chain};
 use crate::core::id::GenSlab;
 use crate::event::pipe::Pipe;
-use crate::event::splice::PipePool;
+use crate::event::splice::Pipes;
 use crate::event::Reactor;
 use crate::http::cycle::{Cycle, RequestId};
 use crate::http::request::Request;
@@ -150,9 +150,9 @@ pub struct UpstreamWorker {
     /// nginx's allocator recycles in the same way.
     #[allow(clippy::vec_box)] // boxed as in `ctxs`, between which they move as pointers
     pub(crate) spare: Vec<Box<UpstreamCtx>>,
-    /// The kernel pipes that long bodies move through (`body_splice`), lent to a context
-    /// and given back when it is freed.
-    pub(crate) pipes: PipePool,
+    /// The count of the kernel pipes long bodies move through (`body_splice`): one per body,
+    /// closed when its context is freed.
+    pub(crate) pipes: Pipes,
 }
 
 /// Spare contexts a worker keeps at most (beyond, finished contexts are freed).

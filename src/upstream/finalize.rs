@@ -194,7 +194,7 @@ pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
     // The next request of this worker reuses it (`upstream::spare`). A temp file closes now.
     u.pipe = Default::default();
     if let Some(p) = u.splice.take() {
-        w.pipes.put(p);
+        w.pipes.close(p);
     }
     // What a long URI or a long chain grew is not kept in a spare: 256 spares must not each
     // hold the largest request the worker ever proxied.
