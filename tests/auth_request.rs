@@ -198,7 +198,9 @@ fn client_gone_while_auth_waits() {
     r.assert_fds_back(base);
     // nginx: "epoll_wait() reported that client prematurely closed connection, so upstream
     // connection is closed too while sending request to upstream, client: ..., subrequest:
-    // \"/auth\", ..."; rginx's line for this case is shorter, for main requests too.
-    assert_log(&r, &["[info]", "client prematurely closed connection", "while sending request to upstream"]);
+    // \"/auth\", ...".
+    let line = "epoll_wait() reported that client prematurely closed connection, so upstream connection is closed \
+                too while sending request to upstream";
+    assert_log(&r, &["[info]", line, "subrequest: \"/auth\""]);
     assert_eq!(main.connections(), 0);
 }

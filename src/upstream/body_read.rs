@@ -265,7 +265,8 @@ fn read_failed(cy: &mut Cycle, rid: RequestId, cid: ConnId, rc: Recv) -> Option<
             None
         }
         Recv::Error(e) => {
-            super::log_error(cy, rid, &format!("recv() failed ({})", crate::core::log::os_err(&e)));
+            let call = super::body_splice::read_call(cy, rid);
+            super::log_error(cy, rid, &format!("{call}() failed ({})", crate::core::log::os_err(&e)));
             finalize(cy, rid, HandlerRc::Error);
             None
         }

@@ -110,16 +110,18 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
             u.state.response_length += n64;
             let left = len.saturating_sub(n64);
             u.length = Some(left);
+            let extra = left == 0 && sent_more(c);
             if left == 0 {
                 u.upstream_done = true;
-                if sent_more(c) {
-                    log::warn!("upstream sent more data than specified in \"Content-Length\" header");
-                    u.keepalive = false;
-                }
+                u.keepalive &= !extra;
             }
             // Bytes came: the read timeout bounds a silence, not the transfer (nginx deletes
             // it while the upstream is ready, `ngx_event_pipe()`).
             event::del_timer(ev, Ev { c: cid, write: false });
+            if extra {
+                let msg = "upstream sent more data than specified in \"Content-Length\" header";
+                super::log_at(cy, rid, log::Level::Warn, msg);
+            }
             Read::Rc(Some(true))
         }
         SpliceIn::Full => Read::Full,
@@ -145,12 +147,22 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
         }
         SpliceIn::Error(e) => {
             // nginx's words for a failed read of the upstream (what operators search the log
-            // for), though the call was `splice`; the connection's action adds "while ...".
-            let msg = format!("recv() failed ({})", os_err(&e));
+            // for), though the call was `splice`: `readv` buffered (its pipe reads into the
+            // chain of `proxy_buffers`), `recv` not. The action adds "while ...".
+            let msg = format!("{}() failed ({})", read_call(cy, rid), os_err(&e));
             super::log_error(cy, rid, &msg);
             finalize(cy, rid, HandlerRc::Error);
             Read::Rc(None)
         }
+    }
+}
+
+/// The call nginx names when reading the body fails: its pipe reads `proxy_buffers` with
+/// `readv` (`ngx_readv_chain()`), the non-buffered mode one buffer with `recv`.
+pub(super) fn read_call(cy: &Cycle, rid: RequestId) -> &'static str {
+    match super::u_ref(cy, rid).map(|u| u.mode) {
+        Some(BodyMode::Buffered) => "readv",
+        _ => "recv",
     }
 }
 

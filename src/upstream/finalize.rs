@@ -215,7 +215,10 @@ pub(super) fn free_upstream(cy: &mut Cycle, rid: RequestId) {
 const SPARE_MAX_BYTES: usize = 4096;
 const SPARE_MAX_CHAIN: usize = 64;
 
-/// The client's read handler while the upstream works: notices a client that went away.
+/// The client's read handler while the upstream works: notices a client that went away, and
+/// says so in nginx's words on Linux (its epoll module registers `EPOLLRDHUP`, as mio does):
+/// "epoll_wait() reported that client prematurely closed connection, so upstream connection
+/// is closed too", with the error a reset left and the upstream's action.
 /// nginx: `ngx_http_upstream_rd_check_broken_connection()`.
 pub fn rd_check_broken_connection(cy: &mut Cycle, rid: RequestId) {
     let Some(r) = cy.requests.get(rid) else {
@@ -225,27 +228,28 @@ pub fn rd_check_broken_connection(cy: &mut Cycle, rid: RequestId) {
     let Some(c) = cy.ev.conns.get_mut(cid) else {
         return;
     };
-    let mut b = [0u8; 1];
-    let gone = match &c.stream {
-        crate::event::connection::Stream::Tcp(s) => match s.peek(&mut b) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                c.read.ready = false;
-                false
-            }
-            Err(_) => true,
-        },
-        _ => false,
+    let (gone, err) = match c.stream.socket_fd().map(crate::os::sys::peek) {
+        Some(Ok(0)) => (true, None),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            c.read.ready = false;
+            (false, None)
+        }
+        Some(Err(e)) => (true, Some(e)),
+        Some(Ok(_)) | None => (false, None),
     };
     if !gone {
         return;
     }
     c.read.eof = true;
     c.error = true;
-    let n = c.number;
-    if u_ref(cy, rid).is_some_and(|u| !u.finalized) {
-        log::info!("*{n} client prematurely closed connection while sending request to upstream");
-        finalize(cy, rid, HandlerRc::Status(499));
+    let Some(u) = u_ref(cy, rid).filter(|u| !u.finalized) else { return };
+    let mut msg = String::from("epoll_wait() reported that client prematurely closed connection");
+    if u.peer.connection.is_some() {
+        msg.push_str(", so upstream connection is closed too");
     }
+    if let Some(e) = err {
+        msg.push_str(&format!(" ({})", crate::core::log::os_err(&e)));
+    }
+    super::log_at(cy, rid, log::Level::Info, &msg);
+    finalize(cy, rid, HandlerRc::Status(499));
 }

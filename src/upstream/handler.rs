@@ -93,7 +93,11 @@ impl UpstreamCx<'_> {
     /// framework writes (`upstream::log_error`). nginx: `ngx_log_error(NGX_LOG_ERR,
     /// r->connection->log, ...)` with `ngx_http_log_error()` adding the context.
     pub fn log_error(&self, msg: &str) {
-        super::log_error_line(self.c, self.action, self.r, Some(self.u), msg);
+        super::log_error_line(log::Level::Error, self.c, self.action, self.r, Some(self.u), msg);
+    }
+    /// `log_error` at `warn`. nginx: `ngx_log_error(NGX_LOG_WARN, ...)`.
+    pub fn log_warn(&self, msg: &str) {
+        super::log_error_line(log::Level::Warn, self.c, self.action, self.r, Some(self.u), msg);
     }
 }
 

@@ -55,6 +55,12 @@ fn read_header(cy: &mut Cycle, rid: RequestId, first: bool, now: u64) -> Result<
     let u = &mut ctx.u;
     let cid = u.peer.connection.ok_or(Exit::Wait)?;
     let c = ev.conns.get_mut(cid).ok_or(Exit::Wait)?;
+    if first && u.request_sent {
+        // Set here, as at the top of nginx's `ngx_http_upstream_process_header()`: until the
+        // first read event, a line about the request says "while sending request to upstream"
+        // (and before the request went out, a failed connect "while connecting to upstream").
+        c.action = "reading response header from upstream";
+    }
     if first && c.read.timedout {
         return Err(Exit::Next(Ft::Timeout));
     }

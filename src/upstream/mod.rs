@@ -452,6 +452,12 @@ const FT_OFF_BIT: u32 = conf::FT_OFF;
 /// request: "...", upstream: "...", host: "..."). Callbacks log through `UpstreamCx::log_error`,
 /// which writes the same line.
 pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
+    log_at(cy, rid, log::Level::Error, msg);
+}
+
+/// `log_error` at another level (nginx's `NGX_LOG_WARN`, `NGX_LOG_INFO` lines about an
+/// upstream request carry the same context).
+pub fn log_at(cy: &Cycle, rid: RequestId, level: log::Level, msg: &str) {
     let Some(r) = cy.requests.get(rid) else {
         return;
     };
@@ -460,12 +466,12 @@ pub fn log_error(cy: &Cycle, rid: RequestId, msg: &str) {
     };
     let u = u_ref(cy, rid);
     let action = u.and_then(|u| u.peer.connection).and_then(|uc| cy.ev.conns.get(uc)).map_or(c.action, |uc| uc.action);
-    log_error_line(c, action, r, u, msg);
+    log_error_line(level, c, action, r, u, msg);
 }
 
 /// The one formatter of upstream error-log lines. nginx: `ngx_http_log_error()` with
 /// `ngx_http_upstream_log_error()`'s "upstream:" part.
-fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream>, msg: &str) {
+fn log_error_line(level: log::Level, c: &Connection, action: &str, r: &Request, u: Option<&Upstream>, msg: &str) {
     let (upstream, uri) = u.map(|u| (u.state.peer.as_deref().unwrap_or(""), u.uri.as_str())).unwrap_or_default();
     let unparsed;
     let uri = if uri.is_empty() {
@@ -479,7 +485,8 @@ fn log_error_line(c: &Connection, action: &str, r: &Request, u: Option<&Upstream
     // nginx: `, subrequest: "URI"` when the line is about a subrequest.
     let sub =
         if r.main != r.id { format!(", subrequest: \"{}\"", String::from_utf8_lossy(&r.uri)) } else { String::new() };
-    log::error!(
+    log::log!(
+        level,
         "*{} {} while {}, client: {}, server: {}, request: \"{}\"{}, upstream: \"http://{}{}\", host: \"{}\"",
         c.number,
         msg,

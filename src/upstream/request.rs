@@ -145,8 +145,7 @@ fn request_body_sent(cy: &mut Cycle, rid: RequestId, cid: crate::event::connecti
     if u.header_sent {
         return;
     }
-    let Some(c) = cy.ev.conns.get_mut(cid) else { return };
-    c.action = "reading response header from upstream";
+    let Some(c) = cy.ev.conns.get(cid) else { return };
     let ready = c.read.ready;
     event::add_timer(&mut cy.ev, Ev { c: cid, write: false }, timeout);
     if ready {

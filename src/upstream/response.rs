@@ -31,7 +31,7 @@
 use super::body_read::{input, mem_held, read_upstream};
 use super::body_splice;
 use super::{callback, finalize, u_mut, u_ref, BodyMode, ReadHandler, UpstreamCx, UpstreamError};
-use crate::core::buf::{chain_held, Buf, BufPool};
+use crate::core::buf::{chain_held, Buf, BufPool, Chain};
 use crate::core::step::{HandlerRc, Step};
 use crate::event;
 use crate::event::connection::Ev;
@@ -109,16 +109,16 @@ pub fn non_buffered_filter_init(cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamE
 /// nginx: `ngx_http_upstream_non_buffered_filter()` — passes the new bytes on, up to
 /// `u.length`.
 pub fn non_buffered_filter(cx: &mut UpstreamCx<'_>, bytes: usize) -> Result<(), UpstreamError> {
-    let (u, pool) = (&mut *cx.u, &mut *cx.bufs);
-    let start = u.buffer.last - bytes;
-    let take = match u.length {
+    let take = match cx.u.length {
         Some(len) => (bytes as u64).min(len) as usize,
         None => bytes,
     };
     if take < bytes {
-        log::warn!("upstream sent more data than specified in \"Content-Length\" header");
-        u.keepalive = false;
+        cx.log_warn("upstream sent more data than specified in \"Content-Length\" header");
+        cx.u.keepalive = false;
     }
+    let (u, pool) = (&mut *cx.u, &mut *cx.bufs);
+    let start = u.buffer.last - bytes;
     emit(u, pool, start, start + take);
     if let Some(len) = u.length.as_mut() {
         *len -= take as u64;
@@ -187,7 +187,7 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         let Some((main_out, held)) = downstream(cy, rid) else {
             return false;
         };
-        let Some((r, u, pool)) = super::parts(cy, rid) else {
+        let Some(u) = u_ref(cy, rid) else {
             return false;
         };
         if body_splice::held(u) > 0 {
@@ -198,6 +198,20 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
                 None => return false,
             }
         }
+        if main_out == 0 && held > 0 && active(cy, rid) {
+            // Output the postpone filter holds goes first now that it is this request's turn
+            // (a subrequest that started at the first body buffers, addition's
+            // `add_before_body`, finished; or this child's turn came). Nothing else would pass
+            // it on: the held memory counts against the budget below.
+            match release_postponed(cy, rid, held) {
+                Some(true) => continue,
+                Some(false) => {} // a child's turn: the budget below decides
+                None => return false,
+            }
+        }
+        let Some((r, u, pool)) = super::parts(cy, rid) else {
+            return false;
+        };
         if u.out.is_empty() && main_out == 0 {
             return true;
         }
@@ -244,6 +258,27 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
             Ok(Step::Again) => return true, // the client's write event resumes the loop
             Ok(Step::Done(())) => {}        // all went out (nothing in flight): pass more
         }
+    }
+}
+
+/// Whether `rid` is the request whose output goes to the client now (nginx: `c->data == r`).
+fn active(cy: &Cycle, rid: RequestId) -> bool {
+    let main = cy.requests.get(rid).map(|r| r.main);
+    main.and_then(|m| cy.requests.get(m)).is_some_and(|m| m.active() == rid)
+}
+
+/// Calls the output filters with nothing new, so that the postpone filter releases what it
+/// holds for the active `rid` (`held` bytes before). `Some(true)`: some went on (pass more),
+/// `Some(false)`: nothing did (a child's turn), `None`: finalized. nginx: the writer's
+/// `ngx_http_output_filter(r, NULL)` when the parent's turn comes.
+fn release_postponed(cy: &mut Cycle, rid: RequestId, held: u64) -> Option<bool> {
+    let mut none = Chain::new();
+    match http::output_filter(cy, rid, &mut none) {
+        Err(_) => {
+            finalize(cy, rid, HandlerRc::Error);
+            None
+        }
+        Ok(_) => Some(downstream(cy, rid).is_some_and(|(_, now)| now < held)),
     }
 }
 

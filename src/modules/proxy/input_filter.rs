@@ -42,6 +42,7 @@ impl ProxyCtx {
         let (u, pool) = (&mut *cx.u, &mut *cx.bufs);
         let mut pos = u.buffer.last - bytes;
         let end = u.buffer.last;
+        let mut extra = false;
         while pos < end {
             match dec.parse(&u.buffer.mem[..end], &mut pos) {
                 Ok(Chunked::Data(range)) => response::emit(u, pool, range.start, range.end),
@@ -49,7 +50,7 @@ impl ProxyCtx {
                 Ok(Chunked::Done) => {
                     u.length = Some(0);
                     if pos < end {
-                        log::warn!("upstream sent data after final chunk");
+                        extra = true;
                         u.keepalive = false;
                     }
                     break;
@@ -62,6 +63,9 @@ impl ProxyCtx {
             }
         }
         u.buffer.pos = end;
+        if extra {
+            cx.log_warn("upstream sent data after final chunk");
+        }
         Ok(())
     }
 
