@@ -78,9 +78,10 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
         u.read_handler = ReadHandler::ProcessBody;
         let preread = u.buffer.last - u.buffer.pos;
         u.state.response_length += preread as u64;
-        Ok::<_, UpstreamError>((u.peer.connection, preread))
+        let long = u.copy_filter && u.length.is_some_and(|len| len >= body_splice::SPLICE_MIN + preread as u64);
+        Ok::<_, UpstreamError>((u.peer.connection, preread, long))
     });
-    let (pc, preread) = match started {
+    let (pc, preread, long) = match started {
         Some(Ok(started)) => started,
         Some(Err(_)) => return finalize(cy, rid, HandlerRc::Error),
         None => return, // a stale id
@@ -91,7 +92,9 @@ pub fn send_response(cy: &mut Cycle, rid: RequestId) {
     if preread > 0 && !input(cy, rid, preread) {
         return;
     }
-    body_splice::init(cy, rid);
+    if long {
+        body_splice::init(cy, rid);
+    }
     process_body(cy, rid);
 }
 
@@ -187,17 +190,6 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         let Some((main_out, held)) = downstream(cy, rid) else {
             return false;
         };
-        let Some(u) = u_ref(cy, rid) else {
-            return false;
-        };
-        if body_splice::held(u) > 0 {
-            // The pipe's bytes came before anything in `u.out`: they go first.
-            match body_splice::drain(cy, rid) {
-                Some(true) => continue,
-                Some(false) => return true, // the client's write event resumes the loop
-                None => return false,
-            }
-        }
         if main_out == 0 && held > 0 && active(cy, rid) {
             // Output the postpone filter holds goes first now that it is this request's turn
             // (a subrequest that started at the first body buffers, addition's
@@ -212,6 +204,15 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         let Some((r, u, pool)) = super::parts(cy, rid) else {
             return false;
         };
+        if body_splice::held(u) > 0 {
+            // The pipe's bytes came before anything in `u.out` (a request with a pipe has no
+            // subrequest, so nothing is postponed): they go first.
+            match body_splice::drain(cy, rid) {
+                Some(true) => continue,
+                Some(false) => return true, // the client's write event resumes the loop
+                None => return false,
+            }
+        }
         if u.out.is_empty() && main_out == 0 {
             return true;
         }
