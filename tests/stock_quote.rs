@@ -328,7 +328,9 @@ fn client_leaving_while_the_quote_is_pending_frees_everything() {
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(c);
-    assert_log(&r, &["[info]", "epoll_wait() reported that client prematurely closed connection, so upstream connection is closed too while sending request to upstream"]);
+    let line = "epoll_wait() reported that client prematurely closed connection, so upstream connection is closed \
+                too while sending request to upstream";
+    assert_log(&r, &["[info]", line]);
     assert_log(&r, &["[debug]", "stock_quote post_subrequest: rc Status(499), client gone"]);
     assert!(r.wait_log("access.log", "\"GET /query?s_sh000001 HTTP/1.1\" 499 ", common::TIMEOUT), "{}", r.access_log());
     r.assert_fds_back(base);

@@ -188,9 +188,10 @@ pub(super) fn drain(cy: &mut Cycle, rid: RequestId) -> Option<bool> {
         Ok(Step::Done(())) => Some(true),
         Ok(Step::Again) => Some(false),
         Err(e) => {
-            // nginx's words for a failed write to the client (`write_filter`'s), though the
-            // call was `splice`.
-            log::info!("*{} writev() failed ({}) while sending to client", c.number, os_err(&e));
+            // nginx's words for a failed write to the client, though the call was `splice`,
+            // with the request's context as nginx's line has it.
+            let msg = format!("writev() failed ({})", os_err(&e));
+            super::log_at(cy, rid, log::Level::Info, &msg);
             finalize(cy, rid, HandlerRc::Error);
             None
         }

@@ -207,6 +207,7 @@ fn pass_downstream(cy: &mut Cycle, rid: RequestId) -> bool {
         if body_splice::held(u) > 0 {
             // The pipe's bytes came before anything in `u.out` (a request with a pipe has no
             // subrequest, so nothing is postponed): they go first.
+            debug_assert!(held == 0, "output postponed while the pipe holds bytes");
             match body_splice::drain(cy, rid) {
                 Some(true) => continue,
                 Some(false) => return true, // the client's write event resumes the loop
