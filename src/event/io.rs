@@ -101,7 +101,7 @@ pub fn send<W: World>(c: &mut Connection<W>, buf: &[u8]) -> io::Result<Step<usiz
 
 /// One write through `f`, retried on EINTR: `Again` clears `write.ready` (nginx:
 /// `wev->ready = 0` on `NGX_EAGAIN`), any other error marks the event and the connection.
-fn write_with<W: World>(
+pub(super) fn write_with<W: World>(
     c: &mut Connection<W>,
     mut f: impl FnMut(&mut super::connection::Stream) -> io::Result<usize>,
 ) -> io::Result<Step<usize>> {

@@ -17,7 +17,8 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::connection::Connection;
+use super::connection::{Connection, Stream};
+use super::io::write_with;
 use super::reactor::World;
 use crate::core::step::Step;
 use crate::os::sys;
@@ -89,32 +90,27 @@ impl SplicePipe {
     /// Moves what the pipe holds into `c`'s socket, counting it in `c.sent`: `Done(())` when
     /// the pipe is empty, `Again` (with `write.ready` cleared) when the socket is full.
     pub fn splice_out<W: World>(&mut self, c: &mut Connection<W>) -> io::Result<Step> {
-        let Some(fd) = c.stream.socket_fd() else {
-            return Err(io::ErrorKind::Unsupported.into());
-        };
         while self.held > 0 {
             let want = usize::try_from(self.held).unwrap_or(usize::MAX);
-            match sys::splice(self.rd.as_fd(), fd, want) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.held = self.held.saturating_sub(n as u64);
-                    c.sent += n as u64;
-                    if n < want {
-                        // The socket took less: it is full. Wait for the next EPOLLOUT edge
-                        // instead of an EAGAIN splice, as `io::send_chain` does.
-                        c.write.ready = false;
-                        return Ok(Step::Again);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.write.ready = false;
-                    return Ok(Step::Again);
-                }
-                Err(e) => {
-                    c.write.error = true;
-                    c.error = true;
-                    return Err(e);
-                }
+            let rd = self.rd.as_fd();
+            let into = |s: &mut Stream| match s.socket_fd() {
+                Some(fd) => sys::splice(rd, fd, want),
+                None => Err(io::ErrorKind::Unsupported.into()),
+            };
+            // `io`'s rules for a write: EINTR retried, EAGAIN clears `write.ready`, an error
+            // marks the connection.
+            let n = match write_with(c, into)? {
+                Step::Done(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Step::Done(n) => n,
+                Step::Again => return Ok(Step::Again),
+            };
+            self.held = self.held.saturating_sub(n as u64);
+            c.sent += n as u64;
+            if n < want {
+                // The socket took less: it is full. Wait for the next EPOLLOUT edge instead
+                // of an EAGAIN splice, as `io::send_chain` does.
+                c.write.ready = false;
+                return Ok(Step::Again);
             }
         }
         Ok(Step::Done(()))
