@@ -518,6 +518,37 @@ fn add_before_body_is_not_spliced_and_comes_first() {
     r.assert_no_alerts();
 }
 
+/// At most `worker_connections / 4` pipes per worker (haproxy's default `maxpipes`): with 8,
+/// two of three long bodies in flight are spliced and the third goes through memory; all three
+/// arrive whole, and nothing is left open.
+#[test]
+fn pipes_per_worker_are_capped() {
+    let body = random_body(300_000);
+    let first = head_and(300_000, "", &body[..10_000]);
+    let b = two_parts(first, body[10_000..].to_vec());
+    let conf = conf().replace("events {}", "events { worker_connections 8; }");
+    let r = Rginx::start(&conf, &[b.addr]);
+    let (fds, base) = baselines(&r);
+    let mut clients: Vec<Client> = (0..3).map(|_| Client::new(&r)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(&get11(&format!("/off/{i}")));
+        let head = c.head();
+        assert!(head.contains("Content-Length: 300000\r\n"), "{i}: {head}");
+    }
+    // Every response's head is out, so each one's pipe was opened or refused already.
+    if !common::is_nginx() {
+        assert_eq!(pipes(&r), base + 4, "two pipes (four descriptors), not three");
+    }
+    b.open();
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert!(digest(&c.take(300_000)) == digest(&body), "{i}: the body differs");
+    }
+    drop(clients);
+    r.assert_fds_back(fds);
+    assert_eq!(pipes(&r), base);
+    r.assert_no_alerts();
+}
+
 // --- more than Content-Length -------------------------------------------------------------------
 
 /// An upstream that writes 5 bytes past its Content-Length with the body: the client gets the
