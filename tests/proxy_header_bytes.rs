@@ -154,3 +154,41 @@ http {
     assert!(!heads[2].contains("X-First") && !heads[2].contains("X-Second") && !heads[2].contains("Last-Modified"));
     assert_eq!(b.connections(), 1, "the upstream connection was kept alive");
 }
+
+/// A proxied 204 keeps the upstream's `Content-Type` (nginx applies its 204 rules only to a
+/// response without a status line of its own, and a proxied one always has the upstream's),
+/// and a proxied `Last-Modified` goes out where the upstream had it, name as sent, after
+/// `Connection` (nginx copies it into the header list). The same for the standard line
+/// ("204 No Content", which rginx does not copy) and an unusual one.
+#[test]
+fn proxied_204_keeps_content_type_and_last_modified_keeps_its_place() {
+    for status in ["204 No Content", "204 Nothing"] {
+        let resp = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nlast-modified: Wed, 01 Jan 2025 00:00:00 GMT\r\n\
+             X-A: 1\r\nConnection: close\r\n\r\n"
+        );
+        let b = Backend::scripted(move |_| {
+            vec![Action::ReadRequest, Action::Send(resp.clone().into_bytes()), Action::Close]
+        });
+        let r = Rginx::start(&proxy_conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
+        let base = r.fd_baseline();
+        let mut c = Conn::new(r.addr().port());
+        c.send(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let raw = c.read_some(Duration::from_secs(5));
+        let want = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n\
+             last-modified: Wed, 01 Jan 2025 00:00:00 GMT\r\nX-A: 1\r\n\r\n"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&head_without_server_date(&raw)),
+            want,
+            "{status}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+        // No body, no chunk framing, and the connection stays open for the next request.
+        assert!(raw.ends_with(b"X-A: 1\r\n\r\n"), "{status}: {}", String::from_utf8_lossy(&raw));
+        assert!(!c.is_closed(Duration::from_millis(200)), "{status}: closed");
+        drop(c);
+        r.assert_fds_back(base);
+    }
+}

@@ -65,16 +65,25 @@ pub fn header_filter(cy: &mut Cycle, rid: RequestId, _next: Next) -> FilterRc {
     Ok(Step::Done(()))
 }
 
-/// A HEAD request, a 204 and a 304 get the head alone; a 204 also loses its Content-Type and
-/// Content-Length. nginx: the start of `ngx_http_header_filter()`.
+/// A HEAD request gets the head alone. So do a 204 and a 304 without a status line of their
+/// own (a proxied one has the upstream's, and its body is none by its length); such a 204 also
+/// loses its Content-Type, Content-Length and Last-Modified. nginx: the start of
+/// `ngx_http_header_filter()`, whose status rules sit in the branch without `status_line`.
 fn set_header_only(r: &mut Request) {
+    if r.method == Method::Head {
+        r.header_only = true;
+    }
+    if r.headers_out.has_status_line() {
+        return;
+    }
     let status = r.headers_out.status;
-    if r.method == Method::Head || status == 204 || status == 304 {
+    if status == 204 || status == 304 {
         r.header_only = true;
     }
     if status == 204 {
         r.headers_out.clear_content_type();
         r.headers_out.content_length_n = None;
+        r.headers_out.clear_last_modified();
     }
 }
 
@@ -123,7 +132,7 @@ fn push_standard_headers(
         push_decimal(head, n);
         head.extend_from_slice(b"\r\n");
     }
-    if let Some(lm) = ho.last_modified() {
+    if let Some(lm) = ho.last_modified().filter(|_| !ho.last_modified_listed()) {
         escaped |= push_known_header(head, b"Last-Modified: ", lm);
     }
     // A relative Location made absolute comes here; an absolute one is one of the module

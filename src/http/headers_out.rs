@@ -32,6 +32,10 @@ pub struct HeadersOut {
     headers: HeaderList,
     /// Verbatim status line (from an upstream), e.g. "200 OK". nginx: `status_line`.
     status_line: Option<Text>,
+    /// The response has a status line of its own (an upstream's), kept in `status_line` or,
+    /// when it is nginx's line for the status, not copied. nginx: `status_line.len != 0`,
+    /// which turns off the header filter's 204 and 304 rules.
+    has_status_line: bool,
     /// `Content-Type`. nginx: `content_type`.
     content_type: Option<Text>,
     /// `Location` (a relative one is made absolute by the header filter).
@@ -39,6 +43,9 @@ pub struct HeadersOut {
     location: Option<Text>,
     /// `Last-Modified`, already formatted. nginx: `headers_out.last_modified`.
     last_modified: Option<Text>,
+    /// `Last-Modified` is a line of `headers` (an upstream's, in its place): the header filter
+    /// does not write it again. nginx: `headers_out.last_modified` pointing into the list.
+    last_modified_listed: bool,
 }
 
 impl HeadersOut {
@@ -86,6 +93,18 @@ impl HeadersOut {
     /// Sets the status line to send after "HTTP/1.1 ".
     pub fn set_status_line(&mut self, line: &[u8]) {
         self.status_line = Some(self.headers.keep(line));
+        self.has_status_line = true;
+    }
+
+    /// The response came with nginx's own line for its status (an upstream's "200 OK"): the
+    /// header filter writes that line, and applies no 204 or 304 rule, as for any line given.
+    pub fn set_standard_status_line(&mut self) {
+        self.has_status_line = true;
+    }
+
+    /// Whether the response has a status line of its own. nginx: `status_line.len != 0`.
+    pub fn has_status_line(&self) -> bool {
+        self.has_status_line
     }
 
     /// `Content-Type`, if any.
@@ -118,9 +137,29 @@ impl HeadersOut {
         self.last_modified.map(|t| self.headers.text(t))
     }
 
-    /// Sets `Last-Modified`.
+    /// Sets `Last-Modified`, which the header filter writes among its own headers.
     pub fn set_last_modified(&mut self, v: &[u8]) {
         self.last_modified = Some(self.headers.keep(v));
+        self.last_modified_listed = false;
+    }
+
+    /// Appends an upstream's `Last-Modified` line (name as sent) to the header list, where it
+    /// goes out in the upstream's order, and keeps its value for `$sent_http_last_modified`.
+    /// nginx: `ngx_http_upstream_copy_last_modified()`.
+    pub fn push_last_modified(&mut self, name: &[u8], v: &[u8]) {
+        self.headers.push(name, v);
+        self.last_modified = Some(self.headers.keep(v));
+        self.last_modified_listed = true;
+    }
+
+    /// Whether `Last-Modified` is one of the list's lines (the header filter skips its own).
+    pub fn last_modified_listed(&self) -> bool {
+        self.last_modified_listed
+    }
+
+    /// No `Last-Modified` (a 204's).
+    pub fn clear_last_modified(&mut self) {
+        self.last_modified = None;
     }
 }
 

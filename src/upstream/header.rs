@@ -197,8 +197,12 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
     // filter writes when no line is set: the same bytes, without copying the line here and
     // scanning it there. Any other line is kept as sent (nginx: `status_line` copied).
     let line = hi.status_line();
-    if !line.is_empty() && status_line(hi.status_n).is_none_or(|own| own.as_bytes() != line) {
-        cx.r.headers_out.set_status_line(line);
+    if !line.is_empty() {
+        if status_line(hi.status_n).is_none_or(|own| own.as_bytes() != line) {
+            cx.r.headers_out.set_status_line(line);
+        } else {
+            cx.r.headers_out.set_standard_status_line();
+        }
     }
     cx.r.headers_out.content_length_n = if hi.chunked { None } else { hi.content_length_n };
     // A value a module may rewrite is copied here first; allocated only when one comes.
@@ -213,7 +217,7 @@ fn copy_headers(m: &mut dyn UpstreamHandler, cx: &mut UpstreamCx<'_>) {
         match hh.map_or(CopyHeader::HeaderLine, |hh| hh.copy) {
             CopyHeader::Ignore => {}
             CopyHeader::ContentType => cx.r.headers_out.set_content_type(value),
-            CopyHeader::LastModified => cx.r.headers_out.set_last_modified(value),
+            CopyHeader::LastModified => cx.r.headers_out.push_last_modified(name, value),
             CopyHeader::RewriteLocation => {
                 // Only a rewritten Location becomes `r.headers_out.location` (which the header
                 // filter makes absolute); one left alone passes exactly as sent.
