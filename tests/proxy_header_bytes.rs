@@ -170,25 +170,29 @@ fn proxied_204_keeps_content_type_and_last_modified_keeps_its_place() {
         let b = Backend::scripted(move |_| {
             vec![Action::ReadRequest, Action::Send(resp.clone().into_bytes()), Action::Close]
         });
-        let r = Rginx::start(&proxy_conf("location / { proxy_pass http://%%BACKEND%%; }"), &[b.addr]);
+        let locations = "location / { proxy_pass http://%%BACKEND%%; }
+            location /off/ { proxy_pass http://%%BACKEND%%; proxy_buffering off; }";
+        let r = Rginx::start(&proxy_conf(locations), &[b.addr]);
         let base = r.fd_baseline();
-        let mut c = Conn::new(r.addr().port());
-        c.send(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n");
-        let raw = c.read_some(Duration::from_secs(5));
-        let want = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n\
-             last-modified: Wed, 01 Jan 2025 00:00:00 GMT\r\nX-A: 1\r\n\r\n"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&head_without_server_date(&raw)),
-            want,
-            "{status}: {}",
-            String::from_utf8_lossy(&raw)
-        );
-        // No body, no chunk framing, and the connection stays open for the next request.
-        assert!(raw.ends_with(b"X-A: 1\r\n\r\n"), "{status}: {}", String::from_utf8_lossy(&raw));
-        assert!(!c.is_closed(Duration::from_millis(200)), "{status}: closed");
-        drop(c);
+        for path in ["/x", "/off/x"] {
+            let mut c = Conn::new(r.addr().port());
+            c.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+            let raw = c.read_some(Duration::from_secs(5));
+            let want = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n\
+                 last-modified: Wed, 01 Jan 2025 00:00:00 GMT\r\nX-A: 1\r\n\r\n"
+            );
+            let what = format!("{status} {path}");
+            assert_eq!(
+                String::from_utf8_lossy(&head_without_server_date(&raw)),
+                want,
+                "{what}: {}",
+                String::from_utf8_lossy(&raw)
+            );
+            // No body, no chunk framing, and the connection stays open for the next request.
+            assert!(raw.ends_with(b"X-A: 1\r\n\r\n"), "{what}: {}", String::from_utf8_lossy(&raw));
+            assert!(!c.is_closed(Duration::from_millis(200)), "{what}: closed");
+        }
         r.assert_fds_back(base);
     }
 }

@@ -9,8 +9,11 @@
 //!   header list's buffer (`HeaderList::keep`) and read through methods; nginx's `ngx_str_t`s
 //!   point into the request pool. A setter called twice keeps both copies until the request
 //!   ends, as a pool would.
-//! - `Location` and `Last-Modified` are strings here; nginx keeps them as `ngx_table_elt_t`
-//!   pointers into `headers` (and `last_modified_time`).
+//! - `Location` and an own `Last-Modified` are strings here; nginx keeps them as
+//!   `ngx_table_elt_t` pointers into `headers` (and `last_modified_time`). An upstream's
+//!   `Last-Modified` is a line of `headers`, as in nginx, with its value kept beside it
+//!   (`push_last_modified`); a listed line cannot be taken out again (nginx's
+//!   `ngx_http_clear_last_modified()` hides it): no path needs that yet.
 //! - `no_server`/`no_date` say an upstream's `Server`/`Date` are in the list; nginx keeps
 //!   pointers to them in `headers_out.server`/`.date`.
 
@@ -107,6 +110,14 @@ impl HeadersOut {
         self.has_status_line
     }
 
+    /// No status line of its own: the header filter writes nginx's line for `status` and
+    /// applies its 204/304 rules. For a filter that changes a response's status (nginx's
+    /// not_modified and range filters set `status_line.len = 0` for the same reason).
+    pub fn clear_status_line(&mut self) {
+        self.status_line = None;
+        self.has_status_line = false;
+    }
+
     /// `Content-Type`, if any.
     pub fn content_type(&self) -> Option<&[u8]> {
         self.content_type.map(|t| self.headers.text(t))
@@ -157,7 +168,8 @@ impl HeadersOut {
         self.last_modified_listed
     }
 
-    /// No `Last-Modified` (a 204's).
+    /// No `Last-Modified` written by the header filter (a 204's without a status line, which
+    /// never has a listed one).
     pub fn clear_last_modified(&mut self) {
         self.last_modified = None;
     }
@@ -179,13 +191,17 @@ mod tests {
         ho.no_server = true;
         assert_eq!(ho.status_line(), Some(&b"200 OK"[..]));
         assert_eq!(ho.content_type(), Some(&b"text/plain"[..]));
+        ho.push_last_modified(b"last-modified", b"Tue, 02 Jan 2024 00:00:00 GMT");
+        assert!(ho.has_status_line() && ho.last_modified_listed());
         ho.clean_for_error_page(401);
         assert_eq!((ho.status, ho.no_server), (401, false));
+        assert!(!ho.has_status_line() && !ho.last_modified_listed());
         assert_eq!((ho.status_line(), ho.content_type(), ho.last_modified()), (None, None, None));
         assert_eq!(ho.location(), Some(&b"/next"[..]));
         assert_eq!(ho.headers().get(b"www-authenticate"), Some(&b"Basic"[..]));
+        ho.set_standard_status_line();
         ho.reset();
-        assert!(ho.location().is_none() && ho.headers().is_empty());
+        assert!(ho.location().is_none() && ho.headers().is_empty() && !ho.has_status_line());
         ho.release(&mut pool);
         assert!(pool.pooled() > 0);
     }

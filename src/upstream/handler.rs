@@ -134,7 +134,10 @@ pub trait UpstreamHandler: Any {
     /// but never calls it; see docs/upstream.md.
     fn abort_request(&mut self, _cx: &mut UpstreamCx<'_>) {}
 
-    /// Prepares body processing once the header is in: sets `u.length`.
+    /// Prepares body processing once the header is in: sets `u.length`. A module's own must
+    /// say `Some(0)` for HEAD, 1xx, 204 and 304 as the default does: a response with the
+    /// upstream's status line is not made header-only by the header filter (nginx's rule), so
+    /// the length is what ends it.
     /// nginx: `input_filter_init(data)`; default `ngx_http_upstream_non_buffered_filter_init`.
     fn input_filter_init(&mut self, cx: &mut UpstreamCx<'_>) -> Result<(), UpstreamError> {
         super::response::non_buffered_filter_init(cx)
