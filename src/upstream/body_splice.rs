@@ -45,9 +45,9 @@ use crate::os::sys;
 pub const SPLICE_MIN: u64 = 32 * 1024;
 
 /// After `input_filter_init` and the bytes read with the header: opens a pipe for this body
-/// if it may skip user memory. At most `worker_connections / 4` pipes
-/// are open per worker (haproxy's default `maxpipes`); past that, or out of descriptors, the
-/// body goes through memory.
+/// if it may skip user memory. At most `worker_connections / 4` pipes are open per worker
+/// (haproxy's default `maxpipes`); past that, or out of descriptors, the body goes through
+/// memory.
 pub(super) fn init(cy: &mut Cycle, rid: RequestId) {
     let max = (cy.ev.worker_connections / 4).max(1);
     let Cycle { requests, http, .. } = &mut *cy;
