@@ -346,33 +346,23 @@ fn create_request(cy: &mut Cycle, cid: ConnId, header_in: Buf, pipelined: bool) 
     // `free_request`: it is reset where it lies, as nginx `ngx_pcalloc`s a request in place.
     // A slot below `IN_SLOT` reused keeps the storage of its last request: nothing to fill.
     let mut fill = true;
-    let rid = cy.requests.insert_with(|id, slot| match slot {
-        Some(r) => {
-            fill = id.key() >= RequestSpares::IN_SLOT;
-            let init = RequestInit {
-                id,
-                connection: cid,
-                srv,
-                addr,
-                header_in,
-                start_msec: msec,
-                start_unix_ms: unix_ms,
-                pipelined,
-            };
-            reset_request(r, init)
-        }
-        None => {
-            let init = RequestInit {
-                id,
-                connection: cid,
-                srv,
-                addr,
-                header_in,
-                start_msec: msec,
-                start_unix_ms: unix_ms,
-                pipelined,
-            };
-            *slot = Some(new_request(init))
+    let rid = cy.requests.insert_with(|id, slot| {
+        let init = RequestInit {
+            id,
+            connection: cid,
+            srv,
+            addr,
+            header_in,
+            start_msec: msec,
+            start_unix_ms: unix_ms,
+            pipelined,
+        };
+        match slot {
+            Some(r) => {
+                fill = id.key() >= RequestSpares::IN_SLOT;
+                reset_request(r, init)
+            }
+            None => *slot = Some(new_request(init)),
         }
     })?;
     if let Some(r) = cy.requests.get_mut(rid).filter(|_| fill) {
