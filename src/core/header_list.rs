@@ -75,6 +75,14 @@ impl HeaderList {
         self.push_kind(name, value, 0);
     }
 
+    /// `push`, and the line's value as a `Text`, for an owner that also names the line
+    /// (nginx: a `headers_out.last_modified` pointing at its list element).
+    pub fn push_text(&mut self, name: &[u8], value: &[u8]) -> Text {
+        let start = self.record(name.len(), name, value, 0);
+        self.lines += 1;
+        Text { start: start as u32, end: self.mem.len() as u32 }
+    }
+
     /// Appends a header line with a byte of its owner's (what it learnt of the name, e.g.
     /// its entry in a table of known headers), given back by `iter_kinds`; `push` records 0.
     /// nginx: what `h->hash` is to `ngx_table_elt_t`'s users.
@@ -243,6 +251,16 @@ fn lower8(x: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pushed_line_named_by_its_text_is_one_line() {
+        let mut l = super::HeaderList::default();
+        l.push(b"X-A", b"1");
+        let t = l.push_text(b"last-modified", b"Wed, 01 Jan 2025 00:00:00 GMT");
+        assert_eq!(l.text(t), b"Wed, 01 Jan 2025 00:00:00 GMT");
+        let lines: Vec<_> = l.iter().collect();
+        assert_eq!(lines, [(&b"X-A"[..], &b"1"[..]), (&b"last-modified"[..], &b"Wed, 01 Jan 2025 00:00:00 GMT"[..])]);
+    }
+
     #[test]
     fn eq_nocase_is_eq_ignore_ascii_case() {
         let names: &[&[u8]] = &[

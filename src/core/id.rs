@@ -163,19 +163,6 @@ impl<T, K> GenSlab<T, K> {
         }
         Some(v)
     }
-    /// `remove` for a value that is only dropped: the caller released what it needed in
-    /// place (through `get_mut`), and the value is not moved out to the caller (for a large
-    /// value, a copy saved). Whether the id was current.
-    pub fn discard(&mut self, id: Id<K>) -> bool {
-        if !self.contains(id) {
-            return false;
-        }
-        drop(self.slab.remove(id.key as usize));
-        if let Some(next) = self.next_gen.get_mut(id.key as usize) {
-            *next = id.gen.wrapping_add(1);
-        }
-        true
-    }
     /// Live entries.
     pub fn len(&self) -> usize {
         self.slab.len()
@@ -258,8 +245,8 @@ impl<T, K> ReuseSlab<T, K> {
             return None;
         }
         slot.tag = id.gen as u64;
-        if self.free.last() == Some(&id.key) {
-            self.free.pop();
+        if !new {
+            self.free.pop(); // `vacant_id` took the last free key
         }
         self.len += 1;
         Some(id)
@@ -285,10 +272,6 @@ impl<T, K> ReuseSlab<T, K> {
             Some(s) if s.tag == id.gen as u64 => s.val.as_mut(),
             _ => None,
         }
-    }
-    /// Whether the id still names a live value.
-    pub fn contains(&self, id: Id<K>) -> bool {
-        self.get(id).is_some()
     }
     /// Frees the slot: `id` and its copies find nothing from now on.
     fn free_slot(&mut self, id: Id<K>) -> Option<&mut Slot<T>> {
@@ -336,25 +319,6 @@ mod tests {
         assert!(s.get(a).is_none());
         assert_eq!(s.get(b), Some(&2));
         assert_eq!(Id::<i32>::from_token(b.to_token()), b);
-    }
-
-    /// `discard` frees the slot as `remove` does (the value dropped, the id stale, the next
-    /// value in the slot under a new generation) and says whether the id was current.
-    #[test]
-    fn discard_drops_and_moves_the_generation() {
-        let mut s: GenSlab<_> = GenSlab::new();
-        let v = std::rc::Rc::new(());
-        let a = s.insert(v.clone());
-        assert_eq!(std::rc::Rc::strong_count(&v), 2);
-        assert!(s.discard(a));
-        assert_eq!(std::rc::Rc::strong_count(&v), 1, "the value was dropped");
-        assert!(!s.discard(a), "a second discard of the same id does nothing");
-        let b = s.insert(v.clone());
-        assert_eq!(a.key(), b.key());
-        assert!(s.get(a).is_none());
-        assert!(!s.discard(a));
-        assert!(s.get(b).is_some(), "a stale discard left the new value alone");
-        assert_eq!(s.len(), 1);
     }
 
     /// One slot freed and reused many times never answers any of its earlier ids, while the

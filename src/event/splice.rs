@@ -130,19 +130,26 @@ fn unsupported(e: &io::Error) -> bool {
 #[derive(Default)]
 pub struct Pipes {
     open: usize,
+    /// `splice` was refused here (`SpliceIn::Unsupported`): no more pipes for this worker.
+    off: bool,
 }
 
 impl Pipes {
     /// A new, empty pipe, or `None` when `max` are open already (the body goes through
     /// memory). `Err` when the process is out of descriptors (EMFILE, ENFILE).
     pub fn open(&mut self, max: usize) -> Option<io::Result<SplicePipe>> {
-        if self.open >= max {
+        if self.off || self.open >= max {
             return None;
         }
         Some(sys::pipe_nonblocking().map(|(rd, wr)| {
             self.open += 1;
             SplicePipe { rd, wr, held: 0 }
         }))
+    }
+
+    /// Splicing is refused on this system: every body goes through memory from now on.
+    pub fn turn_off(&mut self) {
+        self.off = true;
     }
 
     /// Closes a pipe this worker opened; what it still holds (a response cut short) is lost.
@@ -168,5 +175,7 @@ mod tests {
         pipes.close(a);
         pipes.close(c);
         assert_eq!(pipes.open, 0);
+        pipes.turn_off();
+        assert!(pipes.open(2).is_none(), "a pipe after splicing was refused");
     }
 }

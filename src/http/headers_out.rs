@@ -110,14 +110,6 @@ impl HeadersOut {
         self.has_status_line
     }
 
-    /// No status line of its own: the header filter writes nginx's line for `status` and
-    /// applies its 204/304 rules. For a filter that changes a response's status (nginx's
-    /// not_modified and range filters set `status_line.len = 0` for the same reason).
-    pub fn clear_status_line(&mut self) {
-        self.status_line = None;
-        self.has_status_line = false;
-    }
-
     /// `Content-Type`, if any.
     pub fn content_type(&self) -> Option<&[u8]> {
         self.content_type.map(|t| self.headers.text(t))
@@ -158,8 +150,7 @@ impl HeadersOut {
     /// goes out in the upstream's order, and keeps its value for `$sent_http_last_modified`.
     /// nginx: `ngx_http_upstream_copy_last_modified()`.
     pub fn push_last_modified(&mut self, name: &[u8], v: &[u8]) {
-        self.headers.push(name, v);
-        self.last_modified = Some(self.headers.keep(v));
+        self.last_modified = Some(self.headers.push_text(name, v));
         self.last_modified_listed = true;
     }
 

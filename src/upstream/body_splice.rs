@@ -52,7 +52,8 @@ pub(super) fn init(cy: &mut Cycle, rid: RequestId) {
     let max = (cy.ev.worker_connections / 4).max(1);
     let Cycle { requests, http, .. } = &mut *cy;
     let Some(r) = requests.get(rid) else { return };
-    let filters_pass = r.main == rid && r.sr.is_none() && !r.chunked && !r.filter_need_in_memory && !r.header_only;
+    // (A header-only response never gets here: `send_response` finalizes it first.)
+    let filters_pass = r.main == rid && r.sr.is_none() && !r.chunked && !r.filter_need_in_memory;
     let (Some(uid), Some(w)) = (r.upstream, super::worker(http)) else { return };
     let UpstreamWorker { ctxs, pipes, .. } = w;
     let Some(u) = ctxs.get_mut(uid.typed()).map(|c| &mut c.u) else { return };
@@ -117,7 +118,9 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
             }
             // Bytes came: the read timeout bounds a silence, not the transfer (nginx deletes
             // it while the upstream is ready, `ngx_event_pipe()`).
-            event::del_timer(ev, Ev { c: cid, write: false });
+            if let Some(t) = c.read.timer.take() {
+                ev.timers.del_timer(t);
+            }
             if extra {
                 let msg = "upstream sent more data than specified in \"Content-Length\" header";
                 super::log_at(cy, rid, log::Level::Warn, msg);
@@ -126,12 +129,12 @@ pub(super) fn read(cy: &mut Cycle, rid: RequestId, cid: ConnId) -> Read {
         }
         SpliceIn::Full => Read::Full,
         SpliceIn::Unsupported => {
-            // Nothing moved: this body, and this context's next ones, go through memory.
-            log::info!("splice() is not supported here, the body goes through memory");
-            if let Some(p) = u.splice.take() {
-                if let Some(w) = super::worker(&mut cy.http) {
-                    w.pipes.close(p);
-                }
+            // Nothing moved: this body, and the worker's next ones, go through memory.
+            log::warn!("splice() is not supported here, proxied bodies go through memory");
+            let p = u.splice.take();
+            if let Some(w) = super::worker(&mut cy.http) {
+                p.into_iter().for_each(|p| w.pipes.close(p));
+                w.pipes.turn_off();
             }
             Read::Full
         }

@@ -125,6 +125,9 @@ impl Upstream {
         self.out.clear();
         self.pipe = Pipe::default();
         self.copy_filter = false;
+        // `free_upstream` gave the pipe back to the worker's count; dropped here, it would
+        // close without leaving the count.
+        debug_assert!(self.splice.is_none(), "a pipe reached reset");
         self.splice = None;
         self.finalized = false;
         self.upstream_done = false;

@@ -196,27 +196,22 @@ pub(super) fn wait(cy: &mut Cycle, group: usize, rid: RequestId, addr: &PeerAddr
 }
 
 /// Gives `cid`, just released clean, to the first request still waiting for a connection to
-/// its peer; false if none (or the connection turned out to be closed by the peer, which
-/// closes it). The connection never enters the cache, so the cap on idle ones holds.
+/// its peer. True if it went (or was closed: its peer had closed it); false if nobody waits,
+/// and the caller caches it. A given connection never enters the cache, so the cap on idle
+/// ones holds.
 fn hand_over(cy: &mut Cycle, group: usize, cid: ConnId, addr: &PeerAddr) -> bool {
-    if cy.ev.conns.get(cid).is_none() {
+    let Some(c) = cy.ev.conns.get_mut(cid) else {
         return false;
+    };
+    if (c.read.ready || c.read.eof) && !quiet(c) {
+        // The peer closed it (or sent garbage): nobody gets it, and the waiters stay in line.
+        event::connect::close_connection(&mut cy.ev, cid);
+        return true;
     }
     let Some(w) = take_waiter(cy, group, addr) else {
         return false;
     };
     let rid = w.rid;
-    let Some(c) = cy.ev.conns.get_mut(cid) else {
-        return false; // (checked above)
-    };
-    if (c.read.ready || c.read.eof) && !quiet(c) {
-        // The peer closed it (or sent garbage): the waiter stays first in line.
-        if let Some(cache) = super::worker(&mut cy.http).map(|w| &mut w.keepalive) {
-            cache.waiting.push_front(w);
-        }
-        event::connect::close_connection(&mut cy.ev, cid);
-        return true;
-    }
     event::del_timer(&mut cy.ev, Ev { c: cid, write: false });
     event::del_timer(&mut cy.ev, Ev { c: cid, write: true });
     let number = super::connect::adopt(cy, rid, cid, true);

@@ -364,11 +364,14 @@ pub fn process_body(cy: &mut Cycle, rid: RequestId) {
             return;
         }
         bursts += 1;
+        // Only `body_splice::init` opens a pipe, before this loop: without one, no look-up.
+        let has_pipe = u.splice.is_some();
         // A burst of reads: buffered, as many as `bufs` hold before the client gets them in
         // one go (nginx's pipe fills its free bufs before writing downstream); otherwise one.
         let mut got = false;
         loop {
-            let (rc, piped) = if u_ref(cy, rid).is_some_and(|u| body_splice::ready(cy, rid, u)) {
+            let pipe_ready = has_pipe && u_ref(cy, rid).is_some_and(|u| body_splice::ready(cy, rid, u));
+            let (rc, piped) = if pipe_ready {
                 match body_splice::read(cy, rid, cid) {
                     body_splice::Read::Rc(rc) => (rc, true),
                     // The client is slow and the pipe full: memory takes the next bytes,
